@@ -1,0 +1,185 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
+
+let package = Package(
+    name: "Verge",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "verge", targets: ["verge"])
+    ],
+    dependencies: [
+        .package(path: "Runtime/Swift"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+    ],
+    targets: [
+        // Core types shared by every component: identities, manifests, geography, errors, usage records.
+        .target(
+            name: "VergeCore",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        // HTTP plumbing on SwiftNIO: the server loop every component uses, the JSON error shape, the client.
+        .target(
+            name: "VergeHTTP",
+            dependencies: [
+                "VergeCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // Function bundles: manifest validation, deterministic packing, safe unpacking, content hashes.
+        .target(
+            name: "VergeBundle",
+            dependencies: [
+                "VergeCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+            ],
+            swiftSettings: strict
+        ),
+        // The usage ledger: per-call records in SQLite on hosts and in the control plane.
+        .target(
+            name: "VergeUsage",
+            dependencies: [
+                "VergeCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strict
+        ),
+        .systemLibrary(
+            name: "CLibUV",
+            pkgConfig: "libuv",
+            providers: [.apt(["libuv1-dev"])]
+        ),
+        // Worker processes: spawn, exit and timers on a libuv loop.
+        .target(
+            name: "VergeSupervisor",
+            dependencies: [
+                "CLibUV",
+                "VergeCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The edge host: the process pool, the worker channel, the HTTP server, bundle cache, sync and shipping.
+        .target(
+            name: "VergeHost",
+            dependencies: [
+                "VergeCore", "VergeHTTP", "VergeBundle", "VergeUsage", "VergeSupervisor",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "VergeProtocol", package: "Swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // The gateway: client location, nearest healthy host, streaming proxy.
+        .target(
+            name: "VergeGateway",
+            dependencies: [
+                "VergeCore", "VergeHTTP",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // The control plane: bundle store, versions, hosts, usage collection, the HTTP API.
+        .target(
+            name: "VergeControlPlane",
+            dependencies: [
+                "VergeCore", "VergeHTTP", "VergeBundle", "VergeUsage",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // Commands of the `verge` executable and the embedded local cluster.
+        .target(
+            name: "VergeCLI",
+            dependencies: [
+                "VergeCore", "VergeHTTP", "VergeBundle", "VergeHost", "VergeGateway", "VergeControlPlane",
+                "VergeSupervisor", "VergeUsage",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(name: "verge", dependencies: ["VergeCLI"], swiftSettings: strict),
+        // Harnesses for tests: a temporary cluster process on port 0, an HTTP client, temporary directories.
+        .target(
+            name: "VergeTestSupport",
+            dependencies: [
+                "VergeCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "VergeBundleTests", dependencies: ["VergeBundle", "VergeCore"], swiftSettings: strict),
+        .testTarget(name: "VergeSupervisorTests", dependencies: ["VergeSupervisor", "VergeCore"], swiftSettings: strict),
+        .testTarget(
+            name: "VergeUsageTests",
+            dependencies: ["VergeUsage", "VergeCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "VergeHostTests",
+            dependencies: [
+                "VergeHost", "VergeCore", "VergeHTTP",
+                .product(name: "VergeProtocol", package: "Swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "VergeGatewayTests",
+            dependencies: ["VergeGateway", "VergeCore", "VergeHTTP"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "VergeIntegrationTests",
+            dependencies: ["verge", "VergeCore", "VergeTestSupport"],
+            swiftSettings: strict
+        ),
+    ]
+)

@@ -1,0 +1,104 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import VergeProtocol
+
+/// A function handler: one request in, one response out.
+public typealias Handler = @Sendable (Request, Context) async throws -> Response
+
+/// Entry point of a Swift function:
+///
+/// ```swift
+/// import VergeRuntime
+///
+/// @main struct Hello {
+///     static func main() async {
+///         await Verge.run { request, context in
+///             Response(text: "hello from \(context.host.name)\n")
+///         }
+///     }
+/// }
+/// ```
+public enum Verge {
+    /// Announces readiness to the host and serves invocations until the host closes the channel.
+    /// Never returns: the process exits 0 when the host is gone and 70 on a protocol error.
+    public static func run(_ handler: Handler) async -> Never {
+        let fd = Int32(ProcessInfo.processInfo.environment[WorkerProtocol.channelFDVariable] ?? "3") ?? 3
+        var channel = Channel(fd: fd)
+        do {
+            try channel.write(.json(.ready, Ready(runtime: "swift")))
+            while let invocation = try receiveInvocation(&channel) {
+                let (request, context) = invocation
+                do {
+                    let response = try await handler(request, context)
+                    flushLogs()
+                    try send(response, on: channel)
+                } catch let error as ProtocolError {
+                    throw error
+                } catch {
+                    flushLogs()
+                    let report = FailureReport(type: String(reflecting: type(of: error)), message: "\(error)")
+                    try channel.write(.json(.invocationError, report))
+                }
+            }
+            exit(0)
+        } catch {
+            flushLogs()
+            let message = Array("verge runtime: \(error)\n".utf8)
+            _ = message.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+            exit(70)
+        }
+    }
+
+    /// Hands what the function printed to the host before the invocation completes: stdout is a pipe, so stdio
+    /// buffers it, and a worker killed at its deadline would otherwise lose it.
+    private static func flushLogs() {
+        fflush(nil)
+    }
+
+    private static func receiveInvocation(_ channel: inout Channel) throws -> (Request, Context)? {
+        guard let first = try channel.read() else { return nil }
+        guard first.kind == .requestHead else { throw ProtocolError("expected requestHead, got \(first.kind)") }
+        let head = try first.decode(RequestHead.self)
+        var body: [UInt8] = []
+        loop: while true {
+            guard let frame = try channel.read() else { throw ProtocolError("channel closed inside a request") }
+            switch frame.kind {
+            case .requestBody: body.append(contentsOf: frame.payload)
+            case .requestEnd: break loop
+            default: throw ProtocolError("unexpected \(frame.kind) inside a request")
+            }
+        }
+        let request = Request(
+            method: head.method,
+            path: head.path,
+            query: head.query,
+            headers: head.headers.compactMap { $0.count == 2 ? (name: $0[0], value: $0[1]) : nil },
+            body: body
+        )
+        let context = Context(
+            invocationID: head.invocationID,
+            deadline: Date(timeIntervalSince1970: Double(head.deadlineMs) / 1000),
+            client: head.client,
+            host: head.host,
+            function: head.function
+        )
+        return (request, context)
+    }
+
+    private static func send(_ response: Response, on channel: borrowing Channel) throws {
+        let head = ResponseHead(status: response.status, headers: response.headers.map { [$0.name, $0.value] })
+        try channel.write(.json(.responseHead, head))
+        try channel.writeBody(.responseBody, response.body)
+        try channel.write(Frame(.responseEnd))
+    }
+}

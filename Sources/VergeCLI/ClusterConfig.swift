@@ -1,0 +1,90 @@
+import Foundation
+import VergeCore
+import VergeGateway
+import VergeHTTP
+
+/// The local cluster's configuration file (`Samples/cluster/local.json`). Every key is optional; the defaults
+/// are the three-host cluster below. Unknown keys are rejected so a typo never goes unnoticed.
+struct ClusterConfig: Decodable, Sendable {
+    struct Host: Decodable, Sendable {
+        var name: String
+        var location: GeoPoint
+    }
+
+    var gateway: BindAddress = BindAddress(host: "127.0.0.1", port: 8080)
+    var api: BindAddress = BindAddress(host: "127.0.0.1", port: 8787)
+    var hosts: [Host] = [
+        Host(name: "fra", location: GeoPoint(50.11, 8.68)),
+        Host(name: "iad", location: GeoPoint(39.04, -77.49)),
+        Host(name: "sin", location: GeoPoint(1.35, 103.82)),
+    ]
+    var trustedProxies: [String] = ["127.0.0.0/8", "::1/128"]
+    var defaultLocation: GeoPoint = GeoPoint(50.11, 8.68)
+    var idleTimeoutSeconds: Double = 300
+    var python: String = ""
+    var syncIntervalMs: Int = 250
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case gateway, api, hosts, python
+        case trustedProxies = "trusted_proxies"
+        case defaultLocation = "default_location"
+        case idleTimeoutSeconds = "idle_timeout_s"
+        case syncIntervalMs = "sync_interval_ms"
+    }
+
+    init() {}
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let known = Set(CodingKeys.allCases.map(\.rawValue))
+        let all = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue)
+        if let unknown = all.first(where: { !known.contains($0) }) {
+            throw VergeCLIError("unknown key '\(unknown)' (known keys: \(known.sorted().joined(separator: ", ")))")
+        }
+        let defaults = ClusterConfig()
+        gateway = try container.decodeIfPresent(BindAddress.self, forKey: .gateway) ?? defaults.gateway
+        api = try container.decodeIfPresent(BindAddress.self, forKey: .api) ?? defaults.api
+        hosts = try container.decodeIfPresent([Host].self, forKey: .hosts) ?? defaults.hosts
+        trustedProxies = try container.decodeIfPresent([String].self, forKey: .trustedProxies) ?? defaults.trustedProxies
+        defaultLocation = try container.decodeIfPresent(GeoPoint.self, forKey: .defaultLocation) ?? defaults.defaultLocation
+        idleTimeoutSeconds = try container.decodeIfPresent(Double.self, forKey: .idleTimeoutSeconds) ?? defaults.idleTimeoutSeconds
+        python = try container.decodeIfPresent(String.self, forKey: .python) ?? defaults.python
+        syncIntervalMs = try container.decodeIfPresent(Int.self, forKey: .syncIntervalMs) ?? defaults.syncIntervalMs
+        try validate()
+    }
+
+    func validate() throws {
+        guard !hosts.isEmpty else { throw VergeCLIError("'hosts' must name at least one host") }
+        var names = Set<String>()
+        for host in hosts {
+            guard HostName.isValid(host.name) else { throw VergeCLIError("host name '\(host.name)' is invalid (a-z, 0-9, '-')") }
+            guard names.insert(host.name).inserted else { throw VergeCLIError("host name '\(host.name)' appears twice") }
+        }
+        for proxy in trustedProxies where CIDR(proxy) == nil {
+            throw VergeCLIError("trusted_proxies: '\(proxy)' is not an address or CIDR network")
+        }
+        guard idleTimeoutSeconds > 0, idleTimeoutSeconds <= 86_400 else {
+            throw VergeCLIError("idle_timeout_s must be between 0 and 86400")
+        }
+        guard (10...60_000).contains(syncIntervalMs) else { throw VergeCLIError("sync_interval_ms must be between 10 and 60000") }
+    }
+
+    /// Loads a config file; errors name the file and what is wrong.
+    static func load(path: String) throws -> ClusterConfig {
+        guard let data = FileManager.default.contents(atPath: path) else { throw VergeCLIError("cannot read config file \(path)") }
+        do {
+            return try JSONDecoder().decode(ClusterConfig.self, from: data)
+        } catch let error as VergeCLIError {
+            throw VergeCLIError("\(path): \(error)")
+        } catch let error as DecodingError {
+            throw VergeCLIError("\(path): \(JSONCoding.describe(error))")
+        }
+    }
+}
+
+private struct AnyKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}

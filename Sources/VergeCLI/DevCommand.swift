@@ -1,0 +1,198 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
+import VergeControlPlane
+import VergeCore
+import VergeGateway
+import VergeHTTP
+import VergeHost
+import VergeSupervisor
+
+/// `verge dev`: control plane, gateway and every host of the cluster config in one foreground process.
+struct DevCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dev",
+        abstract: "Run a local cluster: control plane, gateway and several edge hosts (fra, iad, sin by default).",
+        discussion: """
+            Prints a line `ready gateway=URL api=URL hosts=…` once every component listens, then runs until SIGINT \
+            or SIGTERM, when it drains calls in flight, stops every worker, ships the remaining usage and exits.
+            """
+    )
+
+    @Option(help: "Cluster config file (JSON). Default: built-in fra/iad/sin cluster.")
+    var config: String?
+
+    @Option(help: "Gateway address HOST:PORT (port 0 picks a free port). Overrides the config.")
+    var gateway: String?
+
+    @Option(help: "Control plane API address HOST:PORT. Overrides the config.")
+    var api: String?
+
+    @Option(help: "Data directory (control plane and host databases, bundle caches).")
+    var data: String = ".verge"
+
+    @Option(name: .customLong("idle-timeout"), help: "Seconds an idle worker is kept before it is stopped.")
+    var idleTimeout: Double?
+
+    @Option(help: "Python interpreter for Python functions. Default: /usr/bin/python3 when present.")
+    var python: String?
+
+    @Option(name: .customLong("runtime-dir"), help: "Directory of the in-worker runtimes (Runtime/).")
+    var runtimeDirectory: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (or LOG_LEVEL).")
+    var logLevel: String?
+
+    func run() async throws {
+        var cluster = try config.map(ClusterConfig.load(path:)) ?? ClusterConfig()
+        if let gateway {
+            guard let address = BindAddress(gateway) else { throw ValidationError("--gateway: expected HOST:PORT, got '\(gateway)'") }
+            cluster.gateway = address
+        }
+        if let api {
+            guard let address = BindAddress(api) else { throw ValidationError("--api: expected HOST:PORT, got '\(api)'") }
+            cluster.api = address
+        }
+        if let idleTimeout {
+            guard idleTimeout > 0, idleTimeout <= 86_400 else { throw ValidationError("--idle-timeout must be between 0 and 86400 seconds") }
+            cluster.idleTimeoutSeconds = idleTimeout
+        }
+        if let python { cluster.python = python }
+        let runtimeDirectory = try RuntimeLocator.locate(explicit: self.runtimeDirectory)
+        let dataDirectory = RuntimeLocator.absolute(data)
+
+        let level = Logger.Level(rawValue: (logLevel ?? ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info").lowercased()) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let logger = Logger(label: "verge")
+
+        let local = try LocalCluster(
+            cluster: cluster, dataDirectory: dataDirectory, runtimeDirectory: runtimeDirectory, logger: logger,
+            metricsText: { registry.emitToString() }
+        )
+        try await local.run()
+    }
+}
+
+/// The embedded cluster: one process, one supervisor loop, several hosts, each with its own data directory.
+struct LocalCluster {
+    let controlPlane: ControlPlane
+    let gateway: Gateway
+    let hosts: [EdgeHost]
+    let loop: SupervisorLoop
+    let logger: Logger
+
+    init(
+        cluster: ClusterConfig, dataDirectory: String, runtimeDirectory: String, logger: Logger,
+        metricsText: @escaping @Sendable () -> String
+    ) throws {
+        let clusterKey = ClusterKey.generate()
+        var controlPlaneConfiguration = ControlPlaneConfiguration(dataDirectory: dataDirectory + "/control")
+        controlPlaneConfiguration.bind = cluster.api
+        controlPlaneConfiguration.clusterKey = clusterKey
+        controlPlane = try ControlPlane(
+            configuration: controlPlaneConfiguration, logger: logger.withLabel("control-plane"), metricsText: metricsText
+        )
+
+        loop = try SupervisorLoop()
+        let supervisor = Supervisor(loop: loop, logger: logger)
+        hosts = try cluster.hosts.map { host in
+            var configuration = HostConfiguration(
+                name: host.name, location: host.location, dataDirectory: dataDirectory + "/hosts/" + host.name,
+                runtimeDirectory: runtimeDirectory
+            )
+            configuration.idleTimeout = .milliseconds(Int64(cluster.idleTimeoutSeconds * 1000))
+            if !cluster.python.isEmpty { configuration.python = cluster.python }
+            configuration.clusterKey = clusterKey
+            configuration.syncInterval = .milliseconds(cluster.syncIntervalMs)
+            return try EdgeHost(configuration: configuration, supervisor: supervisor, logger: logger.withLabel("host"))
+        }
+
+        // The control plane's URL is known once it listens; `DeferredHost` and `DeferredGateway` pass it on.
+        var gatewayConfiguration = GatewayConfiguration(controlPlaneURL: "")
+        gatewayConfiguration.bind = cluster.gateway
+        gatewayConfiguration.trustedProxies = cluster.trustedProxies.compactMap(CIDR.init)
+        gatewayConfiguration.defaultLocation = cluster.defaultLocation
+        gatewayConfiguration.clusterKey = clusterKey
+        gateway = Gateway(configuration: gatewayConfiguration, logger: logger.withLabel("gateway"))
+        self.logger = logger
+    }
+
+    func run() async throws {
+        // Control plane first (the others need its port), then hosts, then the gateway; shutdown in reverse.
+        let services: [ServiceGroupConfiguration.ServiceConfiguration] =
+            [.init(service: controlPlane)] + hosts.map { .init(service: DeferredHost(host: $0, controlPlane: controlPlane)) }
+            + [.init(service: DeferredGateway(gateway: gateway, controlPlane: controlPlane))]
+            + [.init(service: ReadyAnnouncer(controlPlane: controlPlane, gateway: gateway, hosts: hosts))]
+        let group = ServiceGroup(configuration: .init(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
+        ))
+        do {
+            try await group.run()
+        } catch {
+            loop.shutdown()
+            throw error
+        }
+        loop.shutdown()
+        logger.info("stopped")
+    }
+}
+
+extension Logger {
+    fileprivate func withLabel(_ component: String) -> Logger {
+        var logger = self
+        logger[metadataKey: "component"] = "\(component)"
+        return logger
+    }
+}
+
+/// Hosts learn the control plane's URL once it has bound its port.
+struct DeferredHost: Service {
+    let host: EdgeHost
+    let controlPlane: ControlPlane
+
+    func run() async throws {
+        let url = await controlPlane.listenAddress.url()
+        try await host.run(controlPlaneURL: url)
+    }
+}
+
+struct DeferredGateway: Service {
+    let gateway: Gateway
+    let controlPlane: ControlPlane
+
+    func run() async throws {
+        let url = await controlPlane.listenAddress.url()
+        try await gateway.run(controlPlaneURL: url)
+    }
+}
+
+/// Prints the ready line once everything listens and every host has synced, then waits for shutdown.
+struct ReadyAnnouncer: Service {
+    let controlPlane: ControlPlane
+    let gateway: Gateway
+    let hosts: [EdgeHost]
+
+    func run() async throws {
+        let api = await controlPlane.listenAddress.url()
+        let gatewayURL = await gateway.listenAddress.url()
+        var hostURLs: [String] = []
+        for host in hosts { hostURLs.append("\(host.configuration.name)=\(await host.listenAddress.url())") }
+        // Ready means routable: wait (briefly) until the gateway knows every host.
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(10)
+        while gateway.directory.snapshot.count < hosts.count, clock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Output.line("ready gateway=\(gatewayURL) api=\(api) hosts=\(hostURLs.joined(separator: ","))")
+        try? await gracefulShutdown()
+    }
+}

@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+
+/// `verge`: run a local cluster, deploy functions, read usage.
+public struct VergeCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "verge",
+        abstract: "Verge: serverless functions at the edge, in isolated process pools.",
+        subcommands: [
+            DevCommand.self, DeployCommand.self, FunctionsCommand.self, VersionsCommand.self, RollbackCommand.self,
+            DeleteCommand.self, LogsCommand.self, UsageCommand.self, HostsCommand.self,
+        ]
+    )
+
+    public init() {}
+}
+
+/// Options shared by every command that talks to the control plane.
+struct APIOptions: ParsableArguments {
+    @Option(name: .long, help: "The control plane's URL (or set VERGE_API).")
+    var api: String = ProcessInfo.processInfo.environment["VERGE_API"] ?? "http://127.0.0.1:8787"
+
+    @Option(name: .long, help: "API token, when the control plane requires one (or set VERGE_TOKEN).")
+    var token: String? = ProcessInfo.processInfo.environment["VERGE_TOKEN"]
+
+    var client: APIClient { APIClient(baseURL: api.hasSuffix("/") ? String(api.dropLast()) : api, token: token) }
+}
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case table, json, jsonl, csv
+}
+
+extension VergeCommand {
+    /// Parses the process's arguments and runs the chosen command, exiting with its status.
+    public static func run() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+}

@@ -1,0 +1,72 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import VergeBundle
+import VergeCore
+import VergeHTTP
+import VergeUsage
+
+/// The control plane: accepts bundles and versions them, tells hosts what to serve, collects their usage records
+/// and answers the CLI. Its API is described in `docs/api.md`; errors use the one JSON error shape.
+public final class ControlPlane: Service, Sendable {
+    public let configuration: ControlPlaneConfiguration
+    public let listenAddress = ListenAddress()
+    let store: ControlPlaneStore
+    let bundles: BundleStore
+    private let logger: Logger
+    private let metricsText: @Sendable () -> String
+
+    public init(
+        configuration: ControlPlaneConfiguration, logger: Logger, metricsText: @escaping @Sendable () -> String = { "" }
+    ) throws {
+        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        self.configuration = configuration
+        self.store = try ControlPlaneStore(path: configuration.dataDirectory + "/control.sqlite")
+        self.bundles = try BundleStore(directory: configuration.dataDirectory + "/bundles")
+        self.logger = logger
+        self.metricsText = metricsText
+    }
+
+    public func run() async throws {
+        let router = Router(context: VergeRequestContext.self)
+        router.add(middleware: VergeErrorMiddleware())
+        ControlPlaneAPI(controlPlane: self, metricsText: metricsText).register(on: router)
+        let app = HTTPServer.application(
+            responder: router.buildResponder(), bind: configuration.bind, name: "verge-control-plane",
+            listenAddress: listenAddress, logger: logger
+        )
+        try await app.run()
+    }
+}
+
+/// Bundle archives by version, written atomically (temporary file, then rename) and never modified.
+struct BundleStore: Sendable {
+    let directory: String
+
+    init(directory: String) throws {
+        self.directory = directory
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    func path(_ version: String) -> String { directory + "/" + version + ".zip" }
+
+    func contains(_ version: String) -> Bool { FileManager.default.fileExists(atPath: path(version)) }
+
+    func write(_ bytes: [UInt8], version: String) throws {
+        guard !contains(version) else { return }
+        let temporary = directory + "/.upload-" + UUID().uuidString
+        try Data(bytes).write(to: URL(fileURLWithPath: temporary))
+        if rename(temporary, path(version)) != 0 {
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw VergeError(.internalError, "cannot store bundle \(version)")
+        }
+    }
+
+    func read(_ version: String) -> Data? {
+        FileManager.default.contents(atPath: path(version))
+    }
+}

@@ -1,0 +1,288 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import VergeBundle
+import VergeCore
+import VergeHTTP
+import VergeUsage
+
+/// The routes of the control plane's HTTP API (see `docs/api.md`).
+struct ControlPlaneAPI: Sendable {
+    let controlPlane: ControlPlane
+    let metricsText: @Sendable () -> String
+
+    var store: ControlPlaneStore { controlPlane.store }
+    var configuration: ControlPlaneConfiguration { controlPlane.configuration }
+
+    func register(on router: Router<VergeRequestContext>) {
+        router.get("/v1/health") { _, _ in try Response.json(["status": "ok"]) }
+        router.get("/metrics") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                body: .init(byteBuffer: ByteBuffer(string: metricsText()))
+            )
+        }
+
+        // Developers: functions, versions, rollback, logs, usage.
+        router.post("/v1/functions/:name/versions") { request, context in try await upload(request, context) }
+        router.get("/v1/functions") { request, _ in
+            try Response.json(try await store.functions(tenant: try tenant(request)))
+        }
+        router.get("/v1/functions/:name") { request, context in try await function(request, context) }
+        router.get("/v1/functions/:name/versions") { request, context in
+            let name = try functionName(context)
+            let versions = try await store.versions(tenant: try tenant(request), name: name)
+            guard !versions.isEmpty else { throw VergeError(.functionNotFound, "no function named '\(name)'") }
+            return try Response.json(versions)
+        }
+        router.post("/v1/functions/:name/rollback") { request, context in try await rollback(request, context) }
+        router.delete("/v1/functions/:name") { request, context in
+            let name = try functionName(context)
+            guard try await store.deleteFunction(tenant: try tenant(request), name: name) else {
+                throw VergeError(.functionNotFound, "no function named '\(name)'")
+            }
+            return try Response.json(["deleted": name])
+        }
+        router.get("/v1/functions/:name/logs") { request, context in try await logs(request, context) }
+        router.get("/v1/hosts") { request, _ in
+            _ = try tenant(request, allowCluster: true)
+            return try Response.json(try await store.hosts(livenessWindow: configuration.hostLivenessWindow))
+        }
+        router.get("/v1/usage") { request, _ in
+            let query = request.uri.queryParameters
+            let after = try integer(query["after"], name: "after", default: 0, range: 0...Int64.max)
+            let limit = try integer(query["limit"], name: "limit", default: 1000, range: 1...Int64(UsageStore.maximumPageSize))
+            let function = query["function"].map(String.init)
+            let page = try await store.usage.page(after: after, limit: Int(limit), tenant: try tenant(request), function: function)
+            return try Response.json(page)
+        }
+
+        // Hosts: sync, bundles, usage shipping. Cluster key required.
+        router.post("/v1/internal/hosts/:host/sync") { request, context in
+            try requireCluster(request)
+            let name = try context.parameters.require("host")
+            var request = request
+            let body = try await request.collectBody(upTo: 4 * 1024 * 1024)
+            let status = try JSONCoding.decode(HostStatus.self, from: body, what: "host status")
+            guard status.name == name, HostName.isValid(name) else {
+                throw VergeError(.badRequest, "host name in the path and the body differ or are invalid")
+            }
+            try await store.recordHost(status)
+            return try Response.json(try await store.desiredState())
+        }
+        router.post("/v1/internal/usage") { request, _ in
+            try requireCluster(request)
+            var request = request
+            let body = try await request.collectBody(upTo: 64 * 1024 * 1024)
+            let batch = try JSONCoding.decode(UsageBatch.self, from: body, what: "usage batch")
+            guard batch.records.allSatisfy({ $0.host == batch.host }) else {
+                throw VergeError(.badRequest, "a host may only ship its own records")
+            }
+            let result = try await store.usage.ingest(batch.records)
+            return try Response.json(IngestAcknowledgement(inserted: result.inserted, duplicates: result.duplicates))
+        }
+        router.get("/v1/bundles/:version") { request, context in
+            try requireCluster(request)
+            let version = try context.parameters.require("version")
+            guard version.utf8.count == 64, version.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }),
+                let data = controlPlane.bundles.read(version)
+            else { throw VergeError(.notFound, "no bundle \(version)") }
+            return Response(
+                status: .ok, headers: [.contentType: "application/zip"], body: .init(byteBuffer: ByteBuffer(bytes: data))
+            )
+        }
+    }
+
+    // MARK: Handlers
+
+    private func upload(_ request: Request, _ context: VergeRequestContext) async throws -> Response {
+        let tenant = try tenant(request)
+        let name = try functionName(context)
+        let limit = configuration.bundleLimits.maxArchiveBytes
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
+            throw VergeError(.payloadTooLarge, "bundle is \(length) bytes; the limit is \(limit)")
+        }
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: limit)
+        } catch {
+            throw VergeError(.payloadTooLarge, "bundle exceeds the limit of \(limit) bytes")
+        }
+        let bytes = Array(body.readableBytesView)
+        let manifest = try BundleArchive.inspect(bytes, limits: configuration.bundleLimits)
+        guard manifest.name == name else {
+            throw VergeError(.invalidBundle, "verge.json names the function '\(manifest.name)' but it was uploaded as '\(name)'")
+        }
+        let version = BundleArchive.sha256Hex(bytes)
+        try controlPlane.bundles.write(bytes, version: version)
+        let activate = request.uri.queryParameters["activate"].map { $0 != "false" } ?? true
+        let summary = try await store.addVersion(
+            tenant: tenant, manifest: manifest, version: version, size: bytes.count, activate: activate
+        )
+        return try Response.json(summary, status: .created)
+    }
+
+    /// A function, its versions and where each host stands in rolling it out.
+    struct FunctionDetail: Codable {
+        struct HostRollout: Codable {
+            var host: String
+            var healthy: Bool
+            /// The version the host serves, if any.
+            var version: String?
+            var live: Bool
+            var warmWorkers: Int
+
+            enum CodingKeys: String, CodingKey {
+                case host, healthy, version, live
+                case warmWorkers = "warm_workers"
+            }
+        }
+
+        var function: FunctionSummary
+        var versions: [VersionSummary]
+        var hosts: [HostRollout]
+        /// Every healthy host serves the live version.
+        var liveEverywhere: Bool
+
+        enum CodingKeys: String, CodingKey {
+            case function, versions, hosts
+            case liveEverywhere = "live_everywhere"
+        }
+    }
+
+    private func function(_ request: Request, _ context: VergeRequestContext) async throws -> Response {
+        let tenant = try tenant(request)
+        let name = try functionName(context)
+        guard let function = try await store.function(tenant: tenant, name: name) else {
+            throw VergeError(.functionNotFound, "no function named '\(name)'")
+        }
+        let hosts = try await store.hosts(livenessWindow: configuration.hostLivenessWindow)
+        let rollout = hosts.map { host in
+            let status = host.functions.first { $0.tenant == tenant && $0.name == name }
+            return FunctionDetail.HostRollout(
+                host: host.name, healthy: host.healthy, version: status?.version,
+                live: status?.version == function.liveVersion, warmWorkers: status?.warmWorkers ?? 0
+            )
+        }
+        let healthy = rollout.filter(\.healthy)
+        return try Response.json(FunctionDetail(
+            function: function, versions: try await store.versions(tenant: tenant, name: name), hosts: rollout,
+            liveEverywhere: !healthy.isEmpty && healthy.allSatisfy(\.live)
+        ))
+    }
+
+    struct RollbackRequest: Codable {
+        /// The version (full hash, a unique prefix, or its number) to make live; default: the one before the live one.
+        var version: String?
+    }
+
+    private func rollback(_ request: Request, _ context: VergeRequestContext) async throws -> Response {
+        let tenant = try tenant(request)
+        let name = try functionName(context)
+        var request = request
+        let body = try await request.collectBody(upTo: 64 * 1024)
+        let wanted = body.readableBytes == 0 ? nil : try JSONCoding.decode(RollbackRequest.self, from: body, what: "rollback request").version
+        let versions = try await store.versions(tenant: tenant, name: name)
+        guard let live = versions.first(where: \.live) else { throw VergeError(.functionNotFound, "no function named '\(name)'") }
+        let target: VersionSummary
+        if let wanted {
+            let matches = versions.filter { $0.version.hasPrefix(wanted) || String($0.number) == wanted }
+            guard matches.count == 1 else {
+                throw VergeError(matches.isEmpty ? .notFound : .badRequest, matches.isEmpty
+                    ? "function '\(name)' has no version '\(wanted)'" : "'\(wanted)' matches several versions; give more of the hash")
+            }
+            target = matches[0]
+        } else {
+            guard let previous = versions.first(where: { $0.number < live.number }) else {
+                throw VergeError(.badRequest, "function '\(name)' has no version before \(live.number) to roll back to")
+            }
+            target = previous
+        }
+        guard let summary = try await store.setLive(tenant: tenant, name: name, version: target.version) else {
+            throw VergeError(.functionNotFound, "no function named '\(name)'")
+        }
+        return try Response.json(summary)
+    }
+
+    private func logs(_ request: Request, _ context: VergeRequestContext) async throws -> Response {
+        let tenant = try tenant(request)
+        let name = try functionName(context)
+        let query = request.uri.queryParameters
+        let limit = try integer(query["limit"], name: "limit", default: 100, range: 1...10_000)
+        var path = "/_verge/logs?tenant=\(tenant)&function=\(name)&limit=\(limit)"
+        if let invocation = query["invocation"] {
+            guard invocation.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }), invocation.count <= 64 else {
+                throw VergeError(.badRequest, "'invocation' must be an invocation id")
+            }
+            path += "&invocation=\(invocation)"
+        }
+        let hosts = try await store.hosts(livenessWindow: configuration.hostLivenessWindow).filter(\.healthy)
+        let configuration = self.configuration
+        let lines = await withTaskGroup(of: [LogLine].self) { group in
+            for host in hosts {
+                group.addTask { [path] in
+                    var request = HTTPClientRequest(url: host.url + path)
+                    if let key = configuration.clusterKey { request.headers.add(name: VergeHeaders.clusterKey, value: key) }
+                    guard let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(5)),
+                        response.status == .ok,
+                        let body = try? await response.body.collect(upTo: 32 * 1024 * 1024),
+                        let lines = try? JSONCoding.decoder.decode([LogLine].self, from: Data(body.readableBytesView))
+                    else { return [] }
+                    return lines
+                }
+            }
+            var all: [LogLine] = []
+            for await lines in group { all.append(contentsOf: lines) }
+            return all
+        }
+        let newest = lines.sorted { $0.timeUs < $1.timeUs }.suffix(Int(limit))
+        return try Response.json(Array(newest))
+    }
+
+    // MARK: Helpers
+
+    /// The tenant a request acts for. Until tenancy lands every caller acts for the default tenant; with an API
+    /// token configured, callers must present it.
+    private func tenant(_ request: Request, allowCluster: Bool = false) throws(VergeError) -> String {
+        if let token = configuration.apiToken {
+            let presented = request.headers[.authorization].flatMap { value -> String? in
+                value.hasPrefix("Bearer ") ? String(value.dropFirst(7)) : nil
+            }
+            let cluster = allowCluster && configuration.clusterKey.map {
+                ClusterKey.matches(request.headers[HTTPField.Name(VergeHeaders.clusterKey)!], $0)
+            } == true
+            guard cluster || ClusterKey.matches(presented, token) else {
+                throw VergeError(.unauthorized, "missing or wrong API token (Authorization: Bearer …)")
+            }
+        }
+        return defaultTenant
+    }
+
+    private func requireCluster(_ request: Request) throws(VergeError) {
+        guard let key = configuration.clusterKey else { return }
+        guard ClusterKey.matches(request.headers[HTTPField.Name(VergeHeaders.clusterKey)!], key) else {
+            throw VergeError(.unauthorized, "this endpoint is for the cluster's own hosts")
+        }
+    }
+
+    private func functionName(_ context: VergeRequestContext) throws -> String {
+        let name = try context.parameters.require("name")
+        guard FunctionName.isValid(name) else {
+            throw VergeError(.badRequest, "'\(name)' is not a valid function name (a-z, 0-9 and '-', starting with a letter)")
+        }
+        return name
+    }
+
+    private func integer(
+        _ text: Substring?, name: String, default value: Int64, range: ClosedRange<Int64>
+    ) throws(VergeError) -> Int64 {
+        guard let text else { return value }
+        guard let parsed = Int64(text), range.contains(parsed) else {
+            throw VergeError(.badRequest, "'\(name)' must be an integer between \(range.lowerBound) and \(range.upperBound)")
+        }
+        return parsed
+    }
+}

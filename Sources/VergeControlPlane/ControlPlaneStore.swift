@@ -1,0 +1,238 @@
+import Foundation
+import GRDB
+import VergeBundle
+import VergeCore
+import VergeUsage
+
+/// A function and its live version.
+public struct FunctionSummary: Codable, Sendable, Equatable {
+    public var tenant: String
+    public var name: String
+    public var liveVersion: String
+    public var liveNumber: Int
+    public var versionCount: Int
+    public var updatedAtMs: Int64
+
+    enum CodingKeys: String, CodingKey {
+        case tenant, name
+        case liveVersion = "live_version"
+        case liveNumber = "live_number"
+        case versionCount = "version_count"
+        case updatedAtMs = "updated_at_ms"
+    }
+}
+
+/// One immutable version of a function.
+public struct VersionSummary: Codable, Sendable, Equatable {
+    /// SHA-256 of the bundle archive.
+    public var version: String
+    /// 1, 2, 3… in upload order, for humans.
+    public var number: Int
+    public var sizeBytes: Int
+    public var createdAtMs: Int64
+    public var live: Bool
+    public var manifest: Manifest
+
+    enum CodingKeys: String, CodingKey {
+        case version, number, live, manifest
+        case sizeBytes = "size_bytes"
+        case createdAtMs = "created_at_ms"
+    }
+}
+
+/// The control plane's state in SQLite: functions, versions, hosts, usage. Bundles themselves live as files.
+final class ControlPlaneStore: Sendable {
+    let database: DatabasePool
+    let usage: UsageStore
+
+    init(path: String) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        database = try DatabasePool(path: path, configuration: configuration)
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-functions") { db in
+            try db.execute(sql: """
+                CREATE TABLE functions (
+                    tenant TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    live_version TEXT NOT NULL,
+                    updated_at_ms INTEGER NOT NULL,
+                    PRIMARY KEY (tenant, name)
+                );
+                CREATE TABLE versions (
+                    tenant TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    version TEXT NOT NULL,
+                    number INTEGER NOT NULL,
+                    manifest TEXT NOT NULL,
+                    size_bytes INTEGER NOT NULL,
+                    created_at_ms INTEGER NOT NULL,
+                    PRIMARY KEY (tenant, name, version),
+                    UNIQUE (tenant, name, number)
+                );
+                CREATE TABLE hosts (
+                    name TEXT PRIMARY KEY,
+                    url TEXT NOT NULL,
+                    latitude REAL NOT NULL,
+                    longitude REAL NOT NULL,
+                    status TEXT NOT NULL,
+                    last_seen_ms INTEGER NOT NULL
+                );
+                """)
+        }
+        UsageStore.registerMigrations(&migrator)
+        try migrator.migrate(database)
+        usage = UsageStore(database: database)
+    }
+
+    // MARK: Functions and versions
+
+    /// Records a version (idempotent: uploading the same bundle again returns the existing version) and makes it live.
+    func addVersion(tenant: String, manifest: Manifest, version: String, size: Int, activate: Bool) async throws -> VersionSummary {
+        let manifestJSON = String(decoding: manifest.encoded(), as: UTF8.self)
+        let now = WallClock.milliseconds()
+        return try await database.write { db in
+            let existing = try Int.fetchOne(
+                db, sql: "SELECT number FROM versions WHERE tenant = ? AND name = ? AND version = ?",
+                arguments: [tenant, manifest.name, version]
+            )
+            let number: Int
+            if let existing {
+                number = existing
+            } else {
+                number = (try Int.fetchOne(
+                    db, sql: "SELECT MAX(number) FROM versions WHERE tenant = ? AND name = ?", arguments: [tenant, manifest.name]
+                ) ?? 0) + 1
+                try db.execute(
+                    sql: "INSERT INTO versions (tenant, name, version, number, manifest, size_bytes, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    arguments: [tenant, manifest.name, version, number, manifestJSON, size, now]
+                )
+            }
+            let hasFunction = try Bool.fetchOne(
+                db, sql: "SELECT 1 FROM functions WHERE tenant = ? AND name = ?", arguments: [tenant, manifest.name]
+            ) ?? false
+            if activate || !hasFunction {
+                try db.execute(
+                    sql: """
+                        INSERT INTO functions (tenant, name, live_version, updated_at_ms) VALUES (?, ?, ?, ?)
+                        ON CONFLICT (tenant, name) DO UPDATE SET live_version = excluded.live_version, updated_at_ms = excluded.updated_at_ms
+                        """,
+                    arguments: [tenant, manifest.name, version, now]
+                )
+            }
+            return try Self.versions(db, tenant: tenant, name: manifest.name).first { $0.version == version }!
+        }
+    }
+
+    func functions(tenant: String) async throws -> [FunctionSummary] {
+        try await database.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT f.tenant, f.name, f.live_version, f.updated_at_ms,
+                       (SELECT number FROM versions v WHERE v.tenant = f.tenant AND v.name = f.name AND v.version = f.live_version) AS live_number,
+                       (SELECT COUNT(*) FROM versions v WHERE v.tenant = f.tenant AND v.name = f.name) AS version_count
+                FROM functions f WHERE f.tenant = ? ORDER BY f.name
+                """, arguments: [tenant]
+            ).map { row in
+                FunctionSummary(
+                    tenant: row["tenant"], name: row["name"], liveVersion: row["live_version"],
+                    liveNumber: row["live_number"] ?? 0, versionCount: row["version_count"], updatedAtMs: row["updated_at_ms"]
+                )
+            }
+        }
+    }
+
+    func function(tenant: String, name: String) async throws -> FunctionSummary? {
+        try await functions(tenant: tenant).first { $0.name == name }
+    }
+
+    func versions(tenant: String, name: String) async throws -> [VersionSummary] {
+        try await database.read { db in try Self.versions(db, tenant: tenant, name: name) }
+    }
+
+    private static func versions(_ db: Database, tenant: String, name: String) throws -> [VersionSummary] {
+        let live = try String.fetchOne(
+            db, sql: "SELECT live_version FROM functions WHERE tenant = ? AND name = ?", arguments: [tenant, name]
+        )
+        return try Row.fetchAll(
+            db, sql: "SELECT * FROM versions WHERE tenant = ? AND name = ? ORDER BY number DESC", arguments: [tenant, name]
+        ).map { row in
+            let manifestText: String = row["manifest"]
+            return VersionSummary(
+                version: row["version"], number: row["number"], sizeBytes: row["size_bytes"],
+                createdAtMs: row["created_at_ms"], live: row["version"] == live,
+                manifest: try Manifest.parse(Array(manifestText.utf8))
+            )
+        }
+    }
+
+    /// Makes an existing version live. Returns `nil` when the function or version does not exist.
+    func setLive(tenant: String, name: String, version: String) async throws -> FunctionSummary? {
+        let updated = try await database.write { db -> Bool in
+            guard try Bool.fetchOne(
+                db, sql: "SELECT 1 FROM versions WHERE tenant = ? AND name = ? AND version = ?", arguments: [tenant, name, version]
+            ) ?? false else { return false }
+            try db.execute(
+                sql: "UPDATE functions SET live_version = ?, updated_at_ms = ? WHERE tenant = ? AND name = ?",
+                arguments: [version, WallClock.milliseconds(), tenant, name]
+            )
+            return db.changesCount > 0
+        }
+        return updated ? try await function(tenant: tenant, name: name) : nil
+    }
+
+    /// Removes a function from service; its versions stay recorded (and its bundles stored) for the audit trail.
+    func deleteFunction(tenant: String, name: String) async throws -> Bool {
+        try await database.write { db in
+            try db.execute(sql: "DELETE FROM functions WHERE tenant = ? AND name = ?", arguments: [tenant, name])
+            return db.changesCount > 0
+        }
+    }
+
+    /// Every function's live version, for every tenant: what each host should serve.
+    func desiredState() async throws -> DesiredState {
+        try await database.read { db in
+            DesiredState(functions: try Row.fetchAll(
+                db, sql: "SELECT tenant, name, live_version FROM functions ORDER BY tenant, name"
+            ).map { DesiredState.Function(tenant: $0["tenant"], name: $0["name"], version: $0["live_version"]) })
+        }
+    }
+
+    func hasVersion(_ version: String) async throws -> Bool {
+        try await database.read { db in
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM versions WHERE version = ? LIMIT 1", arguments: [version]) ?? false
+        }
+    }
+
+    // MARK: Hosts
+
+    func recordHost(_ status: HostStatus) async throws {
+        let json = String(decoding: try JSONEncoder().encode(status), as: UTF8.self)
+        try await database.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO hosts (name, url, latitude, longitude, status, last_seen_ms) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (name) DO UPDATE SET url = excluded.url, latitude = excluded.latitude,
+                        longitude = excluded.longitude, status = excluded.status, last_seen_ms = excluded.last_seen_ms
+                    """,
+                arguments: [status.name, status.url, status.location.latitude, status.location.longitude, json, WallClock.milliseconds()]
+            )
+        }
+    }
+
+    func hosts(livenessWindow: Duration) async throws -> [HostSummary] {
+        let now = WallClock.milliseconds()
+        let window = livenessWindow.components.seconds * 1000 + livenessWindow.components.attoseconds / 1_000_000_000_000_000
+        return try await database.read { db in
+            try Row.fetchAll(db, sql: "SELECT status, last_seen_ms FROM hosts ORDER BY name").compactMap { row in
+                let text: String = row["status"]
+                guard let status = try? JSONDecoder().decode(HostStatus.self, from: Data(text.utf8)) else { return nil }
+                let age = now - (row["last_seen_ms"] as Int64)
+                return HostSummary(
+                    name: status.name, url: status.url, location: status.location, healthy: age <= window,
+                    lastSeenMs: age, warmWorkers: status.warmWorkers, unshippedRecords: status.unshippedRecords,
+                    functions: status.functions
+                )
+            }
+        }
+    }
+}

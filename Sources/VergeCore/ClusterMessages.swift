@@ -1,0 +1,154 @@
+
+
+/// What a host reports about itself: to the control plane on every sync, and on `GET /_verge/status`.
+public struct HostStatus: Codable, Sendable, Equatable {
+    public struct FunctionStatus: Codable, Sendable, Equatable {
+        public var tenant: String
+        public var name: String
+        public var version: String
+        /// Worker processes alive for this function (starting, idle, busy or stopping).
+        public var warmWorkers: Int
+        public var idleWorkers: Int
+        public var busyWorkers: Int
+        public var queuedCalls: Int
+        /// Pids of the live workers.
+        public var workerPIDs: [Int32]
+
+        enum CodingKeys: String, CodingKey {
+            case tenant, name, version
+            case warmWorkers = "warm_workers"
+            case idleWorkers = "idle_workers"
+            case busyWorkers = "busy_workers"
+            case queuedCalls = "queued_calls"
+            case workerPIDs = "worker_pids"
+        }
+
+        public init(
+            tenant: String, name: String, version: String, warmWorkers: Int, idleWorkers: Int, busyWorkers: Int,
+            queuedCalls: Int, workerPIDs: [Int32]
+        ) {
+            self.tenant = tenant
+            self.name = name
+            self.version = version
+            self.warmWorkers = warmWorkers
+            self.idleWorkers = idleWorkers
+            self.busyWorkers = busyWorkers
+            self.queuedCalls = queuedCalls
+            self.workerPIDs = workerPIDs
+        }
+    }
+
+    public var name: String
+    public var url: String
+    public var location: GeoPoint
+    /// Total live worker processes on the host.
+    public var warmWorkers: Int
+    public var functions: [FunctionStatus]
+    /// Usage records committed on the host and not yet acknowledged by the control plane.
+    public var unshippedRecords: Int
+
+    enum CodingKeys: String, CodingKey {
+        case name, url, location, functions
+        case warmWorkers = "warm_workers"
+        case unshippedRecords = "unshipped_records"
+    }
+
+    public init(name: String, url: String, location: GeoPoint, warmWorkers: Int, functions: [FunctionStatus], unshippedRecords: Int) {
+        self.name = name
+        self.url = url
+        self.location = location
+        self.warmWorkers = warmWorkers
+        self.functions = functions
+        self.unshippedRecords = unshippedRecords
+    }
+}
+
+/// The functions a host should serve, as the control plane sends them in answer to a sync.
+public struct DesiredState: Codable, Sendable, Equatable {
+    public struct Function: Codable, Sendable, Equatable {
+        public var tenant: String
+        public var name: String
+        /// SHA-256 of the bundle; fetched from `GET /v1/bundles/{version}` and verified.
+        public var version: String
+
+        public init(tenant: String, name: String, version: String) {
+            self.tenant = tenant
+            self.name = name
+            self.version = version
+        }
+    }
+
+    public var functions: [Function]
+
+    public init(functions: [Function]) {
+        self.functions = functions
+    }
+}
+
+/// Header names shared by the gateway, the hosts and the control plane.
+public enum VergeHeaders {
+    /// The cluster's shared secret, presented by the gateway to hosts and by hosts to the control plane.
+    public static let clusterKey = "x-verge-cluster-key"
+    public static let clientLatitude = "x-verge-client-latitude"
+    public static let clientLongitude = "x-verge-client-longitude"
+    public static let clientSource = "x-verge-client-source"
+    public static let host = "x-verge-host"
+    public static let invocationID = "x-verge-invocation-id"
+}
+
+/// A host's shipment of usage records to the control plane.
+public struct UsageBatch: Codable, Sendable {
+    public var host: String
+    public var records: [UsageRecord]
+
+    public init(host: String, records: [UsageRecord]) {
+        self.host = host
+        self.records = records
+    }
+}
+
+/// The control plane's answer to a shipment: every record is now stored exactly once.
+public struct IngestAcknowledgement: Codable, Sendable, Equatable {
+    public var inserted: Int
+    public var duplicates: Int
+
+    public init(inserted: Int, duplicates: Int) {
+        self.inserted = inserted
+        self.duplicates = duplicates
+    }
+}
+
+/// A host as the control plane knows it: what `GET /v1/hosts` returns and `verge hosts` prints.
+public struct HostSummary: Codable, Sendable, Equatable {
+    public var name: String
+    public var url: String
+    public var location: GeoPoint
+    /// Whether the host synced recently (within the control plane's liveness window).
+    public var healthy: Bool
+    /// Milliseconds since the host last synced.
+    public var lastSeenMs: Int64
+    public var warmWorkers: Int
+    public var unshippedRecords: Int
+    public var functions: [HostStatus.FunctionStatus]
+
+    enum CodingKeys: String, CodingKey {
+        case name, url, location, healthy, functions
+        case lastSeenMs = "last_seen_ms"
+        case warmWorkers = "warm_workers"
+        case unshippedRecords = "unshipped_records"
+    }
+
+    public init(
+        name: String, url: String, location: GeoPoint, healthy: Bool, lastSeenMs: Int64, warmWorkers: Int,
+        unshippedRecords: Int, functions: [HostStatus.FunctionStatus]
+    ) {
+        self.name = name
+        self.url = url
+        self.location = location
+        self.healthy = healthy
+        self.lastSeenMs = lastSeenMs
+        self.warmWorkers = warmWorkers
+        self.unshippedRecords = unshippedRecords
+        self.functions = functions
+    }
+}

@@ -1,0 +1,68 @@
+/// The one error shape of Verge. Errors that reach HTTP are answered with `status` and the JSON body
+/// `{"error":{"code":…,"message":…}}`.
+public struct VergeError: Error, Sendable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: String
+        public let status: Int
+
+        private init(_ rawValue: String, status: Int) {
+            self.rawValue = rawValue
+            self.status = status
+        }
+
+        public var description: String { rawValue }
+
+        public static let badRequest = Code("bad_request", status: 400)
+        public static let invalidBundle = Code("invalid_bundle", status: 422)
+        public static let notFound = Code("not_found", status: 404)
+        public static let functionNotFound = Code("function_not_found", status: 404)
+        public static let methodNotAllowed = Code("method_not_allowed", status: 405)
+        public static let payloadTooLarge = Code("payload_too_large", status: 413)
+        public static let unauthorized = Code("unauthorized", status: 401)
+        public static let functionError = Code("function_error", status: 500)
+        public static let internalError = Code("internal_error", status: 500)
+        public static let workerCrashed = Code("worker_crashed", status: 502)
+        public static let initFailed = Code("init_failed", status: 502)
+        public static let upstreamFailed = Code("upstream_failed", status: 502)
+        public static let noHealthyHost = Code("no_healthy_host", status: 503)
+        public static let overloaded = Code("overloaded", status: 503)
+        public static let shuttingDown = Code("shutting_down", status: 503)
+        public static let timeout = Code("timeout", status: 504)
+    }
+
+    public var code: Code
+    public var message: String
+    public var underlying: (any Error)?
+
+    public init(_ code: Code, _ message: String, underlying: (any Error)? = nil) {
+        self.code = code
+        self.message = message
+        self.underlying = underlying
+    }
+
+    public var description: String {
+        if let underlying { return "\(code): \(message) (\(underlying))" }
+        return "\(code): \(message)"
+    }
+
+    /// A description that is safe as a metric label: the code only.
+    public var shortDescription: String { code.rawValue }
+}
+
+/// The JSON error body, `{"error":{"code":…,"message":…}}`.
+public struct ErrorBody: Codable, Sendable, Equatable {
+    public struct Detail: Codable, Sendable, Equatable {
+        public var code: String
+        public var message: String
+    }
+
+    public var error: Detail
+
+    public init(code: String, message: String) {
+        self.error = Detail(code: code, message: message)
+    }
+
+    public init(_ error: VergeError) {
+        self.init(code: error.code.rawValue, message: error.message)
+    }
+}

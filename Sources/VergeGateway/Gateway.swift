@@ -1,0 +1,245 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import HummingbirdCore
+import Logging
+import Metrics
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+import VergeCore
+import VergeHTTP
+
+/// The gateway: finds where the client is, picks the nearest healthy host that runs the function, and proxies the
+/// call with bodies streamed both ways. Failed connections eject a host at once; idempotent calls that never
+/// reached a host are retried on the next nearest.
+public final class Gateway: Service, Sendable {
+    public let configuration: GatewayConfiguration
+    public let listenAddress = ListenAddress()
+    public let directory: HostDirectory
+    let locator: ClientLocator
+    let logger: Logger
+
+    public init(configuration: GatewayConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.directory = HostDirectory(unhealthyThreshold: configuration.unhealthyThreshold)
+        self.locator = ClientLocator(trustedProxies: configuration.trustedProxies, defaultLocation: configuration.defaultLocation)
+        self.logger = logger
+    }
+
+    /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the platform's own.
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+        "transfer-encoding", "upgrade",
+    ]
+
+    public func run() async throws {
+        try await run(controlPlaneURL: configuration.controlPlaneURL)
+    }
+
+    /// Runs with the control plane at `controlPlaneURL` (known only once it has bound its port, in a local cluster).
+    public func run(controlPlaneURL: String) async throws {
+        var clientConfiguration = HTTPClient.Configuration(
+            redirectConfiguration: .disallow,
+            timeout: .init(connect: TimeAmount(configuration.connectTimeout)),
+            decompression: .disabled
+        )
+        clientConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroupProvider.shared, configuration: clientConfiguration)
+        let proxy = Proxy(gateway: self, client: client)
+        let http = try HTTPServer.streaming(
+            bind: configuration.bind, name: "verge-gateway", listenAddress: listenAddress, logger: logger
+        ) { request, writer, channel in
+            try await proxy.forward(request, writer: writer, peer: channel.remoteAddress)
+        }
+        let group = ServiceGroup(configuration: .init(
+            services: [
+                .init(service: HostListRefresher(gateway: self, client: client, controlPlaneURL: controlPlaneURL)),
+                .init(service: HealthChecker(gateway: self, client: client)),
+                .init(service: http),
+            ],
+            gracefulShutdownSignals: [],
+            logger: logger
+        ))
+        do {
+            try await group.run()
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+    }
+
+    struct Proxy: Sendable {
+        let gateway: Gateway
+        let client: HTTPClient
+
+        func forward(_ request: Request, writer: consuming ResponseWriter, peer: SocketAddress?) async throws {
+            let clock = ContinuousClock()
+            let start = clock.now
+            let configuration = gateway.configuration
+            let path = request.uri.path
+            let name = path.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: true).first.map(String.init) ?? ""
+            let function = FunctionRef(tenant: defaultTenant, name: name)
+            guard FunctionName.isValid(name) else {
+                try await writer.writeError(VergeError(.functionNotFound, "no function is deployed at '\(path)'"))
+                return
+            }
+            let client = gateway.locator.locate(headers: request.headers, peer: peer)
+            let routes = gateway.directory.routes(for: function, from: client.location)
+            guard !routes.isEmpty else {
+                if gateway.directory.isDeployed(function) {
+                    try await writer.writeError(
+                        VergeError(.noHealthyHost, "no healthy host runs '\(name)' right now"), headers: [.retryAfter: "1"]
+                    )
+                } else {
+                    try await writer.writeError(VergeError(.functionNotFound, "no function is deployed at '/\(name)'"))
+                }
+                return
+            }
+            let hasBody = request.headers[.contentLength].map { $0 != "0" } ?? (request.headers[.transferEncoding] != nil)
+            let retryable = !hasBody && [.get, .head, .options].contains(request.method)
+            var lastError: (any Error)?
+            for (attempt, route) in routes.prefix(retryable ? 3 : 1).enumerated() {
+                let upstream = makeUpstreamRequest(request, route: route, client: client, peer: peer, hasBody: hasBody)
+                let response: HTTPClientResponse
+                do {
+                    response = try await self.client.execute(upstream, timeout: TimeAmount(configuration.requestTimeout))
+                } catch {
+                    lastError = error
+                    let transition = gateway.directory.record(route.host) { $0.connectionFailed() }
+                    if transition == .becameUnhealthy {
+                        gateway.logger.warning("host ejected after a failed call", metadata: ["host.name": "\(route.host)", "error": "\(error)"])
+                    }
+                    Counter(label: "verge_gateway_upstream_failures_total", dimensions: [("host", route.host)]).increment()
+                    _ = attempt
+                    continue
+                }
+                var fields = HTTPFields()
+                for header in response.headers where !Gateway.hopByHop.contains(header.name.lowercased()) {
+                    if let name = HTTPField.Name(header.name) { fields.append(HTTPField(name: name, value: header.value)) }
+                }
+                let routeMs = String(format: "%.3f", Double((clock.now - start).components.attoseconds) / 1e15 + Double((clock.now - start).components.seconds) * 1000)
+                fields.append(HTTPField(
+                    name: HTTPField.Name("server-timing")!,
+                    value: "gateway;dur=\(routeMs);desc=\"\(route.host) \(Int(route.distanceKm.rounded()))km \(client.source.rawValue)\""
+                ))
+                Counter(label: "verge_gateway_requests_total", dimensions: [("host", route.host)]).increment()
+                var body: (any ResponseBodyWriter)?
+                do {
+                    body = try await writer.writeHead(HTTPResponse(status: .init(code: Int(response.status.code)), headerFields: fields))
+                } catch {
+                    return
+                }
+                for try await chunk in response.body {
+                    try await body!.write(chunk)
+                }
+                try await body!.finish(nil)
+                return
+            }
+            gateway.logger.info("call failed at every host tried", metadata: ["error": "\(lastError.map { "\($0)" } ?? "")"])
+            try await writer.writeError(VergeError(.upstreamFailed, "no host could take the call"))
+        }
+
+        private func makeUpstreamRequest(
+            _ request: Request, route: Route, client: LocatedClient, peer: SocketAddress?, hasBody: Bool
+        ) -> HTTPClientRequest {
+            let configuration = gateway.configuration
+            var target = route.url + (request.uri.path.isEmpty ? "/" : request.uri.path)
+            if let query = request.uri.query { target += "?" + query }
+            var upstream = HTTPClientRequest(url: target)
+            upstream.method = HTTPMethod(rawValue: request.method.rawValue)
+            var forwardedFor: String?
+            for field in request.headers {
+                let name = field.name.canonicalName
+                if Gateway.hopByHop.contains(name) || name.hasPrefix("x-verge-") || name == "host" { continue }
+                if name == "x-forwarded-for" {
+                    // Only a trusted proxy's chain is kept; anyone else's is replaced by what the socket says.
+                    if gateway.locator.isTrusted(peer) { forwardedFor = field.value }
+                    continue
+                }
+                if name == "x-forwarded-proto" { continue }
+                upstream.headers.add(name: name, value: field.value)
+            }
+            let peerIP = peer?.ipAddress ?? "unknown"
+            upstream.headers.add(name: "x-forwarded-for", value: forwardedFor.map { "\($0), \(peerIP)" } ?? peerIP)
+            upstream.headers.add(name: "x-forwarded-proto", value: "http")
+            if let host = request.head.authority { upstream.headers.add(name: "x-forwarded-host", value: host) }
+            upstream.headers.add(name: VergeHeaders.clientLatitude, value: "\(client.location.latitude)")
+            upstream.headers.add(name: VergeHeaders.clientLongitude, value: "\(client.location.longitude)")
+            upstream.headers.add(name: VergeHeaders.clientSource, value: client.source.rawValue)
+            if let key = configuration.clusterKey { upstream.headers.add(name: VergeHeaders.clusterKey, value: key) }
+            if hasBody {
+                let length = request.headers[.contentLength].flatMap(Int.init)
+                upstream.body = .stream(request.body, length: length.map { .known(Int64($0)) } ?? .unknown)
+            }
+            return upstream
+        }
+    }
+}
+
+/// Refreshes the host list from the control plane; keeps the last list when it is unreachable.
+struct HostListRefresher: Service {
+    let gateway: Gateway
+    let client: HTTPClient
+    let controlPlaneURL: String
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            var failures = 0
+            while !Task.isCancelled {
+                do {
+                    var request = HTTPClientRequest(url: controlPlaneURL + "/v1/hosts")
+                    if let key = gateway.configuration.clusterKey { request.headers.add(name: VergeHeaders.clusterKey, value: key) }
+                    let response = try await client.execute(request, timeout: .seconds(5))
+                    let body = try await response.body.collect(upTo: 32 * 1024 * 1024)
+                    guard response.status == .ok else { throw VergeError(.upstreamFailed, "control plane answered \(response.status.code)") }
+                    gateway.directory.update(try JSONCoding.decoder.decode([HostSummary].self, from: Data(body.readableBytesView)))
+                    failures = 0
+                } catch {
+                    failures += 1
+                    if failures == 1 || failures % 60 == 0 {
+                        gateway.logger.info("host list not refreshed; routing with the last one", metadata: ["error": "\(error)"])
+                    }
+                }
+                try await Task.sleep(for: gateway.configuration.hostRefreshInterval)
+            }
+        }
+    }
+}
+
+/// Checks every host's `/_verge/health` at a fixed interval.
+struct HealthChecker: Service {
+    let gateway: Gateway
+    let client: HTTPClient
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                await withDiscardingTaskGroup { group in
+                    for host in gateway.directory.snapshot {
+                        group.addTask { await check(host) }
+                    }
+                }
+                try await Task.sleep(for: gateway.configuration.healthCheckInterval)
+            }
+        }
+    }
+
+    private func check(_ host: RoutableHost) async {
+        var healthy = false
+        do {
+            let response = try await client.execute(HTTPClientRequest(url: host.url + "/_verge/health"), timeout: .seconds(1))
+            _ = try await response.body.collect(upTo: 64 * 1024)
+            healthy = response.status == .ok
+        } catch {
+            healthy = false
+        }
+        let transition = gateway.directory.record(host.name) { healthy ? $0.checkSucceeded() : $0.checkFailed() }
+        switch transition {
+        case .becameHealthy: gateway.logger.info("host back in rotation", metadata: ["host.name": "\(host.name)"])
+        case .becameUnhealthy: gateway.logger.warning("host out of rotation", metadata: ["host.name": "\(host.name)"])
+        case .none: break
+        }
+    }
+}

@@ -1,0 +1,30 @@
+import VergeCore
+import VergeHTTP
+
+/// The gateway's settings, with documented defaults; every key is in the README's configuration table.
+public struct GatewayConfiguration: Sendable {
+    /// Address the gateway listens on. Default `127.0.0.1:8080`.
+    public var bind = BindAddress(host: "127.0.0.1", port: 8080)
+    /// Peers whose geo headers (`cloudfront-viewer-latitude` / `-longitude`) are believed. Default: none.
+    public var trustedProxies: [CIDR] = []
+    /// Where a client is assumed to be when nothing better is known.
+    public var defaultLocation = GeoPoint(50.11, 8.68)
+    /// The control plane the host list comes from.
+    public var controlPlaneURL: String
+    /// The cluster's shared secret, presented to hosts.
+    public var clusterKey: String?
+    /// How often the host list is refreshed from the control plane. Default 500 ms.
+    public var hostRefreshInterval: Duration = .milliseconds(500)
+    /// How often each host's `/_verge/health` is checked. Default 1 s.
+    public var healthCheckInterval: Duration = .seconds(1)
+    /// Consecutive failed checks before a host is taken out of rotation. Default 2.
+    public var unhealthyThreshold = 2
+    /// Longest time a proxied call may take end to end. Default 15 min (the longest function timeout).
+    public var requestTimeout: Duration = .seconds(900)
+    /// Time allowed to connect to a host. Default 2 s.
+    public var connectTimeout: Duration = .seconds(2)
+
+    public init(controlPlaneURL: String) {
+        self.controlPlaneURL = controlPlaneURL
+    }
+}

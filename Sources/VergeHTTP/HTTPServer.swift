@@ -1,0 +1,75 @@
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import ServiceLifecycle
+import VergeCore
+
+/// The servers of Verge, all on Hummingbird over SwiftNIO.
+public enum HTTPServer {
+    /// A routed application (the control plane's API).
+    public static func application<Responder: HTTPResponder>(
+        responder: Responder,
+        bind: BindAddress,
+        name: String,
+        listenAddress: ListenAddress,
+        logger: Logger
+    ) -> some Service where Responder.Context == VergeRequestContext {
+        Application(
+            responder: responder,
+            configuration: .init(address: .hostname(bind.host, port: bind.port), serverName: name),
+            onServerRunning: { channel in
+                if let address = channel.localAddress { listenAddress.set(address) }
+            },
+            logger: logger
+        )
+    }
+
+    /// A server that drives the response itself (the host and the gateway): it writes the head, streams the body
+    /// and decides what happens when the client goes away, so no invocation is left unaccounted.
+    public typealias StreamingResponder = @Sendable (Request, consuming ResponseWriter, any Channel) async throws -> Void
+
+    public static func streaming(
+        bind: BindAddress,
+        name: String,
+        listenAddress: ListenAddress,
+        idleTimeout: Duration = .seconds(75),
+        logger: Logger,
+        responder: @escaping StreamingResponder
+    ) throws -> any Service {
+        // Header limits well above what browsers send, well below what would let a client hog memory.
+        let http1 = HTTP1Channel.Configuration(
+            idleTimeout: TimeAmount(idleTimeout),
+            httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 64 * 1024, maxHeaderFieldCount: 200)
+        )
+        return try HTTPServerBuilder.http1(configuration: http1).buildServer(
+            configuration: .init(address: .hostname(bind.host, port: bind.port), serverName: name),
+            eventLoopGroup: MultiThreadedEventLoopGroupProvider.shared,
+            logger: logger,
+            responder: responder,
+            onServerRunning: { channel in
+                if let address = channel.localAddress { listenAddress.set(address) }
+            }
+        )
+    }
+}
+
+/// The event loop group every server and client of the process shares.
+public enum MultiThreadedEventLoopGroupProvider {
+    public static var shared: any EventLoopGroup { NIOSingletons.posixEventLoopGroup }
+}
+
+extension ResponseWriter {
+    /// Writes a whole response with a JSON error body.
+    public consuming func writeError(_ error: VergeError, headers: HTTPFields = [:]) async throws {
+        let response = Response.error(error, headers: headers)
+        try await write(response: response.head, body: response.body)
+    }
+
+    /// Writes a whole JSON response.
+    public consuming func writeJSON(_ value: some Encodable, status: HTTPResponse.Status = .ok) async throws {
+        let response = try Response.json(value, status: status)
+        try await write(response: response.head, body: response.body)
+    }
+}

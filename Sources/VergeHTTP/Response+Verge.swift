@@ -1,0 +1,69 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import VergeCore
+
+extension Response {
+    /// The one error shape: `status` from the code, body `{"error":{"code":…,"message":…}}`.
+    public static func error(_ error: VergeError, headers: HTTPFields = [:]) -> Response {
+        var headers = headers
+        headers[.contentType] = "application/json"
+        let body = (try? JSONCoding.encoder.encode(ErrorBody(error))) ?? Data()
+        return Response(
+            status: .init(code: error.code.status),
+            headers: headers,
+            body: .init(byteBuffer: ByteBuffer(bytes: body))
+        )
+    }
+
+    /// A JSON response of `value`, encoded with the project's encoder (sorted keys).
+    public static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        var body = try JSONCoding.encoder.encode(value)
+        body.append(UInt8(ascii: "\n"))
+        return Response(
+            status: status,
+            headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: body))
+        )
+    }
+}
+
+/// JSON coders configured the same way everywhere.
+public enum JSONCoding {
+    public static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+
+    public static var decoder: JSONDecoder { JSONDecoder() }
+
+    /// Decodes `type` from a request body, answering bad input with a `bad_request` error that says what is wrong.
+    public static func decode<T: Decodable>(_ type: T.Type, from buffer: ByteBuffer, what: String) throws(VergeError) -> T {
+        do {
+            return try decoder.decode(type, from: Data(buffer.readableBytesView))
+        } catch let error as DecodingError {
+            throw VergeError(.badRequest, "invalid \(what): \(describe(error))")
+        } catch {
+            throw VergeError(.badRequest, "invalid \(what): \(error)")
+        }
+    }
+
+    /// A one-line, user-facing account of a decoding error.
+    public static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            let keys = context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }
+            return keys.isEmpty ? "document" : keys.joined(separator: ".")
+        }
+        switch error {
+        case .typeMismatch(_, let context): return "\(path(context)): \(context.debugDescription)"
+        case .valueNotFound(_, let context): return "\(path(context)): value missing"
+        case .keyNotFound(let key, let context):
+            let parent = path(context)
+            return parent == "document" ? "missing key '\(key.stringValue)'" : "\(parent): missing key '\(key.stringValue)'"
+        case .dataCorrupted(let context): return "\(path(context)): \(context.debugDescription)"
+        @unknown default: return "\(error)"
+        }
+    }
+}

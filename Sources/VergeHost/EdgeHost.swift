@@ -1,0 +1,171 @@
+import Foundation
+import HummingbirdCore
+import Logging
+import NIOCore
+import ServiceLifecycle
+import VergeBundle
+import VergeCore
+import VergeHTTP
+import VergeProtocol
+import VergeSupervisor
+import VergeUsage
+
+/// One edge host: an HTTP server that runs deployed functions in per-version process pools, records usage in
+/// its own SQLite ledger, syncs with the control plane and ships usage to it. A `Service`; on graceful shutdown it
+/// stops accepting, lets calls in flight finish, stops every worker, then flushes logs and ships usage.
+public final class EdgeHost: Service, Sendable {
+    public let configuration: HostConfiguration
+    public let listenAddress = ListenAddress()
+    private let ledger: HostLedger
+    private let deployments = DeploymentTable()
+    private let cache: BundleCache
+    private let deploymentsFile: DeploymentsFile
+    private let environment: PoolEnvironment
+    private let launcher = WorkerLauncher()
+    private let logSink = FunctionLogSink()
+    private let shipBell = Doorbell()
+    private let logger: Logger
+
+    public init(configuration: HostConfiguration, supervisor: Supervisor, logger: Logger) throws {
+        var logger = logger
+        logger[metadataKey: "host.name"] = "\(configuration.name)"
+        self.configuration = configuration
+        self.logger = logger
+        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        self.ledger = try HostLedger(path: configuration.dataDirectory + "/host.sqlite")
+        self.cache = BundleCache(dataDirectory: configuration.dataDirectory)
+        self.deploymentsFile = DeploymentsFile(dataDirectory: configuration.dataDirectory)
+        self.environment = PoolEnvironment(
+            configuration: configuration, supervisor: supervisor,
+            eventLoopGroup: MultiThreadedEventLoopGroupProvider.shared, launcher: launcher, logSink: logSink,
+            logger: logger
+        )
+        // Serve what was deployed before a restart, even if the control plane never answers.
+        for deployment in deploymentsFile.load() where cache.cachedManifest(deployment.version) == deployment.manifest {
+            _ = deployments.install(FunctionPool(deployment: deployment, environment: environment))
+        }
+    }
+
+    private var reporter: HostStatusReporter {
+        HostStatusReporter(configuration: configuration, deployments: deployments, ledger: ledger, listenAddress: listenAddress)
+    }
+
+    public func run() async throws {
+        try await run(controlPlaneURL: configuration.controlPlaneURL)
+    }
+
+    /// Runs with the control plane at `controlPlaneURL` (known only once it has bound its port, in a local cluster).
+    public func run(controlPlaneURL: String?) async throws {
+        let hostInfo = HostInfo(
+            name: configuration.name, latitude: configuration.location.latitude,
+            longitude: configuration.location.longitude
+        )
+        let shipBell = self.shipBell
+        let invocations = InvocationHandler(
+            host: hostInfo, configuration: configuration, ledger: ledger, logger: logger,
+            ledgerSignal: { shipBell.ring() }
+        )
+        let server = HostServer(
+            configuration: configuration, deployments: deployments, invocations: invocations, ledger: ledger,
+            reporter: reporter
+        )
+        let http = try HTTPServer.streaming(
+            bind: configuration.bind, name: "verge-host", listenAddress: listenAddress, logger: logger
+        ) { request, writer, _ in
+            try await server.respond(request, writer: writer)
+        }
+        // Started in this order, stopped in reverse: the HTTP server drains first, then the pools stop their
+        // workers, then the agents finish (a last usage shipment), then logs are flushed.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: LauncherService(launcher: launcher)),
+            .init(service: LogFlusher(sink: logSink, ledger: ledger, interval: .milliseconds(200), logger: logger)),
+        ]
+        if let url = controlPlaneURL {
+            let client = ControlPlaneClient(baseURL: url, clusterKey: configuration.clusterKey, hostName: configuration.name)
+            services.append(.init(service: UsageShipper(
+                ledger: ledger, client: client, doorbell: shipBell, interval: configuration.shipInterval, logger: logger
+            )))
+            services.append(.init(service: SyncAgent(host: self, client: client, interval: configuration.syncInterval, logger: logger)))
+        }
+        services.append(.init(service: PoolsService(deployments: deployments, grace: configuration.stopGracePeriod)))
+        services.append(.init(service: http))
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [], logger: logger))
+        logger.info("host starting", metadata: ["host.location": "\(configuration.location)"])
+        try await group.run()
+    }
+
+    /// What the host reports about itself.
+    public func status() async -> HostStatus {
+        await reporter.status()
+    }
+
+    /// Installs the desired versions (fetching bundles it does not have) and retires functions no longer wanted.
+    func converge(on desired: DesiredState, client: ControlPlaneClient) async {
+        var changed = false
+        let wanted = Set(desired.functions.map { FunctionKey(tenant: $0.tenant, name: $0.name) })
+        for function in desired.functions {
+            let key = FunctionKey(tenant: function.tenant, name: function.name)
+            if deployments.pool(for: key)?.deployment.version == function.version { continue }
+            do {
+                let manifest: Manifest
+                if let cached = cache.cachedManifest(function.version) {
+                    manifest = cached
+                } else {
+                    let archive = try await client.bundle(function.version, limit: cache.limits.maxArchiveBytes)
+                    manifest = try cache.store(archive, version: function.version)
+                }
+                guard manifest.name == function.name else {
+                    throw VergeError(.invalidBundle, "bundle \(function.version) names '\(manifest.name)', not '\(function.name)'")
+                }
+                let deployment = Deployment(
+                    tenant: function.tenant, name: function.name, version: function.version, manifest: manifest,
+                    bundleDirectory: cache.bundleDirectory(function.version)
+                )
+                let old = deployments.install(FunctionPool(deployment: deployment, environment: environment))
+                old?.retire()
+                changed = true
+                logger.info("function installed", metadata: ["function.name": "\(key)", "function.version": "\(function.version.prefix(12))"])
+            } catch {
+                logger.warning("cannot install function", metadata: ["function.name": "\(key)", "error": "\(error)"])
+            }
+        }
+        for pool in deployments.all where !wanted.contains(pool.deployment.key) {
+            deployments.remove(pool.deployment.key)?.retire()
+            changed = true
+            logger.info("function removed", metadata: ["function.name": "\(pool.deployment.key)"])
+        }
+        if changed {
+            do { try deploymentsFile.save(deployments.deployments) } catch {
+                logger.warning("deployments not saved", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}
+
+/// Runs the worker launcher until shutdown.
+struct LauncherService: Service {
+    let launcher: WorkerLauncher
+
+    func run() async throws {
+        await withGracefulShutdownHandler {
+            await launcher.run()
+        } onGracefulShutdown: {
+            launcher.finish()
+        }
+    }
+}
+
+/// On shutdown, stops every pool: idle workers at once, busy ones after their call or at the grace deadline.
+struct PoolsService: Service {
+    let deployments: DeploymentTable
+    let grace: Duration
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await withDiscardingTaskGroup { group in
+            for pool in deployments.removeAll() {
+                group.addTask { await pool.shutdown(deadline: grace) }
+            }
+        }
+    }
+}

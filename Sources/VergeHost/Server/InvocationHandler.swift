@@ -1,0 +1,352 @@
+import Foundation
+import HTTPTypes
+import HummingbirdCore
+import Logging
+import Metrics
+import NIOCore
+import VergeCore
+import VergeHTTP
+import VergeProtocol
+import VergeUsage
+
+/// Runs one HTTP request as one invocation of a function: takes a worker from the pool, streams the request to
+/// it and its response back, and writes exactly one usage record, whatever happens — before the response's last
+/// byte is sent, so a response the client received always has its record.
+struct InvocationHandler: Sendable {
+    let host: HostInfo
+    let configuration: HostConfiguration
+    let ledger: HostLedger
+    let logger: Logger
+    let ledgerSignal: @Sendable () -> Void
+
+    /// Response headers a function may not set: framing is the host's job and `x-verge-*` are the platform's.
+    static let reservedResponseHeaders: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "content-length", "upgrade", "te",
+        "trailer", "date", "server",
+    ]
+
+    func handle(
+        _ request: Request, writer: consuming ResponseWriter, pool: FunctionPool, client: ClientLocation?
+    ) async throws {
+        let clock = ContinuousClock()
+        let arrival = clock.now
+        let deployment = pool.deployment
+        var call = CallRecord(
+            invocationID: Self.newInvocationID(), deployment: deployment, host: host.name,
+            startTimeUs: WallClock.microseconds()
+        )
+        let timeout = Duration.milliseconds(deployment.manifest.timeoutMs)
+        var logger = self.logger
+        logger[metadataKey: "request.id"] = "\(call.invocationID)"
+        logger[metadataKey: "function.name"] = "\(deployment.name)"
+
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > configuration.maxRequestBodyBytes {
+            call.finish(.rejected, httpStatus: 413, clock: clock, arrival: arrival)
+            try await commit(call)
+            try await writer.writeError(
+                VergeError(.payloadTooLarge, "request body exceeds \(configuration.maxRequestBodyBytes) bytes"),
+                headers: call.responseHeaders(host: host.name)
+            )
+            return
+        }
+
+        // 1. A worker: warm at once, or cold after it starts.
+        let lease: Lease
+        do {
+            lease = try await pool.acquire(queueTimeout: timeout)
+        } catch {
+            let error = (error as? VergeError) ?? VergeError(.internalError, "\(error)")
+            let status: InvocationStatus = error.code == .initFailed ? .initError : .rejected
+            call.finish(status, httpStatus: error.code.status, clock: clock, arrival: arrival)
+            call.queue = clock.now - arrival
+            logger.info("call not served", metadata: ["error": "\(error)"])
+            try await commit(call)
+            var headers = call.responseHeaders(host: host.name)
+            if error.code == .overloaded || error.code == .shuttingDown { headers[.retryAfter] = "1" }
+            try await writer.writeError(error, headers: headers)
+            return
+        }
+        call.coldStart = lease.coldStart
+        if lease.coldStart {
+            call.initDuration = lease.worker.initDuration
+            call.queue = max(.zero, lease.waited - lease.worker.initDuration)
+        } else {
+            call.queue = lease.waited
+        }
+        let worker = lease.worker
+        worker.begin(invocationID: call.invocationID, deadline: timeout)
+        let dispatched = clock.now
+
+        // 2. The request, streamed in frames.
+        var outcome: WorkerOutcome
+        do {
+            outcome = try await sendRequest(request, to: worker, call: &call, client: client, timeout: timeout)
+        } catch {
+            outcome = .broken("\(error)")
+        }
+
+        // 3. The response head, or what went wrong instead.
+        if case .sent = outcome {
+            outcome = await receiveHead(from: worker)
+        }
+        call.exec = clock.now - dispatched
+
+        guard case .head(let head) = outcome else {
+            let timedOut = worker.end()
+            let (status, error) = Self.failure(outcome, timedOut: timedOut, timeout: timeout)
+            pool.release(lease, reusable: status == .functionError)
+            call.finish(status, httpStatus: error.code.status, clock: clock, arrival: arrival)
+            logger.info("call failed", metadata: ["error": "\(error)"])
+            try await commit(call)
+            try await writer.writeError(error, headers: call.responseHeaders(host: host.name))
+            return
+        }
+
+        // 4. The response: head, then body frames as they come, then the usage record, then the end.
+        var fields = call.responseHeaders(host: host.name)
+        for pair in head.headers where pair.count == 2 {
+            let name = pair[0].lowercased()
+            guard !Self.reservedResponseHeaders.contains(name), !name.hasPrefix("x-verge-"),
+                let fieldName = HTTPField.Name(name)
+            else { continue }
+            fields.append(HTTPField(name: fieldName, value: pair[1]))
+        }
+        let httpStatus = head.status
+        var bodyWriter: (any ResponseBodyWriter)?
+        do {
+            bodyWriter = try await writer.writeHead(HTTPResponse(status: .init(code: httpStatus), headerFields: fields))
+        } catch {
+            logger.debug("client went away before the response head", metadata: ["error": "\(error)"])
+        }
+        var ending: WorkerOutcome = .ended
+        while true {
+            let frame: WireFrame?
+            do { frame = try await worker.receive() } catch {
+                ending = .broken("\(error)")
+                break
+            }
+            guard let frame else {
+                ending = .exited
+                break
+            }
+            switch frame.kind {
+            case .responseBody:
+                call.responseBytes += Int64(frame.payload.readableBytes)
+                if bodyWriter != nil {
+                    do { try await bodyWriter!.write(frame.payload) } catch { bodyWriter = nil }
+                }
+                continue
+            case .responseEnd:
+                ending = .ended
+            case .invocationError:
+                ending = .failed((try? frame.decode(FailureReport.self)) ?? FailureReport(type: "Error", message: "unknown"))
+            default:
+                ending = .broken("unexpected \(frame.kind) inside a response")
+            }
+            break
+        }
+        let timedOut = worker.end()
+        call.exec = clock.now - dispatched
+        let status: InvocationStatus
+        switch ending {
+        case .ended: status = .ok
+        case .failed: status = .functionError
+        default: status = timedOut ? .timeout : .crashed
+        }
+        pool.release(lease, reusable: status == .ok || status == .functionError)
+        call.finish(status, httpStatus: httpStatus, clock: clock, arrival: arrival)
+        if status != .ok { logger.info("response failed after its head", metadata: ["outcome": "\(ending)"]) }
+        try await commit(call)
+        guard let bodyWriter else { return }
+        guard status == .ok else {
+            // The head is out with a success status; the only honest signal left is to abort the connection.
+            throw VergeError(.workerCrashed, "response aborted: \(ending)")
+        }
+        try await bodyWriter.finish(nil)
+    }
+
+    // MARK: Steps
+
+    private enum WorkerOutcome: CustomStringConvertible {
+        case sent
+        case head(ResponseHead)
+        case failed(FailureReport)
+        case exited
+        case broken(String)
+        case tooLarge
+        case ended
+
+        var description: String {
+            switch self {
+            case .sent: "sent"
+            case .head: "head"
+            case .failed(let report): "function error \(report.type): \(report.message)"
+            case .exited: "worker exited"
+            case .broken(let reason): "protocol error: \(reason)"
+            case .tooLarge: "request too large"
+            case .ended: "ended"
+            }
+        }
+    }
+
+    private func sendRequest(
+        _ request: Request, to worker: WorkerProcess, call: inout CallRecord, client: ClientLocation?,
+        timeout: Duration
+    ) async throws -> WorkerOutcome {
+        let path = request.uri.path.isEmpty ? "/" : request.uri.path
+        let head = RequestHead(
+            invocationID: call.invocationID,
+            method: request.method.rawValue,
+            path: path,
+            query: request.uri.query ?? "",
+            headers: request.headers.compactMap { field in
+                let name = field.name.canonicalName
+                return name.hasPrefix("x-verge-") ? nil : [name, field.value]
+            },
+            deadlineMs: WallClock.milliseconds() + timeout.milliseconds,
+            client: client,
+            host: host,
+            function: FunctionInfo(tenant: call.tenant, name: call.function, version: call.version)
+        )
+        try await worker.send(.json(.requestHead, head))
+        for try await chunk in request.body {
+            call.requestBytes += Int64(chunk.readableBytes)
+            if call.requestBytes > configuration.maxRequestBodyBytes { return .tooLarge }
+            var chunk = chunk
+            while chunk.readableBytes > 0 {
+                let slice = chunk.readSlice(length: min(chunk.readableBytes, WorkerProtocol.preferredChunkSize))!
+                try await worker.send(WireFrame(.requestBody, payload: slice))
+            }
+        }
+        try await worker.send(WireFrame(.requestEnd))
+        return .sent
+    }
+
+    private func receiveHead(from worker: WorkerProcess) async -> WorkerOutcome {
+        do {
+            guard let frame = try await worker.receive() else { return .exited }
+            switch frame.kind {
+            case .responseHead:
+                let head = try frame.decode(ResponseHead.self)
+                guard (200...599).contains(head.status) else {
+                    return .broken("response status \(head.status) is outside 200-599")
+                }
+                return .head(head)
+            case .invocationError:
+                return .failed(try frame.decode(FailureReport.self))
+            default:
+                return .broken("expected a response head, got \(frame.kind)")
+            }
+        } catch {
+            return .broken("\(error)")
+        }
+    }
+
+    private static func failure(
+        _ outcome: WorkerOutcome, timedOut: Bool, timeout: Duration
+    ) -> (InvocationStatus, VergeError) {
+        if timedOut {
+            return (.timeout, VergeError(.timeout, "the function did not answer within its timeout of \(timeout)"))
+        }
+        switch outcome {
+        case .failed(let report):
+            return (.functionError, VergeError(.functionError, "\(report.type): \(report.message)"))
+        case .tooLarge:
+            return (.rejected, VergeError(.payloadTooLarge, "request body exceeds the limit"))
+        case .broken(let reason):
+            return (.crashed, VergeError(.workerCrashed, "the worker broke the protocol: \(reason)"))
+        default:
+            return (.crashed, VergeError(.workerCrashed, "the worker exited during the call"))
+        }
+    }
+
+    private func commit(_ call: CallRecord) async throws {
+        let record = call.usageRecord
+        do {
+            try await ledger.record(record)
+        } catch {
+            logger.error("usage record not committed", metadata: ["request.id": "\(record.invocationID)", "error": "\(error)"])
+            throw error
+        }
+        ledgerSignal()
+        Counter(label: "verge_invocations_total", dimensions: [
+            ("host", record.host), ("function", record.function), ("status", record.status.rawValue),
+        ]).increment()
+        if record.coldStart {
+            Counter(label: "verge_cold_starts_total", dimensions: [("host", record.host), ("function", record.function)])
+                .increment()
+        }
+        Timer(label: "verge_invocation_duration_seconds", dimensions: [("host", record.host), ("function", record.function)], preferredDisplayUnit: .seconds)
+            .recordMicroseconds(record.durationUs)
+    }
+
+    /// A time-ordered, unique invocation id: 12 hex digits of milliseconds, then 20 random hex digits.
+    static func newInvocationID() -> String {
+        let millis = UInt64(WallClock.milliseconds())
+        var id = String(millis, radix: 16)
+        id = String(repeating: "0", count: max(0, 12 - id.count)) + id
+        var random = SystemRandomNumberGenerator()
+        for _ in 0..<20 { id.append(String(random.next(upperBound: UInt8(16)), radix: 16)) }
+        return id
+    }
+}
+
+/// What is known about a call as it proceeds; becomes its usage record.
+struct CallRecord {
+    let invocationID: String
+    let tenant: String
+    let function: String
+    let version: String
+    let host: String
+    let startTimeUs: Int64
+    var duration: Duration = .zero
+    var queue: Duration = .zero
+    var exec: Duration = .zero
+    var coldStart = false
+    var initDuration: Duration = .zero
+    var status: InvocationStatus = .ok
+    var httpStatus = 200
+    var requestBytes: Int64 = 0
+    var responseBytes: Int64 = 0
+
+    init(invocationID: String, deployment: Deployment, host: String, startTimeUs: Int64) {
+        self.invocationID = invocationID
+        self.tenant = deployment.tenant
+        self.function = deployment.name
+        self.version = deployment.version
+        self.host = host
+        self.startTimeUs = startTimeUs
+    }
+
+    mutating func finish(_ status: InvocationStatus, httpStatus: Int, clock: ContinuousClock, arrival: ContinuousClock.Instant) {
+        self.status = status
+        self.httpStatus = httpStatus
+        self.duration = clock.now - arrival
+    }
+
+    /// `x-verge-host`, `x-verge-invocation-id` and `server-timing` (queue, cold start, exec in milliseconds).
+    func responseHeaders(host: String) -> HTTPFields {
+        var fields = HTTPFields()
+        fields[HTTPField.Name("x-verge-host")!] = host
+        fields[HTTPField.Name("x-verge-invocation-id")!] = invocationID
+        var timing = ["queue;dur=\(Self.ms(queue))"]
+        if coldStart { timing.append("cold;dur=\(Self.ms(initDuration))") }
+        timing.append("exec;dur=\(Self.ms(exec))")
+        fields[HTTPField.Name("server-timing")!] = timing.joined(separator: ", ")
+        return fields
+    }
+
+    private static func ms(_ duration: Duration) -> String {
+        let micros = Double(duration.microseconds)
+        return String(format: "%.3f", micros / 1000)
+    }
+
+    var usageRecord: UsageRecord {
+        UsageRecord(
+            invocationID: invocationID, tenant: tenant, function: function, version: version, host: host,
+            startTimeUs: startTimeUs, durationUs: duration.microseconds, queueUs: queue.microseconds,
+            coldStart: coldStart, initUs: coldStart ? initDuration.microseconds : 0, status: status,
+            httpStatus: httpStatus, requestBytes: requestBytes, responseBytes: responseBytes
+        )
+    }
+}

@@ -1,0 +1,61 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import VergeCore
+import VergeHTTP
+
+/// The host's calls to the control plane, each bounded in time.
+struct ControlPlaneClient: Sendable {
+    let baseURL: String
+    let clusterKey: String?
+    let hostName: String
+    var timeout: TimeAmount = .seconds(10)
+
+    func sync(_ status: HostStatus) async throws -> DesiredState {
+        let body = try JSONCoding.encoder.encode(status)
+        let response = try await send("/v1/internal/hosts/\(hostName)/sync", method: .POST, body: body)
+        return try decode(DesiredState.self, response)
+    }
+
+    func ship(_ records: [UsageRecord]) async throws -> IngestAcknowledgement {
+        let body = try JSONCoding.encoder.encode(UsageBatch(host: hostName, records: records))
+        let response = try await send("/v1/internal/usage", method: .POST, body: body)
+        return try decode(IngestAcknowledgement.self, response)
+    }
+
+    /// The bundle archive of `version`, at most `limit` bytes.
+    func bundle(_ version: String, limit: Int) async throws -> [UInt8] {
+        var request = HTTPClientRequest(url: baseURL + "/v1/bundles/" + version)
+        authorize(&request)
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        guard response.status == .ok else {
+            throw VergeError(.upstreamFailed, "control plane answered \(response.status.code) for bundle \(version)")
+        }
+        let body = try await response.body.collect(upTo: limit)
+        return Array(body.readableBytesView)
+    }
+
+    private func send(_ path: String, method: HTTPMethod, body: Data) async throws -> (status: Int, body: ByteBuffer) {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        request.headers.add(name: "content-type", value: "application/json")
+        authorize(&request)
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let response = try await HTTPClient.shared.execute(request, timeout: timeout)
+        let bytes = try await response.body.collect(upTo: 64 * 1024 * 1024)
+        return (Int(response.status.code), bytes)
+    }
+
+    private func authorize(_ request: inout HTTPClientRequest) {
+        if let clusterKey { request.headers.add(name: VergeHeaders.clusterKey, value: clusterKey) }
+    }
+
+    private func decode<T: Decodable>(_ type: T.Type, _ response: (status: Int, body: ByteBuffer)) throws -> T {
+        guard response.status == 200 else {
+            let text = String(buffer: response.body)
+            throw VergeError(.upstreamFailed, "control plane answered \(response.status): \(text.prefix(300))")
+        }
+        return try JSONCoding.decoder.decode(type, from: Data(response.body.readableBytesView))
+    }
+}

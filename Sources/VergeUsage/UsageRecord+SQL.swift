@@ -1,0 +1,107 @@
+import GRDB
+import VergeCore
+
+/// How a ``UsageRecord`` is stored: one row of a `usage_records` table, both on hosts and in the control plane.
+///
+/// Column names are the record's JSON keys; `status` is stored as its text value, `cold_start` as 0 or 1.
+/// Every table has `seq INTEGER PRIMARY KEY AUTOINCREMENT`: AUTOINCREMENT guarantees a sequence number is never
+/// reused, even after the rows with the highest numbers were deleted, so a cursor never points past a new record.
+extension UsageRecord {
+    /// The record columns in the order ``init(row:startingAt:)`` and ``appendDatabaseValues(to:)`` use.
+    static let columnList =
+        "invocation_id, tenant, function, version, host, start_time_us, duration_us, queue_us, cold_start, init_us, "
+        + "status, http_status, request_bytes, response_bytes"
+
+    /// `?` placeholders for ``columnList``.
+    static let placeholders = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+
+    /// Creates the `usage_records` table with its indexes.
+    static func createTable(_ db: Database, indexes: [String]) throws {
+        try db.execute(
+            sql: """
+                CREATE TABLE usage_records (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    invocation_id TEXT NOT NULL UNIQUE,
+                    tenant TEXT NOT NULL,
+                    function TEXT NOT NULL,
+                    version TEXT NOT NULL,
+                    host TEXT NOT NULL,
+                    start_time_us INTEGER NOT NULL,
+                    duration_us INTEGER NOT NULL,
+                    queue_us INTEGER NOT NULL,
+                    cold_start INTEGER NOT NULL CHECK (cold_start IN (0, 1)),
+                    init_us INTEGER NOT NULL,
+                    status TEXT NOT NULL,
+                    http_status INTEGER NOT NULL,
+                    request_bytes INTEGER NOT NULL,
+                    response_bytes INTEGER NOT NULL
+                )
+                """
+        )
+        for columns in indexes {
+            let name = "usage_records_" + columns.replacingOccurrences(of: ", ", with: "_")
+            try db.execute(sql: "CREATE INDEX \(name) ON usage_records(\(columns))")
+        }
+    }
+
+    /// The statement that inserts `rows` records (1...``maximumRowsPerInsert``), skipping those whose invocation id
+    /// is already stored; `db.changesCount` tells how many were inserted. Arguments: ``appendDatabaseValues(to:)``
+    /// of each record, in order.
+    static func insertIgnoringDuplicatesSQL(rows: Int) -> String {
+        insertIgnoringDuplicatesSQL[rows]
+    }
+
+    /// Records per multi-row INSERT: enough to amortise the per-statement cost, far below SQLite's variable limit.
+    static let maximumRowsPerInsert = 64
+
+    private static let insertIgnoringDuplicatesSQL: [String] = (0...maximumRowsPerInsert).map { rows in
+        "INSERT INTO usage_records (\(columnList)) VALUES "
+            + Array(repeating: "(\(placeholders))", count: rows).joined(separator: ", ")
+            + " ON CONFLICT(invocation_id) DO NOTHING"
+    }
+
+    /// Appends the values for ``columnList``, in order.
+    func appendDatabaseValues(to values: inout [DatabaseValue]) {
+        values.append(invocationID.databaseValue)
+        values.append(tenant.databaseValue)
+        values.append(function.databaseValue)
+        values.append(version.databaseValue)
+        values.append(host.databaseValue)
+        values.append(startTimeUs.databaseValue)
+        values.append(durationUs.databaseValue)
+        values.append(queueUs.databaseValue)
+        values.append(coldStart.databaseValue)
+        values.append(initUs.databaseValue)
+        values.append(status.rawValue.databaseValue)
+        values.append(httpStatus.databaseValue)
+        values.append(requestBytes.databaseValue)
+        values.append(responseBytes.databaseValue)
+    }
+
+    /// Number of values ``appendDatabaseValues(to:)`` appends.
+    static let columnCount = 14
+
+    /// Reads a record from `row`, whose columns from `start` on are ``columnList``.
+    init(row: Row, startingAt start: Int = 0) throws {
+        let statusText: String = row[start + 10]
+        guard let status = InvocationStatus(rawValue: statusText) else {
+            throw VergeError(.internalError, "usage record has an unknown status '\(statusText)'")
+        }
+        self.init(
+            invocationID: row[start],
+            tenant: row[start + 1],
+            function: row[start + 2],
+            version: row[start + 3],
+            host: row[start + 4],
+            startTimeUs: row[start + 5],
+            durationUs: row[start + 6],
+            queueUs: row[start + 7],
+            coldStart: row[start + 8],
+            initUs: row[start + 9],
+            status: status,
+            httpStatus: row[start + 11],
+            requestBytes: row[start + 12],
+            responseBytes: row[start + 13]
+        )
+    }
+}

@@ -1,0 +1,114 @@
+import GRDB
+import VergeCore
+
+/// The control plane's usage store: every record shipped by every host, in the control plane's database.
+///
+/// ## Guarantees
+/// - **Idempotent ingestion.** Records are keyed by invocation id (`INSERT … ON CONFLICT(invocation_id) DO NOTHING`):
+///   a host that re-ships a batch, after a timeout or a restart of either side, never doubles a record. The first
+///   copy wins; later copies are counted as duplicates and otherwise ignored. A batch is one transaction.
+/// - **Stable export order.** Each new record gets the store's own cursor, `seq INTEGER PRIMARY KEY AUTOINCREMENT`,
+///   assigned at ingestion. SQLite has one writer at a time and `seq` is assigned inside the writing transaction, so
+///   cursors become visible in increasing order: once a reader sees cursor N, every record with a lower cursor is
+///   already committed. AUTOINCREMENT never reuses a cursor. Paging with ``page(after:limit:tenant:function:)``
+///   therefore never skips or repeats a record while ingestion continues.
+public final class UsageStore: Sendable {
+    /// The longest page ``page(after:limit:tenant:function:)`` returns.
+    public static let maximumPageSize = 10_000
+
+    private let database: any DatabaseWriter
+
+    /// Uses an existing GRDB writer (the control plane's `DatabasePool`). Call ``registerMigrations(_:)`` on the
+    /// control plane's migrator before migrating it.
+    public init(database: any DatabaseWriter) {
+        self.database = database
+    }
+
+    /// Registers the store's tables with the control plane's migrator. Append-only: never edit a registered
+    /// migration.
+    public static func registerMigrations(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("usage.v1") { db in
+            try UsageRecord.createTable(db, indexes: ["tenant, seq", "tenant, function, seq"])
+        }
+    }
+
+    /// Stores the records not already stored, in one transaction. Returns how many were new and how many were
+    /// already there (including repeats within `records`).
+    public func ingest(_ records: [UsageRecord]) async throws -> IngestResult {
+        guard !records.isEmpty else { return IngestResult(inserted: 0, duplicates: 0) }
+        if let index = records.firstIndex(where: { $0.invocationID.isEmpty }) {
+            throw VergeError(.badRequest, "record \(index) has an empty invocation_id")
+        }
+        return try await LedgerErrors.wrapping("ingesting usage records") {
+            try await database.write { db in
+                // Multi-row INSERTs: each skips the rows already stored and reports how many it inserted.
+                var inserted = 0
+                var values: [DatabaseValue] = []
+                values.reserveCapacity(UsageRecord.maximumRowsPerInsert * UsageRecord.columnCount)
+                var start = records.startIndex
+                while start < records.endIndex {
+                    let end = min(start + UsageRecord.maximumRowsPerInsert, records.endIndex)
+                    values.removeAll(keepingCapacity: true)
+                    for record in records[start..<end] { record.appendDatabaseValues(to: &values) }
+                    let statement = try db.cachedStatement(sql: UsageRecord.insertIgnoringDuplicatesSQL(rows: end - start))
+                    statement.setUncheckedArguments(StatementArguments(values))
+                    try statement.execute()
+                    inserted += db.changesCount
+                    start = end
+                }
+                return IngestResult(inserted: inserted, duplicates: records.count - inserted)
+            }
+        }
+    }
+
+    /// Records with a cursor greater than `after`, in cursor order, at most `limit` (1...``maximumPageSize``).
+    /// `tenant` nil means every tenant; `function` restricts to one function name.
+    ///
+    /// Start with `after: 0` and pass each page's ``UsagePage/nextCursor`` to the next call.
+    public func page(after: Int64, limit: Int, tenant: String?, function: String?) async throws -> UsagePage {
+        try LedgerErrors.checkLimit(limit, 1...Self.maximumPageSize)
+        return try await LedgerErrors.wrapping("reading usage records") {
+            try await database.read { db in
+                var filter = "seq > ?"
+                var arguments: StatementArguments = [after]
+                if let tenant {
+                    filter += " AND tenant = ?"
+                    arguments += [tenant]
+                }
+                if let function {
+                    filter += " AND function = ?"
+                    arguments += [function]
+                }
+                arguments += [limit]
+                let rows = try Row.fetchCursor(
+                    db,
+                    sql: "SELECT seq, \(UsageRecord.columnList) FROM usage_records WHERE \(filter) ORDER BY seq LIMIT ?",
+                    arguments: arguments
+                )
+                var records: [UsageRecord] = []
+                var last = after
+                while let row = try rows.next() {
+                    last = row[0]
+                    records.append(try UsageRecord(row: row, startingAt: 1))
+                }
+                return UsagePage(records: records, nextCursor: last)
+            }
+        }
+    }
+
+    /// How many records are stored, for one tenant or (nil) for all.
+    public func count(tenant: String?) async throws -> Int {
+        try await LedgerErrors.wrapping("counting usage records") {
+            try await database.read { db in
+                if let tenant {
+                    return try Int.fetchOne(
+                        db,
+                        sql: "SELECT COUNT(*) FROM usage_records WHERE tenant = ?",
+                        arguments: [tenant]
+                    ) ?? 0
+                }
+                return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM usage_records") ?? 0
+            }
+        }
+    }
+}

@@ -1,0 +1,3 @@
+import VergeCLI
+
+await VergeCommand.run()

@@ -1,0 +1,21 @@
+"""Echoes what the function saw of the request, for tests of the gateway and the host."""
+
+import hashlib
+import os
+
+
+def handle(request):
+    return {
+        "method": request.method,
+        "path": request.path,
+        "query": request.query,
+        "query_params": request.query_params,
+        "headers": request.headers,
+        "body_length": len(request.body),
+        "body_sha256": hashlib.sha256(request.body).hexdigest(),
+        "client": request.client,
+        "host": request.host,
+        "function": request.function,
+        "invocation_id": request.invocation_id,
+        "pid": os.getpid(),
+    }

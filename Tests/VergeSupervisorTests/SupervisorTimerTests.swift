@@ -1,0 +1,88 @@
+import Synchronization
+import Testing
+
+@testable import VergeSupervisor
+
+@Suite("Supervisor timers")
+struct SupervisorTimerTests {
+    @Test(arguments: [0, 1, 25, 80] as [Int])
+    func timerFiresNoSoonerThanItsDelay(milliseconds: Int) async throws {
+        try await withSupervisor { supervisor, _ in
+            let delay = Duration.milliseconds(milliseconds)
+            let started = ContinuousClock.now
+            let elapsed = try await withDeadline("the timer") {
+                await withCheckedContinuation { continuation in
+                    _ = supervisor.startTimer(after: delay) {
+                        continuation.resume(returning: started.duration(to: .now))
+                    }
+                }
+            }
+            #expect(elapsed >= delay)
+            #expect(elapsed < delay + .seconds(2))
+        }
+    }
+
+    @Test func cancelledTimerDoesNotFire() async throws {
+        try await withSupervisor { supervisor, loop in
+            let fired = Mutex<[String]>([])
+            let beforeArming = supervisor.startTimer(after: .milliseconds(20)) { fired.withLock { $0.append("before") } }
+            beforeArming.cancel()
+            let armed = supervisor.startTimer(after: .milliseconds(150)) { fired.withLock { $0.append("armed") } }
+            // Work runs in order: once this has run, the timer is armed on the loop.
+            try await withDeadline("the loop") {
+                await withCheckedContinuation { continuation in loop.execute { continuation.resume() } }
+            }
+            armed.cancel()
+            armed.cancel()  // twice is harmless
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(fired.withLock { $0 } == [])
+        }
+    }
+
+    @Test func cancellingAfterFiringIsHarmless() async throws {
+        try await withSupervisor { supervisor, _ in
+            let fired = Mutex(0)
+            let timer = supervisor.startTimer(after: .milliseconds(1)) { fired.withLock { $0 += 1 } }
+            try await eventually("the timer") { fired.withLock { $0 } == 1 }
+            timer.cancel()
+            timer.cancel()
+            try await Task.sleep(for: .milliseconds(20))
+            #expect(fired.withLock { $0 } == 1)
+        }
+    }
+
+    @Test func timersFireInOrder() async throws {
+        try await withSupervisor { supervisor, _ in
+            let order = Mutex<[Int]>([])
+            // Equal delays fire in the order they were started; well-separated delays in the order of their delays.
+            for i in 0..<100 {
+                _ = supervisor.startTimer(after: .milliseconds(10)) { order.withLock { $0.append(i) } }
+            }
+            for (i, delay) in [(203, 120), (201, 40), (202, 80)] {
+                _ = supervisor.startTimer(after: .milliseconds(delay)) { order.withLock { $0.append(i) } }
+            }
+            try await eventually("103 timers") { order.withLock { $0.count } == 103 }
+            #expect(order.withLock { $0 } == Array(0..<100) + [201, 202, 203])
+        }
+    }
+
+    @Test func timersRunOnTheLoopThread() async throws {
+        try await withSupervisor { supervisor, loop in
+            let onLoop = try await withDeadline("the timer") {
+                await withCheckedContinuation { continuation in
+                    _ = supervisor.startTimer(after: .zero) { continuation.resume(returning: loop.isLoopThread) }
+                }
+            }
+            #expect(onLoop)
+        }
+    }
+
+    @Test func durationsRoundUpToMilliseconds() {
+        #expect(Duration.zero.roundedUpMilliseconds == 0)
+        #expect(Duration.milliseconds(-5).roundedUpMilliseconds == 0)
+        #expect(Duration.nanoseconds(1).roundedUpMilliseconds == 1)
+        #expect(Duration.milliseconds(25).roundedUpMilliseconds == 25)
+        #expect((Duration.milliseconds(25) + .microseconds(1)).roundedUpMilliseconds == 26)
+        #expect(Duration.seconds(3).roundedUpMilliseconds == 3000)
+    }
+}
