@@ -46,7 +46,8 @@ public final class Gateway: Service, Sendable {
         )
         clientConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
         let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroupProvider.shared, configuration: clientConfiguration)
-        let proxy = Proxy(gateway: self, client: client)
+        let refresher = HostListRefresher(gateway: self, client: client, controlPlaneURL: controlPlaneURL)
+        let proxy = Proxy(gateway: self, client: client, refresher: refresher)
         let http = try HTTPServer.streaming(
             bind: configuration.bind, name: "verge-gateway", listenAddress: listenAddress, logger: logger
         ) { request, writer, channel in
@@ -54,7 +55,7 @@ public final class Gateway: Service, Sendable {
         }
         let group = ServiceGroup(configuration: .init(
             services: [
-                .init(service: HostListRefresher(gateway: self, client: client, controlPlaneURL: controlPlaneURL)),
+                .init(service: refresher),
                 .init(service: HealthChecker(gateway: self, client: client)),
                 .init(service: http),
             ],
@@ -73,6 +74,7 @@ public final class Gateway: Service, Sendable {
     struct Proxy: Sendable {
         let gateway: Gateway
         let client: HTTPClient
+        let refresher: HostListRefresher
 
         func forward(_ request: Request, writer: consuming ResponseWriter, peer: SocketAddress?) async throws {
             let clock = ContinuousClock()
@@ -86,7 +88,13 @@ public final class Gateway: Service, Sendable {
                 return
             }
             let client = gateway.locator.locate(headers: request.headers, peer: peer)
-            let routes = gateway.directory.routes(for: function, from: client.location)
+            var routes = gateway.directory.routes(for: function, from: client.location)
+            if routes.isEmpty, !gateway.directory.isDeployed(function), gateway.directory.age.map({ $0 > .milliseconds(100) }) ?? true {
+                // A function deployed a moment ago may not be in the periodic refresh yet: ask once more now
+                // (at most every 100 ms, so unknown names cannot turn into a flood of control-plane calls).
+                try? await refresher.refresh()
+                routes = gateway.directory.routes(for: function, from: client.location)
+            }
             guard !routes.isEmpty else {
                 if gateway.directory.isDeployed(function) {
                     try await writer.writeError(
@@ -189,12 +197,7 @@ struct HostListRefresher: Service {
             var failures = 0
             while !Task.isCancelled {
                 do {
-                    var request = HTTPClientRequest(url: controlPlaneURL + "/v1/hosts")
-                    if let key = gateway.configuration.clusterKey { request.headers.add(name: VergeHeaders.clusterKey, value: key) }
-                    let response = try await client.execute(request, timeout: .seconds(5))
-                    let body = try await response.body.collect(upTo: 32 * 1024 * 1024)
-                    guard response.status == .ok else { throw VergeError(.upstreamFailed, "control plane answered \(response.status.code)") }
-                    gateway.directory.update(try JSONCoding.decoder.decode([HostSummary].self, from: Data(body.readableBytesView)))
+                    try await refresh()
                     failures = 0
                 } catch {
                     failures += 1
@@ -205,6 +208,16 @@ struct HostListRefresher: Service {
                 try await Task.sleep(for: gateway.configuration.hostRefreshInterval)
             }
         }
+    }
+
+    /// Fetches the host list once.
+    func refresh() async throws {
+        var request = HTTPClientRequest(url: controlPlaneURL + "/v1/hosts")
+        if let key = gateway.configuration.clusterKey { request.headers.add(name: VergeHeaders.clusterKey, value: key) }
+        let response = try await client.execute(request, timeout: .seconds(5))
+        let body = try await response.body.collect(upTo: 32 * 1024 * 1024)
+        guard response.status == .ok else { throw VergeError(.upstreamFailed, "control plane answered \(response.status.code)") }
+        gateway.directory.update(try JSONCoding.decoder.decode([HostSummary].self, from: Data(body.readableBytesView)))
     }
 }
 

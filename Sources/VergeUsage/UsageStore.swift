@@ -50,7 +50,8 @@ public final class UsageStore: Sendable {
                     let end = min(start + UsageRecord.maximumRowsPerInsert, records.endIndex)
                     values.removeAll(keepingCapacity: true)
                     for record in records[start..<end] { record.appendDatabaseValues(to: &values) }
-                    let statement = try db.cachedStatement(sql: UsageRecord.insertIgnoringDuplicatesSQL(rows: end - start))
+                    let sql = UsageRecord.insertIgnoringDuplicatesSQL(rows: end - start)
+                    let statement = try db.cachedStatement(sql: sql)
                     statement.setUncheckedArguments(StatementArguments(values))
                     try statement.execute()
                     inserted += db.changesCount
@@ -82,7 +83,10 @@ public final class UsageStore: Sendable {
                 arguments += [limit]
                 let rows = try Row.fetchCursor(
                     db,
-                    sql: "SELECT seq, \(UsageRecord.columnList) FROM usage_records WHERE \(filter) ORDER BY seq LIMIT ?",
+                    sql: """
+                        SELECT seq, \(UsageRecord.columnList) FROM usage_records
+                        WHERE \(filter) ORDER BY seq LIMIT ?
+                        """,
                     arguments: arguments
                 )
                 var records: [UsageRecord] = []

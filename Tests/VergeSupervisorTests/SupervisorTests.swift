@@ -1,9 +1,16 @@
-import Foundation
 import Logging
 import Testing
 import VergeCore
 
 @testable import VergeSupervisor
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 @Suite("Supervisor processes")
 struct SupervisorTests {
@@ -77,11 +84,9 @@ struct SupervisorTests {
     }
 
     @Test func workingDirectoryIsHonoured() async throws {
-        let directory = FileManager.default.temporaryDirectory
-            .appendingPathComponent("verge-supervisor-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let expected = try #require(realpath(directory.path, nil).map { pointer in
+        let directory = try makeTemporaryDirectory()
+        defer { rmdir(directory) }
+        let expected = try #require(realpath(directory, nil).map { pointer in
             defer { free(pointer) }
             return String(cString: pointer)
         })
@@ -91,7 +96,7 @@ struct SupervisorTests {
             defer { Descriptors.close(output.read) }
             let exits = ExitRecorder()
             var spec = shell("pwd -P", descriptors: [nil, output.write])
-            spec.workingDirectory = directory.path
+            spec.workingDirectory = directory
             _ = try await supervisor.spawn(spec, onExit: exits.onExit)
             Descriptors.close(output.write)
             #expect(try readAll(output.read) == expected + "\n")
@@ -111,7 +116,7 @@ struct SupervisorTests {
             Descriptors.close(pair.child)
             // The grandchild keeps fd 3 open: read up to the newline, not to end of file.
             let line = try readAll(pair.parent) { $0.contains("\n") }
-            let grandchild = try #require(Int32(line.trimmingCharacters(in: .whitespacesAndNewlines)))
+            let grandchild = try #require(Int32(line.filter(\.isNumber)))
             #expect(getpgid(grandchild) == pid)
             #expect(getsid(pid) == pid)
 
@@ -132,7 +137,7 @@ struct SupervisorTests {
             )
             Descriptors.close(pair.child)
             let line = try readAll(pair.parent) { $0.contains("\n") }
-            let grandchild = try #require(Int32(line.trimmingCharacters(in: .whitespacesAndNewlines)))
+            let grandchild = try #require(Int32(line.filter(\.isNumber)))
 
             supervisor.signal(pid: pid, SIGKILL, group: false)
             #expect(try await exits.next() == .signaled(SIGKILL))
@@ -177,13 +182,17 @@ struct SupervisorTests {
     }
 
     @Test func nonExecutableFileThrowsPermissionDenied() async throws {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("verge-not-executable-\(UUID().uuidString)")
-        try writeFile(file.path, "#!/bin/sh\n", mode: 0o644)
-        defer { try? FileManager.default.removeItem(at: file) }
+        let directory = try makeTemporaryDirectory()
+        let file = directory + "/worker"
+        try writeFile(file, "#!/bin/sh\n", mode: 0o644)
+        defer {
+            unlink(file)
+            rmdir(directory)
+        }
         try await withSupervisor { supervisor, _ in
             let exits = ExitRecorder()
             let spec = ProcessSpec(
-                executable: file.path,
+                executable: file,
                 arguments: [],
                 environment: testEnvironment,
                 workingDirectory: "/",
@@ -193,7 +202,7 @@ struct SupervisorTests {
                 try await supervisor.spawn(spec, onExit: exits.onExit)
             }
             #expect(error.code == .initFailed)
-            #expect(error.message == "cannot start '\(file.path)': Permission denied")
+            #expect(error.message == "cannot start '\(file)': Permission denied")
             #expect(exits.reported == 0)
         }
     }
@@ -232,7 +241,7 @@ struct SupervisorTests {
 
             let exits = ExitRecorder()
             _ = try await supervisor.spawn(
-                shell("ls /proc/self/fd; ls -l /proc/self/fd >&2", descriptors: [nil, output.write, 2, pair.child]),
+                shell("ls /proc/self/fd", descriptors: [nil, output.write, nil, pair.child]),
                 onExit: exits.onExit
             )
             Descriptors.close(output.write)
@@ -310,10 +319,29 @@ func writeFile(_ path: String, _ contents: String, mode: mode_t) throws {
     guard write(fd, bytes, bytes.count) == bytes.count else { throw VergeError(.internalError, "cannot write \(path)") }
 }
 
+/// A new empty directory under `TMPDIR` (or /tmp).
+func makeTemporaryDirectory() throws -> String {
+    let base = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+    var template = Array((base + "/verge-supervisor-XXXXXX").utf8CString)
+    guard let path = mkdtemp(&template) else {
+        throw VergeError(.internalError, "cannot create a temporary directory in \(base)")
+    }
+    return String(cString: path)
+}
+
 /// This process's descriptors above 2 that lack close-on-exec.
 func inheritableDescriptors() throws -> Set<Int32> {
-    let listed = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").compactMap { Int32($0) }
-    return Set(listed.filter { $0 > 2 && fcntl($0, F_GETFD) >= 0 && fcntl($0, F_GETFD) & FD_CLOEXEC == 0 })
+    guard let directory = opendir("/proc/self/fd") else {
+        throw VergeError(.internalError, "cannot list /proc/self/fd")
+    }
+    defer { closedir(directory) }
+    var listed: [Int32] = []
+    while let entry = readdir(directory) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if let fd = Int32(name) { listed.append(fd) }
+    }
+    let own = dirfd(directory)
+    return Set(listed.filter { $0 > 2 && $0 != own && fcntl($0, F_GETFD) >= 0 && fcntl($0, F_GETFD) & FD_CLOEXEC == 0 })
 }
 
 /// Whether `pid` is gone: no such process, or a zombie waiting for an init that does not reap orphans (some
@@ -322,5 +350,5 @@ func isGone(_ pid: Int32) -> Bool {
     if kill(pid, 0) != 0 && errno == ESRCH { return true }
     guard let stat = readFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")")
     else { return true }
-    return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
+    return stat[stat.index(after: close)...].drop { $0 == " " }.hasPrefix("Z")
 }

@@ -126,7 +126,9 @@ import VergeUsage
     @Test func logsByFunctionAndInvocationNewestLast() async throws {
         try await withTemporaryDirectory { dir in
             let ledger = try HostLedger(path: dir + "/ledger.sqlite")
-            func line(_ n: Int64, function: String = "hello", invocation: String?, stream: String = "stdout") -> LogLine {
+            func line(
+                _ n: Int64, function: String = "hello", invocation: String?, stream: String = "stdout"
+            ) -> LogLine {
                 LogLine(
                     timeUs: 1_000 + n, tenant: "acme", function: function, version: "v1", invocationID: invocation,
                     stream: stream, line: "line \(n)"

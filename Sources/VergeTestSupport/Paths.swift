@@ -1,0 +1,42 @@
+import Foundation
+
+/// Locations in the checkout and the build, for tests.
+public enum Paths {
+    /// The repository root (this file is `Sources/VergeTestSupport/Paths.swift`).
+    public static let repository: String = {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+    }()
+
+    /// The `verge` executable built next to the test bundle, or `$VERGE_BIN`.
+    public static let vergeExecutable: String = {
+        if let explicit = ProcessInfo.processInfo.environment["VERGE_BIN"] { return explicit }
+        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("verge").path
+    }()
+
+    public static func sampleFunction(_ name: String) -> String { repository + "/Functions/" + name }
+    public static func fixtureFunction(_ name: String) -> String { repository + "/Tests/Fixtures/functions/" + name }
+}
+
+/// A directory under the system's temporary directory, removed by `remove()`.
+public struct TemporaryDirectory: Sendable {
+    public let path: String
+
+    public init(prefix: String = "verge-test") throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        path = url.path
+    }
+
+    public func remove() {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    /// Copies a directory into this one under `name` and returns the copy's path.
+    public func copy(_ source: String, as name: String) throws -> String {
+        let target = path + "/" + name
+        try FileManager.default.copyItem(atPath: source, toPath: target)
+        return target
+    }
+}
