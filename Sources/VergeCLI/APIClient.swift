@@ -31,7 +31,7 @@ struct APIClient: Sendable {
         if let contentType { request.headers.add(name: "content-type", value: contentType) }
         if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
         do {
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
+            let response = try await HTTPClient.verge.execute(request, timeout: .seconds(120))
             return (Int(response.status.code), try await response.body.collect(upTo: 256 * 1024 * 1024))
         } catch {
             throw VergeCLIError("cannot reach the control plane at \(baseURL): \(error)")

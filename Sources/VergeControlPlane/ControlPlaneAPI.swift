@@ -226,7 +226,7 @@ struct ControlPlaneAPI: Sendable {
                 group.addTask { [path] in
                     var request = HTTPClientRequest(url: host.url + path)
                     if let key = configuration.clusterKey { request.headers.add(name: VergeHeaders.clusterKey, value: key) }
-                    guard let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(5)),
+                    guard let response = try? await HTTPClient.verge.execute(request, timeout: .seconds(5)),
                         response.status == .ok,
                         let body = try? await response.body.collect(upTo: 32 * 1024 * 1024),
                         let lines = try? JSONCoding.decoder.decode([LogLine].self, from: Data(body.readableBytesView))

@@ -45,6 +45,8 @@ public final class Gateway: Service, Sendable {
             decompression: .disabled
         )
         clientConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        // A refused connection fails at once so the call can move to the next host; no retrying the dead one.
+        clientConfiguration.connectionPool.retryConnectionEstablishment = false
         let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroupProvider.shared, configuration: clientConfiguration)
         let refresher = HostListRefresher(gateway: self, client: client, controlPlaneURL: controlPlaneURL)
         let proxy = Proxy(gateway: self, client: client, refresher: refresher)
@@ -89,10 +91,10 @@ public final class Gateway: Service, Sendable {
             }
             let client = gateway.locator.locate(headers: request.headers, peer: peer)
             var routes = gateway.directory.routes(for: function, from: client.location)
-            if routes.isEmpty, !gateway.directory.isDeployed(function), gateway.directory.age.map({ $0 > .milliseconds(100) }) ?? true {
-                // A function deployed a moment ago may not be in the periodic refresh yet: ask once more now
-                // (at most every 100 ms, so unknown names cannot turn into a flood of control-plane calls).
-                try? await refresher.refresh()
+            if routes.isEmpty, !gateway.directory.isDeployed(function) {
+                // A function deployed a moment ago may not be in the periodic refresh yet: ask once more now.
+                // Refreshes are coalesced, so unknown names cannot turn into a flood of control-plane calls.
+                await refresher.refresh(after: clock.now)
                 routes = gateway.directory.routes(for: function, from: client.location)
             }
             guard !routes.isEmpty else {
@@ -191,6 +193,7 @@ struct HostListRefresher: Service {
     let gateway: Gateway
     let client: HTTPClient
     let controlPlaneURL: String
+    let coordinator = RefreshCoordinator()
 
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
@@ -207,6 +210,13 @@ struct HostListRefresher: Service {
                 }
                 try await Task.sleep(for: gateway.configuration.hostRefreshInterval)
             }
+        }
+    }
+
+    /// Makes sure the host list was fetched after `moment` (joining a refresh already under way if it started later).
+    func refresh(after moment: ContinuousClock.Instant) async {
+        await coordinator.refresh(after: moment) {
+            try? await refresh()
         }
     }
 

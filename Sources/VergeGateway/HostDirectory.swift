@@ -39,7 +39,7 @@ public struct Route: Sendable, Equatable {
 /// The gateway's view of the hosts: the list comes from the control plane, health from the gateway's own checks.
 public final class HostDirectory: Sendable {
     private let hosts = Mutex<[String: RoutableHost]>([:])
-    private let updatedAt = Mutex<ContinuousClock.Instant?>(nil)
+
     private let unhealthyThreshold: Int
 
     public init(unhealthyThreshold: Int) {
@@ -66,11 +66,7 @@ public final class HostDirectory: Sendable {
             }
             hosts = next
         }
-        updatedAt.withLock { $0 = .now }
     }
-
-    /// Time since the host list was last replaced (`nil` before the first update).
-    public var age: Duration? { updatedAt.withLock { $0.map { .now - $0 } } }
 
     public var snapshot: [RoutableHost] { hosts.withLock { Array($0.values) }.sorted { $0.name < $1.name } }
 

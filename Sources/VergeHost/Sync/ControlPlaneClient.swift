@@ -28,7 +28,7 @@ struct ControlPlaneClient: Sendable {
     func bundle(_ version: String, limit: Int) async throws -> [UInt8] {
         var request = HTTPClientRequest(url: baseURL + "/v1/bundles/" + version)
         authorize(&request)
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        let response = try await HTTPClient.verge.execute(request, timeout: .seconds(60))
         guard response.status == .ok else {
             throw VergeError(.upstreamFailed, "control plane answered \(response.status.code) for bundle \(version)")
         }
@@ -42,7 +42,7 @@ struct ControlPlaneClient: Sendable {
         request.headers.add(name: "content-type", value: "application/json")
         authorize(&request)
         request.body = .bytes(ByteBuffer(bytes: body))
-        let response = try await HTTPClient.shared.execute(request, timeout: timeout)
+        let response = try await HTTPClient.verge.execute(request, timeout: timeout)
         let bytes = try await response.body.collect(upTo: 64 * 1024 * 1024)
         return (Int(response.status.code), bytes)
     }

@@ -1,0 +1,151 @@
+import Foundation
+import Testing
+import VergeTestSupport
+
+/// What a developer does with the CLI: deploy (and be told clearly when a bundle is wrong), list, roll back,
+/// read logs and usage, stop the cluster.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct DeveloperWorkflowTests {
+    @Test func badBundlesAreRejectedWithAClearErrorAndNothingIsDeployed() async throws {
+        let scratch = try TemporaryDirectory()
+        defer { scratch.remove() }
+        try await LocalClusterProcess.with { cluster in
+            let cases: [(manifest: String, expected: String)] = [
+                (#"{"name":"bad","runtime":"python","entry":"main.py","colour":"red"}"#, "colour"),
+                (#"{"name":"bad","runtime":"python","entry":"main.py","timeout_ms":0}"#, "timeout_ms"),
+                (#"{"name":"bad","runtime":"cobol","entry":"main.py"}"#, "runtime"),
+                (#"{"name":"bad","runtime":"python","entry":"missing.py"}"#, "missing.py"),
+                (#"{"name":"bad","runtime":"python","entry":"../main.py"}"#, "entry"),
+                (#"{"name":"bad","runtime":"python""#, "verge.json"),
+            ]
+            for (index, testCase) in cases.enumerated() {
+                let directory = scratch.path + "/bad\(index)"
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                try testCase.manifest.write(toFile: directory + "/verge.json", atomically: true, encoding: .utf8)
+                try "def handle(request):\n    return 'x'\n".write(toFile: directory + "/main.py", atomically: true, encoding: .utf8)
+                let result = try await cluster.deploy(directory)
+                #expect(result.status != 0, "deploy of \(testCase.manifest) should fail")
+                #expect(result.stderr.contains("error:"), "\(result.stderr)")
+                #expect(result.stderr.contains(testCase.expected), "error for \(testCase.manifest) should name \(testCase.expected): \(result.stderr)")
+            }
+            let functions = try await cluster.verge(["functions", "--format", "json"])
+            #expect(functions.status == 0)
+            #expect(try JSONSerialization.jsonObject(with: Data(functions.stdout.utf8)) as? [Any] == nil || functions.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[\n\n]" || functions.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[]")
+        }
+    }
+
+    @Test func missingDirectoryAndUnreachableControlPlaneAreClearErrors() async throws {
+        let missing = try await CommandRunner.verge(["deploy", "/nonexistent/fn", "--api", "http://127.0.0.1:1"])
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("no verge.json"))
+        let unreachable = try await CommandRunner.verge(["deploy", Paths.sampleFunction("hello"), "--api", "http://127.0.0.1:1"])
+        #expect(unreachable.status != 0)
+        #expect(unreachable.stderr.contains("cannot reach the control plane"))
+    }
+
+    @Test func versionsAndRollback() async throws {
+        let scratch = try TemporaryDirectory()
+        defer { scratch.remove() }
+        try await LocalClusterProcess.with { cluster in
+            let first = try scratch.copy(Paths.sampleFunction("hello"), as: "v1")
+            let second = try scratch.copy(Paths.sampleFunction("hello"), as: "v2")
+            let manifestPath = second + "/verge.json"
+            let manifest = try String(contentsOfFile: manifestPath, encoding: .utf8)
+            try manifest.replacingOccurrences(of: "\"Hello\"", with: "\"Bonjour\"").write(toFile: manifestPath, atomically: true, encoding: .utf8)
+
+            #expect(try await cluster.deploy(first).status == 0)
+            let v2 = try await cluster.deploy(second)
+            #expect(v2.status == 0, "\(v2.stderr)")
+            #expect(v2.stdout.contains("version 2"))
+            #expect(try await TestHTTP.get(cluster.gatewayURL + "/hello").text.hasPrefix("Bonjour"))
+
+            // Deploying identical content again is the same version, not a new one.
+            let again = try await cluster.deploy(second)
+            #expect(again.stdout.contains("Version 2 of hello"))
+
+            let rollback = try await cluster.verge(["rollback", "hello"])
+            #expect(rollback.status == 0, "\(rollback.stderr)")
+            #expect(rollback.stdout.contains("version 1"))
+            let rolledBack = try await eventually(timeout: .seconds(10)) {
+                try await TestHTTP.get(cluster.gatewayURL + "/hello").text.hasPrefix("Hello")
+            }
+            #expect(rolledBack)
+
+            let versions = try await cluster.verge(["versions", "hello", "--format", "json"])
+            let list = try JSONSerialization.jsonObject(with: Data(versions.stdout.utf8)) as? [[String: Any]] ?? []
+            #expect(list.count == 2)
+            #expect(list.first { $0["live"] as? Bool == true }?["number"] as? Int == 1)
+
+            let noSuch = try await cluster.verge(["rollback", "hello", "--to", "9"])
+            #expect(noSuch.status != 0)
+            #expect(noSuch.stderr.contains("no version '9'"))
+        }
+    }
+
+    @Test func logsAreTaggedWithTheInvocation() async throws {
+        try await LocalClusterProcess.with { cluster in
+            #expect(try await cluster.deploy(Paths.fixtureFunction("logs")).status == 0)
+            let response = try await TestHTTP.get(cluster.gatewayURL + "/logs")
+            let id = try #require(response.header("x-verge-invocation-id"))
+            let found = try await eventually(timeout: .seconds(10)) {
+                let logs = try await cluster.verge(["logs", "logs", "--invocation", id, "--format", "jsonl"])
+                return logs.stdout.contains("log line for \(id)") && logs.stdout.contains("\"invocation_id\":\"\(id)\"")
+            }
+            #expect(found)
+        }
+    }
+
+    @Test func hostsReportsLocationsAndWarmWorkers() async throws {
+        try await LocalClusterProcess.with { cluster in
+            #expect(try await cluster.deploy(Paths.fixtureFunction("echo")).status == 0)
+            _ = try await TestHTTP.get(cluster.gatewayURL + "/echo", from: (1.35, 103.82))
+            let warm = try await eventually {
+                let result = try await cluster.verge(["hosts", "--format", "json"])
+                let hosts = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]] ?? []
+                #expect(Set(hosts.compactMap { $0["name"] as? String }) == ["fra", "iad", "sin"])
+                let counts = Dictionary(uniqueKeysWithValues: hosts.map { ($0["name"] as? String ?? "", $0["warm_workers"] as? Int ?? -1) })
+                return counts == ["fra": 0, "iad": 0, "sin": 1]
+            }
+            #expect(warm)
+        }
+    }
+
+    @Test func concurrentCallsGrowThePoolUpToItsLimitAndAllSucceed() async throws {
+        let scratch = try TemporaryDirectory()
+        defer { scratch.remove() }
+        try await LocalClusterProcess.with { cluster in
+            let slow = try scratch.copy(Paths.fixtureFunction("slow"), as: "slow")
+            try #"{"name":"slow","runtime":"python","entry":"main.py","timeout_ms":5000,"max_workers":3}"#
+                .write(toFile: slow + "/verge.json", atomically: true, encoding: .utf8)
+            #expect(try await cluster.deploy(slow).status == 0)
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<8 {
+                    group.addTask { try await TestHTTP.get(cluster.gatewayURL + "/slow?ms=300").status }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(statuses == Array(repeating: 200, count: 8))
+            let result = try await cluster.verge(["hosts", "--format", "json"])
+            let hosts = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]] ?? []
+            let fra = try #require(hosts.first { $0["name"] as? String == "fra" })
+            #expect(fra["warm_workers"] as? Int == 3, "the pool grows to max_workers and no further")
+            let records = try await usageRecords(cluster, expecting: 8)
+            #expect(records.filter { $0["cold_start"] as? Bool == true }.count == 3)
+        }
+    }
+
+    @Test func cleanShutdownLeavesNoProcessBehind() async throws {
+        let cluster = try await LocalClusterProcess.start()
+        defer { cluster.dataDirectory.remove() }
+        #expect(try await cluster.deploy(Paths.fixtureFunction("echo")).status == 0)
+        var pids: [Int] = []
+        for location in [(48.85, 2.35), (40.71, -74.01), (35.68, 139.69)] {
+            pids.append(try #require(try await TestHTTP.get(cluster.gatewayURL + "/echo", from: location).json()["pid"] as? Int))
+        }
+        #expect(pids.allSatisfy { kill(pid_t($0), 0) == 0 })
+        let status = await cluster.stop()
+        #expect(status == 0, "verge dev should exit 0 on SIGTERM")
+        #expect(pids.allSatisfy { kill(pid_t($0), 0) != 0 }, "a worker outlived the cluster")
+        #expect(cluster.log.contains("stopped"))
+    }
+}
