@@ -48,6 +48,9 @@ final class ControlPlaneStore: Sendable {
     init(path: String) throws {
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
+        // WAL (DatabasePool's mode) with NORMAL sync: a committed transaction survives a crash of the process;
+        // only an OS crash or power loss can lose the last ones. Hosts keep their records until acknowledged.
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
         database = try DatabasePool(path: path, configuration: configuration)
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1-functions") { db in
