@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Logging
 import Metrics
+import NIOCore
+import NIOPosix
 import Prometheus
 import ServiceLifecycle
 import VergeControlPlane
@@ -46,6 +48,9 @@ struct DevCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (or LOG_LEVEL).")
     var logLevel: String?
 
+    @Flag(name: .customLong("stop-on-stdin-eof"), help: "Shut down when standard input closes (for supervisors and test harnesses).")
+    var stopOnStdinEOF = false
+
     func run() async throws {
         var cluster = try config.map(ClusterConfig.load(path:)) ?? ClusterConfig()
         if let gateway {
@@ -78,7 +83,7 @@ struct DevCommand: AsyncParsableCommand {
             cluster: cluster, dataDirectory: dataDirectory, runtimeDirectory: runtimeDirectory, logger: logger,
             metricsText: { registry.emitToString() }
         )
-        try await local.run()
+        try await local.run(stopOnStdinEOF: stopOnStdinEOF)
     }
 }
 
@@ -126,12 +131,13 @@ struct LocalCluster {
         self.logger = logger
     }
 
-    func run() async throws {
+    func run(stopOnStdinEOF: Bool) async throws {
         // Control plane first (the others need its port), then hosts, then the gateway; shutdown in reverse.
         let services: [ServiceGroupConfiguration.ServiceConfiguration] =
             [.init(service: controlPlane)] + hosts.map { .init(service: DeferredHost(host: $0, controlPlane: controlPlane)) }
             + [.init(service: DeferredGateway(gateway: gateway, controlPlane: controlPlane))]
             + [.init(service: ReadyAnnouncer(controlPlane: controlPlane, gateway: gateway, hosts: hosts))]
+            + (stopOnStdinEOF ? [.init(service: StdinWatcher(), successTerminationBehavior: .gracefullyShutdownGroup)] : [])
         let group = ServiceGroup(configuration: .init(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
         ))
@@ -194,5 +200,35 @@ struct ReadyAnnouncer: Service {
         }
         Output.line("ready gateway=\(gatewayURL) api=\(api) hosts=\(hostURLs.joined(separator: ","))")
         try? await gracefulShutdown()
+    }
+}
+
+/// Returns when standard input reaches end of file, which shuts the cluster down gracefully: whoever started it
+/// holds the other end, and when that process dies for any reason the cluster does not outlive it.
+struct StdinWatcher: Service {
+    func run() async throws {
+        let fd = dup(STDIN_FILENO)
+        guard fd >= 0 else { return }
+        let channel = try await NIOPipeBootstrap(group: MultiThreadedEventLoopGroupProvider.shared)
+            .channelInitializer { channel in channel.pipeline.addHandler(DiscardingHandler()) }
+            .takingOwnershipOfDescriptor(input: fd)
+            .get()
+        try await withTaskCancellationHandler {
+            try await channel.closeFuture.get()
+        } onCancel: {
+            channel.close(promise: nil)
+        }
+    }
+}
+
+/// Reads and drops whatever arrives; closes the channel at end of input.
+final class DiscardingHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelEvent, case .inputClosed = event as! ChannelEvent { context.close(promise: nil) }
+        context.fireUserInboundEventTriggered(event)
     }
 }

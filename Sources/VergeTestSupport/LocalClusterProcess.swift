@@ -9,6 +9,7 @@ public final class LocalClusterProcess: @unchecked Sendable {
     public let dataDirectory: TemporaryDirectory
     public let process: Process
     private let stderrPath: String
+    private let lifeline: Pipe
 
     /// Starts the cluster and waits for its `ready` line.
     public static func start(idleTimeout: Double = 300, extraArguments: [String] = []) async throws -> LocalClusterProcess {
@@ -17,14 +18,16 @@ public final class LocalClusterProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: Paths.vergeExecutable)
         process.arguments = [
             "dev", "--gateway", "127.0.0.1:0", "--api", "127.0.0.1:0", "--data", data.path + "/data",
-            "--idle-timeout", "\(idleTimeout)",
+            "--idle-timeout", "\(idleTimeout)", "--stop-on-stdin-eof",
         ] + extraArguments
         let stdout = Pipe()
         process.standardOutput = stdout
         let stderrPath = data.path + "/verge.stderr"
         FileManager.default.createFile(atPath: stderrPath, contents: nil)
         process.standardError = FileHandle(forWritingAtPath: stderrPath)
-        process.standardInput = FileHandle.nullDevice
+        // The cluster stops when this pipe closes, so it never outlives the test process.
+        let lifeline = Pipe()
+        process.standardInput = lifeline
         try process.run()
 
         let line = try await Task.detached { () throws -> String in
@@ -55,14 +58,15 @@ public final class LocalClusterProcess: @unchecked Sendable {
         }
         return LocalClusterProcess(
             gatewayURL: gateway, apiURL: api, hostURLs: hostURLs, dataDirectory: data, process: process,
-            stderrPath: stderrPath
+            stderrPath: stderrPath, lifeline: lifeline
         )
     }
 
     private init(
         gatewayURL: String, apiURL: String, hostURLs: [String: String], dataDirectory: TemporaryDirectory,
-        process: Process, stderrPath: String
+        process: Process, stderrPath: String, lifeline: Pipe
     ) {
+        self.lifeline = lifeline
         self.gatewayURL = gatewayURL
         self.apiURL = apiURL
         self.hostURLs = hostURLs
