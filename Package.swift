@@ -99,6 +99,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         // The gateway: client location, nearest healthy host, streaming proxy.
@@ -114,6 +115,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         // The control plane: bundle store, versions, hosts, usage collection, the HTTP API.
@@ -127,6 +129,7 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         // Commands of the `verge` executable and the embedded local cluster.
@@ -168,12 +171,17 @@ let package = Package(
                 "VergeHost", "VergeCore", "VergeHTTP",
                 .product(name: "VergeProtocol", package: "Swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
         .testTarget(
             name: "VergeGatewayTests",
-            dependencies: ["VergeGateway", "VergeCore", "VergeHTTP"],
+            dependencies: [
+                "VergeGateway", "VergeCore", "VergeHTTP",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

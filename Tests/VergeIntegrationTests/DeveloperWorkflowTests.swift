@@ -43,6 +43,30 @@ struct DeveloperWorkflowTests {
         #expect(unreachable.stderr.contains("cannot reach the control plane"))
     }
 
+    @Test(arguments: [
+        (#"{"hosts":[{"name":"fra","location":{"latitude":50,"longitude":8}}],"colour":1}"#, "unknown key 'colour'"),
+        (#"{"hosts":[{"name":"fra","location":{"latitude":50,"longitude":8}},{"name":"fra","location":{"latitude":1,"longitude":1}}]}"#, "appears twice"),
+        (#"{"hosts":[{"name":"Fra!","location":{"latitude":50,"longitude":8}}]}"#, "is invalid"),
+        (#"{"hosts":[{"name":"fra","location":{"latitude":95,"longitude":8}}]}"#, "out of range"),
+        (#"{"trusted_proxies":["10.0.0.0/33"]}"#, "trusted_proxies"),
+        (#"{"hosts":[]}"#, "at least one host"),
+        (#"{"gateway":"localhost"}"#, "HOST:PORT"),
+        (#"{"idle_timeout_s":-1}"#, "idle_timeout_s"),
+    ])
+    func badClusterConfigsAreRefusedBeforeAnythingStarts(config: String, expected: String) async throws {
+        let scratch = try TemporaryDirectory()
+        defer { scratch.remove() }
+        let path = scratch.path + "/cluster.json"
+        try config.write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try await CommandRunner.verge(
+            ["dev", "--config", path, "--data", scratch.path + "/data", "--gateway", "127.0.0.1:0", "--api", "127.0.0.1:0"],
+            timeout: .seconds(30)
+        )
+        #expect(result.status != 0)
+        #expect(result.stderr.contains(expected), "expected '\(expected)' in: \(result.stderr)")
+        #expect(!result.stdout.contains("ready"))
+    }
+
     @Test func versionsAndRollback() async throws {
         let scratch = try TemporaryDirectory()
         defer { scratch.remove() }

@@ -284,11 +284,11 @@ final class FunctionPool: Sendable {
             return state.workers[worker].map { [.stop($0)] } ?? []
         case .startWorker(let worker):
             return [.launch(worker)]
-        case .failWaiters(let ids):
+        case .failWaiter(let id, let replacement):
             let failure = (error as? VergeError) ?? VergeError(.initFailed, "worker failed to start", underlying: error)
-            return ids.compactMap { id in
-                state.waiters.removeValue(forKey: id).map { .fail($0.continuation, $0.timer, failure) }
-            }
+            var effects: [Effect] = state.waiters.removeValue(forKey: id).map { [.fail($0.continuation, $0.timer, failure)] } ?? []
+            if let replacement { effects.append(.launch(replacement)) }
+            return effects
         }
     }
 

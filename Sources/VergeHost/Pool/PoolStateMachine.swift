@@ -39,8 +39,9 @@ struct PoolStateMachine {
         case stopWorker(WorkerID)
         /// Start a new worker for the waiting calls.
         case startWorker(WorkerID)
-        /// A worker failed before it was ready: these calls cannot be served by it and fail.
-        case failWaiters([WaiterID])
+        /// A worker failed before it was ready: the call it was started for fails; when more calls wait without a
+        /// starting worker and there is room, another worker starts for them.
+        case failWaiter(WaiterID, thenStart: WorkerID?)
     }
 
     let maxWorkers: Int
@@ -115,13 +116,13 @@ struct PoolStateMachine {
         idleStack.removeAll { $0 == worker }
         if isShuttingDown { return .none }
         if state == .starting {
-            // It died before serving anyone. The calls it was started for fail rather than wait on a function
-            // whose start-up is broken; calls covered by other starting workers keep waiting.
-            let uncovered = waiters.count - startingCount
-            guard uncovered > 0 else { return .none }
-            var failed: [WaiterID] = []
-            for _ in 0..<uncovered { failed.append(waiters.removeFirst()) }
-            return .failWaiters(failed)
+            // It died before serving anyone. The oldest call without a starting worker of its own fails with the
+            // start-up error (each call gets its own attempt, so one failed start never fails a whole queue);
+            // calls covered by other starting workers keep waiting.
+            guard waiters.count > startingCount else { return .none }
+            let failed = waiters.removeFirst()
+            let replacement = waiters.count > startingCount && workers.count < maxWorkers ? newWorker() : nil
+            return .failWaiter(failed, thenStart: replacement)
         }
         // A busy or stopping worker went away: start a replacement if calls are waiting without cover.
         if waiters.count > startingCount, workers.count < maxWorkers {

@@ -10,7 +10,10 @@ struct LogLineDecoder: ByteToMessageDecoder {
     static let maxLineLength = 16 * 1024
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        if let newline = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
+        // Look for the newline no further than one line can reach, so lines are cut the same way however the
+        // stream was split into reads.
+        let window = buffer.readableBytesView.prefix(Self.maxLineLength + 1)
+        if let newline = window.firstIndex(of: UInt8(ascii: "\n")) {
             let length = newline - buffer.readerIndex
             var line = buffer.readString(length: length) ?? ""
             buffer.moveReaderIndex(forwardBy: 1)
@@ -18,7 +21,7 @@ struct LogLineDecoder: ByteToMessageDecoder {
             context.fireChannelRead(Self.wrapInboundOut(line))
             return .continue
         }
-        if buffer.readableBytes >= Self.maxLineLength {
+        if buffer.readableBytes > Self.maxLineLength {
             let line = String(decoding: buffer.readBytes(length: Self.maxLineLength)!, as: UTF8.self)
             context.fireChannelRead(Self.wrapInboundOut(line))
             return .continue

@@ -1,0 +1,509 @@
+import Testing
+
+@testable import VergeHost
+
+@Suite struct PoolStateMachineTests {
+    typealias Machine = PoolStateMachine
+
+    /// Drives a pool to one ready worker that is now busy with `waiter`.
+    private static func busyWorker(_ machine: inout Machine, waiter: Int) -> Int {
+        guard case .startWorker(let worker) = machine.acquire(waiter) else {
+            Issue.record("expected a worker to start")
+            return -1
+        }
+        #expect(machine.workerReady(worker) == .handOver(worker: worker, waiter: waiter))
+        return worker
+    }
+
+    /// Drives a pool to one idle worker and returns it with the generation of its idle timer.
+    private static func idleWorker(_ machine: inout Machine, waiter: Int) -> (worker: Int, generation: Int) {
+        let worker = busyWorker(&machine, waiter: waiter)
+        guard case .startIdleTimer(worker, let generation) = machine.release(worker) else {
+            Issue.record("expected the worker to go idle")
+            return (worker, -1)
+        }
+        return (worker, generation)
+    }
+
+    // MARK: Acquire
+
+    @Test func firstAcquireOnAnEmptyPoolStartsAWorkerAndWaits() {
+        var machine = Machine(maxWorkers: 3)
+        #expect(machine.liveCount == 0)
+        #expect(machine.acquire(1) == .startWorker(1))
+        #expect(machine.startingCount == 1)
+        #expect(machine.liveCount == 1)
+        #expect(Array(machine.waiters) == [1])
+        #expect(machine.idleCount == 0)
+        #expect(machine.busyCount == 0)
+    }
+
+    @Test func readyWorkerServesTheOldestWaiterFirst() {
+        var machine = Machine(maxWorkers: 1)
+        #expect(machine.acquire(10) == .startWorker(1))
+        #expect(machine.acquire(20) == .wait)
+        #expect(machine.acquire(30) == .wait)
+        #expect(machine.workerReady(1) == .handOver(worker: 1, waiter: 10))
+        #expect(machine.busyCount == 1)
+        #expect(machine.release(1) == .handOver(worker: 1, waiter: 20))
+        #expect(machine.release(1) == .handOver(worker: 1, waiter: 30))
+        #expect(machine.waiters.isEmpty)
+        guard case .startIdleTimer(worker: 1, _) = machine.release(1) else {
+            Issue.record("the last release should make the worker idle")
+            return
+        }
+        #expect(machine.idleCount == 1)
+    }
+
+    @Test func readyIsIgnoredForWorkersThatAreNotStarting() {
+        var machine = Machine(maxWorkers: 2)
+        #expect(machine.workerReady(42) == .none)
+        let worker = Self.busyWorker(&machine, waiter: 1)
+        #expect(machine.workerReady(worker) == .none)
+        #expect(machine.busyCount == 1)
+    }
+
+    @Test func concurrentAcquiresStartAnotherWorkerWhileTheMaximumAllows() {
+        var machine = Machine(maxWorkers: 4)
+        #expect(machine.acquire(1) == .startWorker(1))
+        #expect(machine.acquire(2) == .startWorker(2))
+        #expect(machine.startingCount == 2)
+        #expect(machine.workerReady(1) == .handOver(worker: 1, waiter: 1))
+        // Waiter 2 is covered by worker 2, still starting; waiter 3 is not.
+        #expect(machine.acquire(3) == .startWorker(3))
+        #expect(machine.startingCount == 2)
+        #expect(machine.liveCount == 3)
+    }
+
+    @Test func acquireStartsNoWorkerWhileTheStartingOnesCoverTheQueue() {
+        var machine = Machine(maxWorkers: 4)
+        #expect(machine.acquire(1) == .startWorker(1))
+        let cancelled = machine.cancel(1)
+        #expect(cancelled)
+        // Worker 1 is still starting with nobody waiting: it covers the next caller.
+        #expect(machine.acquire(2) == .wait)
+        #expect(machine.liveCount == 1)
+        #expect(machine.acquire(3) == .startWorker(2))
+    }
+
+    @Test(arguments: [1, 2, 5])
+    func maxWorkersIsNeverExceeded(maxWorkers: Int) {
+        var machine = Machine(maxWorkers: maxWorkers)
+        for waiter in 1...maxWorkers {
+            #expect(machine.acquire(waiter) == .startWorker(waiter))
+        }
+        for waiter in (maxWorkers + 1)...(maxWorkers + 3) {
+            #expect(machine.acquire(waiter) == .wait)
+        }
+        #expect(machine.liveCount == maxWorkers)
+        #expect(machine.startingCount == maxWorkers)
+        #expect(machine.waiters.count == maxWorkers + 3)
+    }
+
+    // MARK: Release and idle
+
+    @Test func releaseWithWaitersHandsTheWorkerOver() {
+        var machine = Machine(maxWorkers: 1)
+        let worker = Self.busyWorker(&machine, waiter: 1)
+        #expect(machine.acquire(2) == .wait)
+        #expect(machine.release(worker) == .handOver(worker: worker, waiter: 2))
+        #expect(machine.busyCount == 1)
+        #expect(machine.idleCount == 0)
+    }
+
+    @Test func releaseWithoutWaitersIdlesTheWorkerWithAFreshGeneration() {
+        var machine = Machine(maxWorkers: 1)
+        let (worker, first) = Self.idleWorker(&machine, waiter: 1)
+        #expect(machine.idleCount == 1)
+        #expect(machine.busyCount == 0)
+        #expect(machine.workers[worker] == .idle(generation: first))
+
+        #expect(machine.acquire(2) == .use(worker))
+        guard case .startIdleTimer(worker, let second) = machine.release(worker) else {
+            Issue.record("expected the worker to go idle again")
+            return
+        }
+        #expect(second != first)
+        #expect(machine.workers[worker] == .idle(generation: second))
+    }
+
+    @Test func releaseIsIgnoredForWorkersThatAreNotBusy() {
+        var machine = Machine(maxWorkers: 1)
+        let (worker, generation) = Self.idleWorker(&machine, waiter: 1)
+        #expect(machine.release(worker) == .none)
+        #expect(machine.release(99) == .none)
+        #expect(machine.workers[worker] == .idle(generation: generation))
+    }
+
+    @Test func theMostRecentlyUsedIdleWorkerIsTakenFirst() {
+        var machine = Machine(maxWorkers: 3)
+        let workers = (1...3).map { Self.busyWorker(&machine, waiter: $0) }
+        var generations: [Int: Int] = [:]
+        for worker in workers {
+            guard case .startIdleTimer(worker, let generation) = machine.release(worker) else {
+                Issue.record("expected worker \(worker) to go idle")
+                return
+            }
+            generations[worker] = generation
+        }
+        #expect(machine.idleCount == 3)
+        #expect(machine.acquire(10) == .use(workers[2]))
+        #expect(machine.acquire(11) == .use(workers[1]))
+        // The least recently used worker keeps its timer and ages out.
+        #expect(machine.idleTimerFired(workers[0], generation: generations[workers[0]]!) == .stopWorker(workers[0]))
+        #expect(machine.workers[workers[0]] == .stopping)
+        #expect(machine.idleCount == 0)
+        #expect(machine.acquire(12) == .wait)
+    }
+
+    @Test func aStaleIdleTimerDoesNothing() {
+        var machine = Machine(maxWorkers: 1)
+        let (worker, stale) = Self.idleWorker(&machine, waiter: 1)
+        #expect(machine.acquire(2) == .use(worker))
+        // The timer of the first idle period fires while the worker is busy ...
+        #expect(machine.idleTimerFired(worker, generation: stale) == .none)
+        #expect(machine.workers[worker] == .busy)
+        guard case .startIdleTimer(worker, let current) = machine.release(worker) else {
+            Issue.record("expected the worker to go idle")
+            return
+        }
+        // ... or after it went idle again.
+        #expect(machine.idleTimerFired(worker, generation: stale) == .none)
+        #expect(machine.workers[worker] == .idle(generation: current))
+        #expect(machine.idleCount == 1)
+        #expect(machine.idleTimerFired(worker, generation: current) == .stopWorker(worker))
+    }
+
+    @Test func idleTimerStopsAnIdleWorker() {
+        var machine = Machine(maxWorkers: 2)
+        let (worker, generation) = Self.idleWorker(&machine, waiter: 1)
+        #expect(machine.idleTimerFired(worker, generation: generation) == .stopWorker(worker))
+        #expect(machine.workers[worker] == .stopping)
+        #expect(machine.idleCount == 0)
+        #expect(machine.liveCount == 1)
+        // Firing twice stops it once.
+        #expect(machine.idleTimerFired(worker, generation: generation) == .none)
+        #expect(machine.workerExited(worker) == .none)
+        #expect(machine.liveCount == 0)
+        // Scaled to zero: the next call cold-starts a new worker.
+        #expect(machine.acquire(2) == .startWorker(2))
+    }
+
+    // MARK: Exits
+
+    @Test func aWorkerThatDiesWhileStartingFailsTheCallItWasStartedForAndStartsAnotherForTheRest() {
+        var machine = Machine(maxWorkers: 1)
+        #expect(machine.acquire(1) == .startWorker(1))
+        #expect(machine.acquire(2) == .wait)
+        #expect(machine.workerExited(1) == .failWaiter(1, thenStart: 2))
+        #expect(Array(machine.waiters) == [2])
+        #expect(machine.startingCount == 1)
+        #expect(machine.workerExited(2) == .failWaiter(2, thenStart: nil))
+        #expect(machine.waiters.isEmpty)
+        #expect(machine.liveCount == 0)
+    }
+
+    @Test func aFailedStartDoesNotFailCallsABusyWorkerWillServe() {
+        var machine = Machine(maxWorkers: 2)
+        #expect(machine.acquire(1) == .startWorker(1))
+        #expect(machine.workerReady(1) == .handOver(worker: 1, waiter: 1))
+        #expect(machine.acquire(2) == .startWorker(2))
+        #expect(machine.acquire(3) == .wait)
+        // Worker 2 dies starting: call 2 fails, call 3 gets a fresh start (room: 1 busy + 1 new ≤ 2).
+        #expect(machine.workerExited(2) == .failWaiter(2, thenStart: 3))
+        #expect(Array(machine.waiters) == [3])
+        #expect(machine.release(1) == .handOver(worker: 1, waiter: 3))
+    }
+
+    @Test func aWorkerThatDiesWhileStartingFailsOnlyTheUncoveredWaiters() {
+        var machine = Machine(maxWorkers: 3)
+        #expect(machine.acquire(1) == .startWorker(1))
+        #expect(machine.acquire(2) == .startWorker(2))
+        #expect(machine.acquire(3) == .startWorker(3))
+        #expect(machine.workerExited(2) == .failWaiter(1, thenStart: nil))
+        #expect(Array(machine.waiters) == [2, 3])
+        #expect(machine.startingCount == 2)
+    }
+
+    @Test func aWorkerThatDiesWhileStartingWithNobodyUncoveredFailsNoOne() {
+        var machine = Machine(maxWorkers: 2)
+        #expect(machine.acquire(1) == .startWorker(1))
+        #expect(machine.acquire(2) == .startWorker(2))
+        let cancelled = machine.cancel(1)
+        #expect(cancelled)
+        #expect(machine.workerExited(1) == .none)
+        #expect(Array(machine.waiters) == [2])
+        #expect(machine.startingCount == 1)
+    }
+
+    @Test func exitOfABusyWorkerWithWaitersStartsAReplacement() {
+        var machine = Machine(maxWorkers: 1)
+        let worker = Self.busyWorker(&machine, waiter: 1)
+        #expect(machine.acquire(2) == .wait)
+        let replacement = machine.workerExited(worker)
+        #expect(replacement == .startWorker(worker + 1))
+        #expect(machine.startingCount == 1)
+        #expect(machine.liveCount == 1)
+        #expect(machine.workerReady(worker + 1) == .handOver(worker: worker + 1, waiter: 2))
+    }
+
+    @Test func exitOfABusyWorkerWithoutWaitersStartsNothing() {
+        var machine = Machine(maxWorkers: 2)
+        let worker = Self.busyWorker(&machine, waiter: 1)
+        #expect(machine.workerExited(worker) == .none)
+        #expect(machine.liveCount == 0)
+        #expect(machine.workerExited(worker) == .none)
+    }
+
+    @Test func exitOfARetiredWorkerWithWaitersStartsAReplacement() {
+        var machine = Machine(maxWorkers: 1)
+        let worker = Self.busyWorker(&machine, waiter: 1)
+        #expect(machine.acquire(2) == .wait)
+        machine.retire(worker)
+        #expect(machine.workers[worker] == .stopping)
+        #expect(machine.release(worker) == .none)
+        #expect(machine.workerExited(worker) == .startWorker(worker + 1))
+    }
+
+    @Test func exitOfAnIdleWorkerForgetsIt() {
+        var machine = Machine(maxWorkers: 2)
+        let (worker, generation) = Self.idleWorker(&machine, waiter: 1)
+        #expect(machine.workerExited(worker) == .none)
+        #expect(machine.idleCount == 0)
+        #expect(machine.liveCount == 0)
+        #expect(machine.idleTimerFired(worker, generation: generation) == .none)
+        #expect(machine.acquire(2) == .startWorker(worker + 1))
+    }
+
+    // MARK: Cancel
+
+    @Test func cancelRemovesAWaiter() {
+        var machine = Machine(maxWorkers: 1)
+        #expect(machine.acquire(1) == .startWorker(1))
+        #expect(machine.acquire(2) == .wait)
+        #expect(machine.acquire(3) == .wait)
+        let first = machine.cancel(2)
+        let again = machine.cancel(2)
+        let unknown = machine.cancel(99)
+        #expect(first)
+        #expect(!again)
+        #expect(!unknown)
+        #expect(Array(machine.waiters) == [1, 3])
+        #expect(machine.workerReady(1) == .handOver(worker: 1, waiter: 1))
+        #expect(machine.release(1) == .handOver(worker: 1, waiter: 3))
+    }
+
+    // MARK: Shutdown
+
+    @Test func shutdownStopsIdleWorkers() {
+        var machine = Machine(maxWorkers: 3)
+        let workers = (1...3).map { Self.busyWorker(&machine, waiter: $0) }
+        for worker in workers[0..<2] { _ = machine.release(worker) }
+        #expect(machine.idleCount == 2)
+        let (stop, failed) = machine.shutdown()
+        #expect(Set(stop) == Set(workers[0..<2]))
+        #expect(failed.isEmpty)
+        #expect(machine.idleCount == 0)
+        #expect(machine.isShuttingDown)
+        for worker in workers[0..<2] { #expect(machine.workers[worker] == .stopping) }
+        // The busy worker stops once its call ends.
+        #expect(machine.release(workers[2]) == .stopWorker(workers[2]))
+        #expect(machine.workers[workers[2]] == .stopping)
+    }
+
+    @Test func shutdownFailsWaitersAndStopsWorkersThatFinishLater() {
+        var machine = Machine(maxWorkers: 2)
+        let busy = Self.busyWorker(&machine, waiter: 1)
+        #expect(machine.acquire(2) == .startWorker(busy + 1))
+        #expect(machine.acquire(3) == .wait)
+        let (stop, failed) = machine.shutdown()
+        #expect(stop.isEmpty)
+        #expect(failed == [2, 3])
+        #expect(machine.waiters.isEmpty)
+        #expect(machine.workerReady(busy + 1) == .stopWorker(busy + 1))
+        #expect(machine.release(busy) == .stopWorker(busy))
+        #expect(machine.busyCount == 0)
+        #expect(machine.startingCount == 0)
+        #expect(machine.liveCount == 2)
+        #expect(machine.workerExited(busy) == .none)
+        #expect(machine.workerExited(busy + 1) == .none)
+        #expect(machine.liveCount == 0)
+    }
+
+    @Test func exitsDuringShutdownNeitherFailNorReplace() {
+        var machine = Machine(maxWorkers: 1)
+        #expect(machine.acquire(1) == .startWorker(1))
+        _ = machine.shutdown()
+        #expect(machine.workerExited(1) == .none)
+        #expect(machine.liveCount == 0)
+    }
+
+    @Test func acquireAfterShutdownIsRejected() {
+        var machine = Machine(maxWorkers: 2)
+        _ = machine.shutdown()
+        #expect(machine.acquire(1) == .reject)
+        #expect(machine.waiters.isEmpty)
+        #expect(machine.liveCount == 0)
+    }
+
+    // MARK: Randomized sequences
+
+    @Test(arguments: [1, 2, 3, 8])
+    func countsStayConsistentThroughRandomEvents(maxWorkers: Int) throws {
+        for seed in UInt64(1)...40 {
+            try Self.runRandomEvents(maxWorkers: maxWorkers, seed: seed &* 0x9E37_79B9, steps: 400)
+        }
+    }
+
+    /// Plays a random but legal sequence of events, as `FunctionPool` would deliver them, and checks the
+    /// machine's invariants after each one against a model of who holds which worker.
+    private static func runRandomEvents(maxWorkers: Int, seed: UInt64, steps: Int) throws {
+        var random = SplitMix64(seed: seed)
+        var machine = Machine(maxWorkers: maxWorkers)
+        var nextWaiter = 1
+        var queued: [Int] = []
+        /// Worker → the call it serves.
+        var held: [Int: Int] = [:]
+        var everStarted: Set<Int> = []
+        var idleGenerations: [Int: [Int]] = [:]
+        let context = "maxWorkers \(maxWorkers), seed \(seed)"
+
+        func workers(in state: (Machine.WorkerState) -> Bool) -> [Int] {
+            machine.workers.filter { state($0.value) }.map(\.key).sorted()
+        }
+
+        func apply(_ action: Machine.Action, from event: String) {
+            switch action {
+            case .none:
+                break
+            case .handOver(let worker, let waiter):
+                #expect(held[worker] == nil, "\(event): worker \(worker) handed twice (\(context))")
+                #expect(queued.first == waiter, "\(event): handed to \(waiter), not the oldest waiter (\(context))")
+                queued.removeAll { $0 == waiter }
+                held[worker] = waiter
+            case .startIdleTimer(let worker, let generation):
+                #expect(
+                    !idleGenerations.values.contains(where: { $0.contains(generation) }),
+                    "generation reused (\(context))")
+                idleGenerations[worker, default: []].append(generation)
+            case .stopWorker(let worker):
+                held[worker] = nil
+            case .startWorker(let worker):
+                #expect(everStarted.insert(worker).inserted, "\(event): worker id \(worker) reused (\(context))")
+            case .failWaiter(let failed, let replacement):
+                #expect(queued.first == failed, "\(event): failed \(failed), not the oldest waiter (\(context))")
+                queued.removeAll { $0 == failed }
+                if let replacement {
+                    #expect(everStarted.insert(replacement).inserted, "\(event): worker id \(replacement) reused (\(context))")
+                }
+            }
+        }
+
+        for step in 0..<steps {
+            let roll = random.next(upperBound: UInt64(100))
+            var event = "step \(step)"
+            switch roll {
+            case 0..<30:
+                let waiter = nextWaiter
+                nextWaiter += 1
+                event += ": acquire \(waiter)"
+                switch machine.acquire(waiter) {
+                case .use(let worker):
+                    #expect(held[worker] == nil, "\(event): idle worker \(worker) handed twice (\(context))")
+                    #expect(queued.isEmpty, "\(event): an idle worker existed while calls waited (\(context))")
+                    held[worker] = waiter
+                case .startWorker(let worker):
+                    #expect(everStarted.insert(worker).inserted, "\(event): worker id \(worker) reused (\(context))")
+                    queued.append(waiter)
+                case .wait:
+                    queued.append(waiter)
+                case .reject:
+                    #expect(machine.isShuttingDown)
+                }
+            case 30..<38:
+                guard let waiter = queued.randomElement(using: &random) else { continue }
+                event += ": cancel \(waiter)"
+                let cancelled = machine.cancel(waiter)
+                #expect(cancelled)
+                queued.removeAll { $0 == waiter }
+            case 38..<58:
+                guard let worker = workers(in: { $0 == .starting }).randomElement(using: &random) else { continue }
+                event += ": ready \(worker)"
+                apply(machine.workerReady(worker), from: event)
+            case 58..<80:
+                guard let worker = workers(in: { $0 == .busy }).randomElement(using: &random) else { continue }
+                event += ": release \(worker)"
+                held[worker] = nil
+                apply(machine.release(worker), from: event)
+            case 80..<84:
+                guard let worker = workers(in: { $0 == .busy }).randomElement(using: &random) else { continue }
+                event += ": retire \(worker)"
+                held[worker] = nil
+                machine.retire(worker)
+            case 84..<92:
+                guard
+                    let worker = workers(in: { if case .idle = $0 { true } else { false } }).randomElement(
+                        using: &random),
+                    let generation = idleGenerations[worker]?.randomElement(using: &random)
+                else { continue }
+                event += ": idle timer \(worker)/\(generation)"
+                let current = machine.workers[worker] == .idle(generation: generation)
+                let action = machine.idleTimerFired(worker, generation: generation)
+                #expect(action == (current ? .stopWorker(worker) : .none), "\(event) (\(context))")
+                apply(action, from: event)
+            case 92..<99:
+                guard let worker = machine.workers.keys.sorted().randomElement(using: &random) else { continue }
+                event += ": exit \(worker)"
+                held[worker] = nil
+                apply(machine.workerExited(worker), from: event)
+            default:
+                guard !machine.isShuttingDown, random.next(upperBound: UInt64(4)) == 0 else { continue }
+                event += ": shutdown"
+                let (stopped, failed) = machine.shutdown()
+                #expect(failed == queued, "\(event) (\(context))")
+                queued.removeAll()
+                for worker in stopped {
+                    #expect(held[worker] == nil, "\(event): stopped a worker in use (\(context))")
+                }
+            }
+
+            let stopping = machine.workers.values.count { $0 == .stopping }
+            let idleInMap = machine.workers.values.count { if case .idle = $0 { true } else { false } }
+            let live = machine.liveCount
+            let sum = machine.startingCount + machine.idleCount + machine.busyCount + stopping
+            try #require(live == sum, "\(event): live \(live) ≠ starting+idle+busy+stopping \(sum) (\(context))")
+            try #require(machine.idleCount == idleInMap, "\(event): idle stack out of step (\(context))")
+            try #require(machine.busyCount <= maxWorkers, "\(event): busy over the maximum (\(context))")
+            try #require(live <= maxWorkers, "\(event): live over the maximum (\(context))")
+            try #require(
+                Array(machine.waiters) == queued, "\(event): queue \(Array(machine.waiters)) ≠ \(queued) (\(context))")
+            try #require(
+                machine.idleCount == 0 || queued.isEmpty, "\(event): idle workers while calls wait (\(context))")
+            try #require(
+                Set(held.keys) == Set(workers(in: { $0 == .busy })),
+                "\(event): held \(held.keys.sorted()) ≠ busy \(workers(in: { $0 == .busy })) (\(context))"
+            )
+            // Nobody waits without cover: a starting worker for each waiter, or the pool is full and a busy or
+            // stopping worker will come back or make room.
+            try #require(
+                machine.isShuttingDown || queued.count <= machine.startingCount || live == maxWorkers,
+                "\(event): \(queued.count) waiters, \(machine.startingCount) starting, \(live) live (\(context))"
+            )
+        }
+    }
+}
+
+/// A small deterministic generator so a failing sequence can be replayed from its seed.
+struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
