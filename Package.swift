@@ -159,7 +159,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "VergeBundleTests", dependencies: ["VergeBundle", "VergeCore"], swiftSettings: strict),
-        .testTarget(name: "VergeSupervisorTests", dependencies: ["VergeSupervisor", "VergeCore"], swiftSettings: strict),
+        .testTarget(
+            name: "VergeSupervisorTests",
+            dependencies: ["VergeSupervisor", "VergeCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "VergeUsageTests",
             dependencies: ["VergeUsage", "VergeCore", .product(name: "GRDB", package: "GRDB.swift")],

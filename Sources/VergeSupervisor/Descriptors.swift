@@ -20,7 +20,7 @@ public enum Descriptors {
         #if canImport(Darwin)
         // No SOCK_CLOEXEC here: set the flag right after (not atomic, but Darwin is for development only).
         let rc = socketpair(AF_UNIX, SOCK_STREAM, 0, &fds)
-        if rc == 0 { fds.forEach { _ = fcntl($0, F_SETFD, FD_CLOEXEC) } }
+        if rc == 0 { for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) } }
         #else
         let rc = socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds)
         #endif
@@ -35,7 +35,7 @@ public enum Descriptors {
         var fds: [Int32] = [-1, -1]
         #if canImport(Darwin)
         let rc = Darwin.pipe(&fds)
-        if rc == 0 { fds.forEach { _ = fcntl($0, F_SETFD, FD_CLOEXEC) } }
+        if rc == 0 { for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) } }
         #else
         let rc = verge_pipe_cloexec(&fds)
         #endif

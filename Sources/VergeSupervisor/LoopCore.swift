@@ -1,6 +1,6 @@
 import CLibUV
-import VergeCore
 import Synchronization
+import VergeCore
 
 #if canImport(Glibc)
 import Glibc

@@ -1,7 +1,7 @@
 import CLibUV
 import Logging
-import VergeCore
 import Synchronization
+import VergeCore
 
 #if canImport(Glibc)
 import Glibc
@@ -42,7 +42,7 @@ public final class Supervisor: Sendable {
         _ spec: ProcessSpec,
         onExit: @escaping @Sendable (ProcessExit) -> Void
     ) async throws(VergeError) -> Int32 {
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Int32, VergeError>, Never>) in
+        let result: Result<Int32, VergeError> = await withCheckedContinuation { continuation in
             let accepted = loop.submit {
                 continuation.resume(returning: self.spawnOnLoop(spec, onExit: onExit))
             }
@@ -75,13 +75,14 @@ public final class Supervisor: Sendable {
             let rc = kill(target, signal)
             return (target, rc, rc == 0 ? 0 : errno)
         }
+        var metadata: Logger.Metadata = [
+            "worker.pid": "\(pid)", "worker.signal": "\(signal)", "worker.group": "\(target < 0)",
+        ]
         if rc == 0 {
-            logger.debug("signalled worker", metadata: ["worker.pid": "\(pid)", "signal": "\(signal)", "signal.group": "\(target < 0)"])
+            logger.debug("signalled worker", metadata: metadata)
         } else if code != ESRCH {
-            logger.info(
-                "cannot signal worker",
-                metadata: ["worker.pid": "\(pid)", "signal": "\(signal)", "error": "\(String(cString: strerror(code)))"]
-            )
+            metadata["error"] = "\(String(cString: strerror(code)))"
+            logger.info("cannot signal worker", metadata: metadata)
         }
     }
 
@@ -97,7 +98,10 @@ public final class Supervisor: Sendable {
 
     // MARK: - Loop thread
 
-    private func spawnOnLoop(_ spec: ProcessSpec, onExit: @escaping @Sendable (ProcessExit) -> Void) -> Result<Int32, VergeError> {
+    private func spawnOnLoop(
+        _ spec: ProcessSpec,
+        onExit: @escaping @Sendable (ProcessExit) -> Void
+    ) -> Result<Int32, VergeError> {
         let handle: UnsafeMutablePointer<uv_process_t> = allocateHandle(UV_PROCESS)
         let rc = withProcessOptions(spec) { options in
             uv_spawn(loop.core.uvLoop, handle, &options)
@@ -107,7 +111,8 @@ public final class Supervisor: Sendable {
         guard rc == 0 else {
             uv_close(handlePointer(handle), releaseAndFreeHandleCallback)
             let reason = String(cString: strerror(-rc))
-            logger.info("cannot start worker", metadata: ["worker.executable": "\(spec.executable)", "error": "\(reason)"])
+            let metadata: Logger.Metadata = ["worker.executable": "\(spec.executable)", "error": "\(reason)"]
+            logger.info("cannot start worker", metadata: metadata)
             return .failure(VergeError(.initFailed, "cannot start '\(spec.executable)': \(reason)"))
         }
         let pid = uv_process_get_pid(handle)
@@ -147,7 +152,7 @@ private func processExitCallback(_ handle: UnsafeMutablePointer<uv_process_t>?, 
 /// Builds the C view of `spec` (strings, argv, envp, stdio containers) for the duration of `body`.
 private func withProcessOptions<R>(_ spec: ProcessSpec, _ body: (inout uv_process_options_t) -> R) -> R {
     var allocated: [UnsafeMutablePointer<CChar>] = []
-    defer { allocated.forEach { free($0) } }
+    defer { for string in allocated { free(string) } }
     func cString(_ string: String) -> UnsafeMutablePointer<CChar> {
         guard let copy = strdup(string) else { fatalError("out of memory copying a process argument") }
         allocated.append(copy)

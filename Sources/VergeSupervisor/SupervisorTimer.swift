@@ -28,6 +28,11 @@ public final class SupervisorTimer: Sendable {
         _ = loop.submit { self.disarm() }
     }
 
+    /// Whether its libuv timer is armed: started on the loop, and not yet fired or cancelled.
+    var isArmed: Bool {
+        state.withLock { $0.handle != nil }
+    }
+
     /// Arms the timer on the loop thread.
     func arm(milliseconds: UInt64) {
         guard state.withLock({ $0.action != nil }) else { return }  // cancelled before it was armed

@@ -158,6 +158,34 @@ struct DeveloperWorkflowTests {
         }
     }
 
+    @Test func redeployingWhileCallsQueueFailsNoCall() async throws {
+        let scratch = try TemporaryDirectory()
+        defer { scratch.remove() }
+        try await LocalClusterProcess.with { cluster in
+            let v1 = try scratch.copy(Paths.fixtureFunction("slow"), as: "v1")
+            let v2 = try scratch.copy(Paths.fixtureFunction("slow"), as: "v2")
+            try #"{"name":"slow","runtime":"python","entry":"main.py","timeout_ms":8000,"max_workers":1}"#
+                .write(toFile: v1 + "/verge.json", atomically: true, encoding: .utf8)
+            try #"{"name":"slow","runtime":"python","entry":"main.py","timeout_ms":8000,"max_workers":1,"env":{"V":"2"}}"#
+                .write(toFile: v2 + "/verge.json", atomically: true, encoding: .utf8)
+            #expect(try await cluster.deploy(v1).status == 0)
+            _ = try await TestHTTP.get(cluster.gatewayURL + "/slow?ms=1")
+            // One worker, six calls of 400 ms: most of them are queued on version 1 when version 2 goes live.
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<6 {
+                    group.addTask { try await TestHTTP.get(cluster.gatewayURL + "/slow?ms=400").status }
+                }
+                try await Task.sleep(for: .milliseconds(150))
+                let deploy = try await cluster.deploy(v2)
+                #expect(deploy.status == 0, "\(deploy.stderr)")
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(statuses == Array(repeating: 200, count: 6))
+            let records = try await usageRecords(cluster, expecting: 7)
+            #expect(Set(records.compactMap { $0["version"] as? String }).count == 2, "calls were served by both versions")
+        }
+    }
+
     @Test func cleanShutdownLeavesNoProcessBehind() async throws {
         let cluster = try await LocalClusterProcess.start()
         defer { cluster.dataDirectory.remove() }

@@ -86,10 +86,11 @@ struct SupervisorTests {
     @Test func workingDirectoryIsHonoured() async throws {
         let directory = try makeTemporaryDirectory()
         defer { rmdir(directory) }
-        let expected = try #require(realpath(directory, nil).map { pointer in
-            defer { free(pointer) }
-            return String(cString: pointer)
-        })
+        let expected = try #require(
+            realpath(directory, nil).map { pointer in
+                defer { free(pointer) }
+                return String(cString: pointer)
+            })
 
         try await withSupervisor { supervisor, _ in
             let output = try Descriptors.pipe()

@@ -22,7 +22,7 @@ struct TimedOut: Error, CustomStringConvertible {
 /// `body` ignores cancellation or blocks (it is then abandoned), so a broken test fails instead of hanging.
 func withDeadline<T: Sendable>(
     _ what: String,
-    within limit: Duration = .seconds(5),
+    within limit: Duration = .seconds(10),
     _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     let race = DeadlineRace<T>()
@@ -69,7 +69,7 @@ final class ExitRecorder: Sendable {
     var reported: Int { count.withLock { $0 } }
 
     /// The next reported exit, or ``TimedOut``.
-    func next(within limit: Duration = .seconds(5)) async throws -> ProcessExit {
+    func next(within limit: Duration = .seconds(10)) async throws -> ProcessExit {
         let stream = self.stream
         return try await withDeadline("a process exit", within: limit) {
             var iterator = stream.makeAsyncIterator()
@@ -79,7 +79,7 @@ final class ExitRecorder: Sendable {
     }
 
     /// Waits until `n` exits were reported, returning them in order.
-    func collect(_ n: Int, within limit: Duration = .seconds(10)) async throws -> [ProcessExit] {
+    func collect(_ n: Int, within limit: Duration = .seconds(20)) async throws -> [ProcessExit] {
         let stream = self.stream
         return try await withDeadline("\(n) process exits", within: limit) {
             var exits: [ProcessExit] = []
@@ -115,7 +115,7 @@ func shell(_ script: String, descriptors: [Int32?], environment: [String: String
 /// Reads `fd` until end of file, or until `stop` says the data so far is enough; fails after `limit`.
 func readAll(
     _ fd: Int32,
-    within limit: Duration = .seconds(5),
+    within limit: Duration = .seconds(10),
     until stop: (String) -> Bool = { _ in false }
 ) throws -> String {
     let deadline = ContinuousClock.now.advanced(by: limit)
@@ -125,8 +125,7 @@ func readAll(
         let remaining = ContinuousClock.now.duration(to: deadline)
         guard remaining > .zero else { throw TimedOut(what: "data on fd \(fd)") }
         var pollfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        let millis = Int32(min(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1, 60_000))
-        let ready = poll(&pollfd, 1, millis)
+        let ready = poll(&pollfd, 1, Int32(min(remaining.roundedUpMilliseconds, 60_000)))
         if ready < 0 && errno == EINTR { continue }
         guard ready > 0 else { continue }
         let n = read(fd, &buffer, buffer.count)
@@ -140,7 +139,7 @@ func readAll(
 
 /// Polls `condition` until it holds; fails after `limit`.
 func eventually(
-    within limit: Duration = .seconds(5),
+    within limit: Duration = .seconds(10),
     _ what: String,
     _ condition: () -> Bool
 ) async throws {

@@ -33,7 +33,11 @@ struct HostServer: Sendable {
             )
             return
         }
-        try await invocations.handle(request, writer: writer, pool: pool, client: clientLocation(request))
+        let key = pool.deployment.key
+        try await invocations.handle(
+            request, writer: writer, pool: pool, client: clientLocation(request),
+            current: { [deployments] in deployments.pool(for: key) }
+        )
     }
 
     /// The client's location as the gateway resolved it; only believed from a caller holding the cluster key.

@@ -25,9 +25,13 @@ struct InvocationHandler: Sendable {
         "trailer", "date", "server",
     ]
 
+    /// Runs the call on `pool`. `current` returns the pool serving the function now: when a deploy replaces
+    /// the version while the call waits for a worker, the call moves to the new version's pool instead of failing.
     func handle(
-        _ request: Request, writer: consuming ResponseWriter, pool: FunctionPool, client: ClientLocation?
+        _ request: Request, writer: consuming ResponseWriter, pool: FunctionPool, client: ClientLocation?,
+        current: () -> FunctionPool? = { nil }
     ) async throws {
+        var pool = pool
         let clock = ContinuousClock()
         let arrival = clock.now
         let deployment = pool.deployment
@@ -51,9 +55,16 @@ struct InvocationHandler: Sendable {
         }
 
         // 1. A worker: warm at once, or cold after it starts.
-        let lease: Lease
+        var lease: Lease?
         do {
-            lease = try await pool.acquire(queueTimeout: timeout)
+            while lease == nil {
+                do {
+                    lease = try await pool.acquire(queueTimeout: timeout)
+                } catch let error as VergeError where error.code == .shuttingDown {
+                    guard let next = current(), next !== pool else { throw error }
+                    pool = next
+                }
+            }
         } catch {
             let error = (error as? VergeError) ?? VergeError(.internalError, "\(error)")
             let status: InvocationStatus = error.code == .initFailed ? .initError : .rejected
@@ -66,6 +77,8 @@ struct InvocationHandler: Sendable {
             try await writer.writeError(error, headers: headers)
             return
         }
+        guard let lease else { return }
+        call.version = pool.deployment.version
         call.coldStart = lease.coldStart
         if lease.coldStart {
             call.initDuration = lease.worker.initDuration
@@ -296,7 +309,8 @@ struct CallRecord {
     let invocationID: String
     let tenant: String
     let function: String
-    let version: String
+    /// The version that served the call (it can change while the call waits, when a deploy replaces it).
+    var version: String
     let host: String
     let startTimeUs: Int64
     var duration: Duration = .zero
