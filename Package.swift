@@ -158,7 +158,11 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "VergeBundleTests", dependencies: ["VergeBundle", "VergeCore"], swiftSettings: strict),
+        .testTarget(
+            name: "VergeBundleTests",
+            dependencies: ["VergeBundle", "VergeCore", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "VergeSupervisorTests",
             dependencies: ["VergeSupervisor", "VergeCore", .product(name: "Logging", package: "swift-log")],

@@ -6,10 +6,13 @@ extension BundleArchive {
     ///
     /// Nothing is written before every path and the manifest have been checked. The bundle is written into a
     /// temporary sibling directory (`.<name>.partial-<random>`) that is renamed into place once every file has
-    /// been written, checked and flushed, so `directory` either does not exist or holds the complete bundle; on
-    /// any error the temporary directory is removed. (A process killed mid-way can leave that temporary
-    /// directory behind, never a half bundle.) Files get mode 0755 when packed executable (and `bin/<entry>` of a
-    /// swift bundle always), otherwise 0644; directories 0755: never setuid, setgid, sticky or world-writable.
+    /// been written and checked, so `directory` either does not exist or holds the complete bundle; on any error
+    /// the temporary directory is removed. A process killed mid-way can leave that temporary directory behind,
+    /// never a half bundle. Files are not flushed to storage one by one (that costs milliseconds per file):
+    /// after a power loss, a cache of extracted bundles should be rebuilt from the archives.
+    ///
+    /// Files get mode 0755 when packed executable (and `bin/<entry>` of a swift bundle always), otherwise 0644;
+    /// directories 0755: never setuid, setgid, sticky or world-writable.
     ///
     /// Bundle problems throw `VergeError(.invalidBundle, …)`; an existing `directory` or a failing disk throw
     /// `VergeError(.internalError, …)`.
@@ -32,38 +35,28 @@ extension BundleArchive {
         let stagingPath = parentPath + "/." + target.lastPathComponent + ".partial-" + suffix
         try FileSystem.makeDirectory(stagingPath, mode: 0o700)
         do throws(VergeError) {
-            let directories = try write(checked, into: stagingPath, limits: limits)
-            for directory in directories.reversed() {
-                try FileSystem.syncDirectory(stagingPath + "/" + directory)
-            }
+            try write(checked, into: stagingPath, limits: limits)
             try FileSystem.setMode(stagingPath, 0o755)
-            try FileSystem.syncDirectory(stagingPath)
             if FileSystem.exists(targetPath) {
-                throw VergeError(.internalError, "cannot extract bundle to \(Quoted.single(targetPath)): it already exists")
+                throw VergeError(
+                    .internalError, "cannot extract bundle to \(Quoted.single(targetPath)): it already exists")
             }
             try FileSystem.rename(stagingPath, to: targetPath)
         } catch {
             FileSystem.removeTree(stagingPath)
             throw error
         }
-        // The bundle is in place; flushing its name is best effort.
-        try? FileSystem.syncDirectory(parentPath)
         return checked.manifest
     }
 
-    /// Writes every entry of a checked archive under `root`; returns the directories it created, parents first.
-    private static func write(
-        _ checked: CheckedArchive,
-        into root: String,
-        limits: BundleLimits
-    ) throws(VergeError) -> [String] {
-        var created: [String] = []
-        var createdSet: Set<String> = []
+    /// Writes every entry of a checked archive under `root`, creating directories as needed (archives made by
+    /// some tools have no directory entries).
+    private static func write(_ checked: CheckedArchive, into root: String, limits: BundleLimits) throws(VergeError) {
+        var created: Set<BundlePath.Key> = []
         func ensureDirectory(_ path: String) throws(VergeError) {
-            for directory in BundlePath.ancestors(of: path) + [path] where !createdSet.contains(directory) {
+            for directory in BundlePath.ancestors(of: path) + [path]
+            where created.insert(BundlePath.Key(directory)).inserted {
                 try FileSystem.makeDirectory(root + "/" + directory, mode: 0o755)
-                createdSet.insert(directory)
-                created.append(directory)
             }
         }
 
@@ -81,6 +74,5 @@ extension BundleArchive {
                 try checked.readFile(entry, budget: &budget) { chunk throws(VergeError) in try writer.write(chunk) }
             }
         }
-        return created
     }
 }

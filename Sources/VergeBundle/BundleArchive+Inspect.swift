@@ -58,13 +58,13 @@ struct CheckedArchive {
         }
 
         var entries: [ArchiveEntry] = []
-        var isDirectoryByPath: [String: Bool] = [:]
+        var isDirectoryByPath: [BundlePath.Key: Bool] = [:]
         var declaredBytes = 0
         var records = layout.records.makeIterator()
         for zipEntry in archive {
             guard let record = records.next() else { throw Self.unreadable }
             let entry = try Self.checkedEntry(zipEntry, record, limits: limits)
-            if isDirectoryByPath.updateValue(entry.isDirectory, forKey: entry.path) != nil {
+            if isDirectoryByPath.updateValue(entry.isDirectory, forKey: BundlePath.Key(entry.path)) != nil {
                 throw VergeError(.invalidBundle, "bundle has more than one entry for \(Quoted.single(entry.path))")
             }
             if !entry.isDirectory {
@@ -82,7 +82,8 @@ struct CheckedArchive {
         guard records.next() == nil else { throw Self.unreadable }
 
         for entry in entries {
-            for ancestor in BundlePath.ancestors(of: entry.path) where isDirectoryByPath[ancestor] == false {
+            for ancestor in BundlePath.ancestors(of: entry.path)
+            where isDirectoryByPath[BundlePath.Key(ancestor)] == false {
                 throw VergeError(
                     .invalidBundle,
                     "bundle entry \(Quoted.single(entry.path)) is inside \(Quoted.single(ancestor)), which is a file"
@@ -93,7 +94,7 @@ struct CheckedArchive {
         let manifest = try Self.readManifest(bytes, entries, isDirectoryByPath: isDirectoryByPath)
         // The executable of a swift function must be runnable, whatever the tool that zipped it recorded.
         if let executablePath = manifest.executablePath,
-            let index = entries.firstIndex(where: { $0.path == executablePath })
+            let index = entries.firstIndex(where: { $0.path.utf8.elementsEqual(executablePath.utf8) })
         {
             entries[index].isExecutable = true
         }
@@ -137,7 +138,7 @@ struct CheckedArchive {
 
         var checksum: CRC32 = 0
         let end = record.dataRange.upperBound
-        if record.isDeflated {
+        if record.isDeflated, record.compressedSize > 0 {
             // Our provider hands out exactly the entry's compressed bytes, in chunks of `chunkSize` (the final one
             // padded with zeros, as inflate may look at a whole chunk), then refuses: a stream that has not ended by
             // then is truncated, and ZIPFoundation would otherwise wait for more input forever.
@@ -150,7 +151,7 @@ struct CheckedArchive {
                     bufferSize: chunkSize,
                     skipCRC32: false,
                     provider: { _, _ in
-                        guard !exhausted else { throw Self.corrupt(entry, "its compressed data end too early") }
+                        guard !exhausted else { throw Self.corrupt(entry, "its compressed data are truncated") }
                         let count = min(chunkSize, end - next)
                         var chunk = Data(count: chunkSize)
                         chunk.replaceSubrange(0..<count, with: bytes[next..<next + count])
@@ -165,7 +166,7 @@ struct CheckedArchive {
             } catch {
                 throw Self.corrupt(entry, "its compressed data cannot be inflated")
             }
-        } else {
+        } else {  // Stored, or an empty deflated entry.
             var next = record.dataStart
             while next < end {
                 let count = min(BundleArchive.chunkSize, end - next)
@@ -223,10 +224,10 @@ struct CheckedArchive {
     private static func readManifest(
         _ bytes: [UInt8],
         _ entries: [ArchiveEntry],
-        isDirectoryByPath: [String: Bool]
+        isDirectoryByPath: [BundlePath.Key: Bool]
     ) throws(VergeError) -> Manifest {
         let fileName = Manifest.fileName
-        guard let entry = entries.first(where: { $0.path == fileName }) else {
+        guard let entry = entries.first(where: { $0.path.utf8.elementsEqual(fileName.utf8) }) else {
             if let nested = entries.first(where: {
                 !$0.isDirectory && $0.path.hasSuffix("/" + fileName) && BundlePath.ancestors(of: $0.path).count == 1
             }) {
@@ -244,16 +245,18 @@ struct CheckedArchive {
         if entry.record.uncompressedSize > BundleLimits.maxManifestBytes {
             throw VergeError(
                 .invalidBundle,
-                "\(fileName) is \(entry.record.uncompressedSize) bytes; the limit is \(BundleLimits.maxManifestBytes) bytes"
+                "\(fileName) is \(entry.record.uncompressedSize) bytes; the limit is "
+                    + "\(BundleLimits.maxManifestBytes) bytes"
             )
         }
         var contents: [UInt8] = []
         var budget = BundleLimits.maxManifestBytes
-        try readFile(entry, of: bytes, budget: &budget) { chunk throws(VergeError) in contents.append(contentsOf: chunk) }
+        try readFile(entry, of: bytes, budget: &budget) { chunk throws(VergeError) in contents.append(contentsOf: chunk)
+        }
         let manifest = try Manifest.parse(contents)
 
         let entryPath = manifest.entryPath
-        switch isDirectoryByPath[entryPath] {
+        switch isDirectoryByPath[BundlePath.Key(entryPath)] {
         case false?:
             return manifest
         case true?:

@@ -35,10 +35,10 @@ extension BundleArchive {
         try addExtraFiles(extraFiles, to: &items, limits: limits)
 
         let entryPath = manifest.entryPath
-        switch items[entryPath]?.isDirectory {
+        switch items[BundlePath.Key(entryPath)]?.isDirectory {
         case false?:
             if manifest.runtime == .swift {
-                items[entryPath]?.isExecutable = true
+                items[BundlePath.Key(entryPath)]?.isExecutable = true
             }
         case true?:
             throw VergeError(
@@ -60,6 +60,9 @@ extension BundleArchive {
             )
         }
 
+        if items.values.reduce(0, { $0 + $1.size }) > limits.maxUncompressedBytes {
+            throw tooLarge(limits)
+        }
         let archive = try write(items, limits: limits)
         guard archive.count <= limits.maxArchiveBytes else {
             throw VergeError(
@@ -71,15 +74,19 @@ extension BundleArchive {
         return archive
     }
 
-    /// A file or directory to pack, by bundle path.
+    /// A file or directory to pack.
     private struct Item {
+        /// The path inside the bundle.
+        var path: String
         var isDirectory: Bool
         var isExecutable: Bool
         /// Where a file's contents are read from.
         var source: String
+        /// A file's size when it was listed.
+        var size: Int = 0
 
         /// The entry name in the zip: directories end with `/`.
-        func zipPath(_ path: String) -> String { isDirectory ? path + "/" : path }
+        var zipPath: String { isDirectory ? path + "/" : path }
     }
 
     private static func readManifest(root: String, shownRoot: String) throws(VergeError) -> Manifest {
@@ -103,8 +110,8 @@ extension BundleArchive {
     }
 
     /// Every file and directory under `root`, by bundle path, leaving out the skipped names.
-    private static func collectItems(root: String, limits: BundleLimits) throws(VergeError) -> [String: Item] {
-        var items: [String: Item] = [:]
+    private static func collectItems(root: String, limits: BundleLimits) throws(VergeError) -> [BundlePath.Key: Item] {
+        var items: [BundlePath.Key: Item] = [:]
         func collect(_ directory: String, _ relative: String) throws(VergeError) {
             for name in try FileSystem.contentsOfDirectory(directory, code: .badRequest).sorted()
             where !skippedNames.contains(name) {
@@ -114,10 +121,13 @@ extension BundleArchive {
                     throw VergeError(.invalidBundle, "bundle path \(Quoted.single(path)) \(problem)")
                 }
                 switch FileSystem.kind(source) {
-                case .file(_, let isExecutable)?:
-                    items[path] = Item(isDirectory: false, isExecutable: isExecutable, source: source)
+                case .file(let size, let isExecutable)?:
+                    items[BundlePath.Key(path)] = Item(
+                        path: path, isDirectory: false, isExecutable: isExecutable, source: source, size: size
+                    )
                 case .directory?:
-                    items[path] = Item(isDirectory: true, isExecutable: false, source: source)
+                    items[BundlePath.Key(path)] = Item(
+                        path: path, isDirectory: true, isExecutable: false, source: source)
                     try collect(source, path)
                 case .symbolicLink?:
                     throw symbolicLink(path)
@@ -144,36 +154,36 @@ extension BundleArchive {
 
     private static func addExtraFiles(
         _ extraFiles: [(path: String, source: String)],
-        to items: inout [String: Item],
+        to items: inout [BundlePath.Key: Item],
         limits: BundleLimits
     ) throws(VergeError) {
-        var added: Set<String> = []
+        var added: Set<BundlePath.Key> = []
         for (path, source) in extraFiles {
             let shownPath = Quoted.single(path)
             if let problem = BundlePath.problem(path, maxLength: limits.maxPathLength) {
                 throw VergeError(.badRequest, "extra file path \(shownPath) \(problem)")
             }
-            if path == Manifest.fileName {
+            if path.utf8.elementsEqual(Manifest.fileName.utf8) {
                 throw VergeError(.badRequest, "an extra file cannot replace \(Manifest.fileName)")
             }
-            guard added.insert(path).inserted else {
+            guard added.insert(BundlePath.Key(path)).inserted else {
                 throw VergeError(.badRequest, "extra file path \(shownPath) is given more than once")
             }
-            guard case .file? = FileSystem.kind(source, followLinks: true) else {
+            guard case .file(let size, _)? = FileSystem.kind(source, followLinks: true) else {
                 throw VergeError(
                     .badRequest,
                     "extra file \(Quoted.single(source)) for bundle path \(shownPath) does not exist or is not a "
                         + "regular file"
                 )
             }
-            if items[path]?.isDirectory == true {
+            if items[BundlePath.Key(path)]?.isDirectory == true {
                 throw VergeError(
                     .invalidBundle,
                     "extra file \(shownPath) would replace the directory \(shownPath) of the bundle"
                 )
             }
             for ancestor in BundlePath.ancestors(of: path) {
-                if let existing = items[ancestor] {
+                if let existing = items[BundlePath.Key(ancestor)] {
                     guard existing.isDirectory else {
                         throw VergeError(
                             .invalidBundle,
@@ -182,10 +192,13 @@ extension BundleArchive {
                         )
                     }
                 } else {
-                    items[ancestor] = Item(isDirectory: true, isExecutable: false, source: "")
+                    items[BundlePath.Key(ancestor)] = Item(
+                        path: ancestor, isDirectory: true, isExecutable: false, source: "")
                 }
             }
-            items[path] = Item(isDirectory: false, isExecutable: true, source: source)
+            items[BundlePath.Key(path)] = Item(
+                path: path, isDirectory: false, isExecutable: true, source: source, size: size
+            )
         }
         if items.count > limits.maxFiles {
             throw VergeError(
@@ -196,7 +209,7 @@ extension BundleArchive {
     }
 
     /// The zip archive of `items`, in sorted order with fixed dates and normalised modes.
-    private static func write(_ items: [String: Item], limits: BundleLimits) throws(VergeError) -> [UInt8] {
+    private static func write(_ items: [BundlePath.Key: Item], limits: BundleLimits) throws(VergeError) -> [UInt8] {
         let archive: Archive
         do {
             archive = try Archive(accessMode: .create)
@@ -204,10 +217,10 @@ extension BundleArchive {
             throw VergeError(.internalError, "cannot create an archive in memory", underlying: error)
         }
         let date = Date(timeIntervalSince1970: packedModificationTime)
-        let sorted = items.map { (zipPath: $0.value.zipPath($0.key), item: $0.value) }
-            .sorted { $0.zipPath.utf8.lexicographicallyPrecedes($1.zipPath.utf8) }
+        let sorted = items.values.sorted { $0.zipPath.utf8.lexicographicallyPrecedes($1.zipPath.utf8) }
         var totalBytes = 0
-        for (zipPath, item) in sorted {
+        for item in sorted {
+            let zipPath = item.zipPath
             do {
                 if item.isDirectory {
                     try archive.addEntry(
@@ -223,13 +236,7 @@ extension BundleArchive {
                 }
                 let contents = try FileSystem.readFile(item.source, code: .badRequest)
                 totalBytes += contents.count
-                guard totalBytes <= limits.maxUncompressedBytes else {
-                    throw VergeError(
-                        .invalidBundle,
-                        "bundle files total more than \(limits.maxUncompressedBytes) bytes; the limit is "
-                            + "\(limits.maxUncompressedBytes) bytes"
-                    )
-                }
+                guard totalBytes <= limits.maxUncompressedBytes else { throw tooLarge(limits) }
                 try archive.addEntry(
                     with: zipPath,
                     type: .file,
@@ -246,13 +253,22 @@ extension BundleArchive {
             } catch let error as VergeError {
                 throw error
             } catch {
-                throw VergeError(.internalError, "cannot add \(Quoted.single(zipPath)) to the archive", underlying: error)
+                throw VergeError(
+                    .internalError, "cannot add \(Quoted.single(zipPath)) to the archive", underlying: error)
             }
         }
         guard let data = archive.data else {
             throw VergeError(.internalError, "the in-memory archive has no data")
         }
         return Array(data)
+    }
+
+    private static func tooLarge(_ limits: BundleLimits) -> VergeError {
+        VergeError(
+            .invalidBundle,
+            "bundle files total more than \(limits.maxUncompressedBytes) bytes; the limit is "
+                + "\(limits.maxUncompressedBytes) bytes"
+        )
     }
 
     private static func symbolicLink(_ path: String) -> VergeError {

@@ -1,6 +1,17 @@
 /// The rule every path inside a bundle follows, in archives and in source directories alike: a relative path
 /// of `/`-separated components, none of them empty, `.` or `..`, without backslash or NUL.
 enum BundlePath {
+    /// A path compared byte for byte, as the file system compares names. (`String` equality is Unicode canonical
+    /// equivalence, under which different file names, such as the composed and decomposed spellings of "é", are
+    /// equal.)
+    struct Key: Hashable {
+        let bytes: [UInt8]
+
+        init(_ path: String) {
+            bytes = Array(path.utf8)
+        }
+    }
+
     /// Why `path` cannot name something inside a bundle, as the end of a sentence starting with the path,
     /// or `nil` when it can. Directory paths are given without their trailing `/`.
     static func problem(_ path: String, maxLength: Int) -> String? {

@@ -1,22 +1,23 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
 import VergeCore
 
 #if canImport(Glibc)
-private let systemWrite = Glibc.write
-private let systemRename = Glibc.rename
+    import Glibc
 #elseif canImport(Musl)
-private let systemWrite = Musl.write
-private let systemRename = Musl.rename
+    import Musl
 #elseif canImport(Darwin)
-private let systemWrite = Darwin.write
-private let systemRename = Darwin.rename
+    import Darwin
+#endif
+
+#if canImport(Glibc)
+    private let systemWrite = Glibc.write
+    private let systemRename = Glibc.rename
+#elseif canImport(Musl)
+    private let systemWrite = Musl.write
+    private let systemRename = Musl.rename
+#elseif canImport(Darwin)
+    private let systemWrite = Darwin.write
+    private let systemRename = Darwin.rename
 #endif
 
 /// The few POSIX file operations packing and unpacking need, with exact modes (no umask, no symlink following)
@@ -83,7 +84,7 @@ enum FileSystem {
     }
 
     /// Creates a new file (never following a symbolic link, never opening an existing file), hands `body` a
-    /// writer, then sets exactly `mode`, flushes the file to storage and closes it, also when `body` throws.
+    /// writer, then sets exactly `mode`; the file is closed also when `body` throws.
     static func withNewFile(
         _ path: String,
         mode: mode_t,
@@ -95,7 +96,6 @@ enum FileSystem {
         var writer = Writer(descriptor: descriptor, path: path)
         try body(&writer)
         guard fchmod(descriptor, mode) == 0 else { throw failure("set the mode of", path) }
-        guard fsync(descriptor) == 0 else { throw failure("flush", path) }
     }
 
     struct Writer {
@@ -119,16 +119,10 @@ enum FileSystem {
         }
     }
 
-    /// Flushes a directory's entries to storage.
-    static func syncDirectory(_ path: String) throws(VergeError) {
-        let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw failure("open", path) }
-        defer { close(descriptor) }
-        guard fsync(descriptor) == 0 else { throw failure("flush", path) }
-    }
-
     static func rename(_ source: String, to destination: String) throws(VergeError) {
-        guard systemRename(source, destination) == 0 else { throw failure("move \(Quoted.single(source)) to", destination) }
+        guard systemRename(source, destination) == 0 else {
+            throw failure("move \(Quoted.single(source)) to", destination)
+        }
     }
 
     /// Removes a directory tree, ignoring errors (used to clean up after a failure).

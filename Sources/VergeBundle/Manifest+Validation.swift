@@ -17,9 +17,9 @@ extension Manifest {
         let unknown = object.keys.filter { !allowed.contains($0) }.sorted()
         if !unknown.isEmpty {
             let names = unknown.map { Quoted.single($0) }.joined(separator: ", ")
+            let allowedNames = allowed.sorted().joined(separator: ", ")
             throw Self.invalid(
-                "unknown \(unknown.count == 1 ? "key" : "keys") \(names) (allowed keys: \(allowed.sorted().joined(separator: ", ")))"
-            )
+                "unknown \(unknown.count == 1 ? "key" : "keys") \(names) (allowed keys: \(allowedNames))")
         }
         let missing = [CodingKeys.name, .runtime, .entry].filter { object[$0.rawValue] == nil }
         if !missing.isEmpty {
@@ -76,16 +76,18 @@ extension Manifest {
     /// The first broken rule, as a sentence without the file name, or `nil`.
     func firstProblem() -> String? {
         if !FunctionName.isValid(name) {
-            return "name must be 1–63 characters of a-z, 0-9 and '-', starting with a letter, got \(Quoted.json(name))"
+            return "name must be 1–63 characters of a-z, 0-9 and '-', starting with a letter, "
+                + "got \(Quoted.json(name))"
         }
         switch runtime {
         case .python:
             if let problem = Self.pythonEntryProblem(entry) {
-                return "entry \(Quoted.json(entry)) \(problem); for runtime python it is the relative path of the "
-                    + "handler's .py file inside the bundle, like \"main.py\""
+                return "entry \(Quoted.json(entry)) \(problem). For runtime python, entry is the relative path of "
+                    + "the handler's .py file inside the bundle, like \"main.py\""
             }
             if !Self.isPythonIdentifier(handler) {
-                return "handler must be a Python identifier (1–100 letters, digits and '_', not starting with a digit), "
+                return
+                    "handler must be a Python identifier (1–100 letters, digits and '_', not starting with a digit), "
                     + "got \(Quoted.json(handler))"
             }
             if Self.pythonKeywords.contains(handler) {
@@ -159,7 +161,9 @@ extension Manifest {
     private static func isEnvName(_ text: String) -> Bool {
         let bytes = Array(text.utf8)
         guard (1...128).contains(bytes.count), !isDigit(bytes[0]) else { return false }
-        return bytes.allSatisfy { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) || isDigit($0) || $0 == UInt8(ascii: "_") }
+        return bytes.allSatisfy {
+            (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) || isDigit($0) || $0 == UInt8(ascii: "_")
+        }
     }
 
     private static func isDigit(_ byte: UInt8) -> Bool { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) }

@@ -56,9 +56,8 @@ struct ZipLayout {
         if end + Self.endRecordSize + commentLength > bytes.count {
             throw Self.damaged("its end record is cut short")
         }
-        if end >= 20, (try? reader.u32(end - 20)) == Self.zip64LocatorSignature || entryCount == 0xFFFF
-            || centralSize == 0xFFFF_FFFF || centralStart == 0xFFFF_FFFF
-        {
+        let hasZIP64Locator = end >= 20 && (try? reader.u32(end - 20)) == Self.zip64LocatorSignature
+        if hasZIP64Locator || entryCount == 0xFFFF || centralSize == 0xFFFF_FFFF || centralStart == 0xFFFF_FFFF {
             throw Self.zip64
         }
         if diskNumber != 0 || centralDisk != 0 || entriesOnDisk != entryCount {
@@ -80,7 +79,6 @@ struct ZipLayout {
                 throw Self.damaged("its central directory is cut short or corrupt")
             }
             let madeBy = try reader.u16(position + 4)
-            let versionNeeded = try reader.u16(position + 6)
             let flags = try reader.u16(position + 8)
             let method = try reader.u16(position + 10)
             let crc32 = try reader.u32(position + 16)
@@ -96,7 +94,6 @@ struct ZipLayout {
             let next = nameStart + nameLength + extraLength + commentLength
             guard next <= end else { throw Self.damaged("its central directory is cut short or corrupt") }
             let nameBytes = Array(bytes[nameStart..<nameStart + nameLength])
-            let extra = bytes[nameStart + nameLength..<nameStart + nameLength + extraLength]
             position = next
 
             var record = Record(
@@ -108,8 +105,10 @@ struct ZipLayout {
                 dataStart: 0,
                 unixMode: nil
             )
-            if versionNeeded & 0xFF >= 45 || compressedSize == 0xFFFF_FFFF || uncompressedSize == 0xFFFF_FFFF
-                || localStart == 0xFFFF_FFFF || disk == 0xFFFF || Self.hasZIP64Field(extra)
+            // Values that defer to a ZIP64 extra field. (A ZIP64 field alone, which some tools add out of caution,
+            // changes nothing: readers use it only for values marked this way.)
+            if compressedSize == 0xFFFF_FFFF || uncompressedSize == 0xFFFF_FFFF || localStart == 0xFFFF_FFFF
+                || disk == 0xFFFF
             {
                 throw Self.zip64
             }
@@ -117,7 +116,8 @@ struct ZipLayout {
                 throw VergeError(.invalidBundle, "bundle archive spans several disks; upload a single-file zip")
             }
             if flags & 0x0041 != 0 {
-                throw VergeError(.invalidBundle, "bundle entry \(record.displayName) is encrypted; upload an unencrypted zip")
+                throw VergeError(
+                    .invalidBundle, "bundle entry \(record.displayName) is encrypted; upload an unencrypted zip")
             }
             if method != Self.methodStored && method != Self.methodDeflate {
                 throw VergeError(
@@ -170,18 +170,6 @@ struct ZipLayout {
             }
         }
         throw VergeError(.invalidBundle, "bundle is not a zip archive")
-    }
-
-    /// Whether extra fields hold a ZIP64 extended information field (header ID 1).
-    private static func hasZIP64Field(_ extra: ArraySlice<UInt8>) -> Bool {
-        var offset = extra.startIndex
-        while offset + 4 <= extra.endIndex {
-            let id = UInt16(extra[offset]) | UInt16(extra[offset + 1]) << 8
-            let size = Int(UInt16(extra[offset + 2]) | UInt16(extra[offset + 3]) << 8)
-            if id == 0x0001 { return true }
-            offset += 4 + size
-        }
-        return false
     }
 
     private static func damaged(_ detail: String) -> VergeError {

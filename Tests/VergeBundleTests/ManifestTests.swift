@@ -96,15 +96,24 @@ import VergeCore
         (#"{"runtime":"python","entry":"main.py"}"#, ["missing required key 'name'"]),
         (#"{"name":"hello","runtime":"python"}"#, ["missing required key 'entry'"]),
         (#"{"name":"hello"}"#, ["missing required keys 'runtime', 'entry'"]),
-        (#"{"name":"Hello","runtime":"python","entry":"main.py"}"#, ["name must be 1–63 characters", #"got "Hello""#]),
+        (#"{"name":"Hello","runtime":"python","entry":"main.py"}"#, ["name must be 1–63 characters", #""Hello""#]),
         (#"{"name":"9lives","runtime":"python","entry":"main.py"}"#, ["name must be", "starting with a letter"]),
         (#"{"name":7,"runtime":"python","entry":"main.py"}"#, ["name must be a string, got 7"]),
-        (#"{"name":"hello","runtime":"node","entry":"main.py"}"#, [#"runtime must be "python" or "swift", got "node""#]),
+        (
+            #"{"name":"hello","runtime":"node","entry":"main.py"}"#,
+            [#"runtime must be "python" or "swift", got "node""#]
+        ),
         (#"{"name":"hello","runtime":"python","entry":"../main.py"}"#, ["entry \"../main.py\"", "'..'"]),
         (#"{"name":"hello","runtime":"python","entry":"/srv/main.py"}"#, ["absolute path"]),
         (#"{"name":"hello","runtime":"python","entry":"main.js"}"#, ["is not a .py file", "like \"main.py\""]),
-        (#"{"name":"hello","runtime":"swift","entry":"bin/app"}"#, ["entry must be the executable product's name", #"got "bin/app""#]),
-        (#"{"name":"hello","runtime":"swift","entry":"app","handler":"handle"}"#, ["handler applies only to runtime python"]),
+        (
+            #"{"name":"hello","runtime":"swift","entry":"bin/app"}"#,
+            ["entry must be the executable product's name", #"got "bin/app""#]
+        ),
+        (
+            #"{"name":"hello","runtime":"swift","entry":"app","handler":"handle"}"#,
+            ["handler applies only to runtime python"]
+        ),
         ("{\(base),\"handler\":\"2fast\"}", ["handler must be a Python identifier", #"got "2fast""#]),
         ("{\(base),\"handler\":\"def\"}", [#"handler cannot be the Python keyword "def""#]),
         ("{\(base),\"memory_mb\":8}", ["memory_mb must be between 16 and 10240, got 8"]),

@@ -108,8 +108,10 @@ import ZIPFoundation
     @Test func symbolicLinkIsRejectedByPath() throws {
         try withTemporaryDirectory { root in
             try Self.makePythonBundle(root)
-            try FileManager.default.createSymbolicLink(atPath: root + "/lib/secrets", withDestinationPath: "/etc/passwd")
-            expectVergeError(.invalidBundle, ["bundle path 'lib/secrets' is a symbolic link"]) { () throws(VergeError) in
+            try FileManager.default.createSymbolicLink(
+                atPath: root + "/lib/secrets", withDestinationPath: "/etc/passwd")
+            expectVergeError(.invalidBundle, ["bundle path 'lib/secrets' is a symbolic link"]) {
+                () throws(VergeError) in
                 _ = try BundleArchive.pack(directory: root)
             }
         }
@@ -216,10 +218,29 @@ import ZIPFoundation
                 () throws(VergeError) in
                 _ = try BundleArchive.pack(directory: root, limits: BundleLimits(maxArchiveBytes: 100))
             }
-            expectVergeError(.invalidBundle, ["bundle path 'lib/__init__.py' is 15 bytes long; the limit is 10 bytes"]) {
+            expectVergeError(.invalidBundle, ["bundle path 'lib/__init__.py' is 15 bytes long; the limit is 10 bytes"])
+            {
                 () throws(VergeError) in
                 _ = try BundleArchive.pack(directory: root, limits: BundleLimits(maxPathLength: 10))
             }
+        }
+    }
+
+    /// Composed and decomposed "é" are equal Swift strings but different file names: both must survive.
+    @Test func canonicallyEquivalentNamesStayDistinctFiles() throws {
+        try withTemporaryDirectory { root in
+            try Self.makePythonBundle(root + "/src")
+            try writeFile(root + "/src", "caf\u{E9}.txt", "composed")
+            try writeFile(root + "/src", "cafe\u{301}.txt", "decomposed")
+            let archive = try BundleArchive.pack(directory: root + "/src")
+            let paths = try Self.entries(archive).map { Array($0.path.utf8) }
+            #expect(paths.contains(Array("caf\u{E9}.txt".utf8)))
+            #expect(paths.contains(Array("cafe\u{301}.txt".utf8)))
+            try BundleArchive.extract(archive, to: root + "/out")
+            let composed = try Data(contentsOf: URL(fileURLWithPath: root + "/out/caf\u{E9}.txt"))
+            let decomposed = try Data(contentsOf: URL(fileURLWithPath: root + "/out/cafe\u{301}.txt"))
+            #expect(composed == Data("composed".utf8))
+            #expect(decomposed == Data("decomposed".utf8))
         }
     }
 
@@ -232,6 +253,8 @@ import ZIPFoundation
             BundleArchive.sha256Hex(Data())
                 == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         )
-        #expect(BundleArchive.sha256Hex("abc".utf8.reversed().reversed()) == BundleArchive.sha256Hex(Array("abc".utf8)))
+        // A collection without contiguous storage hashes the same.
+        let lazyBytes = Array("abc".utf8).lazy.map { $0 }
+        #expect(BundleArchive.sha256Hex(lazyBytes) == BundleArchive.sha256Hex(Array("abc".utf8)))
     }
 }

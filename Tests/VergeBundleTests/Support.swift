@@ -56,7 +56,8 @@ func expectVergeError(
 ) {
     do {
         try body()
-        Issue.record("expected \(code) error containing \(fragments), but nothing was thrown", sourceLocation: sourceLocation)
+        Issue.record(
+            "expected \(code) error containing \(fragments), but nothing was thrown", sourceLocation: sourceLocation)
     } catch {
         #expect(error.code == code, "\(error.message)", sourceLocation: sourceLocation)
         for fragment in fragments {
