@@ -9,6 +9,10 @@ import sys
 
 
 def main():
+    # Nothing but the channel and stdio belongs to a worker: close any descriptor the host may have leaked
+    # before a line of the function runs (close_range, one system call).
+    channel = int(os.environ.get("VERGE_FD", "3"))
+    os.closerange(max(channel, 2) + 1, 1 << 20)
     bundle_dir = os.environ.get("VERGE_BUNDLE_DIR") or os.getcwd()
     # -I leaves both the runtime and the bundle off the import path; the runtime comes first so a bundle
     # cannot shadow the `verge` package.

@@ -78,6 +78,8 @@ struct DevCommand: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let logger = Logger(label: "verge")
+        // Descriptors this process inherited must never reach a worker.
+        Descriptors.markAllCloseOnExec()
 
         let local = try LocalCluster(
             cluster: cluster, dataDirectory: dataDirectory, runtimeDirectory: runtimeDirectory, logger: logger,
@@ -207,7 +209,7 @@ struct ReadyAnnouncer: Service {
 /// holds the other end, and when that process dies for any reason the cluster does not outlive it.
 struct StdinWatcher: Service {
     func run() async throws {
-        let fd = dup(STDIN_FILENO)
+        let fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3)
         guard fd >= 0 else { return }
         let channel = try await NIOPipeBootstrap(group: MultiThreadedEventLoopGroupProvider.shared)
             .channelInitializer { channel in channel.pipeline.addHandler(DiscardingHandler()) }

@@ -45,6 +45,25 @@ public enum Descriptors {
         return (fds[0], fds[1])
     }
 
+    /// Marks every open descriptor above 2 close-on-exec. A process that spawns workers calls this once at
+    /// start-up, so descriptors it inherited from whoever launched it never reach a worker (libuv's spawn does not
+    /// close them in the child).
+    public static func markAllCloseOnExec() {
+        #if os(Linux)
+        guard let directory = opendir("/proc/self/fd") else { return }
+        defer { closedir(directory) }
+        let own = dirfd(directory)
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard let fd = Int32(name), fd > 2, fd != own else { continue }
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0, flags & FD_CLOEXEC == 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
+        #endif
+    }
+
     /// Closes `fd`. Not retried on EINTR: on Linux the descriptor is released even then.
     public static func close(_ fd: Int32) {
         guard fd >= 0 else { return }

@@ -39,6 +39,9 @@ struct RoutingTests {
             #expect(client["latitude"] as? Double == 35.68)
             #expect(client["source"] as? String == "header")
             #expect((body["host"] as? [String: Any])?["name"] as? String == "sin")
+            // stdio, the channel, and the descriptor listing itself: nothing of the host's.
+            let fds = try #require(body["fds"] as? [Int])
+            #expect(fds.count == 5 && fds.prefix(4) == [0, 1, 2, 3], "worker sees descriptors \(fds)")
         }
     }
 

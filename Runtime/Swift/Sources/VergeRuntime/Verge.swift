@@ -33,6 +33,7 @@ public enum Verge {
     /// Never returns: the process exits 0 when the host is gone and 70 on a protocol error.
     public static func run(_ handler: Handler) async -> Never {
         let fd = Int32(ProcessInfo.processInfo.environment[WorkerProtocol.channelFDVariable] ?? "3") ?? 3
+        closeDescriptors(above: max(fd, 2))
         var channel = Channel(fd: fd)
         do {
             try channel.write(.json(.ready, Ready(runtime: "swift")))
@@ -101,4 +102,21 @@ public enum Verge {
         try channel.writeBody(.responseBody, response.body)
         try channel.write(Frame(.responseEnd))
     }
+}
+
+/// Closes every descriptor above `lowest`: a worker owns its stdio and its channel, nothing else the host had.
+private func closeDescriptors(above lowest: Int32) {
+    #if os(Linux)
+    guard let directory = opendir("/proc/self/fd") else { return }
+    var descriptors: [Int32] = []
+    let own = dirfd(directory)
+    while let entry = readdir(directory) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        if let fd = Int32(name), fd > lowest, fd != own { descriptors.append(fd) }
+    }
+    closedir(directory)
+    for fd in descriptors { close(fd) }
+    #endif
 }

@@ -18,4 +18,5 @@ def handle(request):
         "function": request.function,
         "invocation_id": request.invocation_id,
         "pid": os.getpid(),
+        "fds": sorted(int(fd) for fd in os.listdir("/proc/self/fd")),
     }
