@@ -127,7 +127,7 @@ struct DeployCommand: AsyncParsableCommand {
     }
 
     static func seconds(_ duration: Duration) -> String {
-        String(format: "%.2f s", Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
+        String(format: "%.2f s", duration.seconds)
     }
 }
 

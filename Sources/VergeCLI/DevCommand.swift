@@ -215,10 +215,13 @@ struct StdinWatcher: Service {
             .channelInitializer { channel in channel.pipeline.addHandler(DiscardingHandler()) }
             .takingOwnershipOfDescriptor(input: fd)
             .get()
-        try await withTaskCancellationHandler {
-            try await channel.closeFuture.get()
-        } onCancel: {
-            channel.close(promise: nil)
+        // Returns at end of input, or when the cluster shuts down for another reason (a signal).
+        try? await cancelWhenGracefulShutdown {
+            try await withTaskCancellationHandler {
+                try await channel.closeFuture.get()
+            } onCancel: {
+                channel.close(promise: nil)
+            }
         }
     }
 }

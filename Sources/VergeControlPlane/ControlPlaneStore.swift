@@ -224,7 +224,7 @@ final class ControlPlaneStore: Sendable {
 
     func hosts(livenessWindow: Duration) async throws -> [HostSummary] {
         let now = WallClock.milliseconds()
-        let window = livenessWindow.components.seconds * 1000 + livenessWindow.components.attoseconds / 1_000_000_000_000_000
+        let window = livenessWindow.milliseconds
         return try await database.read { db in
             try Row.fetchAll(db, sql: "SELECT status, last_seen_ms FROM hosts ORDER BY name").compactMap { row in
                 let text: String = row["status"]

@@ -110,7 +110,7 @@ public final class Gateway: Service, Sendable {
             let hasBody = request.headers[.contentLength].map { $0 != "0" } ?? (request.headers[.transferEncoding] != nil)
             let retryable = !hasBody && [.get, .head, .options].contains(request.method)
             var lastError: (any Error)?
-            for (attempt, route) in routes.prefix(retryable ? 3 : 1).enumerated() {
+            for route in routes.prefix(retryable ? 3 : 1) {
                 let upstream = makeUpstreamRequest(request, route: route, client: client, peer: peer, hasBody: hasBody)
                 let response: HTTPClientResponse
                 do {
@@ -122,14 +122,13 @@ public final class Gateway: Service, Sendable {
                         gateway.logger.warning("host ejected after a failed call", metadata: ["host.name": "\(route.host)", "error": "\(error)"])
                     }
                     Counter(label: "verge_gateway_upstream_failures_total", dimensions: [("host", route.host)]).increment()
-                    _ = attempt
                     continue
                 }
                 var fields = HTTPFields()
                 for header in response.headers where !Gateway.hopByHop.contains(header.name.lowercased()) {
                     if let name = HTTPField.Name(header.name) { fields.append(HTTPField(name: name, value: header.value)) }
                 }
-                let routeMs = String(format: "%.3f", Double((clock.now - start).components.attoseconds) / 1e15 + Double((clock.now - start).components.seconds) * 1000)
+                let routeMs = String(format: "%.3f", Double((clock.now - start).microseconds) / 1000)
                 fields.append(HTTPField(
                     name: HTTPField.Name("server-timing")!,
                     value: "gateway;dur=\(routeMs);desc=\"\(route.host) \(Int(route.distanceKm.rounded()))km \(client.source.rawValue)\""
