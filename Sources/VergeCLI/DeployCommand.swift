@@ -1,40 +1,8 @@
 import ArgumentParser
 import Foundation
 import VergeBundle
+import VergeControlPlane
 import VergeCore
-
-/// Mirrors of the control plane's JSON answers the CLI reads.
-struct FunctionSummaryView: Codable {
-    var tenant: String
-    var name: String
-    var live_version: String
-    var live_number: Int
-    var version_count: Int
-    var updated_at_ms: Int64
-}
-
-struct VersionView: Codable {
-    var version: String
-    var number: Int
-    var size_bytes: Int
-    var created_at_ms: Int64
-    var live: Bool
-}
-
-struct FunctionDetailView: Codable {
-    struct HostRollout: Codable {
-        var host: String
-        var healthy: Bool
-        var version: String?
-        var live: Bool
-        var warm_workers: Int
-    }
-
-    var function: FunctionSummaryView
-    var versions: [VersionView]
-    var hosts: [HostRollout]
-    var live_everywhere: Bool
-}
 
 /// `verge deploy DIR`: validate, build (Swift), pack, upload, then wait until every host serves the new version.
 struct DeployCommand: AsyncParsableCommand {
@@ -85,7 +53,7 @@ struct DeployCommand: AsyncParsableCommand {
         let version = BundleArchive.sha256Hex(archive)
         Output.line("Uploading \(manifest.name) (\(Self.size(archive.count)), sha256 \(version.prefix(12)))…")
         let created = try await api.client.post(
-            "/v1/functions/\(manifest.name)/versions", body: archive, contentType: "application/zip", as: VersionView.self
+            "/v1/functions/\(manifest.name)/versions", body: archive, contentType: "application/zip", as: VersionSummary.self
         )
         Output.line("Version \(created.number) of \(manifest.name) is live at the control plane.")
         if noWait { return }
@@ -95,20 +63,20 @@ struct DeployCommand: AsyncParsableCommand {
         let deadline = start + .milliseconds(Int64(timeout * 1000))
         var reported = Set<String>()
         while true {
-            let detail = try await api.client.get("/v1/functions/\(manifest.name)", as: FunctionDetailView.self)
+            let detail = try await api.client.get("/v1/functions/\(manifest.name)", as: FunctionDetail.self)
             for host in detail.hosts where host.live && host.version == created.version && !reported.contains(host.host) {
                 reported.insert(host.host)
                 Output.line("  \(host.host): serving version \(created.number)")
             }
             let healthy = detail.hosts.filter(\.healthy)
-            if detail.function.live_version == created.version, !healthy.isEmpty,
+            if detail.function.liveVersion == created.version, !healthy.isEmpty,
                 healthy.allSatisfy({ $0.version == created.version })
             {
                 let elapsed = clock.now - start
                 Output.line("Deployed \(manifest.name) version \(created.number) to \(healthy.count) host(s) in \(Self.seconds(elapsed)).")
                 return
             }
-            if detail.function.live_version != created.version {
+            if detail.function.liveVersion != created.version {
                 throw VergeCLIError("another deploy replaced version \(created.number) while waiting")
             }
             guard clock.now < deadline else {

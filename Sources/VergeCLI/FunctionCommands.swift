@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import VergeControlPlane
 import VergeCore
 import VergeUsage
 
@@ -20,10 +21,10 @@ struct FunctionsCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let functions = try await api.client.get("/v1/functions", as: [FunctionSummaryView].self)
+            let functions = try await api.client.get("/v1/functions", as: [FunctionSummary].self)
             if format == .table {
                 Output.table(["NAME", "LIVE", "VERSIONS", "SHA256"], functions.map {
-                    [$0.name, "v\($0.live_number)", "\($0.version_count)", String($0.live_version.prefix(12))]
+                    [$0.name, "v\($0.liveNumber)", "\($0.versionCount)", String($0.liveVersion.prefix(12))]
                 })
             } else {
                 try Output.json(functions)
@@ -40,12 +41,12 @@ struct VersionsCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let versions = try await api.client.get("/v1/functions/\(name)/versions", as: [VersionView].self)
+            let versions = try await api.client.get("/v1/functions/\(name)/versions", as: [VersionSummary].self)
             if format == .table {
                 Output.table(["VERSION", "LIVE", "SIZE", "CREATED", "SHA256"], versions.map {
                     [
-                        "v\($0.number)", $0.live ? "*" : "", DeployCommand.size($0.size_bytes),
-                        Date(timeIntervalSince1970: Double($0.created_at_ms) / 1000).formatted(.iso8601), $0.version,
+                        "v\($0.number)", $0.live ? "*" : "", DeployCommand.size($0.sizeBytes),
+                        Date(timeIntervalSince1970: Double($0.createdAtMs) / 1000).formatted(.iso8601), $0.version,
                     ]
                 })
             } else {
@@ -69,9 +70,9 @@ struct RollbackCommand: AsyncParsableCommand {
             let body = try JSONEncoder().encode(["version": version])
             let summary = try await api.client.post(
                 "/v1/functions/\(name)/rollback", body: Array(body), contentType: "application/json",
-                as: FunctionSummaryView.self
+                as: FunctionSummary.self
             )
-            Output.line("\(summary.name) is now at version \(summary.live_number) (\(summary.live_version.prefix(12))).")
+            Output.line("\(summary.name) is now at version \(summary.liveNumber) (\(summary.liveVersion.prefix(12))).")
         }
     }
 }

@@ -81,7 +81,7 @@ struct ControlPlaneAPI: Sendable {
                 throw VergeError(.badRequest, "a host may only ship its own records")
             }
             let result = try await store.usage.ingest(batch.records)
-            return try Response.json(IngestAcknowledgement(inserted: result.inserted, duplicates: result.duplicates))
+            return try Response.json(result)
         }
         router.get("/v1/bundles/:version") { request, context in
             try requireCluster(request)
@@ -123,34 +123,6 @@ struct ControlPlaneAPI: Sendable {
             tenant: tenant, manifest: manifest, version: version, size: bytes.count, activate: activate
         )
         return try Response.json(summary, status: .created)
-    }
-
-    /// A function, its versions and where each host stands in rolling it out.
-    struct FunctionDetail: Codable {
-        struct HostRollout: Codable {
-            var host: String
-            var healthy: Bool
-            /// The version the host serves, if any.
-            var version: String?
-            var live: Bool
-            var warmWorkers: Int
-
-            enum CodingKeys: String, CodingKey {
-                case host, healthy, version, live
-                case warmWorkers = "warm_workers"
-            }
-        }
-
-        var function: FunctionSummary
-        var versions: [VersionSummary]
-        var hosts: [HostRollout]
-        /// Every healthy host serves the live version.
-        var liveEverywhere: Bool
-
-        enum CodingKeys: String, CodingKey {
-            case function, versions, hosts
-            case liveEverywhere = "live_everywhere"
-        }
     }
 
     private func function(_ request: Request, _ context: VergeRequestContext) async throws -> Response {

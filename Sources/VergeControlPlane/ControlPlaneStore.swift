@@ -4,42 +4,6 @@ import VergeBundle
 import VergeCore
 import VergeUsage
 
-/// A function and its live version.
-public struct FunctionSummary: Codable, Sendable, Equatable {
-    public var tenant: String
-    public var name: String
-    public var liveVersion: String
-    public var liveNumber: Int
-    public var versionCount: Int
-    public var updatedAtMs: Int64
-
-    enum CodingKeys: String, CodingKey {
-        case tenant, name
-        case liveVersion = "live_version"
-        case liveNumber = "live_number"
-        case versionCount = "version_count"
-        case updatedAtMs = "updated_at_ms"
-    }
-}
-
-/// One immutable version of a function.
-public struct VersionSummary: Codable, Sendable, Equatable {
-    /// SHA-256 of the bundle archive.
-    public var version: String
-    /// 1, 2, 3… in upload order, for humans.
-    public var number: Int
-    public var sizeBytes: Int
-    public var createdAtMs: Int64
-    public var live: Bool
-    public var manifest: Manifest
-
-    enum CodingKeys: String, CodingKey {
-        case version, number, live, manifest
-        case sizeBytes = "size_bytes"
-        case createdAtMs = "created_at_ms"
-    }
-}
-
 /// The control plane's state in SQLite: functions, versions, hosts, usage. Bundles themselves live as files.
 final class ControlPlaneStore: Sendable {
     let database: DatabasePool

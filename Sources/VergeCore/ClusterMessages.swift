@@ -107,17 +107,6 @@ public struct UsageBatch: Codable, Sendable {
     }
 }
 
-/// The control plane's answer to a shipment: every record is now stored exactly once.
-public struct IngestAcknowledgement: Codable, Sendable, Equatable {
-    public var inserted: Int
-    public var duplicates: Int
-
-    public init(inserted: Int, duplicates: Int) {
-        self.inserted = inserted
-        self.duplicates = duplicates
-    }
-}
-
 /// A host as the control plane knows it: what `GET /v1/hosts` returns and `verge hosts` prints.
 public struct HostSummary: Codable, Sendable, Equatable {
     public var name: String

@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import VergeCore
 import VergeHTTP
+import VergeUsage
 
 /// The host's calls to the control plane, each bounded in time.
 struct ControlPlaneClient: Sendable {
@@ -18,10 +19,10 @@ struct ControlPlaneClient: Sendable {
         return try decode(DesiredState.self, response)
     }
 
-    func ship(_ records: [UsageRecord]) async throws -> IngestAcknowledgement {
+    func ship(_ records: [UsageRecord]) async throws -> IngestResult {
         let body = try JSONCoding.encoder.encode(UsageBatch(host: hostName, records: records))
         let response = try await send("/v1/internal/usage", method: .POST, body: body)
-        return try decode(IngestAcknowledgement.self, response)
+        return try decode(IngestResult.self, response)
     }
 
     /// The bundle archive of `version`, at most `limit` bytes.
