@@ -2,22 +2,22 @@ import Foundation
 import VergeCore
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #elseif canImport(Musl)
-    import Musl
+import Musl
 #elseif canImport(Darwin)
-    import Darwin
+import Darwin
 #endif
 
 #if canImport(Glibc)
-    private let systemWrite = Glibc.write
-    private let systemRename = Glibc.rename
+private let systemWrite = Glibc.write
+private let systemRename = Glibc.rename
 #elseif canImport(Musl)
-    private let systemWrite = Musl.write
-    private let systemRename = Musl.rename
+private let systemWrite = Musl.write
+private let systemRename = Musl.rename
 #elseif canImport(Darwin)
-    private let systemWrite = Darwin.write
-    private let systemRename = Darwin.rename
+private let systemWrite = Darwin.write
+private let systemRename = Darwin.rename
 #endif
 
 /// The few POSIX file operations packing and unpacking need, with exact modes (no umask, no symlink following)

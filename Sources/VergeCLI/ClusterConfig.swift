@@ -45,9 +45,12 @@ struct ClusterConfig: Decodable, Sendable {
         gateway = try container.decodeIfPresent(BindAddress.self, forKey: .gateway) ?? defaults.gateway
         api = try container.decodeIfPresent(BindAddress.self, forKey: .api) ?? defaults.api
         hosts = try container.decodeIfPresent([Host].self, forKey: .hosts) ?? defaults.hosts
-        trustedProxies = try container.decodeIfPresent([String].self, forKey: .trustedProxies) ?? defaults.trustedProxies
-        defaultLocation = try container.decodeIfPresent(GeoPoint.self, forKey: .defaultLocation) ?? defaults.defaultLocation
-        idleTimeoutSeconds = try container.decodeIfPresent(Double.self, forKey: .idleTimeoutSeconds) ?? defaults.idleTimeoutSeconds
+        trustedProxies =
+            try container.decodeIfPresent([String].self, forKey: .trustedProxies) ?? defaults.trustedProxies
+        defaultLocation =
+            try container.decodeIfPresent(GeoPoint.self, forKey: .defaultLocation) ?? defaults.defaultLocation
+        idleTimeoutSeconds =
+            try container.decodeIfPresent(Double.self, forKey: .idleTimeoutSeconds) ?? defaults.idleTimeoutSeconds
         python = try container.decodeIfPresent(String.self, forKey: .python) ?? defaults.python
         syncIntervalMs = try container.decodeIfPresent(Int.self, forKey: .syncIntervalMs) ?? defaults.syncIntervalMs
         try validate()
@@ -57,8 +60,12 @@ struct ClusterConfig: Decodable, Sendable {
         guard !hosts.isEmpty else { throw VergeCLIError("'hosts' must name at least one host") }
         var names = Set<String>()
         for host in hosts {
-            guard HostName.isValid(host.name) else { throw VergeCLIError("host name '\(host.name)' is invalid (a-z, 0-9, '-')") }
-            guard names.insert(host.name).inserted else { throw VergeCLIError("host name '\(host.name)' appears twice") }
+            guard HostName.isValid(host.name) else {
+                throw VergeCLIError("host name '\(host.name)' is invalid (a-z, 0-9, '-')")
+            }
+            guard names.insert(host.name).inserted else {
+                throw VergeCLIError("host name '\(host.name)' appears twice")
+            }
         }
         for proxy in trustedProxies where CIDR(proxy) == nil {
             throw VergeCLIError("trusted_proxies: '\(proxy)' is not an address or CIDR network")
@@ -66,12 +73,16 @@ struct ClusterConfig: Decodable, Sendable {
         guard idleTimeoutSeconds > 0, idleTimeoutSeconds <= 86_400 else {
             throw VergeCLIError("idle_timeout_s must be between 0 and 86400")
         }
-        guard (10...60_000).contains(syncIntervalMs) else { throw VergeCLIError("sync_interval_ms must be between 10 and 60000") }
+        guard (10...60_000).contains(syncIntervalMs) else {
+            throw VergeCLIError("sync_interval_ms must be between 10 and 60000")
+        }
     }
 
     /// Loads a config file; errors name the file and what is wrong.
     static func load(path: String) throws -> ClusterConfig {
-        guard let data = FileManager.default.contents(atPath: path) else { throw VergeCLIError("cannot read config file \(path)") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw VergeCLIError("cannot read config file \(path)")
+        }
         do {
             return try JSONDecoder().decode(ClusterConfig.self, from: data)
         } catch let error as VergeCLIError {

@@ -53,7 +53,8 @@ struct DeployCommand: AsyncParsableCommand {
         let version = BundleArchive.sha256Hex(archive)
         Output.line("Uploading \(manifest.name) (\(Self.size(archive.count)), sha256 \(version.prefix(12)))…")
         let created = try await api.client.post(
-            "/v1/functions/\(manifest.name)/versions", body: archive, contentType: "application/zip", as: VersionSummary.self
+            "/v1/functions/\(manifest.name)/versions", body: archive, contentType: "application/zip",
+            as: VersionSummary.self
         )
         Output.line("Version \(created.number) of \(manifest.name) is live at the control plane.")
         if noWait { return }
@@ -64,7 +65,8 @@ struct DeployCommand: AsyncParsableCommand {
         var reported = Set<String>()
         while true {
             let detail = try await api.client.get("/v1/functions/\(manifest.name)", as: FunctionDetail.self)
-            for host in detail.hosts where host.live && host.version == created.version && !reported.contains(host.host) {
+            for host in detail.hosts where host.live && host.version == created.version && !reported.contains(host.host)
+            {
                 reported.insert(host.host)
                 Output.line("  \(host.host): serving version \(created.number)")
             }
@@ -73,7 +75,9 @@ struct DeployCommand: AsyncParsableCommand {
                 healthy.allSatisfy({ $0.version == created.version })
             {
                 let elapsed = clock.now - start
-                Output.line("Deployed \(manifest.name) version \(created.number) to \(healthy.count) host(s) in \(Self.seconds(elapsed)).")
+                Output.line(
+                    "Deployed \(manifest.name) version \(created.number) to \(healthy.count) host(s) in \(Self.seconds(elapsed))."
+                )
                 return
             }
             if detail.function.liveVersion != created.version {
@@ -82,7 +86,8 @@ struct DeployCommand: AsyncParsableCommand {
             guard clock.now < deadline else {
                 let missing = healthy.filter { $0.version != created.version }.map(\.host)
                 throw VergeCLIError(
-                    healthy.isEmpty ? "no healthy host is connected to the control plane"
+                    healthy.isEmpty
+                        ? "no healthy host is connected to the control plane"
                         : "not live within \(Int(timeout)) s on: \(missing.joined(separator: ", "))"
                 )
             }
@@ -91,7 +96,11 @@ struct DeployCommand: AsyncParsableCommand {
     }
 
     static func size(_ bytes: Int) -> String {
-        bytes < 1024 ? "\(bytes) B" : bytes < 1024 * 1024 ? String(format: "%.1f KiB", Double(bytes) / 1024) : String(format: "%.1f MiB", Double(bytes) / 1_048_576)
+        bytes < 1024
+            ? "\(bytes) B"
+            : bytes < 1024 * 1024
+                ? String(format: "%.1f KiB", Double(bytes) / 1024)
+                : String(format: "%.1f MiB", Double(bytes) / 1_048_576)
     }
 
     static func seconds(_ duration: Duration) -> String {
@@ -128,7 +137,8 @@ struct SwiftBuilder {
         let text = String(decoding: output, as: UTF8.self)
         guard process.terminationStatus == 0 else {
             if echo { Output.error(text) }
-            throw VergeCLIError("\(swift) \(arguments.joined(separator: " ")) failed with status \(process.terminationStatus)")
+            throw VergeCLIError(
+                "\(swift) \(arguments.joined(separator: " ")) failed with status \(process.terminationStatus)")
         }
         if echo, !text.isEmpty { Output.error(text.trimmingCharacters(in: .newlines)) }
         return text

@@ -45,31 +45,43 @@ struct DevCommand: AsyncParsableCommand {
     @Option(name: .customLong("runtime-dir"), help: "Directory of the in-worker runtimes (Runtime/).")
     var runtimeDirectory: String?
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (or LOG_LEVEL).")
+    @Option(
+        name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (or LOG_LEVEL).")
     var logLevel: String?
 
-    @Flag(name: .customLong("stop-on-stdin-eof"), help: "Shut down when standard input closes (for supervisors and test harnesses).")
+    @Flag(
+        name: .customLong("stop-on-stdin-eof"),
+        help: "Shut down when standard input closes (for supervisors and test harnesses).")
     var stopOnStdinEOF = false
 
     func run() async throws {
         var cluster = try config.map(ClusterConfig.load(path:)) ?? ClusterConfig()
         if let gateway {
-            guard let address = BindAddress(gateway) else { throw ValidationError("--gateway: expected HOST:PORT, got '\(gateway)'") }
+            guard let address = BindAddress(gateway) else {
+                throw ValidationError("--gateway: expected HOST:PORT, got '\(gateway)'")
+            }
             cluster.gateway = address
         }
         if let api {
-            guard let address = BindAddress(api) else { throw ValidationError("--api: expected HOST:PORT, got '\(api)'") }
+            guard let address = BindAddress(api) else {
+                throw ValidationError("--api: expected HOST:PORT, got '\(api)'")
+            }
             cluster.api = address
         }
         if let idleTimeout {
-            guard idleTimeout > 0, idleTimeout <= 86_400 else { throw ValidationError("--idle-timeout must be between 0 and 86400 seconds") }
+            guard idleTimeout > 0, idleTimeout <= 86_400 else {
+                throw ValidationError("--idle-timeout must be between 0 and 86400 seconds")
+            }
             cluster.idleTimeoutSeconds = idleTimeout
         }
         if let python { cluster.python = python }
         let runtimeDirectory = try RuntimeLocator.locate(explicit: self.runtimeDirectory)
         let dataDirectory = RuntimeLocator.absolute(data)
 
-        let level = Logger.Level(rawValue: (logLevel ?? ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info").lowercased()) ?? .info
+        let level =
+            Logger.Level(
+                rawValue: (logLevel ?? ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info").lowercased())
+            ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
@@ -106,7 +118,8 @@ struct LocalCluster {
         controlPlaneConfiguration.bind = cluster.api
         controlPlaneConfiguration.clusterKey = clusterKey
         controlPlane = try ControlPlane(
-            configuration: controlPlaneConfiguration, logger: logger.withLabel("control-plane"), metricsText: metricsText
+            configuration: controlPlaneConfiguration, logger: logger.withLabel("control-plane"),
+            metricsText: metricsText
         )
 
         loop = try SupervisorLoop()
@@ -136,13 +149,16 @@ struct LocalCluster {
     func run(stopOnStdinEOF: Bool) async throws {
         // Control plane first (the others need its port), then hosts, then the gateway; shutdown in reverse.
         let services: [ServiceGroupConfiguration.ServiceConfiguration] =
-            [.init(service: controlPlane)] + hosts.map { .init(service: DeferredHost(host: $0, controlPlane: controlPlane)) }
+            [.init(service: controlPlane)]
+            + hosts.map { .init(service: DeferredHost(host: $0, controlPlane: controlPlane)) }
             + [.init(service: DeferredGateway(gateway: gateway, controlPlane: controlPlane))]
             + [.init(service: ReadyAnnouncer(controlPlane: controlPlane, gateway: gateway, hosts: hosts))]
-            + (stopOnStdinEOF ? [.init(service: StdinWatcher(), successTerminationBehavior: .gracefullyShutdownGroup)] : [])
-        let group = ServiceGroup(configuration: .init(
-            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
-        ))
+            + (stopOnStdinEOF
+                ? [.init(service: StdinWatcher(), successTerminationBehavior: .gracefullyShutdownGroup)] : [])
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
+            ))
         do {
             try await group.run()
         } catch {

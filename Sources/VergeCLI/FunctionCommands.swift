@@ -23,9 +23,11 @@ struct FunctionsCommand: AsyncParsableCommand {
         try await reportingErrors {
             let functions = try await api.client.get("/v1/functions", as: [FunctionSummary].self)
             if format == .table {
-                Output.table(["NAME", "LIVE", "VERSIONS", "SHA256"], functions.map {
-                    [$0.name, "v\($0.liveNumber)", "\($0.versionCount)", String($0.liveVersion.prefix(12))]
-                })
+                Output.table(
+                    ["NAME", "LIVE", "VERSIONS", "SHA256"],
+                    functions.map {
+                        [$0.name, "v\($0.liveNumber)", "\($0.versionCount)", String($0.liveVersion.prefix(12))]
+                    })
             } else {
                 try Output.json(functions)
             }
@@ -43,12 +45,14 @@ struct VersionsCommand: AsyncParsableCommand {
         try await reportingErrors {
             let versions = try await api.client.get("/v1/functions/\(name)/versions", as: [VersionSummary].self)
             if format == .table {
-                Output.table(["VERSION", "LIVE", "SIZE", "CREATED", "SHA256"], versions.map {
-                    [
-                        "v\($0.number)", $0.live ? "*" : "", DeployCommand.size($0.sizeBytes),
-                        Date(timeIntervalSince1970: Double($0.createdAtMs) / 1000).formatted(.iso8601), $0.version,
-                    ]
-                })
+                Output.table(
+                    ["VERSION", "LIVE", "SIZE", "CREATED", "SHA256"],
+                    versions.map {
+                        [
+                            "v\($0.number)", $0.live ? "*" : "", DeployCommand.size($0.sizeBytes),
+                            Date(timeIntervalSince1970: Double($0.createdAtMs) / 1000).formatted(.iso8601), $0.version,
+                        ]
+                    })
             } else {
                 try Output.json(versions)
             }
@@ -61,7 +65,8 @@ struct RollbackCommand: AsyncParsableCommand {
         commandName: "rollback", abstract: "Make the previous (or a given) version live again."
     )
     @Argument(help: "Function name.") var name: String
-    @Option(name: .customLong("to"), help: "Version number (e.g. 2) or hash prefix. Default: the one before the live one.")
+    @Option(
+        name: .customLong("to"), help: "Version number (e.g. 2) or hash prefix. Default: the one before the live one.")
     var version: String?
     @OptionGroup var api: APIOptions
 
@@ -78,7 +83,8 @@ struct RollbackCommand: AsyncParsableCommand {
 }
 
 struct DeleteCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "delete", abstract: "Stop serving a function everywhere.")
+    static let configuration = CommandConfiguration(
+        commandName: "delete", abstract: "Stop serving a function everywhere.")
     @Argument(help: "Function name.") var name: String
     @OptionGroup var api: APIOptions
 
@@ -128,13 +134,16 @@ struct HostsCommand: AsyncParsableCommand {
         try await reportingErrors {
             let hosts = try await api.client.get("/v1/hosts", as: [HostSummary].self)
             if format == .table {
-                Output.table(["HOST", "LOCATION", "HEALTH", "WARM", "FUNCTIONS (warm workers)", "URL"], hosts.map { host in
-                    [
-                        host.name, String(format: "%.2f,%.2f", host.location.latitude, host.location.longitude),
-                        host.healthy ? "healthy" : "unreachable (\(host.lastSeenMs / 1000) s)", "\(host.warmWorkers)",
-                        host.functions.map { "\($0.name)=\($0.warmWorkers)" }.joined(separator: " "), host.url,
-                    ]
-                })
+                Output.table(
+                    ["HOST", "LOCATION", "HEALTH", "WARM", "FUNCTIONS (warm workers)", "URL"],
+                    hosts.map { host in
+                        [
+                            host.name, String(format: "%.2f,%.2f", host.location.latitude, host.location.longitude),
+                            host.healthy ? "healthy" : "unreachable (\(host.lastSeenMs / 1000) s)",
+                            "\(host.warmWorkers)",
+                            host.functions.map { "\($0.name)=\($0.warmWorkers)" }.joined(separator: " "), host.url,
+                        ]
+                    })
             } else {
                 try Output.json(hosts)
             }

@@ -16,8 +16,12 @@ enum RuntimeLocator {
         {
             return absolute(fromEnvironment)
         }
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        for start in [URL(fileURLWithPath: executable).deletingLastPathComponent(), URL(fileURLWithPath: FileManager.default.currentDirectoryPath)] {
+        let executable =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        for start in [
+            URL(fileURLWithPath: executable).deletingLastPathComponent(),
+            URL(fileURLWithPath: FileManager.default.currentDirectoryPath),
+        ] {
             var directory = start
             for _ in 0..<8 {
                 let candidate = directory.appendingPathComponent("Runtime")

@@ -39,8 +39,10 @@ struct UsageCommand: AsyncParsableCommand {
                     ["INVOCATION", "FUNCTION", "HOST", "STATUS", "HTTP", "COLD", "DURATION", "INIT", "IN", "OUT"],
                     records.map { r in
                         [
-                            r.invocationID, r.function, r.host, r.status.rawValue, "\(r.httpStatus)", r.coldStart ? "cold" : "warm",
-                            String(format: "%.2f ms", r.durationMs), r.coldStart ? String(format: "%.2f ms", Double(r.initUs) / 1000) : "",
+                            r.invocationID, r.function, r.host, r.status.rawValue, "\(r.httpStatus)",
+                            r.coldStart ? "cold" : "warm",
+                            String(format: "%.2f ms", r.durationMs),
+                            r.coldStart ? String(format: "%.2f ms", Double(r.initUs) / 1000) : "",
                             "\(r.requestBytes)", "\(r.responseBytes)",
                         ]
                     }

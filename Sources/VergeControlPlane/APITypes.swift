@@ -66,4 +66,3 @@ public struct FunctionDetail: Codable, Sendable {
         case liveEverywhere = "live_everywhere"
     }
 }
-

@@ -53,9 +53,11 @@ struct ControlPlaneAPI: Sendable {
         router.get("/v1/usage") { request, _ in
             let query = request.uri.queryParameters
             let after = try integer(query["after"], name: "after", default: 0, range: 0...Int64.max)
-            let limit = try integer(query["limit"], name: "limit", default: 1000, range: 1...Int64(UsageStore.maximumPageSize))
+            let limit = try integer(
+                query["limit"], name: "limit", default: 1000, range: 1...Int64(UsageStore.maximumPageSize))
             let function = query["function"].map(String.init)
-            let page = try await store.usage.page(after: after, limit: Int(limit), tenant: try tenant(request), function: function)
+            let page = try await store.usage.page(
+                after: after, limit: Int(limit), tenant: try tenant(request), function: function)
             return try Response.json(page)
         }
 
@@ -86,11 +88,13 @@ struct ControlPlaneAPI: Sendable {
         router.get("/v1/bundles/:version") { request, context in
             try requireCluster(request)
             let version = try context.parameters.require("version")
-            guard version.utf8.count == 64, version.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }),
+            guard version.utf8.count == 64,
+                version.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }),
                 let data = controlPlane.bundles.read(version)
             else { throw VergeError(.notFound, "no bundle \(version)") }
             return Response(
-                status: .ok, headers: [.contentType: "application/zip"], body: .init(byteBuffer: ByteBuffer(bytes: data))
+                status: .ok, headers: [.contentType: "application/zip"],
+                body: .init(byteBuffer: ByteBuffer(bytes: data))
             )
         }
     }
@@ -114,7 +118,8 @@ struct ControlPlaneAPI: Sendable {
         let bytes = Array(body.readableBytesView)
         let manifest = try BundleArchive.inspect(bytes, limits: configuration.bundleLimits)
         guard manifest.name == name else {
-            throw VergeError(.invalidBundle, "verge.json names the function '\(manifest.name)' but it was uploaded as '\(name)'")
+            throw VergeError(
+                .invalidBundle, "verge.json names the function '\(manifest.name)' but it was uploaded as '\(name)'")
         }
         let version = BundleArchive.sha256Hex(bytes)
         try controlPlane.bundles.write(bytes, version: version)
@@ -140,10 +145,11 @@ struct ControlPlaneAPI: Sendable {
             )
         }
         let healthy = rollout.filter(\.healthy)
-        return try Response.json(FunctionDetail(
-            function: function, versions: try await store.versions(tenant: tenant, name: name), hosts: rollout,
-            liveEverywhere: !healthy.isEmpty && healthy.allSatisfy(\.live)
-        ))
+        return try Response.json(
+            FunctionDetail(
+                function: function, versions: try await store.versions(tenant: tenant, name: name), hosts: rollout,
+                liveEverywhere: !healthy.isEmpty && healthy.allSatisfy(\.live)
+            ))
     }
 
     struct RollbackRequest: Codable {
@@ -156,15 +162,22 @@ struct ControlPlaneAPI: Sendable {
         let name = try functionName(context)
         var request = request
         let body = try await request.collectBody(upTo: 64 * 1024)
-        let wanted = body.readableBytes == 0 ? nil : try JSONCoding.decode(RollbackRequest.self, from: body, what: "rollback request").version
+        let wanted =
+            body.readableBytes == 0
+            ? nil : try JSONCoding.decode(RollbackRequest.self, from: body, what: "rollback request").version
         let versions = try await store.versions(tenant: tenant, name: name)
-        guard let live = versions.first(where: \.live) else { throw VergeError(.functionNotFound, "no function named '\(name)'") }
+        guard let live = versions.first(where: \.live) else {
+            throw VergeError(.functionNotFound, "no function named '\(name)'")
+        }
         let target: VersionSummary
         if let wanted {
             let matches = versions.filter { $0.version.hasPrefix(wanted) || String($0.number) == wanted }
             guard matches.count == 1 else {
-                throw VergeError(matches.isEmpty ? .notFound : .badRequest, matches.isEmpty
-                    ? "function '\(name)' has no version '\(wanted)'" : "'\(wanted)' matches several versions; give more of the hash")
+                throw VergeError(
+                    matches.isEmpty ? .notFound : .badRequest,
+                    matches.isEmpty
+                        ? "function '\(name)' has no version '\(wanted)'"
+                        : "'\(wanted)' matches several versions; give more of the hash")
             }
             target = matches[0]
         } else {
@@ -186,7 +199,9 @@ struct ControlPlaneAPI: Sendable {
         let limit = try integer(query["limit"], name: "limit", default: 100, range: 1...10_000)
         var path = "/_verge/logs?tenant=\(tenant)&function=\(name)&limit=\(limit)"
         if let invocation = query["invocation"] {
-            guard invocation.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }), invocation.count <= 64 else {
+            guard invocation.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }),
+                invocation.count <= 64
+            else {
                 throw VergeError(.badRequest, "'invocation' must be an invocation id")
             }
             path += "&invocation=\(invocation)"
@@ -197,7 +212,9 @@ struct ControlPlaneAPI: Sendable {
             for host in hosts {
                 group.addTask { [path] in
                     var request = HTTPClientRequest(url: host.url + path)
-                    if let key = configuration.clusterKey { request.headers.add(name: VergeHeaders.clusterKey, value: key) }
+                    if let key = configuration.clusterKey {
+                        request.headers.add(name: VergeHeaders.clusterKey, value: key)
+                    }
                     guard let response = try? await HTTPClient.verge.execute(request, timeout: .seconds(5)),
                         response.status == .ok,
                         let body = try? await response.body.collect(upTo: 32 * 1024 * 1024),
@@ -223,9 +240,11 @@ struct ControlPlaneAPI: Sendable {
             let presented = request.headers[.authorization].flatMap { value -> String? in
                 value.hasPrefix("Bearer ") ? String(value.dropFirst(7)) : nil
             }
-            let cluster = allowCluster && configuration.clusterKey.map {
-                ClusterKey.matches(request.headers[HTTPField.Name(VergeHeaders.clusterKey)!], $0)
-            } == true
+            let cluster =
+                allowCluster
+                && configuration.clusterKey.map {
+                    ClusterKey.matches(request.headers[HTTPField.Name(VergeHeaders.clusterKey)!], $0)
+                } == true
             guard cluster || ClusterKey.matches(presented, token) else {
                 throw VergeError(.unauthorized, "missing or wrong API token (Authorization: Bearer …)")
             }
@@ -243,7 +262,8 @@ struct ControlPlaneAPI: Sendable {
     private func functionName(_ context: VergeRequestContext) throws -> String {
         let name = try context.parameters.require("name")
         guard FunctionName.isValid(name) else {
-            throw VergeError(.badRequest, "'\(name)' is not a valid function name (a-z, 0-9 and '-', starting with a letter)")
+            throw VergeError(
+                .badRequest, "'\(name)' is not a valid function name (a-z, 0-9 and '-', starting with a letter)")
         }
         return name
     }
@@ -253,7 +273,8 @@ struct ControlPlaneAPI: Sendable {
     ) throws(VergeError) -> Int64 {
         guard let text else { return value }
         guard let parsed = Int64(text), range.contains(parsed) else {
-            throw VergeError(.badRequest, "'\(name)' must be an integer between \(range.lowerBound) and \(range.upperBound)")
+            throw VergeError(
+                .badRequest, "'\(name)' must be an integer between \(range.lowerBound) and \(range.upperBound)")
         }
         return parsed
     }

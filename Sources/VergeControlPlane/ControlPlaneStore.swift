@@ -18,34 +18,35 @@ final class ControlPlaneStore: Sendable {
         database = try DatabasePool(path: path, configuration: configuration)
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1-functions") { db in
-            try db.execute(sql: """
-                CREATE TABLE functions (
-                    tenant TEXT NOT NULL,
-                    name TEXT NOT NULL,
-                    live_version TEXT NOT NULL,
-                    updated_at_ms INTEGER NOT NULL,
-                    PRIMARY KEY (tenant, name)
-                );
-                CREATE TABLE versions (
-                    tenant TEXT NOT NULL,
-                    name TEXT NOT NULL,
-                    version TEXT NOT NULL,
-                    number INTEGER NOT NULL,
-                    manifest TEXT NOT NULL,
-                    size_bytes INTEGER NOT NULL,
-                    created_at_ms INTEGER NOT NULL,
-                    PRIMARY KEY (tenant, name, version),
-                    UNIQUE (tenant, name, number)
-                );
-                CREATE TABLE hosts (
-                    name TEXT PRIMARY KEY,
-                    url TEXT NOT NULL,
-                    latitude REAL NOT NULL,
-                    longitude REAL NOT NULL,
-                    status TEXT NOT NULL,
-                    last_seen_ms INTEGER NOT NULL
-                );
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE functions (
+                        tenant TEXT NOT NULL,
+                        name TEXT NOT NULL,
+                        live_version TEXT NOT NULL,
+                        updated_at_ms INTEGER NOT NULL,
+                        PRIMARY KEY (tenant, name)
+                    );
+                    CREATE TABLE versions (
+                        tenant TEXT NOT NULL,
+                        name TEXT NOT NULL,
+                        version TEXT NOT NULL,
+                        number INTEGER NOT NULL,
+                        manifest TEXT NOT NULL,
+                        size_bytes INTEGER NOT NULL,
+                        created_at_ms INTEGER NOT NULL,
+                        PRIMARY KEY (tenant, name, version),
+                        UNIQUE (tenant, name, number)
+                    );
+                    CREATE TABLE hosts (
+                        name TEXT PRIMARY KEY,
+                        url TEXT NOT NULL,
+                        latitude REAL NOT NULL,
+                        longitude REAL NOT NULL,
+                        status TEXT NOT NULL,
+                        last_seen_ms INTEGER NOT NULL
+                    );
+                    """)
         }
         UsageStore.registerMigrations(&migrator)
         try migrator.migrate(database)
@@ -55,7 +56,9 @@ final class ControlPlaneStore: Sendable {
     // MARK: Functions and versions
 
     /// Records a version (idempotent: uploading the same bundle again returns the existing version) and makes it live.
-    func addVersion(tenant: String, manifest: Manifest, version: String, size: Int, activate: Bool) async throws -> VersionSummary {
+    func addVersion(
+        tenant: String, manifest: Manifest, version: String, size: Int, activate: Bool
+    ) async throws -> VersionSummary {
         let manifestJSON = String(decoding: manifest.encoded(), as: UTF8.self)
         let now = WallClock.milliseconds()
         return try await database.write { db in
@@ -67,17 +70,22 @@ final class ControlPlaneStore: Sendable {
             if let existing {
                 number = existing
             } else {
-                number = (try Int.fetchOne(
-                    db, sql: "SELECT MAX(number) FROM versions WHERE tenant = ? AND name = ?", arguments: [tenant, manifest.name]
-                ) ?? 0) + 1
+                number =
+                    (try Int.fetchOne(
+                        db, sql: "SELECT MAX(number) FROM versions WHERE tenant = ? AND name = ?",
+                        arguments: [tenant, manifest.name]
+                    ) ?? 0) + 1
                 try db.execute(
-                    sql: "INSERT INTO versions (tenant, name, version, number, manifest, size_bytes, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    sql:
+                        "INSERT INTO versions (tenant, name, version, number, manifest, size_bytes, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     arguments: [tenant, manifest.name, version, number, manifestJSON, size, now]
                 )
             }
-            let hasFunction = try Bool.fetchOne(
-                db, sql: "SELECT 1 FROM functions WHERE tenant = ? AND name = ?", arguments: [tenant, manifest.name]
-            ) ?? false
+            let hasFunction =
+                try Bool.fetchOne(
+                    db, sql: "SELECT 1 FROM functions WHERE tenant = ? AND name = ?",
+                    arguments: [tenant, manifest.name]
+                ) ?? false
             if activate || !hasFunction {
                 try db.execute(
                     sql: """
@@ -93,16 +101,19 @@ final class ControlPlaneStore: Sendable {
 
     func functions(tenant: String) async throws -> [FunctionSummary] {
         try await database.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT f.tenant, f.name, f.live_version, f.updated_at_ms,
-                       (SELECT number FROM versions v WHERE v.tenant = f.tenant AND v.name = f.name AND v.version = f.live_version) AS live_number,
-                       (SELECT COUNT(*) FROM versions v WHERE v.tenant = f.tenant AND v.name = f.name) AS version_count
-                FROM functions f WHERE f.tenant = ? ORDER BY f.name
-                """, arguments: [tenant]
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT f.tenant, f.name, f.live_version, f.updated_at_ms,
+                           (SELECT number FROM versions v WHERE v.tenant = f.tenant AND v.name = f.name AND v.version = f.live_version) AS live_number,
+                           (SELECT COUNT(*) FROM versions v WHERE v.tenant = f.tenant AND v.name = f.name) AS version_count
+                    FROM functions f WHERE f.tenant = ? ORDER BY f.name
+                    """, arguments: [tenant]
             ).map { row in
                 FunctionSummary(
                     tenant: row["tenant"], name: row["name"], liveVersion: row["live_version"],
-                    liveNumber: row["live_number"] ?? 0, versionCount: row["version_count"], updatedAtMs: row["updated_at_ms"]
+                    liveNumber: row["live_number"] ?? 0, versionCount: row["version_count"],
+                    updatedAtMs: row["updated_at_ms"]
                 )
             }
         }
@@ -121,7 +132,8 @@ final class ControlPlaneStore: Sendable {
             db, sql: "SELECT live_version FROM functions WHERE tenant = ? AND name = ?", arguments: [tenant, name]
         )
         return try Row.fetchAll(
-            db, sql: "SELECT * FROM versions WHERE tenant = ? AND name = ? ORDER BY number DESC", arguments: [tenant, name]
+            db, sql: "SELECT * FROM versions WHERE tenant = ? AND name = ? ORDER BY number DESC",
+            arguments: [tenant, name]
         ).map { row in
             let manifestText: String = row["manifest"]
             return VersionSummary(
@@ -135,9 +147,12 @@ final class ControlPlaneStore: Sendable {
     /// Makes an existing version live. Returns `nil` when the function or version does not exist.
     func setLive(tenant: String, name: String, version: String) async throws -> FunctionSummary? {
         let updated = try await database.write { db -> Bool in
-            guard try Bool.fetchOne(
-                db, sql: "SELECT 1 FROM versions WHERE tenant = ? AND name = ? AND version = ?", arguments: [tenant, name, version]
-            ) ?? false else { return false }
+            guard
+                try Bool.fetchOne(
+                    db, sql: "SELECT 1 FROM versions WHERE tenant = ? AND name = ? AND version = ?",
+                    arguments: [tenant, name, version]
+                ) ?? false
+            else { return false }
             try db.execute(
                 sql: "UPDATE functions SET live_version = ?, updated_at_ms = ? WHERE tenant = ? AND name = ?",
                 arguments: [version, WallClock.milliseconds(), tenant, name]
@@ -158,15 +173,17 @@ final class ControlPlaneStore: Sendable {
     /// Every function's live version, for every tenant: what each host should serve.
     func desiredState() async throws -> DesiredState {
         try await database.read { db in
-            DesiredState(functions: try Row.fetchAll(
-                db, sql: "SELECT tenant, name, live_version FROM functions ORDER BY tenant, name"
-            ).map { DesiredState.Function(tenant: $0["tenant"], name: $0["name"], version: $0["live_version"]) })
+            DesiredState(
+                functions: try Row.fetchAll(
+                    db, sql: "SELECT tenant, name, live_version FROM functions ORDER BY tenant, name"
+                ).map { DesiredState.Function(tenant: $0["tenant"], name: $0["name"], version: $0["live_version"]) })
         }
     }
 
     func hasVersion(_ version: String) async throws -> Bool {
         try await database.read { db in
-            try Bool.fetchOne(db, sql: "SELECT 1 FROM versions WHERE version = ? LIMIT 1", arguments: [version]) ?? false
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM versions WHERE version = ? LIMIT 1", arguments: [version])
+                ?? false
         }
     }
 
@@ -181,7 +198,10 @@ final class ControlPlaneStore: Sendable {
                     ON CONFLICT (name) DO UPDATE SET url = excluded.url, latitude = excluded.latitude,
                         longitude = excluded.longitude, status = excluded.status, last_seen_ms = excluded.last_seen_ms
                     """,
-                arguments: [status.name, status.url, status.location.latitude, status.location.longitude, json, WallClock.milliseconds()]
+                arguments: [
+                    status.name, status.url, status.location.latitude, status.location.longitude, json,
+                    WallClock.milliseconds(),
+                ]
             )
         }
     }

@@ -1,5 +1,3 @@
-
-
 /// What a host reports about itself: to the control plane on every sync, and on `GET /_verge/status`.
 public struct HostStatus: Codable, Sendable, Equatable {
     public struct FunctionStatus: Codable, Sendable, Equatable {
@@ -53,7 +51,10 @@ public struct HostStatus: Codable, Sendable, Equatable {
         case unshippedRecords = "unshipped_records"
     }
 
-    public init(name: String, url: String, location: GeoPoint, warmWorkers: Int, functions: [FunctionStatus], unshippedRecords: Int) {
+    public init(
+        name: String, url: String, location: GeoPoint, warmWorkers: Int, functions: [FunctionStatus],
+        unshippedRecords: Int
+    ) {
         self.name = name
         self.url = url
         self.location = location

@@ -34,7 +34,9 @@ public struct GeoPoint: Codable, Sendable, Hashable, CustomStringConvertible {
         let longitude = try container.decode(Double.self, forKey: .longitude)
         guard let point = GeoPoint(latitude: latitude, longitude: longitude) else {
             throw DecodingError.dataCorrupted(
-                .init(codingPath: decoder.codingPath, debugDescription: "coordinates out of range: \(latitude), \(longitude)")
+                .init(
+                    codingPath: decoder.codingPath,
+                    debugDescription: "coordinates out of range: \(latitude), \(longitude)")
             )
         }
         self = point

@@ -1,9 +1,10 @@
+import NIOCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import NIOCore
 
 /// An IPv4 or IPv6 network such as `127.0.0.0/8` or `::1/128`.
 public struct CIDR: Sendable, Hashable, CustomStringConvertible {
@@ -29,7 +30,9 @@ public struct CIDR: Sendable, Hashable, CustomStringConvertible {
     /// Whether `address` (an IP literal) lies in this network. IPv4-mapped IPv6 addresses match IPv4 networks.
     public func contains(_ address: String) -> Bool {
         guard var bytes = CIDR.parseAddress(address) else { return false }
-        if bytes.count == 16, network.count == 4, bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xff, bytes[11] == 0xff {
+        if bytes.count == 16, network.count == 4, bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xff,
+            bytes[11] == 0xff
+        {
             bytes = Array(bytes[12...])
         }
         guard bytes.count == network.count else { return false }

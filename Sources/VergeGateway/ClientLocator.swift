@@ -49,7 +49,9 @@ public struct ClientLocator: Sendable {
     static func coordinate(_ text: String) -> Double? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         guard (1...24).contains(trimmed.utf8.count),
-            trimmed.utf8.allSatisfy({ (48...57).contains($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "+") })
+            trimmed.utf8.allSatisfy({
+                (48...57).contains($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "+")
+            })
         else { return nil }
         return Double(trimmed)
     }

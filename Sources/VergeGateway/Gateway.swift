@@ -23,7 +23,8 @@ public final class Gateway: Service, Sendable {
     public init(configuration: GatewayConfiguration, logger: Logger) {
         self.configuration = configuration
         self.directory = HostDirectory(unhealthyThreshold: configuration.unhealthyThreshold)
-        self.locator = ClientLocator(trustedProxies: configuration.trustedProxies, defaultLocation: configuration.defaultLocation)
+        self.locator = ClientLocator(
+            trustedProxies: configuration.trustedProxies, defaultLocation: configuration.defaultLocation)
         self.logger = logger
     }
 
@@ -44,10 +45,12 @@ public final class Gateway: Service, Sendable {
             timeout: .init(connect: TimeAmount(configuration.connectTimeout)),
             decompression: .disabled
         )
-        clientConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        clientConfiguration.connectionPool = .init(
+            idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
         // A refused connection fails at once so the call can move to the next host; no retrying the dead one.
         clientConfiguration.connectionPool.retryConnectionEstablishment = false
-        let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroupProvider.shared, configuration: clientConfiguration)
+        let client = HTTPClient(
+            eventLoopGroup: MultiThreadedEventLoopGroupProvider.shared, configuration: clientConfiguration)
         let refresher = HostListRefresher(gateway: self, client: client, controlPlaneURL: controlPlaneURL)
         let proxy = Proxy(gateway: self, client: client, refresher: refresher)
         let http = try HTTPServer.streaming(
@@ -55,15 +58,16 @@ public final class Gateway: Service, Sendable {
         ) { request, writer, channel in
             try await proxy.forward(request, writer: writer, peer: channel.remoteAddress)
         }
-        let group = ServiceGroup(configuration: .init(
-            services: [
-                .init(service: refresher),
-                .init(service: HealthChecker(gateway: self, client: client)),
-                .init(service: http),
-            ],
-            gracefulShutdownSignals: [],
-            logger: logger
-        ))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: refresher),
+                    .init(service: HealthChecker(gateway: self, client: client)),
+                    .init(service: http),
+                ],
+                gracefulShutdownSignals: [],
+                logger: logger
+            ))
         do {
             try await group.run()
         } catch {
@@ -83,7 +87,8 @@ public final class Gateway: Service, Sendable {
             let start = clock.now
             let configuration = gateway.configuration
             let path = request.uri.path
-            let name = path.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: true).first.map(String.init) ?? ""
+            let name =
+                path.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: true).first.map(String.init) ?? ""
             let function = FunctionRef(tenant: defaultTenant, name: name)
             guard FunctionName.isValid(name) else {
                 try await writer.writeError(VergeError(.functionNotFound, "no function is deployed at '\(path)'"))
@@ -100,43 +105,54 @@ public final class Gateway: Service, Sendable {
             guard !routes.isEmpty else {
                 if gateway.directory.isDeployed(function) {
                     try await writer.writeError(
-                        VergeError(.noHealthyHost, "no healthy host runs '\(name)' right now"), headers: [.retryAfter: "1"]
+                        VergeError(.noHealthyHost, "no healthy host runs '\(name)' right now"),
+                        headers: [.retryAfter: "1"]
                     )
                 } else {
                     try await writer.writeError(VergeError(.functionNotFound, "no function is deployed at '/\(name)'"))
                 }
                 return
             }
-            let hasBody = request.headers[.contentLength].map { $0 != "0" } ?? (request.headers[.transferEncoding] != nil)
+            let hasBody =
+                request.headers[.contentLength].map { $0 != "0" } ?? (request.headers[.transferEncoding] != nil)
             let retryable = !hasBody && [.get, .head, .options].contains(request.method)
             var lastError: (any Error)?
             for route in routes.prefix(retryable ? 3 : 1) {
                 let upstream = makeUpstreamRequest(request, route: route, client: client, peer: peer, hasBody: hasBody)
                 let response: HTTPClientResponse
                 do {
-                    response = try await self.client.execute(upstream, timeout: TimeAmount(configuration.requestTimeout))
+                    response = try await self.client.execute(
+                        upstream, timeout: TimeAmount(configuration.requestTimeout))
                 } catch {
                     lastError = error
                     let transition = gateway.directory.record(route.host) { $0.connectionFailed() }
                     if transition == .becameUnhealthy {
-                        gateway.logger.warning("host ejected after a failed call", metadata: ["host.name": "\(route.host)", "error": "\(error)"])
+                        gateway.logger.warning(
+                            "host ejected after a failed call",
+                            metadata: ["host.name": "\(route.host)", "error": "\(error)"])
                     }
-                    Counter(label: "verge_gateway_upstream_failures_total", dimensions: [("host", route.host)]).increment()
+                    Counter(label: "verge_gateway_upstream_failures_total", dimensions: [("host", route.host)])
+                        .increment()
                     continue
                 }
                 var fields = HTTPFields()
                 for header in response.headers where !Gateway.hopByHop.contains(header.name.lowercased()) {
-                    if let name = HTTPField.Name(header.name) { fields.append(HTTPField(name: name, value: header.value)) }
+                    if let name = HTTPField.Name(header.name) {
+                        fields.append(HTTPField(name: name, value: header.value))
+                    }
                 }
                 let routeMs = String(format: "%.3f", Double((clock.now - start).microseconds) / 1000)
-                fields.append(HTTPField(
-                    name: HTTPField.Name("server-timing")!,
-                    value: "gateway;dur=\(routeMs);desc=\"\(route.host) \(Int(route.distanceKm.rounded()))km \(client.source.rawValue)\""
-                ))
+                fields.append(
+                    HTTPField(
+                        name: HTTPField.Name("server-timing")!,
+                        value:
+                            "gateway;dur=\(routeMs);desc=\"\(route.host) \(Int(route.distanceKm.rounded()))km \(client.source.rawValue)\""
+                    ))
                 Counter(label: "verge_gateway_requests_total", dimensions: [("host", route.host)]).increment()
                 var body: (any ResponseBodyWriter)?
                 do {
-                    body = try await writer.writeHead(HTTPResponse(status: .init(code: Int(response.status.code)), headerFields: fields))
+                    body = try await writer.writeHead(
+                        HTTPResponse(status: .init(code: Int(response.status.code)), headerFields: fields))
                 } catch {
                     return
                 }
@@ -146,7 +162,8 @@ public final class Gateway: Service, Sendable {
                 try await body!.finish(nil)
                 return
             }
-            gateway.logger.info("call failed at every host tried", metadata: ["error": "\(lastError.map { "\($0)" } ?? "")"])
+            gateway.logger.info(
+                "call failed at every host tried", metadata: ["error": "\(lastError.map { "\($0)" } ?? "")"])
             try await writer.writeError(VergeError(.upstreamFailed, "no host could take the call"))
         }
 
@@ -204,7 +221,8 @@ struct HostListRefresher: Service {
                 } catch {
                     failures += 1
                     if failures == 1 || failures % 60 == 0 {
-                        gateway.logger.info("host list not refreshed; routing with the last one", metadata: ["error": "\(error)"])
+                        gateway.logger.info(
+                            "host list not refreshed; routing with the last one", metadata: ["error": "\(error)"])
                     }
                 }
                 try await Task.sleep(for: gateway.configuration.hostRefreshInterval)
@@ -225,7 +243,9 @@ struct HostListRefresher: Service {
         if let key = gateway.configuration.clusterKey { request.headers.add(name: VergeHeaders.clusterKey, value: key) }
         let response = try await client.execute(request, timeout: .seconds(5))
         let body = try await response.body.collect(upTo: 32 * 1024 * 1024)
-        guard response.status == .ok else { throw VergeError(.upstreamFailed, "control plane answered \(response.status.code)") }
+        guard response.status == .ok else {
+            throw VergeError(.upstreamFailed, "control plane answered \(response.status.code)")
+        }
         gateway.directory.update(try JSONCoding.decoder.decode([HostSummary].self, from: Data(body.readableBytesView)))
     }
 }
@@ -251,7 +271,8 @@ struct HealthChecker: Service {
     private func check(_ host: RoutableHost) async {
         var healthy = false
         do {
-            let response = try await client.execute(HTTPClientRequest(url: host.url + "/_verge/health"), timeout: .seconds(1))
+            let response = try await client.execute(
+                HTTPClientRequest(url: host.url + "/_verge/health"), timeout: .seconds(1))
             _ = try await response.body.collect(upTo: 64 * 1024)
             healthy = response.status == .ok
         } catch {

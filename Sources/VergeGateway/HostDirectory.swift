@@ -10,7 +10,9 @@ public struct RoutableHost: Sendable, Equatable {
     public var functions: Set<FunctionRef>
     public var health: HostHealthStateMachine
 
-    public init(name: String, url: String, location: GeoPoint, functions: Set<FunctionRef>, health: HostHealthStateMachine) {
+    public init(
+        name: String, url: String, location: GeoPoint, functions: Set<FunctionRef>, health: HostHealthStateMachine
+    ) {
         self.name = name
         self.url = url
         self.location = location
@@ -52,10 +54,12 @@ public final class HostDirectory: Sendable {
             var next: [String: RoutableHost] = [:]
             for summary in summaries {
                 let functions = Set(summary.functions.map { FunctionRef(tenant: $0.tenant, name: $0.name) })
-                var host = hosts[summary.name] ?? RoutableHost(
-                    name: summary.name, url: summary.url, location: summary.location, functions: functions,
-                    health: HostHealthStateMachine(unhealthyThreshold: unhealthyThreshold)
-                )
+                var host =
+                    hosts[summary.name]
+                    ?? RoutableHost(
+                        name: summary.name, url: summary.url, location: summary.location, functions: functions,
+                        health: HostHealthStateMachine(unhealthyThreshold: unhealthyThreshold)
+                    )
                 if host.url != summary.url {
                     host.health = HostHealthStateMachine(unhealthyThreshold: unhealthyThreshold)
                 }
@@ -71,7 +75,9 @@ public final class HostDirectory: Sendable {
     public var snapshot: [RoutableHost] { hosts.withLock { Array($0.values) }.sorted { $0.name < $1.name } }
 
     @discardableResult
-    public func record(_ host: String, _ event: (inout HostHealthStateMachine) -> HostHealthStateMachine.Transition)
+    public func record(
+        _ host: String, _ event: (inout HostHealthStateMachine) -> HostHealthStateMachine.Transition
+    )
         -> HostHealthStateMachine.Transition
     {
         hosts.withLock { hosts in

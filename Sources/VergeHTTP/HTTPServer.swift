@@ -28,7 +28,8 @@ public enum HTTPServer {
 
     /// A server that drives the response itself (the host and the gateway): it writes the head, streams the body
     /// and decides what happens when the client goes away, so no invocation is left unaccounted.
-    public typealias StreamingResponder = @Sendable (Request, consuming ResponseWriter, any Channel) async throws -> Void
+    public typealias StreamingResponder =
+        @Sendable (Request, consuming ResponseWriter, any Channel) async throws -> Void
 
     public static func streaming(
         bind: BindAddress,
@@ -41,7 +42,8 @@ public enum HTTPServer {
         // Header limits well above what browsers send, well below what would let a client hog memory.
         let http1 = HTTP1Channel.Configuration(
             idleTimeout: TimeAmount(idleTimeout),
-            httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 64 * 1024, maxHeaderFieldCount: 200)
+            httpDecoderConfiguration: .init(
+                maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 64 * 1024, maxHeaderFieldCount: 200)
         )
         return try HTTPServerBuilder.http1(configuration: http1).buildServer(
             configuration: .init(address: .hostname(bind.host, port: bind.port), serverName: name),

@@ -46,7 +46,8 @@ public struct BindAddress: Sendable, Equatable, CustomStringConvertible, Codable
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
         guard let parsed = BindAddress(text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "expected HOST:PORT, got '\(text)'"))
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: decoder.codingPath, debugDescription: "expected HOST:PORT, got '\(text)'"))
         }
         self = parsed
     }

@@ -40,7 +40,9 @@ public enum JSONCoding {
     public static var decoder: JSONDecoder { JSONDecoder() }
 
     /// Decodes `type` from a request body, answering bad input with a `bad_request` error that says what is wrong.
-    public static func decode<T: Decodable>(_ type: T.Type, from buffer: ByteBuffer, what: String) throws(VergeError) -> T {
+    public static func decode<T: Decodable>(
+        _ type: T.Type, from buffer: ByteBuffer, what: String
+    ) throws(VergeError) -> T {
         do {
             return try decoder.decode(type, from: Data(buffer.readableBytesView))
         } catch let error as DecodingError {
@@ -61,7 +63,8 @@ public enum JSONCoding {
         case .valueNotFound(_, let context): return "\(path(context)): value missing"
         case .keyNotFound(let key, let context):
             let parent = path(context)
-            return parent == "document" ? "missing key '\(key.stringValue)'" : "\(parent): missing key '\(key.stringValue)'"
+            return parent == "document"
+                ? "missing key '\(key.stringValue)'" : "\(parent): missing key '\(key.stringValue)'"
         case .dataCorrupted(let context): return "\(path(context)): \(context.debugDescription)"
         @unknown default: return "\(error)"
         }

@@ -47,7 +47,8 @@ public final class EdgeHost: Service, Sendable {
     }
 
     private var reporter: HostStatusReporter {
-        HostStatusReporter(configuration: configuration, deployments: deployments, ledger: ledger, listenAddress: listenAddress)
+        HostStatusReporter(
+            configuration: configuration, deployments: deployments, ledger: ledger, listenAddress: listenAddress)
     }
 
     public func run() async throws {
@@ -81,11 +82,18 @@ public final class EdgeHost: Service, Sendable {
             .init(service: LogFlusher(sink: logSink, ledger: ledger, interval: .milliseconds(200), logger: logger)),
         ]
         if let url = controlPlaneURL {
-            let client = ControlPlaneClient(baseURL: url, clusterKey: configuration.clusterKey, hostName: configuration.name)
-            services.append(.init(service: UsageShipper(
-                ledger: ledger, client: client, doorbell: shipBell, interval: configuration.shipInterval, logger: logger
-            )))
-            services.append(.init(service: SyncAgent(host: self, client: client, interval: configuration.syncInterval, logger: logger)))
+            let client = ControlPlaneClient(
+                baseURL: url, clusterKey: configuration.clusterKey, hostName: configuration.name)
+            services.append(
+                .init(
+                    service: UsageShipper(
+                        ledger: ledger, client: client, doorbell: shipBell, interval: configuration.shipInterval,
+                        logger: logger
+                    )))
+            services.append(
+                .init(
+                    service: SyncAgent(host: self, client: client, interval: configuration.syncInterval, logger: logger)
+                ))
         }
         services.append(.init(service: PoolsService(deployments: deployments, grace: configuration.stopGracePeriod)))
         services.append(.init(service: http))
@@ -115,7 +123,8 @@ public final class EdgeHost: Service, Sendable {
                     manifest = try cache.store(archive, version: function.version)
                 }
                 guard manifest.name == function.name else {
-                    throw VergeError(.invalidBundle, "bundle \(function.version) names '\(manifest.name)', not '\(function.name)'")
+                    throw VergeError(
+                        .invalidBundle, "bundle \(function.version) names '\(manifest.name)', not '\(function.name)'")
                 }
                 let deployment = Deployment(
                     tenant: function.tenant, name: function.name, version: function.version, manifest: manifest,
@@ -124,7 +133,9 @@ public final class EdgeHost: Service, Sendable {
                 let old = deployments.install(FunctionPool(deployment: deployment, environment: environment))
                 old?.retire()
                 changed = true
-                logger.info("function installed", metadata: ["function.name": "\(key)", "function.version": "\(function.version.prefix(12))"])
+                logger.info(
+                    "function installed",
+                    metadata: ["function.name": "\(key)", "function.version": "\(function.version.prefix(12))"])
             } catch {
                 logger.warning("cannot install function", metadata: ["function.name": "\(key)", "error": "\(error)"])
             }

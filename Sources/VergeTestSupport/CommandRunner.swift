@@ -9,7 +9,9 @@ public struct CommandResult: Sendable {
 
 public enum CommandRunner {
     /// Runs `executable` with `arguments`, waiting at most `timeout`; the process is killed if it overruns.
-    public static func run(_ executable: String, _ arguments: [String], timeout: Duration = .seconds(120)) async throws -> CommandResult {
+    public static func run(
+        _ executable: String, _ arguments: [String], timeout: Duration = .seconds(120)
+    ) async throws -> CommandResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments

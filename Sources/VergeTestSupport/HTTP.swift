@@ -52,7 +52,9 @@ public enum TestHTTP {
     public static func get(_ url: String, from location: (Double, Double)? = nil) async throws -> TestResponse {
         var headers: [(String, String)] = []
         if let location {
-            headers = [("cloudfront-viewer-latitude", "\(location.0)"), ("cloudfront-viewer-longitude", "\(location.1)")]
+            headers = [
+                ("cloudfront-viewer-latitude", "\(location.0)"), ("cloudfront-viewer-longitude", "\(location.1)"),
+            ]
         }
         return try await request(url, headers: headers)
     }

@@ -12,14 +12,17 @@ public final class LocalClusterProcess: @unchecked Sendable {
     private let lifeline: Pipe
 
     /// Starts the cluster and waits for its `ready` line.
-    public static func start(idleTimeout: Double = 300, extraArguments: [String] = []) async throws -> LocalClusterProcess {
+    public static func start(
+        idleTimeout: Double = 300, extraArguments: [String] = []
+    ) async throws -> LocalClusterProcess {
         let data = try TemporaryDirectory(prefix: "verge-cluster")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Paths.vergeExecutable)
-        process.arguments = [
-            "dev", "--gateway", "127.0.0.1:0", "--api", "127.0.0.1:0", "--data", data.path + "/data",
-            "--idle-timeout", "\(idleTimeout)", "--stop-on-stdin-eof",
-        ] + extraArguments
+        process.arguments =
+            [
+                "dev", "--gateway", "127.0.0.1:0", "--api", "127.0.0.1:0", "--data", data.path + "/data",
+                "--idle-timeout", "\(idleTimeout)", "--stop-on-stdin-eof",
+            ] + extraArguments
         let stdout = Pipe()
         process.standardOutput = stdout
         let stderrPath = data.path + "/verge.stderr"
@@ -47,7 +50,9 @@ public final class LocalClusterProcess: @unchecked Sendable {
             let pair = part.split(separator: "=", maxSplits: 1)
             if pair.count == 2 { fields[String(pair[0])] = String(pair[1]) }
         }
-        guard line.hasPrefix("ready "), let gateway = fields["gateway"], let api = fields["api"], let hosts = fields["hosts"] else {
+        guard line.hasPrefix("ready "), let gateway = fields["gateway"], let api = fields["api"],
+            let hosts = fields["hosts"]
+        else {
             process.terminate()
             throw TestFailure("unexpected first line from verge dev: \(line)")
         }

@@ -11,7 +11,8 @@ public enum Paths {
     /// The `verge` executable built next to the test bundle, or `$VERGE_BIN`.
     public static let vergeExecutable: String = {
         if let explicit = ProcessInfo.processInfo.environment["VERGE_BIN"] { return explicit }
-        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let me =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("verge").path
     }()
 
@@ -24,7 +25,8 @@ public struct TemporaryDirectory: Sendable {
     public let path: String
 
     public init(prefix: String = "verge-test") throws {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(8))")
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "\(prefix)-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         path = url.path
     }

@@ -394,7 +394,9 @@ import Testing
                 #expect(queued.first == failed, "\(event): failed \(failed), not the oldest waiter (\(context))")
                 queued.removeAll { $0 == failed }
                 if let replacement {
-                    #expect(everStarted.insert(replacement).inserted, "\(event): worker id \(replacement) reused (\(context))")
+                    #expect(
+                        everStarted.insert(replacement).inserted,
+                        "\(event): worker id \(replacement) reused (\(context))")
                 }
             }
         }

@@ -22,15 +22,21 @@ struct DeveloperWorkflowTests {
                 let directory = scratch.path + "/bad\(index)"
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
                 try testCase.manifest.write(toFile: directory + "/verge.json", atomically: true, encoding: .utf8)
-                try "def handle(request):\n    return 'x'\n".write(toFile: directory + "/main.py", atomically: true, encoding: .utf8)
+                try "def handle(request):\n    return 'x'\n".write(
+                    toFile: directory + "/main.py", atomically: true, encoding: .utf8)
                 let result = try await cluster.deploy(directory)
                 #expect(result.status != 0, "deploy of \(testCase.manifest) should fail")
                 #expect(result.stderr.contains("error:"), "\(result.stderr)")
-                #expect(result.stderr.contains(testCase.expected), "error for \(testCase.manifest) should name \(testCase.expected): \(result.stderr)")
+                #expect(
+                    result.stderr.contains(testCase.expected),
+                    "error for \(testCase.manifest) should name \(testCase.expected): \(result.stderr)")
             }
             let functions = try await cluster.verge(["functions", "--format", "json"])
             #expect(functions.status == 0)
-            #expect(try JSONSerialization.jsonObject(with: Data(functions.stdout.utf8)) as? [Any] == nil || functions.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[\n\n]" || functions.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[]")
+            #expect(
+                try JSONSerialization.jsonObject(with: Data(functions.stdout.utf8)) as? [Any] == nil
+                    || functions.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[\n\n]"
+                    || functions.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[]")
         }
     }
 
@@ -38,14 +44,19 @@ struct DeveloperWorkflowTests {
         let missing = try await CommandRunner.verge(["deploy", "/nonexistent/fn", "--api", "http://127.0.0.1:1"])
         #expect(missing.status != 0)
         #expect(missing.stderr.contains("no verge.json"))
-        let unreachable = try await CommandRunner.verge(["deploy", Paths.sampleFunction("hello"), "--api", "http://127.0.0.1:1"])
+        let unreachable = try await CommandRunner.verge([
+            "deploy", Paths.sampleFunction("hello"), "--api", "http://127.0.0.1:1",
+        ])
         #expect(unreachable.status != 0)
         #expect(unreachable.stderr.contains("cannot reach the control plane"))
     }
 
     @Test(arguments: [
         (#"{"hosts":[{"name":"fra","location":{"latitude":50,"longitude":8}}],"colour":1}"#, "unknown key 'colour'"),
-        (#"{"hosts":[{"name":"fra","location":{"latitude":50,"longitude":8}},{"name":"fra","location":{"latitude":1,"longitude":1}}]}"#, "appears twice"),
+        (
+            #"{"hosts":[{"name":"fra","location":{"latitude":50,"longitude":8}},{"name":"fra","location":{"latitude":1,"longitude":1}}]}"#,
+            "appears twice"
+        ),
         (#"{"hosts":[{"name":"Fra!","location":{"latitude":50,"longitude":8}}]}"#, "is invalid"),
         (#"{"hosts":[{"name":"fra","location":{"latitude":95,"longitude":8}}]}"#, "out of range"),
         (#"{"trusted_proxies":["10.0.0.0/33"]}"#, "trusted_proxies"),
@@ -59,7 +70,10 @@ struct DeveloperWorkflowTests {
         let path = scratch.path + "/cluster.json"
         try config.write(toFile: path, atomically: true, encoding: .utf8)
         let result = try await CommandRunner.verge(
-            ["dev", "--config", path, "--data", scratch.path + "/data", "--gateway", "127.0.0.1:0", "--api", "127.0.0.1:0"],
+            [
+                "dev", "--config", path, "--data", scratch.path + "/data", "--gateway", "127.0.0.1:0", "--api",
+                "127.0.0.1:0",
+            ],
             timeout: .seconds(30)
         )
         #expect(result.status != 0)
@@ -75,7 +89,8 @@ struct DeveloperWorkflowTests {
             let second = try scratch.copy(Paths.sampleFunction("hello"), as: "v2")
             let manifestPath = second + "/verge.json"
             let manifest = try String(contentsOfFile: manifestPath, encoding: .utf8)
-            try manifest.replacingOccurrences(of: "\"Hello\"", with: "\"Bonjour\"").write(toFile: manifestPath, atomically: true, encoding: .utf8)
+            try manifest.replacingOccurrences(of: "\"Hello\"", with: "\"Bonjour\"").write(
+                toFile: manifestPath, atomically: true, encoding: .utf8)
 
             #expect(try await cluster.deploy(first).status == 0)
             let v2 = try await cluster.deploy(second)
@@ -127,7 +142,8 @@ struct DeveloperWorkflowTests {
                 let result = try await cluster.verge(["hosts", "--format", "json"])
                 let hosts = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]] ?? []
                 #expect(Set(hosts.compactMap { $0["name"] as? String }) == ["fra", "iad", "sin"])
-                let counts = Dictionary(uniqueKeysWithValues: hosts.map { ($0["name"] as? String ?? "", $0["warm_workers"] as? Int ?? -1) })
+                let counts = Dictionary(
+                    uniqueKeysWithValues: hosts.map { ($0["name"] as? String ?? "", $0["warm_workers"] as? Int ?? -1) })
                 return counts == ["fra": 0, "iad": 0, "sin": 1]
             }
             #expect(warm)
@@ -166,7 +182,8 @@ struct DeveloperWorkflowTests {
             let v2 = try scratch.copy(Paths.fixtureFunction("slow"), as: "v2")
             try #"{"name":"slow","runtime":"python","entry":"main.py","timeout_ms":8000,"max_workers":1}"#
                 .write(toFile: v1 + "/verge.json", atomically: true, encoding: .utf8)
-            try #"{"name":"slow","runtime":"python","entry":"main.py","timeout_ms":8000,"max_workers":1,"env":{"V":"2"}}"#
+            try
+                #"{"name":"slow","runtime":"python","entry":"main.py","timeout_ms":8000,"max_workers":1,"env":{"V":"2"}}"#
                 .write(toFile: v2 + "/verge.json", atomically: true, encoding: .utf8)
             #expect(try await cluster.deploy(v1).status == 0)
             _ = try await TestHTTP.get(cluster.gatewayURL + "/slow?ms=1")
@@ -182,7 +199,8 @@ struct DeveloperWorkflowTests {
             }
             #expect(statuses == Array(repeating: 200, count: 6))
             let records = try await usageRecords(cluster, expecting: 7)
-            #expect(Set(records.compactMap { $0["version"] as? String }).count == 2, "calls were served by both versions")
+            #expect(
+                Set(records.compactMap { $0["version"] as? String }).count == 2, "calls were served by both versions")
         }
     }
 
@@ -192,7 +210,9 @@ struct DeveloperWorkflowTests {
         #expect(try await cluster.deploy(Paths.fixtureFunction("echo")).status == 0)
         var pids: [Int] = []
         for location in [(48.85, 2.35), (40.71, -74.01), (35.68, 139.69)] {
-            pids.append(try #require(try await TestHTTP.get(cluster.gatewayURL + "/echo", from: location).json()["pid"] as? Int))
+            pids.append(
+                try #require(try await TestHTTP.get(cluster.gatewayURL + "/echo", from: location).json()["pid"] as? Int)
+            )
         }
         #expect(pids.allSatisfy { kill(pid_t($0), 0) == 0 })
         let status = await cluster.stop()

@@ -30,7 +30,8 @@ struct PoolLifecycleTests {
 
             let third = try await TestHTTP.get(cluster.gatewayURL + "/echo", from: Self.paris)
             #expect(third.status == 200)
-            #expect(third.headers["server-timing"].joined().contains("cold;dur="), "the call after scale-to-zero is cold")
+            #expect(
+                third.headers["server-timing"].joined().contains("cold;dur="), "the call after scale-to-zero is cold")
             #expect(try third.json()["pid"] as? Int != pid)
 
             let records = try await usageRecords(cluster, expecting: 3)
@@ -48,7 +49,9 @@ struct PoolLifecycleTests {
             #expect((try crashed.json()["error"] as? [String: Any])?["code"] as? String == "worker_crashed")
             let next = try await TestHTTP.get(cluster.gatewayURL + "/flaky", from: Self.paris)
             #expect(next.status == 200)
-            #expect(try next.json()["pid"] as? Int != (try warm.json()["pid"] as? Int), "a new worker replaced the crashed one")
+            #expect(
+                try next.json()["pid"] as? Int != (try warm.json()["pid"] as? Int),
+                "a new worker replaced the crashed one")
             let records = try await usageRecords(cluster, expecting: 3)
             #expect(records.map { $0["status"] as? String } == ["ok", "crashed", "ok"])
         }

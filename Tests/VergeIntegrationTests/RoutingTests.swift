@@ -60,9 +60,12 @@ struct RoutingTests {
             #expect(try await cluster.deploy(Paths.fixtureFunction("echo")).status == 0)
             // A client naming a location and a cluster key of its own, straight at a host.
             let host = try #require(cluster.hostURLs["sin"])
-            let direct = try await TestHTTP.request(host + "/echo", headers: [
-                ("x-verge-client-latitude", "1.0"), ("x-verge-client-longitude", "2.0"), ("x-verge-cluster-key", "guess"),
-            ])
+            let direct = try await TestHTTP.request(
+                host + "/echo",
+                headers: [
+                    ("x-verge-client-latitude", "1.0"), ("x-verge-client-longitude", "2.0"),
+                    ("x-verge-cluster-key", "guess"),
+                ])
             #expect(direct.status == 200)
             #expect(try direct.json()["client"] is NSNull)
             let headers = try #require(try direct.json()["headers"] as? [String: Any])

@@ -59,7 +59,8 @@ final class FunctionPool: Sendable {
     init(deployment: Deployment, environment: PoolEnvironment) {
         self.deployment = deployment
         self.environment = environment
-        self.idleTimeout = deployment.manifest.idleTimeoutSeconds.map { .seconds($0) } ?? environment.configuration.idleTimeout
+        self.idleTimeout =
+            deployment.manifest.idleTimeoutSeconds.map { .seconds($0) } ?? environment.configuration.idleTimeout
         self.plan = WorkerLaunchPlan(
             manifest: deployment.manifest, bundleDirectory: deployment.bundleDirectory,
             configuration: environment.configuration
@@ -120,7 +121,9 @@ final class FunctionPool: Sendable {
                     let timer = environment.supervisor.startTimer(after: queueTimeout) { [weak self] in
                         self?.abandon(
                             waiterID,
-                            VergeError(.overloaded, "no worker of '\(self?.deployment.name ?? "")' was free within \(queueTimeout)")
+                            VergeError(
+                                .overloaded,
+                                "no worker of '\(self?.deployment.name ?? "")' was free within \(queueTimeout)")
                         )
                     }
                     let stillWaiting = state.withLock { state -> Bool in
@@ -222,7 +225,9 @@ final class FunctionPool: Sendable {
         worker?.reaped()
         environment.logger.debug(
             "worker exited",
-            metadata: ["function.name": "\(deployment.name)", "worker.pid": "\(worker?.pid ?? 0)", "worker.exit": "\(status)"]
+            metadata: [
+                "function.name": "\(deployment.name)", "worker.pid": "\(worker?.pid ?? 0)", "worker.exit": "\(status)",
+            ]
         )
         run(effects)
     }
@@ -246,7 +251,10 @@ final class FunctionPool: Sendable {
         var effects: [Effect] = stop.compactMap { state.workers[$0].map(Effect.stop) }
         for id in failed {
             if let waiter = state.waiters.removeValue(forKey: id) {
-                effects.append(.fail(waiter.continuation, waiter.timer, VergeError(.shuttingDown, "the function version was replaced or removed")))
+                effects.append(
+                    .fail(
+                        waiter.continuation, waiter.timer,
+                        VergeError(.shuttingDown, "the function version was replaced or removed")))
             }
         }
         return effects
@@ -269,7 +277,9 @@ final class FunctionPool: Sendable {
 
     // MARK: Effects
 
-    private func resolve(_ action: PoolStateMachine.Action, in state: inout State, error: (any Error)? = nil) -> [Effect] {
+    private func resolve(
+        _ action: PoolStateMachine.Action, in state: inout State, error: (any Error)? = nil
+    ) -> [Effect] {
         switch action {
         case .none:
             return []
@@ -286,7 +296,8 @@ final class FunctionPool: Sendable {
             return [.launch(worker)]
         case .failWaiter(let id, let replacement):
             let failure = (error as? VergeError) ?? VergeError(.initFailed, "worker failed to start", underlying: error)
-            var effects: [Effect] = state.waiters.removeValue(forKey: id).map { [.fail($0.continuation, $0.timer, failure)] } ?? []
+            var effects: [Effect] =
+                state.waiters.removeValue(forKey: id).map { [.fail($0.continuation, $0.timer, failure)] } ?? []
             if let replacement { effects.append(.launch(replacement)) }
             return effects
         }

@@ -23,8 +23,10 @@ struct HostServer: Sendable {
             try await platform(request, path: path, writer: writer)
             return
         }
-        let name = path.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: true).first.map(String.init) ?? ""
-        guard FunctionName.isValid(name), let pool = deployments.pool(for: FunctionKey(tenant: defaultTenant, name: name))
+        let name =
+            path.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: true).first.map(String.init) ?? ""
+        guard FunctionName.isValid(name),
+            let pool = deployments.pool(for: FunctionKey(tenant: defaultTenant, name: name))
         else {
             var headers = HTTPFields()
             headers[HTTPField.Name(VergeHeaders.host)!] = configuration.name

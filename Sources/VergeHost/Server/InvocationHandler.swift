@@ -152,7 +152,8 @@ struct InvocationHandler: Sendable {
             case .responseEnd:
                 ending = .ended
             case .invocationError:
-                ending = .failed((try? frame.decode(FailureReport.self)) ?? FailureReport(type: "Error", message: "unknown"))
+                ending = .failed(
+                    (try? frame.decode(FailureReport.self)) ?? FailureReport(type: "Error", message: "unknown"))
             default:
                 ending = .broken("unexpected \(frame.kind) inside a response")
             }
@@ -278,19 +279,28 @@ struct InvocationHandler: Sendable {
         do {
             try await ledger.record(record)
         } catch {
-            logger.error("usage record not committed", metadata: ["request.id": "\(record.invocationID)", "error": "\(error)"])
+            logger.error(
+                "usage record not committed", metadata: ["request.id": "\(record.invocationID)", "error": "\(error)"])
             throw error
         }
         ledgerSignal()
-        Counter(label: "verge_invocations_total", dimensions: [
-            ("host", record.host), ("function", record.function), ("status", record.status.rawValue),
-        ]).increment()
+        Counter(
+            label: "verge_invocations_total",
+            dimensions: [
+                ("host", record.host), ("function", record.function), ("status", record.status.rawValue),
+            ]
+        ).increment()
         if record.coldStart {
-            Counter(label: "verge_cold_starts_total", dimensions: [("host", record.host), ("function", record.function)])
-                .increment()
+            Counter(
+                label: "verge_cold_starts_total", dimensions: [("host", record.host), ("function", record.function)]
+            )
+            .increment()
         }
-        Timer(label: "verge_invocation_duration_seconds", dimensions: [("host", record.host), ("function", record.function)], preferredDisplayUnit: .seconds)
-            .recordMicroseconds(record.durationUs)
+        Timer(
+            label: "verge_invocation_duration_seconds",
+            dimensions: [("host", record.host), ("function", record.function)], preferredDisplayUnit: .seconds
+        )
+        .recordMicroseconds(record.durationUs)
     }
 
     /// A time-ordered, unique invocation id: 12 hex digits of milliseconds, then 20 random hex digits.
@@ -332,7 +342,9 @@ struct CallRecord {
         self.startTimeUs = startTimeUs
     }
 
-    mutating func finish(_ status: InvocationStatus, httpStatus: Int, clock: ContinuousClock, arrival: ContinuousClock.Instant) {
+    mutating func finish(
+        _ status: InvocationStatus, httpStatus: Int, clock: ContinuousClock, arrival: ContinuousClock.Instant
+    ) {
         self.status = status
         self.httpStatus = httpStatus
         self.duration = clock.now - arrival

@@ -25,7 +25,8 @@ struct SyncAgent: Service {
                 } catch {
                     failures += 1
                     if failures == 1 || failures % 40 == 0 {
-                        logger.info("control plane unreachable; serving cached functions", metadata: ["error": "\(error)"])
+                        logger.info(
+                            "control plane unreachable; serving cached functions", metadata: ["error": "\(error)"])
                     }
                 }
                 try await Task.sleep(for: failures == 0 ? interval : min(interval * (failures + 1), .seconds(5)))

@@ -1,3 +1,5 @@
+import VergeRuntime
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -5,7 +7,6 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import VergeRuntime
 
 /// A geo greeting: says which edge host answered and how far away the client is.
 @main

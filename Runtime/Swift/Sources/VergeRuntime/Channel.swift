@@ -1,3 +1,5 @@
+import VergeProtocol
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -5,7 +7,6 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import VergeProtocol
 
 /// The worker's end of the private channel it inherited from the host, read and written with blocking calls:
 /// a worker serves one invocation at a time, so there is nothing to multiplex.

@@ -1,9 +1,10 @@
+import VergeProtocol
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
 import Foundation
 #endif
-import VergeProtocol
 
 public typealias ClientLocation = VergeProtocol.ClientLocation
 public typealias HostInfo = VergeProtocol.HostInfo

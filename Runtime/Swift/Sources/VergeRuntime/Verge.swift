@@ -1,3 +1,5 @@
+import VergeProtocol
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -10,7 +12,6 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
-import VergeProtocol
 
 /// A function handler: one request in, one response out.
 public typealias Handler = @Sendable (Request, Context) async throws -> Response
