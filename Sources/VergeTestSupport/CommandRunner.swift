@@ -21,8 +21,8 @@ public enum CommandRunner {
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        async let stdout = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-        async let stderr = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
+        async let stdout = blocking { out.fileHandleForReading.readDataToEndOfFile() }
+        async let stderr = blocking { err.fileHandleForReading.readDataToEndOfFile() }
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
         while process.isRunning {
@@ -34,8 +34,8 @@ public enum CommandRunner {
         }
         process.waitUntilExit()
         return CommandResult(
-            status: process.terminationStatus, stdout: String(decoding: await stdout, as: UTF8.self),
-            stderr: String(decoding: await stderr, as: UTF8.self)
+            status: process.terminationStatus, stdout: String(decoding: try await stdout, as: UTF8.self),
+            stderr: String(decoding: try await stderr, as: UTF8.self)
         )
     }
 

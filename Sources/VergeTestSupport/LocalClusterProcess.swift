@@ -33,7 +33,7 @@ public final class LocalClusterProcess: @unchecked Sendable {
         process.standardInput = lifeline
         try process.run()
 
-        let line = try await Task.detached { () throws -> String in
+        let line = try await blocking { () throws -> String in
             var buffer = Data()
             let handle = stdout.fileHandleForReading
             while true {
@@ -44,7 +44,7 @@ public final class LocalClusterProcess: @unchecked Sendable {
                     return String(decoding: buffer[..<newline], as: UTF8.self)
                 }
             }
-        }.value
+        }
         var fields: [String: String] = [:]
         for part in line.split(separator: " ").dropFirst() {
             let pair = part.split(separator: "=", maxSplits: 1)
