@@ -33,6 +33,7 @@ public final class EdgeHost: Service, Sendable {
         self.logger = logger
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
         self.ledger = try HostLedger(path: configuration.dataDirectory + "/host.sqlite")
+        WorkerIdentity.protect(dataDirectory: configuration.dataDirectory)
         self.cache = BundleCache(dataDirectory: configuration.dataDirectory)
         self.deploymentsFile = DeploymentsFile(dataDirectory: configuration.dataDirectory)
         self.environment = PoolEnvironment(
@@ -99,6 +100,11 @@ public final class EdgeHost: Service, Sendable {
         services.append(.init(service: http))
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [], logger: logger))
         logger.info("host starting", metadata: ["host.location": "\(configuration.location)"])
+        if !WorkerIdentity.isAvailable {
+            logger.warning(
+                "not running as root: workers run as the host's own user, without per-function users"
+            )
+        }
         try await group.run()
     }
 

@@ -13,6 +13,19 @@ public struct ProcessSpec: Sendable {
     public var fileDescriptors: [Int32?]
     /// Start the child as leader of a new session and process group (setsid) so the whole group can be signalled.
     public var newProcessGroup: Bool
+    /// Run the child as this user and group (supplementary groups dropped). Needs a privileged parent; `nil` keeps
+    /// the parent's identity.
+    public var credentials: Credentials?
+
+    public struct Credentials: Sendable, Equatable {
+        public var uid: UInt32
+        public var gid: UInt32
+
+        public init(uid: UInt32, gid: UInt32) {
+            self.uid = uid
+            self.gid = gid
+        }
+    }
 
     public init(
         executable: String,
@@ -20,8 +33,10 @@ public struct ProcessSpec: Sendable {
         environment: [String: String],
         workingDirectory: String,
         fileDescriptors: [Int32?],
-        newProcessGroup: Bool = true
+        newProcessGroup: Bool = true,
+        credentials: Credentials? = nil
     ) {
+        self.credentials = credentials
         self.executable = executable
         self.arguments = arguments
         self.environment = environment

@@ -186,6 +186,12 @@ private func withProcessOptions<R>(_ spec: ProcessSpec, _ body: (inout uv_proces
                 options.env = envp.baseAddress
                 options.cwd = UnsafePointer(cwd)
                 options.flags = spec.newProcessGroup ? UInt32(UV_PROCESS_DETACHED.rawValue) : 0
+                if let credentials = spec.credentials {
+                    // libuv also drops supplementary groups (setgroups(0, NULL)) before changing identity.
+                    options.flags |= UInt32(UV_PROCESS_SETUID.rawValue) | UInt32(UV_PROCESS_SETGID.rawValue)
+                    options.uid = credentials.uid
+                    options.gid = credentials.gid
+                }
                 options.stdio_count = Int32(stdio.count)
                 options.stdio = stdio.baseAddress
                 return body(&options)

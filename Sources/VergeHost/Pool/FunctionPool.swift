@@ -61,9 +61,22 @@ final class FunctionPool: Sendable {
         self.environment = environment
         self.idleTimeout =
             deployment.manifest.idleTimeoutSeconds.map { .seconds($0) } ?? environment.configuration.idleTimeout
+        var credentials = WorkerIdentity.allocate()
+        if let identity = credentials {
+            do {
+                try WorkerIdentity.restrict(bundle: deployment.bundleDirectory, to: identity.gid)
+            } catch {
+                // Without a bundle its user can read, a separate user would only break the function.
+                environment.logger.error(
+                    "cannot give the bundle to its worker user; workers run as the host's user",
+                    metadata: ["function.name": "\(deployment.name)", "error": "\(error)"]
+                )
+                credentials = nil
+            }
+        }
         self.plan = WorkerLaunchPlan(
             manifest: deployment.manifest, bundleDirectory: deployment.bundleDirectory,
-            configuration: environment.configuration
+            configuration: environment.configuration, credentials: credentials
         )
         self.state = Mutex(State(machine: PoolStateMachine(maxWorkers: deployment.manifest.maxWorkers)))
     }

@@ -9,8 +9,14 @@ struct WorkerLaunchPlan: Sendable {
     var arguments: [String]
     var environment: [String: String]
     var workingDirectory: String
+    /// The user the workers run as (see `WorkerIdentity`); `nil` keeps the host's.
+    var credentials: ProcessSpec.Credentials?
 
-    init(manifest: Manifest, bundleDirectory: String, configuration: HostConfiguration) {
+    init(
+        manifest: Manifest, bundleDirectory: String, configuration: HostConfiguration,
+        credentials: ProcessSpec.Credentials?
+    ) {
+        self.credentials = credentials
         var environment = manifest.env
         environment["PATH"] = "/usr/local/bin:/usr/bin:/bin"
         environment["LANG"] = "C.UTF-8"
@@ -43,7 +49,8 @@ struct WorkerLaunchPlan: Sendable {
             environment: environment,
             workingDirectory: workingDirectory,
             fileDescriptors: [nil, stdout, stderr, channel],
-            newProcessGroup: true
+            newProcessGroup: true,
+            credentials: credentials
         )
     }
 }
