@@ -171,7 +171,9 @@ struct ControlPlaneAPI: Sendable {
         }
         let target: VersionSummary
         if let wanted {
-            let matches = versions.filter { $0.version.hasPrefix(wanted) || String($0.number) == wanted }
+            // A version number wins over a hash prefix that happens to be made of the same digits.
+            let byNumber = versions.filter { String($0.number) == wanted }
+            let matches = byNumber.isEmpty ? versions.filter { $0.version.hasPrefix(wanted) } : byNumber
             guard matches.count == 1 else {
                 throw VergeError(
                     matches.isEmpty ? .notFound : .badRequest,

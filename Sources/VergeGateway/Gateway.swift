@@ -6,6 +6,7 @@ import Logging
 import Metrics
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import ServiceLifecycle
 import VergeCore
 import VergeHTTP
@@ -77,6 +78,15 @@ public final class Gateway: Service, Sendable {
         try await client.shutdown()
     }
 
+    /// Whether `error` means the host could not be reached at all (so no byte of the call can have reached it).
+    static func isConnectFailure(_ error: any Error) -> Bool {
+        if error is NIOConnectionError { return true }
+        if let error = error as? HTTPClientError, error == .connectTimeout { return true }
+        if let error = error as? ChannelError, case .connectTimeout = error { return true }
+        if let error = error as? IOError, [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH].contains(error.errnoCode) { return true }
+        return false
+    }
+
     struct Proxy: Sendable {
         let gateway: Gateway
         let client: HTTPClient
@@ -125,14 +135,16 @@ public final class Gateway: Service, Sendable {
                         upstream, timeout: TimeAmount(configuration.requestTimeout))
                 } catch {
                     lastError = error
+                    // Only a failure to reach the host says something about the host. Anything else (the client's
+                    // body stream failed, the call outlived its deadline) fails this call alone and ejects no one.
+                    guard Gateway.isConnectFailure(error) else { break }
                     let transition = gateway.directory.record(route.host) { $0.connectionFailed() }
                     if transition == .becameUnhealthy {
                         gateway.logger.warning(
-                            "host ejected after a failed call",
-                            metadata: ["host.name": "\(route.host)", "error": "\(error)"])
+                            "host ejected: cannot connect", metadata: ["host.name": "\(route.host)", "error": "\(error)"]
+                        )
                     }
-                    Counter(label: "verge_gateway_upstream_failures_total", dimensions: [("host", route.host)])
-                        .increment()
+                    Counter(label: "verge_gateway_upstream_failures_total", dimensions: [("host", route.host)]).increment()
                     continue
                 }
                 var fields = HTTPFields()

@@ -19,8 +19,9 @@ public struct GatewayConfiguration: Sendable {
     public var healthCheckInterval: Duration = .seconds(1)
     /// Consecutive failed checks before a host is taken out of rotation. Default 2.
     public var unhealthyThreshold = 2
-    /// Longest time a proxied call may take end to end. Default 15 min (the longest function timeout).
-    public var requestTimeout: Duration = .seconds(900)
+    /// Longest time a proxied call may take end to end. Default 31 min: a call may queue for its function's timeout
+    /// (at most 15 min) and then run for as long again.
+    public var requestTimeout: Duration = .seconds(1860)
     /// Time allowed to connect to a host. Default 2 s.
     public var connectTimeout: Duration = .seconds(2)
 

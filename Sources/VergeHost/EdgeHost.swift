@@ -80,7 +80,10 @@ public final class EdgeHost: Service, Sendable {
         // workers, then the agents finish (a last usage shipment), then logs are flushed.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: LauncherService(launcher: launcher)),
-            .init(service: LogFlusher(sink: logSink, ledger: ledger, interval: .milliseconds(200), logger: logger)),
+            .init(service: LogFlusher(
+                sink: logSink, ledger: ledger, interval: .milliseconds(200), retention: configuration.retention,
+                logger: logger
+            )),
         ]
         if let url = controlPlaneURL {
             let client = ControlPlaneClient(

@@ -29,6 +29,8 @@ public struct HostConfiguration: Sendable {
     public var controlPlaneURL: String?
     /// How often the host reports its status and pulls the desired state. Default 250 ms.
     public var syncInterval: Duration = .milliseconds(250)
+    /// How long function logs, and usage records the control plane has acknowledged, stay on the host. Default 24 h.
+    public var retention: Duration = .seconds(86_400)
     /// How often usage records are shipped to the control plane when there is nothing new to wake it. Default 1 s.
     public var shipInterval: Duration = .seconds(1)
     /// The cluster's shared secret: required from the gateway for `x-verge-client-*` headers to be trusted and for

@@ -64,6 +64,18 @@ public final class HostLedger: Sendable {
 
     /// Records not yet acknowledged by the control plane, oldest first, with their local sequence numbers; at most
     /// `limit` (1...``maximumLimit``).
+    /// How many records wait for the control plane's acknowledgement.
+    public func unshippedCount() async throws -> Int {
+        try await LedgerErrors.wrapping("counting unshipped records") {
+            try await database.read { db in
+                try Int.fetchOne(
+                    db,
+                    sql: "SELECT COUNT(*) FROM usage_records WHERE seq > (SELECT shipped_through FROM shipping WHERE id = 1)"
+                ) ?? 0
+            }
+        }
+    }
+
     public func unshipped(limit: Int) async throws -> [ShippableRecord] {
         try LedgerErrors.checkLimit(limit, 1...Self.maximumLimit)
         return try await LedgerErrors.wrapping("reading unshipped records") {

@@ -12,11 +12,13 @@ import VergeUsage
 
             let unshipped = try await ledger.unshipped(limit: 100)
             #expect(unshipped.map(\.record) == records)
+            #expect(try await ledger.unshippedCount() == 5)
             #expect(unshipped.map(\.seq) == unshipped.map(\.seq).sorted())
             #expect(try await ledger.unshipped(limit: 2).map(\.record) == Array(records.prefix(2)))
 
             try await ledger.markShipped(through: unshipped[2].seq)
             #expect(try await ledger.unshipped(limit: 100).map(\.record) == Array(records.suffix(2)))
+            #expect(try await ledger.unshippedCount() == 2)
 
             try await ledger.markShipped(through: unshipped.last!.seq)
             #expect(try await ledger.unshipped(limit: 100).isEmpty)

@@ -40,6 +40,9 @@ final class FunctionPool: Sendable {
         var workers: [Int: WorkerProcess] = [:]
         var waiters: [Int: Waiter] = [:]
         var nextWaiterID = 1
+        /// The armed idle timer of each idle worker, cancelled when the worker is used or stops, so a busy host does
+        /// not accumulate a timer per call.
+        var idleTimers: [Int: SupervisorTimer] = [:]
     }
 
     private struct Waiter {
@@ -151,7 +154,9 @@ final class FunctionPool: Sendable {
         } onCancel: {
             abandon(waiterID, VergeError(.shuttingDown, "the call was cancelled while waiting for a worker"))
         }
-        return Lease(worker: worker, coldStart: worker.invocationCount == 0, waited: clock.now - start)
+        // Cold: the worker's first call, and this call was already waiting when the worker became ready.
+        let cold = worker.invocationCount == 0 && start < worker.readyAt
+        return Lease(worker: worker, coldStart: cold, waited: clock.now - start)
     }
 
     /// Returns the worker after an invocation. A worker that cannot continue (it crashed, timed out or broke the
@@ -233,6 +238,7 @@ final class FunctionPool: Sendable {
         let (worker, effects) = state.withLock { state -> (WorkerProcess?, [Effect]) in
             // A worker that never became ready is accounted for by `launch`, which knows why it failed.
             guard let worker = state.workers.removeValue(forKey: id) else { return (nil, []) }
+            state.idleTimers.removeValue(forKey: id)?.cancel()
             return (worker, resolve(state.machine.workerExited(id), in: &state, error: Self.crashedBeforeUse))
         }
         worker?.reaped()
@@ -321,15 +327,18 @@ final class FunctionPool: Sendable {
             switch effect {
             case .resume(let continuation, let timer, let worker):
                 timer?.cancel()
+                state.withLock { $0.idleTimers.removeValue(forKey: worker.id) }?.cancel()
                 continuation.resume(returning: worker)
             case .fail(let continuation, let timer, let error):
                 timer?.cancel()
                 continuation.resume(throwing: error)
             case .idleTimer(let worker, let generation):
-                _ = environment.supervisor.startTimer(after: idleTimeout) { [weak self] in
+                let timer = environment.supervisor.startTimer(after: idleTimeout) { [weak self] in
                     self?.idleTimerFired(worker, generation: generation)
                 }
+                state.withLock { $0.idleTimers.updateValue(timer, forKey: worker) }?.cancel()
             case .stop(let worker):
+                state.withLock { $0.idleTimers.removeValue(forKey: worker.id) }?.cancel()
                 worker.stop(grace: environment.configuration.stopGracePeriod)
             case .launch(let worker):
                 environment.launcher.request(self, worker: worker)

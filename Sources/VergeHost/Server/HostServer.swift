@@ -100,7 +100,7 @@ struct HostStatusReporter: Sendable {
                 workerPIDs: pool.workerPIDs
             )
         }
-        let unshipped = (try? await ledger.unshipped(limit: 100_000).count) ?? 0
+        let unshipped = (try? await ledger.unshippedCount()) ?? 0
         return HostStatus(
             name: configuration.name, url: await listenAddress.url(), location: configuration.location,
             warmWorkers: functions.reduce(0) { $0 + $1.warmWorkers }, functions: functions,

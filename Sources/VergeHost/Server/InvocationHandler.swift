@@ -39,7 +39,7 @@ struct InvocationHandler: Sendable {
             invocationID: Self.newInvocationID(), deployment: deployment, host: host.name,
             startTimeUs: WallClock.microseconds()
         )
-        let timeout = Duration.milliseconds(deployment.manifest.timeoutMs)
+        var timeout = Duration.milliseconds(deployment.manifest.timeoutMs)
         var logger = self.logger
         logger[metadataKey: "request.id"] = "\(call.invocationID)"
         logger[metadataKey: "function.name"] = "\(deployment.name)"
@@ -79,6 +79,7 @@ struct InvocationHandler: Sendable {
         }
         guard let lease else { return }
         call.version = pool.deployment.version
+        timeout = .milliseconds(pool.deployment.manifest.timeoutMs)
         call.coldStart = lease.coldStart
         if lease.coldStart {
             call.initDuration = lease.worker.initDuration
@@ -107,7 +108,7 @@ struct InvocationHandler: Sendable {
         guard case .head(let head) = outcome else {
             let timedOut = worker.end()
             let (status, error) = Self.failure(outcome, timedOut: timedOut, timeout: timeout)
-            pool.release(lease, reusable: status == .functionError)
+            pool.release(lease, reusable: !timedOut && status == .functionError)
             call.finish(status, httpStatus: error.code.status, clock: clock, arrival: arrival)
             logger.info("call failed", metadata: ["error": "\(error)"])
             try await commit(call)
@@ -167,7 +168,7 @@ struct InvocationHandler: Sendable {
         case .failed: status = .functionError
         default: status = timedOut ? .timeout : .crashed
         }
-        pool.release(lease, reusable: status == .ok || status == .functionError)
+        pool.release(lease, reusable: !timedOut && (status == .ok || status == .functionError))
         call.finish(status, httpStatus: httpStatus, clock: clock, arrival: arrival)
         if status != .ok { logger.info("response failed after its head", metadata: ["outcome": "\(ending)"]) }
         try await commit(call)
@@ -188,6 +189,8 @@ struct InvocationHandler: Sendable {
         case exited
         case broken(String)
         case tooLarge
+        /// The client's request body broke off: the client's doing, not the function's.
+        case clientAborted
         case ended
 
         var description: String {
@@ -198,6 +201,7 @@ struct InvocationHandler: Sendable {
             case .exited: "worker exited"
             case .broken(let reason): "protocol error: \(reason)"
             case .tooLarge: "request too large"
+            case .clientAborted: "the client broke off its request body"
             case .ended: "ended"
             }
         }
@@ -223,10 +227,13 @@ struct InvocationHandler: Sendable {
             function: FunctionInfo(tenant: call.tenant, name: call.function, version: call.version)
         )
         try await worker.send(.json(.requestHead, head))
-        for try await chunk in request.body {
+        var body = request.body.makeAsyncIterator()
+        while true {
+            let next: ByteBuffer?
+            do { next = try await body.next() } catch { return .clientAborted }
+            guard var chunk = next else { break }
             call.requestBytes += Int64(chunk.readableBytes)
             if call.requestBytes > configuration.maxRequestBodyBytes { return .tooLarge }
-            var chunk = chunk
             while chunk.readableBytes > 0 {
                 let slice = chunk.readSlice(length: min(chunk.readableBytes, WorkerProtocol.preferredChunkSize))!
                 try await worker.send(WireFrame(.requestBody, payload: slice))
@@ -267,6 +274,8 @@ struct InvocationHandler: Sendable {
             return (.functionError, VergeError(.functionError, "\(report.type): \(report.message)"))
         case .tooLarge:
             return (.rejected, VergeError(.payloadTooLarge, "request body exceeds the limit"))
+        case .clientAborted:
+            return (.rejected, VergeError(.badRequest, "the request body broke off before its end"))
         case .broken(let reason):
             return (.crashed, VergeError(.workerCrashed, "the worker broke the protocol: \(reason)"))
         default:

@@ -79,17 +79,27 @@ struct UsageShipper: Service {
     }
 }
 
-/// Writes captured function log lines to the host ledger in batches.
+/// Writes captured function log lines to the host ledger in batches, and applies the retention period to logs
+/// and to usage records the control plane has acknowledged.
 struct LogFlusher: Service {
     let sink: FunctionLogSink
     let ledger: HostLedger
     let interval: Duration
+    let retention: Duration
     let logger: Logger
 
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
+            let clock = ContinuousClock()
+            var lastPrune = clock.now
             while !Task.isCancelled {
                 await flush()
+                if clock.now - lastPrune > .seconds(600) {
+                    lastPrune = clock.now
+                    do { try await ledger.prune(olderThan: retention, now: Date()) } catch {
+                        logger.warning("pruning the host ledger failed", metadata: ["error": "\(error)"])
+                    }
+                }
                 try await Task.sleep(for: interval)
             }
         }

@@ -61,21 +61,24 @@ final class LogLineHandler: ChannelInboundHandler, Sendable {
 }
 
 /// Collects function log lines from every worker of a host and writes them to the host ledger in batches.
-/// Bounded: when the ledger falls behind by `capacity` lines, new lines are counted as dropped, not buffered.
+/// Bounded in lines and bytes: when the ledger falls behind, new lines are counted as dropped, not buffered.
 public final class FunctionLogSink: Sendable {
-    private let state = Mutex<(lines: [LogLine], dropped: Int)>(([], 0))
+    private let state = Mutex<(lines: [LogLine], bytes: Int, dropped: Int)>(([], 0, 0))
     private let capacity: Int
+    private let byteCapacity: Int
 
-    public init(capacity: Int = 50_000) {
+    public init(capacity: Int = 50_000, byteCapacity: Int = 16 * 1024 * 1024) {
         self.capacity = capacity
+        self.byteCapacity = byteCapacity
     }
 
     func append(_ line: LogLine) {
         state.withLock { state in
-            if state.lines.count >= capacity {
+            if state.lines.count >= capacity || state.bytes + line.line.utf8.count > byteCapacity {
                 state.dropped += 1
             } else {
                 state.lines.append(line)
+                state.bytes += line.line.utf8.count
             }
         }
     }
@@ -85,6 +88,7 @@ public final class FunctionLogSink: Sendable {
         state.withLock { state in
             defer {
                 state.lines.removeAll(keepingCapacity: true)
+                state.bytes = 0
                 state.dropped = 0
             }
             return (state.lines, state.dropped)

@@ -16,6 +16,8 @@ final class WorkerProcess: Sendable {
     let pid: Int32
     /// Spawn-to-ready time.
     let initDuration: Duration
+    /// When the worker became ready: a call that started waiting before this waited for the cold start.
+    let readyAt: ContinuousClock.Instant
     private let channel: NIOAsyncChannel<WireFrame, WireFrame>
     private let reader: FrameReader
     private let supervisor: Supervisor
@@ -38,6 +40,7 @@ final class WorkerProcess: Sendable {
         self.id = id
         self.pid = pid
         self.initDuration = initDuration
+        self.readyAt = .now
         self.channel = channel
         self.reader = reader
         self.supervisor = supervisor
@@ -179,17 +182,22 @@ final class WorkerProcess: Sendable {
 
     /// Marks the start of an invocation and arms its deadline: when it passes, the worker's process group is killed.
     func begin(invocationID: String, deadline: Duration) {
-        let timer = supervisor.startTimer(after: deadline) { [weak self] in
-            guard let self else { return }
-            self.state.withLock { $0.timedOut = true }
-            self.supervisor.signal(pid: self.pid, SIGKILL, group: true)
-        }
-        state.withLock {
+        let invocation = state.withLock {
             $0.invocationID = invocationID
             $0.invocationCount += 1
-            $0.deadlineTimer = timer
             $0.timedOut = false
+            return $0.invocationCount
         }
+        let timer = supervisor.startTimer(after: deadline) { [weak self] in
+            guard let self else { return }
+            // A timer already firing when its call ended must not touch the next call: check under the lock.
+            self.state.withLock { state in
+                guard state.invocationCount == invocation, state.invocationID != nil else { return }
+                state.timedOut = true
+                self.supervisor.signal(pid: self.pid, SIGKILL, group: true)
+            }
+        }
+        state.withLock { $0.deadlineTimer = timer }
     }
 
     /// Ends the invocation: disarms the deadline. Returns whether the deadline had passed.
