@@ -11,9 +11,9 @@ import Darwin
 /// A geo greeting: says which edge host answered and how far away the client is.
 @main
 struct Hello {
-    static func main() async {
+    static func main() {
         let greeting = getenv("GREETING").map { String(cString: $0) } ?? "Hello"
-        await Verge.run { _, context in
+        Verge.serve { _, context in
             Response(text: message(greeting: greeting, host: context.host, client: context.client) + "\n")
         }
     }

@@ -22,8 +22,8 @@ public typealias Handler = @Sendable (Request, Context) async throws -> Response
 /// import VergeRuntime
 ///
 /// @main struct Hello {
-///     static func main() async {
-///         await Verge.run { request, context in
+///     static func main() {
+///         Verge.serve { request, context in
 ///             Response(text: "hello from \(context.host.name)\n")
 ///         }
 ///     }
@@ -32,16 +32,31 @@ public typealias Handler = @Sendable (Request, Context) async throws -> Response
 public enum Verge {
     /// Announces readiness to the host and serves invocations until the host closes the channel.
     /// Never returns: the process exits 0 when the host is gone and 70 on a protocol error.
-    public static func run(_ handler: Handler) async -> Never {
+    public static func run(_ handler: @escaping Handler) async -> Never {
+        serve(handler)
+    }
+
+    /// The same as ``run(_:)`` from a synchronous `main`: preferred, because a worker that never enters Swift's
+    /// cooperative thread pool runs each call on its one thread, with no thread hand-offs.
+    ///
+    /// ```swift
+    /// @main struct Hello {
+    ///     static func main() {
+    ///         Verge.serve { request, context in Response(text: "hello from \(context.host.name)\n") }
+    ///     }
+    /// }
+    /// ```
+    public static func serve(_ handler: @escaping Handler) -> Never {
         let fd = Int32(ProcessInfo.processInfo.environment[WorkerProtocol.channelFDVariable] ?? "3") ?? 3
         closeDescriptors(above: max(fd, 2))
         var channel = Channel(fd: fd)
+        let executor = InlineExecutor()
         do {
             try channel.write(.json(.ready, Ready(runtime: "swift")))
             while let invocation = try receiveInvocation(&channel) {
                 let (request, context) = invocation
                 do {
-                    let response = try await handler(request, context)
+                    let response = try executor.run { try await handler(request, context) }
                     flushLogs()
                     try send(response, on: channel)
                 } catch let error as ProtocolError {
