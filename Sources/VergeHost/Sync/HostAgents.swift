@@ -45,6 +45,8 @@ struct UsageShipper: Service {
     let interval: Duration
     let logger: Logger
     var batchSize = 1000
+    /// Shortest time between two shipments.
+    var batchingDelay: Duration = .milliseconds(100)
 
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
@@ -62,6 +64,8 @@ struct UsageShipper: Service {
                 // Wait for a new record, but never longer than the interval (backing off while failing).
                 let wait = failures == 0 ? interval : min(interval * failures, .seconds(10))
                 await doorbell.wait(upTo: wait)
+                // Let a busy host's records gather into one shipment instead of one round trip per call.
+                try await Task.sleep(for: batchingDelay)
             }
         }
         // One last attempt on the way out, so a clean shutdown leaves nothing behind when the control plane is up.
