@@ -9,10 +9,17 @@ import sys
 
 
 def main():
-    # Nothing but the channel and stdio belongs to a worker: close any descriptor the host may have leaked
-    # before a line of the function runs (close_range, one system call).
+    # Nothing but the channel and stdio belongs to a worker: before a line of the function runs, close any
+    # descriptor that survived exec (inheritable). Python's own descriptors are never inheritable (PEP 446).
     channel = int(os.environ.get("VERGE_FD", "3"))
-    os.closerange(max(channel, 2) + 1, 1 << 20)
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > max(channel, 2):
+            try:
+                if os.get_inheritable(fd):
+                    os.close(fd)
+            except OSError:
+                pass
     bundle_dir = os.environ.get("VERGE_BUNDLE_DIR") or os.getcwd()
     # -I leaves both the runtime and the bundle off the import path; the runtime comes first so a bundle
     # cannot shadow the `verge` package.

@@ -36,10 +36,17 @@ public final class EdgeHost: Service, Sendable {
         WorkerIdentity.protect(dataDirectory: configuration.dataDirectory)
         self.cache = BundleCache(dataDirectory: configuration.dataDirectory)
         self.deploymentsFile = DeploymentsFile(dataDirectory: configuration.dataDirectory)
+        var workerUsers = WorkerIdentity.isAvailable
+        if workerUsers, let problem = WorkerIdentity.unreachable([configuration.dataDirectory, configuration.runtimeDirectory]) {
+            logger.error(
+                "workers cannot run as users of their own: \(problem); they run as the host's user. Put the data and runtime directories under paths other users can traverse."
+            )
+            workerUsers = false
+        }
         self.environment = PoolEnvironment(
             configuration: configuration, supervisor: supervisor,
             eventLoopGroup: MultiThreadedEventLoopGroupProvider.shared, launcher: launcher, logSink: logSink,
-            logger: logger
+            logger: logger, workerUsers: workerUsers
         )
         // Serve what was deployed before a restart, even if the control plane never answers.
         for deployment in deploymentsFile.load() where cache.cachedManifest(deployment.version) == deployment.manifest {

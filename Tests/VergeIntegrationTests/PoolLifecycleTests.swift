@@ -95,6 +95,24 @@ struct PoolLifecycleTests {
     }
 }
 
+extension PoolLifecycleTests {
+    @Test func workersDyingBeforeReadyFailTheirCallsAndNothingElse() async throws {
+        try await LocalClusterProcess.with { cluster in
+            #expect(try await cluster.deploy(Paths.fixtureFunction("dies-at-start")).status == 0)
+            #expect(try await cluster.deploy(Paths.fixtureFunction("echo")).status == 0)
+            for _ in 0..<5 {
+                let response = try await TestHTTP.get(cluster.gatewayURL + "/dies-at-start", from: Self.paris)
+                #expect(response.status == 502)
+                let error = try #require(try response.json()["error"] as? [String: Any])
+                #expect(error["code"] as? String == "init_failed")
+                #expect((error["message"] as? String)?.contains("exited before it was ready") == true)
+            }
+            #expect(cluster.process.isRunning, "the cluster survives workers that die while starting")
+            #expect(try await TestHTTP.get(cluster.gatewayURL + "/echo", from: Self.paris).status == 200)
+        }
+    }
+}
+
 /// Reads `verge usage --format jsonl` until it holds `count` records (shipping is asynchronous), then checks that
 /// no more arrive: every call has exactly one record.
 func usageRecords(_ cluster: LocalClusterProcess, expecting count: Int) async throws -> [[String: Any]] {

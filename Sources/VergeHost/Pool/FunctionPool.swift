@@ -23,6 +23,8 @@ struct PoolEnvironment: Sendable {
     let launcher: WorkerLauncher
     let logSink: FunctionLogSink
     let logger: Logger
+    /// Whether each pool's workers get a user of their own (see `WorkerIdentity`).
+    let workerUsers: Bool
 }
 
 /// The process pool of one function version: it grows on demand up to the manifest's `max_workers`, reaps workers
@@ -64,7 +66,7 @@ final class FunctionPool: Sendable {
         self.environment = environment
         self.idleTimeout =
             deployment.manifest.idleTimeoutSeconds.map { .seconds($0) } ?? environment.configuration.idleTimeout
-        var credentials = WorkerIdentity.allocate()
+        var credentials = environment.workerUsers ? WorkerIdentity.allocate() : nil
         if let identity = credentials {
             do {
                 try WorkerIdentity.restrict(bundle: deployment.bundleDirectory, to: identity.gid)

@@ -48,6 +48,27 @@ enum WorkerIdentity {
         }
     }
 
+    /// Why workers under their own users could not reach `paths` (the bundle cache and the runtimes), or `nil` when
+    /// they can: every directory from `/` down must let other users through (`o+x`).
+    static func unreachable(_ paths: [String]) -> String? {
+        for path in paths {
+            var current = URL(fileURLWithPath: path).standardizedFileURL
+            var chain: [String] = []
+            while current.path != "/" {
+                chain.append(current.path)
+                current.deleteLastPathComponent()
+            }
+            for directory in chain.reversed().dropLast() {
+                var info = stat()
+                guard stat(directory, &info) == 0 else { continue }
+                if info.st_mode & 0o001 == 0 {
+                    return "\(directory) does not let other users through (mode \(String(info.st_mode & 0o777, radix: 8)))"
+                }
+            }
+        }
+        return nil
+    }
+
     /// Makes a host's data directory traversable but not listable, and its databases private to root.
     static func protect(dataDirectory: String) {
         guard isAvailable else { return }

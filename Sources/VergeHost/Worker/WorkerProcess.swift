@@ -139,6 +139,8 @@ final class WorkerProcess: Sendable {
 
         func fail(_ message: String) async -> VergeError {
             supervisor.signal(pid: pid, SIGKILL, group: true)
+            // The writer must be finished before the channel is dropped (NIO traps otherwise).
+            channel.outbound.finish()
             channel.channel.close(promise: nil)
             let status = await exit.wait()
             if timedOut.withLock({ $0 }) {
@@ -173,6 +175,11 @@ final class WorkerProcess: Sendable {
         )
         workerBox.withLock { $0 = worker }
         return worker
+    }
+
+    deinit {
+        // Dropping an unfinished NIO writer traps; the worker is gone, so nothing more will be written.
+        channel.outbound.finish()
     }
 
     /// The invocation in progress, used to tag the worker's log lines.

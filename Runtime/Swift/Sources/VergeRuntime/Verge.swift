@@ -120,7 +120,9 @@ public enum Verge {
     }
 }
 
-/// Closes every descriptor above `lowest`: a worker owns its stdio and its channel, nothing else the host had.
+/// Closes every descriptor above `lowest` that survived `exec` (it has no close-on-exec flag): a worker owns its
+/// stdio and its channel, nothing else the host had. Descriptors the Swift runtime opened for itself (its event
+/// loop, timers) are close-on-exec and stay open.
 private func closeDescriptors(above lowest: Int32) {
     #if os(Linux)
     guard let directory = opendir("/proc/self/fd") else { return }
@@ -130,7 +132,9 @@ private func closeDescriptors(above lowest: Int32) {
         let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
             String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
         }
-        if let fd = Int32(name), fd > lowest, fd != own { descriptors.append(fd) }
+        if let fd = Int32(name), fd > lowest, fd != own, fcntl(fd, F_GETFD) & FD_CLOEXEC == 0 {
+            descriptors.append(fd)
+        }
     }
     closedir(directory)
     for fd in descriptors { close(fd) }
