@@ -4,7 +4,11 @@ import VergeTestSupport
 
 /// What a function may not do to the host or to another function. With a root host each function version runs as
 /// its own unprivileged user; the probe fixture reports whether each attempt was allowed.
-@Suite(.serialized, .timeLimit(.minutes(3)), .enabled(if: geteuid() == 0, "per-function users need a root host"))
+@Suite(
+    .serialized, .timeLimit(.minutes(3)),
+    .enabled(if: geteuid() == 0, "per-function users need a root host"),
+    .enabled(if: othersCanReach(Paths.repository), "the checkout must be reachable by other users")
+)
 struct IsolationTests {
     @Test func aFunctionCannotTouchTheHostOrAnotherFunction() async throws {
         try await LocalClusterProcess.with { cluster in
@@ -31,4 +35,15 @@ struct IsolationTests {
             #expect(try await TestHTTP.get(cluster.gatewayURL + "/echo").status == 200)
         }
     }
+}
+
+/// Whether every directory down to `path` lets other users through (the runtimes live in the checkout).
+func othersCanReach(_ path: String) -> Bool {
+    var url = URL(fileURLWithPath: path)
+    while url.path != "/" {
+        var info = stat()
+        if stat(url.path, &info) == 0, info.st_mode & 0o001 == 0 { return false }
+        url.deleteLastPathComponent()
+    }
+    return true
 }
