@@ -78,20 +78,7 @@ struct DevCommand: AsyncParsableCommand {
         let runtimeDirectory = try RuntimeLocator.locate(explicit: self.runtimeDirectory)
         let dataDirectory = RuntimeLocator.absolute(data)
 
-        let level =
-            Logger.Level(
-                rawValue: (logLevel ?? ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info").lowercased())
-            ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        let logger = Logger(label: "verge")
-        // Descriptors this process inherited must never reach a worker.
-        Descriptors.markAllCloseOnExec()
+        let (logger, registry) = ProcessBootstrap.start(logLevel: logLevel)
 
         let local = try LocalCluster(
             cluster: cluster, dataDirectory: dataDirectory, runtimeDirectory: runtimeDirectory, logger: logger,

@@ -8,7 +8,8 @@ public struct VergeCommand: AsyncParsableCommand {
         abstract: "Verge: serverless functions at the edge, in isolated process pools.",
         subcommands: [
             DevCommand.self, DeployCommand.self, FunctionsCommand.self, VersionsCommand.self, RollbackCommand.self,
-            DeleteCommand.self, LogsCommand.self, UsageCommand.self, HostsCommand.self,
+            DeleteCommand.self, LogsCommand.self, UsageCommand.self, HostsCommand.self, ControlPlaneCommand.self,
+            HostCommand.self, GatewayCommand.self,
         ]
     )
 

@@ -1,0 +1,141 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import VergeControlPlane
+import VergeCore
+import VergeGateway
+import VergeHTTP
+import VergeHost
+import VergeSupervisor
+
+/// Options every standalone component shares.
+struct ComponentOptions: ParsableArguments {
+    @Option(name: .customLong("cluster-key"), help: "The cluster's shared secret (or set VERGE_CLUSTER_KEY).")
+    var clusterKey: String? = ProcessInfo.processInfo.environment["VERGE_CLUSTER_KEY"]
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String?
+
+    @Flag(name: .customLong("stop-on-stdin-eof"), help: "Shut down when standard input closes.")
+    var stopOnStdinEOF = false
+
+    func address(_ text: String, _ flag: String) throws -> BindAddress {
+        guard let address = BindAddress(text) else { throw ValidationError("--\(flag): expected HOST:PORT, got '\(text)'") }
+        return address
+    }
+
+    func point(_ text: String, _ flag: String) throws -> GeoPoint {
+        let parts = text.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 2, let latitude = parts[0], let longitude = parts[1],
+            let point = GeoPoint(latitude: latitude, longitude: longitude)
+        else { throw ValidationError("--\(flag): expected LATITUDE,LONGITUDE, got '\(text)'") }
+        return point
+    }
+
+    /// Runs `services`, then prints `ready NAME=URL` once `announce` has the address, until SIGTERM/SIGINT.
+    func run(
+        _ services: [any Service], logger: Logger, announce: @escaping @Sendable () async -> String
+    ) async throws {
+        var configurations = services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
+        configurations.append(.init(service: Announcer(announce: announce)))
+        if stopOnStdinEOF {
+            configurations.append(.init(service: StdinWatcher(), successTerminationBehavior: .gracefullyShutdownGroup))
+        }
+        let group = ServiceGroup(configuration: .init(
+            services: configurations, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
+        ))
+        try await group.run()
+    }
+
+    private struct Announcer: Service {
+        let announce: @Sendable () async -> String
+
+        func run() async throws {
+            Output.line("ready " + (await announce()))
+            try? await gracefulShutdown()
+        }
+    }
+}
+
+/// `verge control-plane`: the control plane alone, for clusters spread over several machines.
+struct ControlPlaneCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "control-plane", abstract: "Run the control plane alone (API, bundle store, usage)."
+    )
+    @Option(help: "API address HOST:PORT.") var api: String = "127.0.0.1:8787"
+    @Option(help: "Data directory.") var data: String = ".verge/control"
+    @OptionGroup var options: ComponentOptions
+
+    func run() async throws {
+        let (logger, registry) = ProcessBootstrap.start(logLevel: options.logLevel)
+        var configuration = ControlPlaneConfiguration(dataDirectory: RuntimeLocator.absolute(data))
+        configuration.bind = try options.address(api, "api")
+        configuration.clusterKey = options.clusterKey
+        let controlPlane = try ControlPlane(configuration: configuration, logger: logger, metricsText: { registry.emitToString() })
+        try await options.run([controlPlane], logger: logger) { "api=\(await controlPlane.listenAddress.url())" }
+    }
+}
+
+/// `verge host`: one edge host, syncing with a control plane and serving from its cache when it cannot.
+struct HostCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "host", abstract: "Run one edge host.")
+    @Option(help: "Host name (a-z, 0-9, '-').") var name: String
+    @Option(help: "Location LATITUDE,LONGITUDE.") var location: String
+    @Option(name: .customLong("control-plane"), help: "The control plane's URL.") var controlPlane: String
+    @Option(help: "Listen address HOST:PORT.") var bind: String = "127.0.0.1:0"
+    @Option(help: "Data directory.") var data: String?
+    @Option(name: .customLong("idle-timeout"), help: "Seconds an idle worker is kept.") var idleTimeout: Double = 300
+    @Option(help: "Python interpreter for Python functions.") var python: String?
+    @Option(name: .customLong("runtime-dir"), help: "Directory of the in-worker runtimes.") var runtimeDirectory: String?
+    @OptionGroup var options: ComponentOptions
+
+    func run() async throws {
+        guard HostName.isValid(name) else { throw ValidationError("--name: '\(name)' is not a valid host name") }
+        guard idleTimeout > 0, idleTimeout <= 86_400 else {
+            throw ValidationError("--idle-timeout must be between 0 and 86400 seconds")
+        }
+        let runtime = try RuntimeLocator.locate(explicit: runtimeDirectory)
+        let (logger, _) = ProcessBootstrap.start(logLevel: options.logLevel)
+        var configuration = HostConfiguration(
+            name: name, location: try options.point(location, "location"),
+            dataDirectory: RuntimeLocator.absolute(data ?? ".verge/hosts/\(name)"), runtimeDirectory: runtime
+        )
+        configuration.bind = try options.address(bind, "bind")
+        configuration.controlPlaneURL = controlPlane
+        configuration.clusterKey = options.clusterKey
+        configuration.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
+        if let python { configuration.python = python }
+        let loop = try SupervisorLoop()
+        defer { loop.shutdown() }
+        let host = try EdgeHost(configuration: configuration, supervisor: Supervisor(loop: loop, logger: logger), logger: logger)
+        try await options.run([host], logger: logger) { "host=\(await host.listenAddress.url())" }
+    }
+}
+
+/// `verge gateway`: the gateway alone, routing to the hosts its control plane knows.
+struct GatewayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "gateway", abstract: "Run the gateway alone.")
+    @Option(help: "Listen address HOST:PORT.") var bind: String = "127.0.0.1:8080"
+    @Option(name: .customLong("control-plane"), help: "The control plane's URL.") var controlPlane: String
+    @Option(name: .customLong("trusted-proxy"), help: "A peer (CIDR) whose geo headers are believed; repeatable.")
+    var trustedProxies: [String] = []
+    @Option(name: .customLong("default-location"), help: "LATITUDE,LONGITUDE assumed for unknown clients.")
+    var defaultLocation: String = "50.11,8.68"
+    @OptionGroup var options: ComponentOptions
+
+    func run() async throws {
+        let proxies = try trustedProxies.map { text in
+            guard let cidr = CIDR(text) else { throw ValidationError("--trusted-proxy: '\(text)' is not an address or CIDR") }
+            return cidr
+        }
+        let (logger, _) = ProcessBootstrap.start(logLevel: options.logLevel)
+        var configuration = GatewayConfiguration(controlPlaneURL: controlPlane)
+        configuration.bind = try options.address(bind, "bind")
+        configuration.trustedProxies = proxies
+        configuration.defaultLocation = try options.point(defaultLocation, "default-location")
+        configuration.clusterKey = options.clusterKey
+        let gateway = Gateway(configuration: configuration, logger: logger)
+        try await options.run([gateway], logger: logger) { "gateway=\(await gateway.listenAddress.url())" }
+    }
+}

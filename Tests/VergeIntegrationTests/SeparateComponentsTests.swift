@@ -1,0 +1,85 @@
+import Foundation
+import Testing
+import VergeTestSupport
+
+/// The same binaries as separate processes, as on several machines: a host dies and the gateway fails over
+/// without failing a call; the control plane dies and the hosts keep serving from their caches.
+@Suite(.serialized, .timeLimit(.minutes(3)))
+struct SeparateComponentsTests {
+    static let paris = (48.85, 2.35)
+    static let newYork = (40.71, -74.01)
+
+    @Test func failoverAndEdgeAutonomy() async throws {
+        let scratch = try TemporaryDirectory(prefix: "verge-components")
+        var components: [ComponentProcess] = []
+        defer { scratch.remove() }
+        do {
+            let key = ["--cluster-key", "test-cluster-key"]
+            let controlPlane = try await ComponentProcess.start(
+                ["control-plane", "--api", "127.0.0.1:0", "--data", scratch.path + "/cp"] + key,
+                logPath: scratch.path + "/cp.log"
+            )
+            components.append(controlPlane)
+            let api = try #require(controlPlane.ready["api"])
+            var hosts: [String: ComponentProcess] = [:]
+            for (name, location) in [("fra", "50.11,8.68"), ("iad", "39.04,-77.49")] {
+                let host = try await ComponentProcess.start(
+                    [
+                        "host", "--name", name, "--location", location, "--control-plane", api, "--data",
+                        scratch.path + "/" + name,
+                    ] + key,
+                    logPath: scratch.path + "/\(name).log"
+                )
+                hosts[name] = host
+                components.append(host)
+            }
+            let gateway = try await ComponentProcess.start(
+                ["gateway", "--bind", "127.0.0.1:0", "--control-plane", api, "--trusted-proxy", "127.0.0.0/8"] + key,
+                logPath: scratch.path + "/gateway.log"
+            )
+            components.append(gateway)
+            let gatewayURL = try #require(gateway.ready["gateway"])
+
+            let deploy = try await CommandRunner.verge(["deploy", Paths.fixtureFunction("echo"), "--api", api])
+            #expect(deploy.status == 0, "\(deploy.stderr)")
+            // The hosts finish installing at different moments; the gateway follows within its refresh interval.
+            let routedToFra = try await eventually(timeout: .seconds(5)) {
+                try await TestHTTP.get(gatewayURL + "/echo", from: Self.paris).header("x-verge-host") == "fra"
+            }
+            #expect(routedToFra)
+
+            // The nearest host dies: every call still succeeds, from the next nearest.
+            await hosts["fra"]!.kill()
+            for _ in 0..<5 {
+                let response = try await TestHTTP.get(gatewayURL + "/echo", from: Self.paris)
+                #expect(response.status == 200)
+                #expect(response.header("x-verge-host") == "iad")
+            }
+
+            // The control plane dies: the remaining host keeps serving what it has cached.
+            await controlPlane.kill()
+            let served = try await TestHTTP.get(gatewayURL + "/echo", from: Self.newYork)
+            #expect(served.status == 200)
+            #expect(served.header("x-verge-host") == "iad")
+
+            // Even restarted without a control plane, a host serves its cached functions.
+            let iad = hosts["iad"]!
+            #expect(await iad.stop() == 0)
+            let restarted = try await ComponentProcess.start(
+                [
+                    "host", "--name", "iad", "--location", "39.04,-77.49", "--control-plane", api, "--data",
+                    scratch.path + "/iad",
+                ] + key,
+                logPath: scratch.path + "/iad-2.log"
+            )
+            components.append(restarted)
+            let direct = try await TestHTTP.get(try #require(restarted.ready["host"]) + "/echo")
+            #expect(direct.status == 200)
+            #expect(direct.header("x-verge-host") == "iad")
+        } catch {
+            for component in components { await component.stop() }
+            throw error
+        }
+        for component in components { await component.stop() }
+    }
+}
