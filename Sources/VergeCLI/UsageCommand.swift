@@ -9,7 +9,7 @@ struct UsageCommand: AsyncParsableCommand {
         commandName: "usage", abstract: "Print per-call usage records (table, jsonl or csv)."
     )
     @OptionGroup var api: APIOptions
-    @Option(help: "table, jsonl or csv") var format: OutputFormat = .table
+    @Option(help: "table, json, jsonl or csv") var format: OutputFormat = .table
     @Option(help: "Only records after this cursor.") var after: Int64 = 0
     @Option(help: "Only this function's records.") var function: String?
 
@@ -34,7 +34,9 @@ struct UsageCommand: AsyncParsableCommand {
                 if page.records.isEmpty || page.nextCursor == cursor { break }
                 cursor = page.nextCursor
             }
-            if format == .table || format == .json {
+            if format == .json {
+                try Output.json(records.map(UsageLine.init))
+            } else if format == .table {
                 Output.table(
                     ["INVOCATION", "FUNCTION", "HOST", "STATUS", "HTTP", "COLD", "DURATION", "INIT", "IN", "OUT"],
                     records.map { r in

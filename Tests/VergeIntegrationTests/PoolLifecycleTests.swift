@@ -36,6 +36,12 @@ struct PoolLifecycleTests {
 
             let records = try await usageRecords(cluster, expecting: 3)
             #expect(records.map { $0["cold_start"] as? Bool } == [true, false, true])
+            // The other export formats carry the same records.
+            let json = try await cluster.verge(["usage", "--format", "json"])
+            #expect((try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [Any])?.count == 3)
+            let csv = try await cluster.verge(["usage", "--format", "csv"]).stdout.split(separator: "\n")
+            #expect(csv.count == 4)
+            #expect(csv.first?.hasPrefix("invocation_id,tenant,function,version,host") == true)
         }
     }
 
