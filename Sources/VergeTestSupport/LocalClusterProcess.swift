@@ -7,54 +7,28 @@ public final class LocalClusterProcess: @unchecked Sendable {
     /// Host name → its own URL.
     public let hostURLs: [String: String]
     public let dataDirectory: TemporaryDirectory
-    public let process: Process
+    private let component: ComponentProcess
     private let stderrPath: String
-    private let lifeline: Pipe
+
+    /// The `verge dev` process.
+    public var process: Process { component.process }
 
     /// Starts the cluster and waits for its `ready` line.
-    public static func start(
-        idleTimeout: Double = 300, extraArguments: [String] = []
-    ) async throws -> LocalClusterProcess {
+    public static func start(idleTimeout: Double = 300, extraArguments: [String] = []) async throws -> LocalClusterProcess {
         let data = try TemporaryDirectory(prefix: "verge-cluster")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Paths.vergeExecutable)
-        process.arguments =
+        let stderrPath = data.path + "/verge.stderr"
+        let component = try await ComponentProcess.start(
             [
                 "dev", "--gateway", "127.0.0.1:0", "--api", "127.0.0.1:0", "--data", data.path + "/data",
-                "--idle-timeout", "\(idleTimeout)", "--stop-on-stdin-eof",
-            ] + extraArguments
-        let stdout = Pipe()
-        process.standardOutput = stdout
-        let stderrPath = data.path + "/verge.stderr"
-        FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        process.standardError = FileHandle(forWritingAtPath: stderrPath)
-        // The cluster stops when this pipe closes, so it never outlives the test process.
-        let lifeline = Pipe()
-        process.standardInput = lifeline
-        try process.run()
-
-        let line = try await blocking { () throws -> String in
-            var buffer = Data()
-            let handle = stdout.fileHandleForReading
-            while true {
-                let chunk = handle.availableData
-                if chunk.isEmpty { throw TestFailure("verge dev exited before it was ready") }
-                buffer.append(chunk)
-                if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
-                    return String(decoding: buffer[..<newline], as: UTF8.self)
-                }
-            }
-        }
-        var fields: [String: String] = [:]
-        for part in line.split(separator: " ").dropFirst() {
-            let pair = part.split(separator: "=", maxSplits: 1)
-            if pair.count == 2 { fields[String(pair[0])] = String(pair[1]) }
-        }
-        guard line.hasPrefix("ready "), let gateway = fields["gateway"], let api = fields["api"],
-            let hosts = fields["hosts"]
+                "--idle-timeout", "\(idleTimeout)",
+            ] + extraArguments,
+            logPath: stderrPath
+        )
+        guard let gateway = component.ready["gateway"], let api = component.ready["api"],
+            let hosts = component.ready["hosts"]
         else {
-            process.terminate()
-            throw TestFailure("unexpected first line from verge dev: \(line)")
+            await component.stop()
+            throw TestFailure("verge dev's ready line lacks gateway, api or hosts: \(component.ready)")
         }
         var hostURLs: [String: String] = [:]
         for entry in hosts.split(separator: ",") {
@@ -62,21 +36,20 @@ public final class LocalClusterProcess: @unchecked Sendable {
             if pair.count == 2 { hostURLs[String(pair[0])] = String(pair[1]) }
         }
         return LocalClusterProcess(
-            gatewayURL: gateway, apiURL: api, hostURLs: hostURLs, dataDirectory: data, process: process,
-            stderrPath: stderrPath, lifeline: lifeline
+            gatewayURL: gateway, apiURL: api, hostURLs: hostURLs, dataDirectory: data, component: component,
+            stderrPath: stderrPath
         )
     }
 
     private init(
         gatewayURL: String, apiURL: String, hostURLs: [String: String], dataDirectory: TemporaryDirectory,
-        process: Process, stderrPath: String, lifeline: Pipe
+        component: ComponentProcess, stderrPath: String
     ) {
-        self.lifeline = lifeline
         self.gatewayURL = gatewayURL
         self.apiURL = apiURL
         self.hostURLs = hostURLs
         self.dataDirectory = dataDirectory
-        self.process = process
+        self.component = component
         self.stderrPath = stderrPath
     }
 
@@ -93,16 +66,10 @@ public final class LocalClusterProcess: @unchecked Sendable {
         try await CommandRunner.verge(arguments + ["--api", apiURL])
     }
 
-    /// Sends SIGTERM and waits for the process to exit; returns its exit status.
+    /// Sends SIGTERM and waits for the process to exit (SIGKILL after `timeout`); returns its exit status.
     @discardableResult
     public func stop(timeout: Duration = .seconds(20)) async -> Int32 {
-        if process.isRunning { process.terminate() }
-        let clock = ContinuousClock()
-        let deadline = clock.now + timeout
-        while process.isRunning, clock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        return process.terminationStatus
+        await component.stop(timeout: timeout)
     }
 
     /// Runs `body` with a fresh cluster, stopping it and removing its data afterwards whatever happens.
