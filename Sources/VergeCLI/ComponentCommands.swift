@@ -21,7 +21,9 @@ struct ComponentOptions: ParsableArguments {
     var stopOnStdinEOF = false
 
     func address(_ text: String, _ flag: String) throws -> BindAddress {
-        guard let address = BindAddress(text) else { throw ValidationError("--\(flag): expected HOST:PORT, got '\(text)'") }
+        guard let address = BindAddress(text) else {
+            throw ValidationError("--\(flag): expected HOST:PORT, got '\(text)'")
+        }
         return address
     }
 
@@ -32,29 +34,31 @@ struct ComponentOptions: ParsableArguments {
         else { throw ValidationError("--\(flag): expected LATITUDE,LONGITUDE, got '\(text)'") }
         return point
     }
+}
 
-    /// Runs `services`, then prints `ready NAME=URL` once `announce` has the address, until SIGTERM/SIGINT.
-    func run(
-        _ services: [any Service], logger: Logger, announce: @escaping @Sendable () async -> String
-    ) async throws {
-        var configurations = services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
-        configurations.append(.init(service: Announcer(announce: announce)))
-        if stopOnStdinEOF {
-            configurations.append(.init(service: StdinWatcher(), successTerminationBehavior: .gracefullyShutdownGroup))
-        }
-        let group = ServiceGroup(configuration: .init(
-            services: configurations, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
-        ))
-        try await group.run()
+/// Runs `services` in one group (started in order, stopped in reverse on SIGTERM or SIGINT, or at end of standard
+/// input when asked), printing `ready …` with what `announce` returns once it returns.
+func runServices(
+    _ services: [any Service], stopOnStdinEOF: Bool, logger: Logger, announce: @escaping @Sendable () async -> String
+) async throws {
+    var configurations = services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
+    configurations.append(.init(service: Announcer(announce: announce)))
+    if stopOnStdinEOF {
+        configurations.append(.init(service: StdinWatcher(), successTerminationBehavior: .gracefullyShutdownGroup))
     }
+    let group = ServiceGroup(
+        configuration: .init(services: configurations, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    )
+    try await group.run()
+}
 
-    private struct Announcer: Service {
-        let announce: @Sendable () async -> String
+/// Prints the ready line, then waits for shutdown.
+private struct Announcer: Service {
+    let announce: @Sendable () async -> String
 
-        func run() async throws {
-            Output.line("ready " + (await announce()))
-            try? await gracefulShutdown()
-        }
+    func run() async throws {
+        Output.line("ready " + (await announce()))
+        try? await gracefulShutdown()
     }
 }
 
@@ -72,8 +76,11 @@ struct ControlPlaneCommand: AsyncParsableCommand {
         var configuration = ControlPlaneConfiguration(dataDirectory: RuntimeLocator.absolute(data))
         configuration.bind = try options.address(api, "api")
         configuration.clusterKey = options.clusterKey
-        let controlPlane = try ControlPlane(configuration: configuration, logger: logger, metricsText: { registry.emitToString() })
-        try await options.run([controlPlane], logger: logger) { "api=\(await controlPlane.listenAddress.url())" }
+        let controlPlane = try ControlPlane(
+            configuration: configuration, logger: logger, metricsText: { registry.emitToString() })
+        try await runServices([controlPlane], stopOnStdinEOF: options.stopOnStdinEOF, logger: logger) {
+            "api=\(await controlPlane.listenAddress.url())"
+        }
     }
 }
 
@@ -87,7 +94,8 @@ struct HostCommand: AsyncParsableCommand {
     @Option(help: "Data directory.") var data: String?
     @Option(name: .customLong("idle-timeout"), help: "Seconds an idle worker is kept.") var idleTimeout: Double = 300
     @Option(help: "Python interpreter for Python functions.") var python: String?
-    @Option(name: .customLong("runtime-dir"), help: "Directory of the in-worker runtimes.") var runtimeDirectory: String?
+    @Option(name: .customLong("runtime-dir"), help: "Directory of the in-worker runtimes.") var runtimeDirectory:
+        String?
     @OptionGroup var options: ComponentOptions
 
     func run() async throws {
@@ -108,8 +116,11 @@ struct HostCommand: AsyncParsableCommand {
         if let python { configuration.python = python }
         let loop = try SupervisorLoop()
         defer { loop.shutdown() }
-        let host = try EdgeHost(configuration: configuration, supervisor: Supervisor(loop: loop, logger: logger), logger: logger)
-        try await options.run([host], logger: logger) { "host=\(await host.listenAddress.url())" }
+        let host = try EdgeHost(
+            configuration: configuration, supervisor: Supervisor(loop: loop, logger: logger), logger: logger)
+        try await runServices([host], stopOnStdinEOF: options.stopOnStdinEOF, logger: logger) {
+            "host=\(await host.listenAddress.url())"
+        }
     }
 }
 
@@ -126,7 +137,9 @@ struct GatewayCommand: AsyncParsableCommand {
 
     func run() async throws {
         let proxies = try trustedProxies.map { text in
-            guard let cidr = CIDR(text) else { throw ValidationError("--trusted-proxy: '\(text)' is not an address or CIDR") }
+            guard let cidr = CIDR(text) else {
+                throw ValidationError("--trusted-proxy: '\(text)' is not an address or CIDR")
+            }
             return cidr
         }
         let (logger, _) = ProcessBootstrap.start(logLevel: options.logLevel)
@@ -136,6 +149,8 @@ struct GatewayCommand: AsyncParsableCommand {
         configuration.defaultLocation = try options.point(defaultLocation, "default-location")
         configuration.clusterKey = options.clusterKey
         let gateway = Gateway(configuration: configuration, logger: logger)
-        try await options.run([gateway], logger: logger) { "gateway=\(await gateway.listenAddress.url())" }
+        try await runServices([gateway], stopOnStdinEOF: options.stopOnStdinEOF, logger: logger) {
+            "gateway=\(await gateway.listenAddress.url())"
+        }
     }
 }

@@ -1,10 +1,8 @@
 import ArgumentParser
 import Foundation
 import Logging
-import Metrics
 import NIOCore
 import NIOPosix
-import Prometheus
 import ServiceLifecycle
 import VergeControlPlane
 import VergeCore
@@ -135,24 +133,24 @@ struct LocalCluster {
 
     func run(stopOnStdinEOF: Bool) async throws {
         // Control plane first (the others need its port), then hosts, then the gateway; shutdown in reverse.
-        let services: [ServiceGroupConfiguration.ServiceConfiguration] =
-            [.init(service: controlPlane)]
-            + hosts.map { .init(service: DeferredHost(host: $0, controlPlane: controlPlane)) }
-            + [.init(service: DeferredGateway(gateway: gateway, controlPlane: controlPlane))]
-            + [.init(service: ReadyAnnouncer(controlPlane: controlPlane, gateway: gateway, hosts: hosts))]
-            + (stopOnStdinEOF
-                ? [.init(service: StdinWatcher(), successTerminationBehavior: .gracefullyShutdownGroup)] : [])
-        let group = ServiceGroup(
-            configuration: .init(
-                services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
-            ))
-        do {
-            try await group.run()
-        } catch {
-            loop.shutdown()
-            throw error
+        let (controlPlane, gateway, hosts) = (self.controlPlane, self.gateway, self.hosts)
+        let services: [any Service] =
+            [controlPlane] + hosts.map { DeferredHost(host: $0, controlPlane: controlPlane) }
+            + [DeferredGateway(gateway: gateway, controlPlane: controlPlane)]
+        defer { loop.shutdown() }
+        try await runServices(services, stopOnStdinEOF: stopOnStdinEOF, logger: logger) {
+            let api = await controlPlane.listenAddress.url()
+            let gatewayURL = await gateway.listenAddress.url()
+            var hostURLs: [String] = []
+            for host in hosts { hostURLs.append("\(host.configuration.name)=\(await host.listenAddress.url())") }
+            // Ready means routable: wait (briefly) until the gateway knows every host.
+            let clock = ContinuousClock()
+            let deadline = clock.now + .seconds(10)
+            while gateway.directory.snapshot.count < hosts.count, clock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            return "gateway=\(gatewayURL) api=\(api) hosts=\(hostURLs.joined(separator: ","))"
         }
-        loop.shutdown()
         logger.info("stopped")
     }
 }
@@ -183,28 +181,6 @@ struct DeferredGateway: Service {
     func run() async throws {
         let url = await controlPlane.listenAddress.url()
         try await gateway.run(controlPlaneURL: url)
-    }
-}
-
-/// Prints the ready line once everything listens and every host has synced, then waits for shutdown.
-struct ReadyAnnouncer: Service {
-    let controlPlane: ControlPlane
-    let gateway: Gateway
-    let hosts: [EdgeHost]
-
-    func run() async throws {
-        let api = await controlPlane.listenAddress.url()
-        let gatewayURL = await gateway.listenAddress.url()
-        var hostURLs: [String] = []
-        for host in hosts { hostURLs.append("\(host.configuration.name)=\(await host.listenAddress.url())") }
-        // Ready means routable: wait (briefly) until the gateway knows every host.
-        let clock = ContinuousClock()
-        let deadline = clock.now + .seconds(10)
-        while gateway.directory.snapshot.count < hosts.count, clock.now < deadline {
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        Output.line("ready gateway=\(gatewayURL) api=\(api) hosts=\(hostURLs.joined(separator: ","))")
-        try? await gracefulShutdown()
     }
 }
 
