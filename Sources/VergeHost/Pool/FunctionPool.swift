@@ -121,21 +121,23 @@ final class FunctionPool: Sendable {
         }
         let worker = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<WorkerProcess, any Error>) in
-                let effects = state.withLock { state -> [Effect] in
+                let (effects, queued) = state.withLock { state -> ([Effect], Bool) in
                     switch state.machine.acquire(waiterID) {
                     case .use(let id):
-                        return [.resume(continuation, nil, state.workers[id]!)]
+                        return ([.resume(continuation, nil, state.workers[id]!)], false)
                     case .reject:
-                        return [.fail(continuation, nil, VergeError(.shuttingDown, "the host is shutting down"))]
+                        return (
+                            [.fail(continuation, nil, VergeError(.shuttingDown, "the host is shutting down"))], false
+                        )
                     case .wait:
                         state.waiters[waiterID] = Waiter(continuation: continuation, timer: nil)
-                        return []
+                        return ([], true)
                     case .startWorker(let id):
                         state.waiters[waiterID] = Waiter(continuation: continuation, timer: nil)
-                        return [.launch(id)]
+                        return ([.launch(id)], true)
                     }
                 }
-                if effects.isEmpty || effects.contains(where: { if case .launch = $0 { true } else { false } }) {
+                if queued {
                     let timer = environment.supervisor.startTimer(after: queueTimeout) { [weak self] in
                         self?.abandon(
                             waiterID,
