@@ -92,7 +92,8 @@ struct RoutingTests {
             #expect(echoed.status == 200)
             let json = try echoed.json()
             #expect(json["body_length"] as? Int == body.count)
-            #expect(json["body_sha256"] as? String == sha256Hex(body))
+            let expected = try await blocking { sha256Hex(body) }
+            #expect(json["body_sha256"] as? String == expected)
 
             let streamed = try await TestHTTP.get(cluster.gatewayURL + "/stream?chunks=4")
             #expect(streamed.status == 200)
@@ -101,7 +102,7 @@ struct RoutingTests {
     }
 }
 
-/// SHA-256 through the system's `sha256sum`, independent of the code under test.
+/// SHA-256 through the system's `sha256sum`, independent of the code under test. Blocks: call it through `blocking`.
 func sha256Hex(_ bytes: [UInt8]) -> String {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
