@@ -92,7 +92,7 @@ struct RoutingTests {
             #expect(echoed.status == 200)
             let json = try echoed.json()
             #expect(json["body_length"] as? Int == body.count)
-            let expected = try await blocking { sha256Hex(body) }
+            let expected = try await blocking { [body] in sha256Hex(body) }
             #expect(json["body_sha256"] as? String == expected)
 
             let streamed = try await TestHTTP.get(cluster.gatewayURL + "/stream?chunks=4")
