@@ -26,7 +26,9 @@ final class WorkerProcess: Sendable {
     let exit: OneShot<ProcessExit>
 
     private struct MutableState {
+        /// The current or, between calls, the last invocation: its id tags the worker's log lines.
         var invocationID: String?
+        var inCall = false
         var invocationCount = 0
         var deadlineTimer: SupervisorTimer?
         var timedOut = false
@@ -182,7 +184,7 @@ final class WorkerProcess: Sendable {
         channel.outbound.finish()
     }
 
-    /// The invocation in progress, used to tag the worker's log lines.
+    /// The invocation in progress, or the last one between calls: it tags the worker's log lines.
     var currentInvocationID: String? { state.withLock { $0.invocationID } }
 
     var invocationCount: Int { state.withLock { $0.invocationCount } }
@@ -191,6 +193,7 @@ final class WorkerProcess: Sendable {
     func begin(invocationID: String, deadline: Duration) {
         let invocation = state.withLock {
             $0.invocationID = invocationID
+            $0.inCall = true
             $0.invocationCount += 1
             $0.timedOut = false
             return $0.invocationCount
@@ -199,7 +202,7 @@ final class WorkerProcess: Sendable {
             guard let self else { return }
             // A timer already firing when its call ended must not touch the next call: check under the lock.
             self.state.withLock { state in
-                guard state.invocationCount == invocation, state.invocationID != nil else { return }
+                guard state.invocationCount == invocation, state.inCall else { return }
                 state.timedOut = true
                 self.supervisor.signal(pid: self.pid, SIGKILL, group: true)
             }
@@ -213,7 +216,9 @@ final class WorkerProcess: Sendable {
         state.withLock {
             $0.deadlineTimer?.cancel()
             $0.deadlineTimer = nil
-            $0.invocationID = nil
+            $0.inCall = false
+            // The invocation id stays until the next call: the worker flushed its output before answering, but
+            // the host may read those lines from the pipes after the answer, and they still belong to this call.
             return $0.timedOut
         }
     }
