@@ -83,7 +83,9 @@ public final class Gateway: Service, Sendable {
         if error is NIOConnectionError { return true }
         if let error = error as? HTTPClientError, error == .connectTimeout { return true }
         if let error = error as? ChannelError, case .connectTimeout = error { return true }
-        if let error = error as? IOError, [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH].contains(error.errnoCode) { return true }
+        if let error = error as? IOError, [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH].contains(error.errnoCode) {
+            return true
+        }
         return false
     }
 
@@ -106,9 +108,10 @@ public final class Gateway: Service, Sendable {
             }
             let client = gateway.locator.locate(headers: request.headers, peer: peer)
             var routes = gateway.directory.routes(for: function, from: client.location)
-            if routes.isEmpty, !gateway.directory.isDeployed(function) {
-                // A function deployed a moment ago may not be in the periodic refresh yet: ask once more now.
-                // Refreshes are coalesced, so unknown names cannot turn into a flood of control-plane calls.
+            if routes.first?.host != gateway.directory.nearestHealthy(to: client.location)?.name {
+                // A nearer healthy host does not list the function (or none does): a deploy may have reached it
+                // after the last periodic refresh, so ask once more now. Refreshes are coalesced, so this cannot
+                // turn into a flood of control-plane calls.
                 await refresher.refresh(after: clock.now)
                 routes = gateway.directory.routes(for: function, from: client.location)
             }
@@ -141,10 +144,12 @@ public final class Gateway: Service, Sendable {
                     let transition = gateway.directory.record(route.host) { $0.connectionFailed() }
                     if transition == .becameUnhealthy {
                         gateway.logger.warning(
-                            "host ejected: cannot connect", metadata: ["host.name": "\(route.host)", "error": "\(error)"]
+                            "host ejected: cannot connect",
+                            metadata: ["host.name": "\(route.host)", "error": "\(error)"]
                         )
                     }
-                    Counter(label: "verge_gateway_upstream_failures_total", dimensions: [("host", route.host)]).increment()
+                    Counter(label: "verge_gateway_upstream_failures_total", dimensions: [("host", route.host)])
+                        .increment()
                     continue
                 }
                 var fields = HTTPFields()

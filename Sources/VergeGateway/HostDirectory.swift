@@ -91,6 +91,13 @@ public final class HostDirectory: Sendable {
         HostDirectory.rank(hosts.withLock { Array($0.values) }, for: function, from: client)
     }
 
+    /// The nearest healthy host, whatever it serves.
+    public func nearestHealthy(to client: GeoPoint) -> RoutableHost? {
+        hosts.withLock { Array($0.values) }
+            .filter(\.health.isHealthy)
+            .min { ($0.location.distanceKm(to: client), $0.name) < ($1.location.distanceKm(to: client), $1.name) }
+    }
+
     /// Whether any host, healthy or not, serves `function`.
     public func isDeployed(_ function: FunctionRef) -> Bool {
         hosts.withLock { $0.values.contains { $0.functions.contains(function) } }
