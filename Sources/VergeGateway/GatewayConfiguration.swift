@@ -13,8 +13,8 @@ public struct GatewayConfiguration: Sendable {
     public var controlPlaneURL: String
     /// The cluster's shared secret, presented to hosts.
     public var clusterKey: String?
-    /// How often the host list is refreshed from the control plane. Default 100 ms. Until a refresh after a deploy,
-    /// the gateway may route a function to a farther host that already serves it (never to one that does not).
+    /// How often the host list is refreshed from the control plane. Default 100 ms. A call whose nearest healthy host
+    /// does not list its function also triggers a refresh, so a fresh deploy is routed to the nearest host at once.
     public var hostRefreshInterval: Duration = .milliseconds(100)
     /// How often each host's `/_verge/health` is checked. Default 1 s.
     public var healthCheckInterval: Duration = .seconds(1)
