@@ -7,7 +7,8 @@ let package = Package(
     name: "Verge",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "verge", targets: ["verge"])
+        .executable(name: "verge", targets: ["verge"]),
+        .executable(name: "verge-sandbox-exec", targets: ["verge-sandbox-exec"]),
     ],
     dependencies: [
         .package(path: "Runtime/Swift"),
@@ -82,11 +83,29 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // libseccomp, through a small C shim (its rule API is variadic C).
+        .target(
+            name: "CVergeSeccomp",
+            linkerSettings: [.linkedLibrary("seccomp")]
+        ),
+        // Runs between the host's fork and bubblewrap: joins the worker's cgroup, stages its paths, drops to its user.
+        .executableTarget(name: "verge-sandbox-exec"),
+        // The sandbox of a worker: bubblewrap arguments, the seccomp program, cgroups (v2 and v1), sandbox users.
+        .target(
+            name: "VergeSandbox",
+            dependencies: [
+                "CVergeSeccomp", "VergeCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: strict
+        ),
         // The edge host: the process pool, the worker channel, the HTTP server, bundle cache, sync and shipping.
         .target(
             name: "VergeHost",
             dependencies: [
-                "VergeCore", "VergeHTTP", "VergeBundle", "VergeUsage", "VergeSupervisor",
+                "VergeCore", "VergeHTTP", "VergeBundle", "VergeUsage", "VergeSupervisor", "VergeSandbox",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "VergeProtocol", package: "Swift"),
@@ -165,6 +184,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "VergeSandboxTests",
+            dependencies: ["VergeSandbox", "VergeCore", "verge-sandbox-exec", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "VergeSupervisorTests",
             dependencies: ["VergeSupervisor", "VergeCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
@@ -195,7 +219,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VergeIntegrationTests",
-            dependencies: ["verge", "VergeCore", "VergeTestSupport"],
+            dependencies: ["verge", "verge-sandbox-exec", "VergeCore", "VergeTestSupport"],
             swiftSettings: strict
         ),
     ]

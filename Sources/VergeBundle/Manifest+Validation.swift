@@ -58,7 +58,10 @@ extension Manifest {
             timeoutMs: try Self.optionalInteger(object, .timeoutMs) ?? Self.defaultTimeoutMs,
             maxWorkers: try Self.optionalInteger(object, .maxWorkers) ?? Self.defaultMaxWorkers,
             idleTimeoutSeconds: try Self.optionalInteger(object, .idleTimeoutSeconds, nullAllowed: true),
-            env: env
+            env: env,
+            limits: try object[CodingKeys.limits.rawValue].map { value throws(VergeError) in
+                try ManifestLimits(json: value)
+            } ?? ManifestLimits()
         )
         try validate()
     }
@@ -110,6 +113,7 @@ extension Manifest {
         {
             return problem
         }
+        if let problem = limits.firstProblem() { return problem }
         if env.count > Self.maxEnvCount {
             return "env has \(env.count) variables; at most \(Self.maxEnvCount) are allowed"
         }

@@ -35,6 +35,8 @@ public struct Manifest: Codable, Sendable, Equatable {
     /// Environment variables given to the function's workers: at most 64, names `[A-Z_][A-Z0-9_]*` up to 128
     /// characters and not starting with `VERGE_`, values up to 4096 bytes without NUL.
     public var env: [String: String]
+    /// Further resource limits of each worker (`limits`); what is left out takes the host's defaults.
+    public var limits: ManifestLimits
 
     public init(
         name: String,
@@ -45,7 +47,8 @@ public struct Manifest: Codable, Sendable, Equatable {
         timeoutMs: Int = Manifest.defaultTimeoutMs,
         maxWorkers: Int = Manifest.defaultMaxWorkers,
         idleTimeoutSeconds: Int? = nil,
-        env: [String: String] = [:]
+        env: [String: String] = [:],
+        limits: ManifestLimits = ManifestLimits()
     ) {
         self.name = name
         self.runtime = runtime
@@ -56,6 +59,7 @@ public struct Manifest: Codable, Sendable, Equatable {
         self.maxWorkers = maxWorkers
         self.idleTimeoutSeconds = idleTimeoutSeconds
         self.env = env
+        self.limits = limits
     }
 
     public static let defaultHandler = "handle"
@@ -86,7 +90,7 @@ public struct Manifest: Codable, Sendable, Equatable {
     }
 
     /// Canonical JSON: sorted keys, snake_case, no whitespace. `handler` is written for `python` only and
-    /// `idle_timeout_s` only when set, so equal manifests always encode to equal bytes.
+    /// `idle_timeout_s` and `limits` only when set, so equal manifests always encode to equal bytes.
     public func encoded() -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -124,6 +128,7 @@ extension Manifest {
         case maxWorkers = "max_workers"
         case idleTimeoutSeconds = "idle_timeout_s"
         case env
+        case limits
     }
 
     public init(from decoder: any Decoder) throws {
@@ -144,5 +149,6 @@ extension Manifest {
         try container.encode(maxWorkers, forKey: .maxWorkers)
         try container.encodeIfPresent(idleTimeoutSeconds, forKey: .idleTimeoutSeconds)
         try container.encode(env, forKey: .env)
+        if !limits.isEmpty { try container.encode(limits, forKey: .limits) }
     }
 }

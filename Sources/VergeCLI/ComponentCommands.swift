@@ -96,6 +96,8 @@ struct HostCommand: AsyncParsableCommand {
     @Option(help: "Python interpreter for Python functions.") var python: String?
     @Option(name: .customLong("runtime-dir"), help: "Directory of the in-worker runtimes.") var runtimeDirectory:
         String?
+    @Option(help: "sandbox (default; refuse to start without one) or none (functions run unsandboxed).")
+    var isolation: IsolationLevel = .sandbox
     @OptionGroup var options: ComponentOptions
 
     func run() async throws {
@@ -114,6 +116,7 @@ struct HostCommand: AsyncParsableCommand {
         configuration.clusterKey = options.clusterKey
         configuration.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
         if let python { configuration.python = python }
+        configuration.isolationSettings.level = isolation
         let loop = try SupervisorLoop()
         defer { loop.shutdown() }
         let host = try EdgeHost(
@@ -154,3 +157,5 @@ struct GatewayCommand: AsyncParsableCommand {
         }
     }
 }
+
+extension IsolationLevel: ExpressibleByArgument {}

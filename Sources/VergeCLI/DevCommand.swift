@@ -44,6 +44,13 @@ struct DevCommand: AsyncParsableCommand {
     var runtimeDirectory: String?
 
     @Option(
+        help: """
+            sandbox (default): every worker in a sandbox of its function version; the hosts refuse to start when they \
+            cannot build one. none: run functions unsandboxed, as the host's user (only for code you trust).
+            """)
+    var isolation: IsolationLevel?
+
+    @Option(
         name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (or LOG_LEVEL).")
     var logLevel: String?
 
@@ -73,6 +80,7 @@ struct DevCommand: AsyncParsableCommand {
             cluster.idleTimeoutSeconds = idleTimeout
         }
         if let python { cluster.python = python }
+        if let isolation { cluster.isolation = isolation }
         let runtimeDirectory = try RuntimeLocator.locate(explicit: self.runtimeDirectory)
         let dataDirectory = RuntimeLocator.absolute(data)
 
@@ -118,6 +126,7 @@ struct LocalCluster {
             if !cluster.python.isEmpty { configuration.python = cluster.python }
             configuration.clusterKey = clusterKey
             configuration.syncInterval = .milliseconds(cluster.syncIntervalMs)
+            configuration.isolationSettings.level = cluster.isolation
             return try EdgeHost(configuration: configuration, supervisor: supervisor, logger: logger.withLabel("host"))
         }
 

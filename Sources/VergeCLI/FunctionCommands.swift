@@ -135,11 +135,12 @@ struct HostsCommand: AsyncParsableCommand {
             let hosts = try await api.client.get("/v1/hosts", as: [HostSummary].self)
             if format == .table {
                 Output.table(
-                    ["HOST", "LOCATION", "HEALTH", "WARM", "FUNCTIONS (warm workers)", "URL"],
+                    ["HOST", "LOCATION", "HEALTH", "ISOLATION", "WARM", "FUNCTIONS (warm workers)", "URL"],
                     hosts.map { host in
                         [
                             host.name, String(format: "%.2f,%.2f", host.location.latitude, host.location.longitude),
                             host.healthy ? "healthy" : "unreachable (\(host.lastSeenMs / 1000) s)",
+                            host.isolation.map { $0 == .none ? "NONE (unsandboxed)" : $0.rawValue } ?? "unknown",
                             "\(host.warmWorkers)",
                             host.functions.map { "\($0.name)=\($0.warmWorkers)" }.joined(separator: " "), host.url,
                         ]

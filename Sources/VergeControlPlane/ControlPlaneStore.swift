@@ -217,7 +217,7 @@ final class ControlPlaneStore: Sendable {
                 return HostSummary(
                     name: status.name, url: status.url, location: status.location, healthy: age <= window,
                     lastSeenMs: age, warmWorkers: status.warmWorkers, unshippedRecords: status.unshippedRecords,
-                    functions: status.functions
+                    functions: status.functions, isolation: status.isolation
                 )
             }
         }

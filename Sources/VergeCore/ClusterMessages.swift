@@ -44,17 +44,20 @@ public struct HostStatus: Codable, Sendable, Equatable {
     public var functions: [FunctionStatus]
     /// Usage records committed on the host and not yet acknowledged by the control plane.
     public var unshippedRecords: Int
+    /// How the host isolates its workers (absent from hosts older than the sandbox).
+    public var isolation: IsolationLevel?
 
     enum CodingKeys: String, CodingKey {
-        case name, url, location, functions
+        case name, url, location, functions, isolation
         case warmWorkers = "warm_workers"
         case unshippedRecords = "unshipped_records"
     }
 
     public init(
         name: String, url: String, location: GeoPoint, warmWorkers: Int, functions: [FunctionStatus],
-        unshippedRecords: Int
+        unshippedRecords: Int, isolation: IsolationLevel?
     ) {
+        self.isolation = isolation
         self.name = name
         self.url = url
         self.location = location
@@ -120,9 +123,11 @@ public struct HostSummary: Codable, Sendable, Equatable {
     public var warmWorkers: Int
     public var unshippedRecords: Int
     public var functions: [HostStatus.FunctionStatus]
+    /// How the host isolates its workers: `sandbox` or `none`; absent when the host did not say.
+    public var isolation: IsolationLevel?
 
     enum CodingKeys: String, CodingKey {
-        case name, url, location, healthy, functions
+        case name, url, location, healthy, functions, isolation
         case lastSeenMs = "last_seen_ms"
         case warmWorkers = "warm_workers"
         case unshippedRecords = "unshipped_records"
@@ -130,8 +135,9 @@ public struct HostSummary: Codable, Sendable, Equatable {
 
     public init(
         name: String, url: String, location: GeoPoint, healthy: Bool, lastSeenMs: Int64, warmWorkers: Int,
-        unshippedRecords: Int, functions: [HostStatus.FunctionStatus]
+        unshippedRecords: Int, functions: [HostStatus.FunctionStatus], isolation: IsolationLevel?
     ) {
+        self.isolation = isolation
         self.name = name
         self.url = url
         self.location = location

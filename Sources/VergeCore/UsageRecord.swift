@@ -12,6 +12,8 @@ public enum InvocationStatus: String, Codable, Sendable, CaseIterable {
     case initError = "init_error"
     /// The call was refused before reaching a worker (capacity, shutdown).
     case rejected
+    /// A sandbox limit ended the call; the record's `limit` names it.
+    case limitExceeded = "limit_exceeded"
 }
 
 /// One record per invocation, written by the host that ran it. Field names are the JSON and SQL column names.
@@ -37,6 +39,8 @@ public struct UsageRecord: Codable, Sendable, Equatable {
     public var httpStatus: Int
     public var requestBytes: Int64
     public var responseBytes: Int64
+    /// For `limit_exceeded`: which limit (`memory`, `cpu`, `processes`, `file_size`); otherwise absent.
+    public var limit: String?
 
     enum CodingKeys: String, CodingKey {
         case invocationID = "invocation_id"
@@ -50,12 +54,13 @@ public struct UsageRecord: Codable, Sendable, Equatable {
         case httpStatus = "http_status"
         case requestBytes = "request_bytes"
         case responseBytes = "response_bytes"
+        case limit
     }
 
     public init(
         invocationID: String, tenant: String, function: String, version: String, host: String, startTimeUs: Int64,
         durationUs: Int64, queueUs: Int64, coldStart: Bool, initUs: Int64, status: InvocationStatus, httpStatus: Int,
-        requestBytes: Int64, responseBytes: Int64
+        requestBytes: Int64, responseBytes: Int64, limit: String? = nil
     ) {
         self.invocationID = invocationID
         self.tenant = tenant
@@ -71,6 +76,7 @@ public struct UsageRecord: Codable, Sendable, Equatable {
         self.httpStatus = httpStatus
         self.requestBytes = requestBytes
         self.responseBytes = responseBytes
+        self.limit = limit
     }
 
     /// Wall duration in milliseconds, as `verge usage` prints it.

@@ -28,16 +28,23 @@ public struct VergeError: Error, Sendable, CustomStringConvertible {
         public static let overloaded = Code("overloaded", status: 503)
         public static let shuttingDown = Code("shutting_down", status: 503)
         public static let timeout = Code("timeout", status: 504)
+        /// A sandbox limit (memory, processes, file size) ended the call; the body's `limit` names it.
+        public static let limitExceeded = Code("limit_exceeded", status: 507)
+        /// The call used more CPU time than its function allows.
+        public static let cpuLimitExceeded = Code("limit_exceeded", status: 504)
     }
 
     public var code: Code
     public var message: String
     public var underlying: (any Error)?
+    /// The limit that ended a call, for `limit_exceeded` (`memory`, `cpu`, `processes`, `file_size`).
+    public var limit: String?
 
-    public init(_ code: Code, _ message: String, underlying: (any Error)? = nil) {
+    public init(_ code: Code, _ message: String, underlying: (any Error)? = nil, limit: String? = nil) {
         self.code = code
         self.message = message
         self.underlying = underlying
+        self.limit = limit
     }
 
     public var description: String {
@@ -54,15 +61,17 @@ public struct ErrorBody: Codable, Sendable, Equatable {
     public struct Detail: Codable, Sendable, Equatable {
         public var code: String
         public var message: String
+        /// Which limit ended the call, for `limit_exceeded`; absent otherwise.
+        public var limit: String?
     }
 
     public var error: Detail
 
-    public init(code: String, message: String) {
-        self.error = Detail(code: code, message: message)
+    public init(code: String, message: String, limit: String? = nil) {
+        self.error = Detail(code: code, message: message, limit: limit)
     }
 
     public init(_ error: VergeError) {
-        self.init(code: error.code.rawValue, message: error.message)
+        self.init(code: error.code.rawValue, message: error.message, limit: error.limit)
     }
 }

@@ -7,6 +7,7 @@ import VergeBundle
 import VergeCore
 import VergeHTTP
 import VergeProtocol
+import VergeSandbox
 import VergeSupervisor
 import VergeUsage
 
@@ -25,6 +26,8 @@ public final class EdgeHost: Service, Sendable {
     private let logSink = FunctionLogSink()
     private let shipBell = Doorbell()
     private let logger: Logger
+    /// The workers' sandbox; `nil` only with `--isolation none`.
+    private let sandbox: Sandbox?
 
     public init(configuration: HostConfiguration, supervisor: Supervisor, logger: Logger) throws {
         var logger = logger
@@ -33,20 +36,31 @@ public final class EdgeHost: Service, Sendable {
         self.logger = logger
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
         self.ledger = try HostLedger(path: configuration.dataDirectory + "/host.sqlite")
-        WorkerIdentity.protect(dataDirectory: configuration.dataDirectory)
+        Self.protect(dataDirectory: configuration.dataDirectory)
         self.cache = BundleCache(dataDirectory: configuration.dataDirectory)
         self.deploymentsFile = DeploymentsFile(dataDirectory: configuration.dataDirectory)
-        var workerUsers = WorkerIdentity.isAvailable
-        if workerUsers, let problem = WorkerIdentity.unreachable([configuration.dataDirectory, configuration.runtimeDirectory]) {
-            logger.error(
-                "workers cannot run as users of their own: \(problem); they run as the host's user. Put the data and runtime directories under paths other users can traverse."
+        let sandbox: Sandbox?
+        switch configuration.isolationSettings.level {
+        case .sandbox:
+            let settings = configuration.isolationSettings
+            var sandboxConfiguration = SandboxConfiguration(
+                hostName: configuration.name, scope: configuration.dataDirectory, helper: settings.helper)
+            sandboxConfiguration.bubblewrap = settings.bubblewrap
+            sandboxConfiguration.stageRoot = settings.stageRoot
+            sandboxConfiguration.usersDatabase = settings.usersDatabase
+            sandboxConfiguration.uidRange = settings.uidRange
+            sandbox = try Sandbox.prepare(sandboxConfiguration, logger: logger)
+        case .none:
+            sandbox = nil
+            logger.warning(
+                "isolation=none: functions run WITHOUT a sandbox, as the host's own user, with no enforced limits (chosen with --isolation none)"
             )
-            workerUsers = false
         }
+        self.sandbox = sandbox
         self.environment = PoolEnvironment(
             configuration: configuration, supervisor: supervisor,
             eventLoopGroup: MultiThreadedEventLoopGroupProvider.shared, launcher: launcher, logSink: logSink,
-            logger: logger, workerUsers: workerUsers
+            logger: logger, sandbox: sandbox
         )
         // Serve what was deployed before a restart, even if the control plane never answers.
         for deployment in deploymentsFile.load() where cache.cachedManifest(deployment.version) == deployment.manifest {
@@ -109,12 +123,12 @@ public final class EdgeHost: Service, Sendable {
         services.append(.init(service: PoolsService(deployments: deployments, grace: configuration.stopGracePeriod)))
         services.append(.init(service: http))
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [], logger: logger))
-        logger.info("host starting", metadata: ["host.location": "\(configuration.location)"])
-        if !WorkerIdentity.isAvailable {
-            logger.warning(
-                "not running as root: workers run as the host's own user, without per-function users"
-            )
-        }
+        logger.info(
+            "host starting",
+            metadata: [
+                "host.location": "\(configuration.location)",
+                "host.isolation": "\(configuration.isolationSettings.level.rawValue)",
+            ])
         try await group.run()
     }
 
@@ -166,6 +180,15 @@ public final class EdgeHost: Service, Sendable {
                 logger.warning("deployments not saved", metadata: ["error": "\(error)"])
             }
         }
+    }
+}
+
+extension EdgeHost {
+    /// The host's data directory holds its databases, credentials and bundles: only the host's user may enter it.
+    /// Workers reach their bundle through their sandbox's bind mount, not through this directory.
+    static func protect(dataDirectory: String) {
+        chmod(dataDirectory, 0o700)
+        for suffix in ["", "-wal", "-shm"] { chmod(dataDirectory + "/host.sqlite" + suffix, 0o600) }
     }
 }
 

@@ -36,6 +36,8 @@ public struct HostConfiguration: Sendable {
     /// The cluster's shared secret: required from the gateway for `x-verge-client-*` headers to be trusted and for
     /// `/_verge/status` and `/_verge/logs`; presented to the control plane on sync and usage shipping.
     public var clusterKey: String?
+    /// How workers are isolated, and the limits they get when their manifest sets none.
+    public var isolationSettings = IsolationSettings()
 
     public init(name: String, location: GeoPoint, dataDirectory: String, runtimeDirectory: String) {
         self.name = name

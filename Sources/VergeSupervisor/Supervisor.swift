@@ -117,7 +117,12 @@ public final class Supervisor: Sendable {
         }
         let pid = uv_process_get_pid(handle)
         live.withLock { $0[pid] = spec.newProcessGroup }
-        logger.debug("started worker", metadata: ["worker.pid": "\(pid)", "worker.executable": "\(spec.executable)"])
+        logger.debug(
+            "started worker",
+            metadata: [
+                "worker.pid": "\(pid)", "worker.executable": "\(spec.executable)",
+                "worker.arguments": "\(spec.arguments.joined(separator: " "))",
+            ])
         return .success(pid)
     }
 

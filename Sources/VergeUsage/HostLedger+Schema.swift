@@ -40,6 +40,9 @@ extension HostLedger {
             )
             try db.execute(sql: "CREATE INDEX function_logs_time ON function_logs(time_us)")
         }
+        migrator.registerMigration("host-ledger.v2-limit") { db in
+            try UsageRecord.addLimitColumn(db)
+        }
         return migrator
     }
 }

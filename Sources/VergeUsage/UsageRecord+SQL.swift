@@ -10,12 +10,13 @@ extension UsageRecord {
     /// The record columns in the order ``init(row:startingAt:)`` and ``appendDatabaseValues(to:)`` use.
     static let columnList =
         "invocation_id, tenant, function, version, host, start_time_us, duration_us, queue_us, cold_start, init_us, "
-        + "status, http_status, request_bytes, response_bytes"
+        + "status, http_status, request_bytes, response_bytes, limit_name"
 
     /// `?` placeholders for ``columnList``.
-    static let placeholders = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+    static let placeholders = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
 
-    /// Creates the `usage_records` table with its indexes.
+    /// Creates the `usage_records` table with its indexes, as the first migration made it; ``addLimitColumn(_:)``
+    /// follows in a later migration.
     static func createTable(_ db: Database, indexes: [String]) throws {
         try db.execute(
             sql: """
@@ -41,6 +42,14 @@ extension UsageRecord {
         for columns in indexes {
             let name = "usage_records_" + columns.replacingOccurrences(of: ", ", with: "_")
             try db.execute(sql: "CREATE INDEX \(name) ON usage_records(\(columns))")
+        }
+    }
+
+    /// Adds `limit_name` (which limit ended a `limit_exceeded` call) to a table made before it existed.
+    static func addLimitColumn(_ db: Database) throws {
+        let columns = try db.columns(in: "usage_records").map(\.name)
+        if !columns.contains("limit_name") {
+            try db.execute(sql: "ALTER TABLE usage_records ADD COLUMN limit_name TEXT")
         }
     }
 
@@ -76,10 +85,11 @@ extension UsageRecord {
         values.append(httpStatus.databaseValue)
         values.append(requestBytes.databaseValue)
         values.append(responseBytes.databaseValue)
+        values.append(limit.databaseValue)
     }
 
     /// Number of values ``appendDatabaseValues(to:)`` appends.
-    static let columnCount = 14
+    static let columnCount = 15
 
     /// Reads a record from `row`, whose columns from `start` on are ``columnList``.
     init(row: Row, startingAt start: Int = 0) throws {
@@ -101,7 +111,8 @@ extension UsageRecord {
             status: status,
             httpStatus: row[start + 11],
             requestBytes: row[start + 12],
-            responseBytes: row[start + 13]
+            responseBytes: row[start + 13],
+            limit: row[start + 14]
         )
     }
 }

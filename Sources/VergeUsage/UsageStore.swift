@@ -30,6 +30,9 @@ public final class UsageStore: Sendable {
         migrator.registerMigration("usage.v1") { db in
             try UsageRecord.createTable(db, indexes: ["tenant, seq", "tenant, function, seq"])
         }
+        migrator.registerMigration("usage.v2-limit") { db in
+            try UsageRecord.addLimitColumn(db)
+        }
     }
 
     /// Stores the records not already stored, in one transaction. Returns how many were new and how many were

@@ -19,7 +19,7 @@ import VergeCore
                     tenant: $0.tenant, name: $0.name, version: "v1", warmWorkers: 0, idleWorkers: 0, busyWorkers: 0,
                     queuedCalls: 0, workerPIDs: []
                 )
-            }
+            }, isolation: .sandbox
         )
     }
 

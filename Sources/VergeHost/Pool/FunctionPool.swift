@@ -3,6 +3,7 @@ import NIOCore
 import Synchronization
 import VergeBundle
 import VergeCore
+import VergeSandbox
 import VergeSupervisor
 import VergeUsage
 
@@ -23,8 +24,8 @@ struct PoolEnvironment: Sendable {
     let launcher: WorkerLauncher
     let logSink: FunctionLogSink
     let logger: Logger
-    /// Whether each pool's workers get a user of their own (see `WorkerIdentity`).
-    let workerUsers: Bool
+    /// The host's sandbox; `nil` only when the operator chose `--isolation none`.
+    let sandbox: Sandbox?
 }
 
 /// The process pool of one function version: it grows on demand up to the manifest's `max_workers`, reaps workers
@@ -66,23 +67,8 @@ final class FunctionPool: Sendable {
         self.environment = environment
         self.idleTimeout =
             deployment.manifest.idleTimeoutSeconds.map { .seconds($0) } ?? environment.configuration.idleTimeout
-        var credentials = environment.workerUsers ? WorkerIdentity.allocate() : nil
-        if let identity = credentials {
-            do {
-                try WorkerIdentity.restrict(bundle: deployment.bundleDirectory, to: identity.gid)
-            } catch {
-                // Without a bundle its user can read, a separate user would only break the function.
-                environment.logger.error(
-                    "cannot give the bundle to its worker user; workers run as the host's user",
-                    metadata: ["function.name": "\(deployment.name)", "error": "\(error)"]
-                )
-                credentials = nil
-            }
-        }
         self.plan = WorkerLaunchPlan(
-            manifest: deployment.manifest, bundleDirectory: deployment.bundleDirectory,
-            configuration: environment.configuration, credentials: credentials
-        )
+            deployment: deployment, configuration: environment.configuration, sandbox: environment.sandbox)
         self.state = Mutex(State(machine: PoolStateMachine(maxWorkers: deployment.manifest.maxWorkers)))
     }
 
@@ -195,6 +181,7 @@ final class FunctionPool: Sendable {
         do {
             let worker = try await WorkerProcess.launch(
                 id: id,
+                name: "\(deployment.name)-\(WorkerNames.next())",
                 plan: plan,
                 initTimeout: environment.configuration.initTimeout,
                 supervisor: environment.supervisor,
@@ -348,5 +335,14 @@ final class FunctionPool: Sendable {
                 environment.launcher.request(self, worker: worker)
             }
         }
+    }
+}
+
+/// Names of workers that are unique among the host process's workers (they name their cgroups).
+enum WorkerNames {
+    private static let counter = Atomic<Int>(0)
+
+    static func next() -> Int {
+        counter.add(1, ordering: .relaxed).newValue
     }
 }

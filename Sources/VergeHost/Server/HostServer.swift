@@ -104,7 +104,7 @@ struct HostStatusReporter: Sendable {
         return HostStatus(
             name: configuration.name, url: await listenAddress.url(), location: configuration.location,
             warmWorkers: functions.reduce(0) { $0 + $1.warmWorkers }, functions: functions,
-            unshippedRecords: unshipped
+            unshippedRecords: unshipped, isolation: configuration.isolationSettings.level
         )
     }
 }

@@ -1,22 +1,33 @@
+import Foundation
 import VergeBundle
 import VergeCore
+import VergeSandbox
 import VergeSupervisor
 
-/// How to start a worker for a function version: the command, its environment and its descriptors.
-/// Only what is listed here reaches the worker; nothing of the host's own environment is inherited.
+/// How to start a worker for a function version: the command, its environment, its limits and — on a sandboxed
+/// host — its sandbox. Only what is listed here reaches the worker; nothing of the host's own environment is
+/// inherited.
 struct WorkerLaunchPlan: Sendable {
-    var executable: String
-    var arguments: [String]
-    var environment: [String: String]
-    var workingDirectory: String
-    /// The user the workers run as (see `WorkerIdentity`); `nil` keeps the host's.
-    var credentials: ProcessSpec.Credentials?
+    let tenant: String
+    /// The command as the worker sees it: paths inside the sandbox when there is one.
+    let command: [String]
+    let environment: [String: String]
+    let bundleDirectory: String
+    let runtimeDirectory: String?
+    let sharedDirectories: [String]
+    let limits: SandboxLimits
+    /// CPU time one call may use; `nil` leaves only the wall deadline.
+    let cpuLimit: Duration?
+    let sandbox: Sandbox?
 
-    init(
-        manifest: Manifest, bundleDirectory: String, configuration: HostConfiguration,
-        credentials: ProcessSpec.Credentials?
-    ) {
-        self.credentials = credentials
+    init(deployment: Deployment, configuration: HostConfiguration, sandbox: Sandbox?) {
+        let manifest = deployment.manifest
+        self.tenant = deployment.tenant
+        self.sandbox = sandbox
+        self.bundleDirectory = deployment.bundleDirectory
+        self.limits = configuration.isolationSettings.limits(for: manifest)
+        self.cpuLimit = manifest.limits.cpuMs.map { .milliseconds($0) }
+        let bundle = sandbox == nil ? deployment.bundleDirectory : SandboxPaths.function
         var environment = manifest.env
         environment["PATH"] = "/usr/local/bin:/usr/bin:/bin"
         environment["LANG"] = "C.UTF-8"
@@ -24,33 +35,75 @@ struct WorkerLaunchPlan: Sendable {
         environment["TMPDIR"] = "/tmp"
         environment["VERGE_FD"] = "3"
         environment["VERGE_PROTOCOL"] = "1"
-        environment["VERGE_BUNDLE_DIR"] = bundleDirectory
+        environment["VERGE_BUNDLE_DIR"] = bundle
         environment["VERGE_ENTRY"] = manifest.entry
         environment["VERGE_FUNCTION"] = manifest.name
+        var shared: [String] = []
         switch manifest.runtime {
         case .python:
             environment["VERGE_HANDLER"] = manifest.handler
             environment["PYTHONDONTWRITEBYTECODE"] = "1"
-            self.executable = configuration.python
-            self.arguments = ["-I", "-S", configuration.runtimeDirectory + "/python/verge_worker.py"]
+            let runtime = sandbox == nil ? configuration.runtimeDirectory : SandboxPaths.runtime
+            var python = configuration.python
+            if sandbox != nil {
+                // Inside the sandbox only /usr is there: an interpreter elsewhere brings its own prefix.
+                python = URL(fileURLWithPath: python).resolvingSymlinksInPath().path
+                if let prefix = Self.prefixOutsideUsr(python) { shared.append(prefix) }
+            }
+            self.command = [python, "-I", "-S", runtime + "/python/verge_worker.py"]
+            self.runtimeDirectory = configuration.runtimeDirectory
         case .swift:
-            self.executable = bundleDirectory + "/bin/" + manifest.entry
-            self.arguments = []
+            self.command = [bundle + "/bin/" + manifest.entry]
+            self.runtimeDirectory = nil
+            // The toolchain's runtime libraries, found through the binary's RUNPATH at the same path inside.
+            if sandbox != nil, let libraries = configuration.isolationSettings.swiftRuntimeLibraries,
+                !libraries.hasPrefix("/usr/")
+            {
+                shared.append(libraries)
+            }
         }
+        self.sharedDirectories = shared
         self.environment = environment
-        self.workingDirectory = bundleDirectory
     }
 
-    /// The process specification with the worker channel at fd 3 and the log pipes at fds 1 and 2.
-    func processSpec(channel: Int32, stdout: Int32, stderr: Int32) -> ProcessSpec {
-        ProcessSpec(
-            executable: executable,
-            arguments: arguments,
-            environment: environment,
-            workingDirectory: workingDirectory,
-            fileDescriptors: [nil, stdout, stderr, channel],
-            newProcessGroup: true,
-            credentials: credentials
-        )
+    /// For a path outside `/usr`, the directory to share so it works inside the sandbox: an interpreter's install
+    /// prefix (the parent of its `bin/`), or the directory itself.
+    static func prefixOutsideUsr(_ path: String) -> String? {
+        guard !path.hasPrefix("/usr/") else { return nil }
+        let url = URL(fileURLWithPath: path)
+        let directory = url.hasDirectoryPath ? url : url.deletingLastPathComponent()
+        let prefix = directory.lastPathComponent == "bin" ? directory.deletingLastPathComponent() : directory
+        return prefix.path
+    }
+
+    /// A worker about to be spawned: its process specification and, when sandboxed, its cgroup.
+    struct Prepared: Sendable {
+        var spec: ProcessSpec
+        var cgroup: WorkerCgroup?
+        var sandbox: SandboxLaunch?
+    }
+
+    /// The process specification with the worker channel at fd 3 and the log pipes at fds 1 and 2; sandboxed, the
+    /// worker's cgroup is made here (named `workerName`) and the seccomp program rides on fd 4.
+    func prepare(workerName: String, channel: Int32, stdout: Int32, stderr: Int32) throws(VergeError) -> Prepared {
+        guard let sandbox else {
+            return Prepared(
+                spec: ProcessSpec(
+                    executable: command[0], arguments: Array(command.dropFirst()), environment: environment,
+                    workingDirectory: bundleDirectory, fileDescriptors: [nil, stdout, stderr, channel],
+                    newProcessGroup: true),
+                cgroup: nil, sandbox: nil)
+        }
+        let launch = try sandbox.launch(
+            SandboxSpec(
+                workerName: workerName, tenant: tenant, bundleDirectory: bundleDirectory,
+                runtimeDirectory: runtimeDirectory, sharedDirectories: sharedDirectories, command: command,
+                environment: environment, limits: limits, inheritedDescriptors: 4))
+        return Prepared(
+            spec: ProcessSpec(
+                executable: launch.executable, arguments: launch.arguments, environment: launch.environment,
+                workingDirectory: "/", fileDescriptors: [nil, stdout, stderr, channel, launch.seccompDescriptor],
+                newProcessGroup: true),
+            cgroup: launch.cgroup, sandbox: launch)
     }
 }

@@ -5,8 +5,13 @@ import NIOPosix
 import Synchronization
 import VergeCore
 import VergeProtocol
+import VergeSandbox
 import VergeSupervisor
 import VergeUsage
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One worker: a process running one function version, connected to the host by a private socketpair at its fd 3,
 /// its stdout and stderr captured as function logs. It serves one invocation at a time; the pool guarantees that
@@ -21,6 +26,10 @@ final class WorkerProcess: Sendable {
     private let channel: NIOAsyncChannel<WireFrame, WireFrame>
     private let reader: FrameReader
     private let supervisor: Supervisor
+    /// The worker's cgroup on a sandboxed host: every process it starts is in it.
+    let cgroup: WorkerCgroup?
+    /// CPU time one call may use.
+    private let cpuLimit: Duration?
     private let state = Mutex<MutableState>(MutableState())
     /// Set once the process has been reaped.
     let exit: OneShot<ProcessExit>
@@ -31,14 +40,23 @@ final class WorkerProcess: Sendable {
         var inCall = false
         var invocationCount = 0
         var deadlineTimer: SupervisorTimer?
+        var cpuTimer: SupervisorTimer?
         var timedOut = false
+        /// The limit that ended the current call, when the host ended it (CPU time).
+        var limitHit: SandboxLimit?
+        /// The cgroup's counters when the call began.
+        var oomKillsAtStart = 0
+        var processLimitHitsAtStart = 0
     }
 
     private init(
         id: Int, pid: Int32, initDuration: Duration, channel: NIOAsyncChannel<WireFrame, WireFrame>,
-        reader: FrameReader, supervisor: Supervisor, exit: OneShot<ProcessExit>
+        reader: FrameReader, supervisor: Supervisor, exit: OneShot<ProcessExit>, cgroup: WorkerCgroup?,
+        cpuLimit: Duration?
     ) {
         self.exit = exit
+        self.cgroup = cgroup
+        self.cpuLimit = cpuLimit
         self.id = id
         self.pid = pid
         self.initDuration = initDuration
@@ -53,6 +71,7 @@ final class WorkerProcess: Sendable {
     /// `onExit` is called once the process has been reaped — also when launching fails after the spawn.
     static func launch(
         id: Int,
+        name: String,
         plan: WorkerLaunchPlan,
         initTimeout: Duration,
         supervisor: Supervisor,
@@ -82,19 +101,28 @@ final class WorkerProcess: Sendable {
         let exit = OneShot<ProcessExit>()
         let workerBox = Mutex<WorkerProcess?>(nil)
         let pid: Int32
+        let prepared: WorkerLaunchPlan.Prepared
+        let ourDescriptors = [socket.parent, socket.child, stdout.read, stdout.write, stderr.read, stderr.write]
         do {
-            pid = try await supervisor.spawn(
-                plan.processSpec(channel: socket.child, stdout: stdout.write, stderr: stderr.write)
-            ) { status in
+            prepared = try plan.prepare(
+                workerName: name, channel: socket.child, stdout: stdout.write, stderr: stderr.write)
+        } catch {
+            for fd in ourDescriptors { Descriptors.close(fd) }
+            throw error
+        }
+        do {
+            pid = try await supervisor.spawn(prepared.spec) { status in
                 exit.set(status)
                 onExit(status)
             }
         } catch {
-            for fd in [socket.parent, socket.child, stdout.read, stdout.write, stderr.read, stderr.write] {
-                Descriptors.close(fd)
-            }
+            for fd in ourDescriptors { Descriptors.close(fd) }
+            prepared.sandbox?.spawned()
+            prepared.cgroup?.remove()
             throw error
         }
+        prepared.sandbox?.spawned()
+        let cgroup = prepared.cgroup
         // The child holds its own copies now; ours would keep the channel open after the worker dies.
         for fd in [socket.child, stdout.write, stderr.write] { Descriptors.close(fd) }
 
@@ -127,7 +155,9 @@ final class WorkerProcess: Sendable {
             }
         } catch {
             Descriptors.close(socket.parent)
-            supervisor.signal(pid: pid, SIGKILL, group: true)
+            killEverything(pid: pid, cgroup: cgroup, supervisor: supervisor)
+            _ = await exit.wait()
+            removeWhenEmpty(cgroup, supervisor: supervisor)
             throw VergeError(.initFailed, "cannot attach to the worker's channel", underlying: error)
         }
 
@@ -135,16 +165,22 @@ final class WorkerProcess: Sendable {
         let timedOut = Mutex(false)
         let initTimer = supervisor.startTimer(after: initTimeout) {
             timedOut.withLock { $0 = true }
-            supervisor.signal(pid: pid, SIGKILL, group: true)
+            killEverything(pid: pid, cgroup: cgroup, supervisor: supervisor)
         }
         defer { initTimer.cancel() }
 
         func fail(_ message: String) async -> VergeError {
-            supervisor.signal(pid: pid, SIGKILL, group: true)
+            killEverything(pid: pid, cgroup: cgroup, supervisor: supervisor)
             // The writer must be finished before the channel is dropped (NIO traps otherwise).
             channel.outbound.finish()
             channel.channel.close(promise: nil)
             let status = await exit.wait()
+            removeWhenEmpty(cgroup, supervisor: supervisor)
+            if cgroup.map({ $0.oomKills() > 0 }) == true {
+                return VergeError(
+                    .initFailed, "function ran out of memory while starting (limit \(plan.limits.memoryBytes >> 20) MiB)",
+                    limit: SandboxLimit.memory.rawValue)
+            }
             if timedOut.withLock({ $0 }) {
                 return VergeError(.initFailed, "function did not become ready within \(initTimeout)")
             }
@@ -173,7 +209,7 @@ final class WorkerProcess: Sendable {
         }
         let worker = WorkerProcess(
             id: id, pid: pid, initDuration: clock.now - start, channel: channel, reader: reader,
-            supervisor: supervisor, exit: exit
+            supervisor: supervisor, exit: exit, cgroup: cgroup, cpuLimit: plan.cpuLimit
         )
         workerBox.withLock { $0 = worker }
         return worker
@@ -189,13 +225,19 @@ final class WorkerProcess: Sendable {
 
     var invocationCount: Int { state.withLock { $0.invocationCount } }
 
-    /// Marks the start of an invocation and arms its deadline: when it passes, the worker's process group is killed.
+    /// Marks the start of an invocation and arms its deadline (when it passes, everything of the worker is killed)
+    /// and, with a CPU limit, a check of the CPU time the call has used.
     func begin(invocationID: String, deadline: Duration) {
+        let oomKills = cgroup?.oomKills() ?? 0
+        let processLimitHits = cgroup?.processLimitHits() ?? 0
         let invocation = state.withLock {
             $0.invocationID = invocationID
             $0.inCall = true
             $0.invocationCount += 1
             $0.timedOut = false
+            $0.limitHit = nil
+            $0.oomKillsAtStart = oomKills
+            $0.processLimitHitsAtStart = processLimitHits
             return $0.invocationCount
         }
         let timer = supervisor.startTimer(after: deadline) { [weak self] in
@@ -204,10 +246,44 @@ final class WorkerProcess: Sendable {
             self.state.withLock { state in
                 guard state.invocationCount == invocation, state.inCall else { return }
                 state.timedOut = true
-                self.supervisor.signal(pid: self.pid, SIGKILL, group: true)
             }
+            self.killIfStill(invocation)
         }
         state.withLock { $0.deadlineTimer = timer }
+        if let cpuLimit, let cgroup, let used = cgroup.cpuUsage() {
+            armCPUCheck(invocation: invocation, budget: cpuLimit, startedAt: used, after: cpuLimit)
+        }
+    }
+
+    /// CPU time cannot run faster than wall time per core, so the check first comes when the whole budget could
+    /// have been used, then again when what is left could have been.
+    private func armCPUCheck(invocation: Int, budget: Duration, startedAt: Duration, after delay: Duration) {
+        let timer = supervisor.startTimer(after: max(delay, .milliseconds(2))) { [weak self] in
+            guard let self, let cgroup = self.cgroup, let now = cgroup.cpuUsage() else { return }
+            let used = now - startedAt
+            let over = self.state.withLock { state -> Bool? in
+                guard state.invocationCount == invocation, state.inCall else { return nil }
+                if used >= budget { state.limitHit = .cpu }
+                return used >= budget
+            }
+            switch over {
+            case true?: self.killIfStill(invocation)
+            case false?: self.armCPUCheck(invocation: invocation, budget: budget, startedAt: startedAt, after: budget - used)
+            case nil: return
+            }
+        }
+        state.withLock { state in
+            if state.invocationCount == invocation, state.inCall {
+                state.cpuTimer = timer
+            } else {
+                timer.cancel()
+            }
+        }
+    }
+
+    private func killIfStill(_ invocation: Int) {
+        let still = state.withLock { $0.invocationCount == invocation && $0.inCall }
+        if still { killEverything(pid: pid, cgroup: cgroup, supervisor: supervisor) }
     }
 
     /// Ends the invocation: disarms the deadline. Returns whether the deadline had passed.
@@ -216,6 +292,8 @@ final class WorkerProcess: Sendable {
         state.withLock {
             $0.deadlineTimer?.cancel()
             $0.deadlineTimer = nil
+            $0.cpuTimer?.cancel()
+            $0.cpuTimer = nil
             $0.inCall = false
             // The invocation id stays until the next call: the worker flushed its output before answering, but
             // the host may read those lines from the pipes after the answer, and they still belong to this call.
@@ -224,6 +302,23 @@ final class WorkerProcess: Sendable {
     }
 
     var deadlinePassed: Bool { state.withLock { $0.timedOut } }
+
+    /// The sandbox limit that ended the last call, if one did: CPU time when the host stopped it, memory when the
+    /// kernel's OOM killer struck during it, processes when it failed while at its process limit, file size when
+    /// the worker was killed by SIGXFSZ. Call after the call failed.
+    func limitThatEndedTheCall() async -> SandboxLimit? {
+        let (hit, oomAtStart, pidsAtStart) = state.withLock {
+            ($0.limitHit, $0.oomKillsAtStart, $0.processLimitHitsAtStart)
+        }
+        if let hit { return hit }
+        guard let cgroup else { return nil }
+        if cgroup.oomKills() > oomAtStart { return .memory }
+        if let status = exit.value, status == .exited(128 + SIGXFSZ) || status == .signaled(SIGXFSZ) {
+            return .fileSize
+        }
+        if cgroup.processLimitHits() > pidsAtStart { return .processes }
+        return nil
+    }
 
     func send(_ frame: WireFrame) async throws {
         try await channel.outbound.write(frame)
@@ -234,27 +329,48 @@ final class WorkerProcess: Sendable {
         try await reader.next()
     }
 
-    /// Stops the worker: closes its channel (an idle worker sees EOF and exits), sends SIGTERM to its group and,
-    /// after `grace`, SIGKILL.
+    /// Stops the worker: closes its channel (an idle worker sees EOF and exits), sends SIGTERM to its processes
+    /// and, after `grace`, kills everything it left.
     func stop(grace: Duration) {
         channel.channel.close(promise: nil)
         guard exit.value == nil else { return }
-        supervisor.signal(pid: pid, SIGTERM, group: true)
-        _ = supervisor.startTimer(after: grace) { [supervisor, pid, exit] in
-            if exit.value == nil { supervisor.signal(pid: pid, SIGKILL, group: true) }
+        if let cgroup {
+            // Not to the outer bubblewrap (it would take the sandbox down at once): to what runs inside it.
+            for process in cgroup.processes() where process != pid { Glibc.kill(process, SIGTERM) }
+        } else {
+            supervisor.signal(pid: pid, SIGTERM, group: true)
+        }
+        _ = supervisor.startTimer(after: grace) { [supervisor, pid, exit, cgroup] in
+            if exit.value == nil { killEverything(pid: pid, cgroup: cgroup, supervisor: supervisor) }
         }
     }
 
-    /// Kills the worker's whole process group at once.
+    /// Kills every process of the worker at once.
     func kill() {
-        supervisor.signal(pid: pid, SIGKILL, group: true)
+        killEverything(pid: pid, cgroup: cgroup, supervisor: supervisor)
         channel.channel.close(promise: nil)
     }
 
-    /// Called once the process is reaped: closes the channel and kills any process the worker left in its group.
+    /// Called once the process is reaped: closes the channel, kills any process the worker left behind and
+    /// removes its cgroup.
     func reaped() {
         channel.channel.close(promise: nil)
-        supervisor.signal(pid: pid, SIGKILL, group: true)
+        killEverything(pid: pid, cgroup: cgroup, supervisor: supervisor)
+        removeWhenEmpty(cgroup, supervisor: supervisor)
+    }
+}
+
+/// Kills the worker's whole cgroup (every process it started, however it detached) and its process group.
+private func killEverything(pid: Int32, cgroup: WorkerCgroup?, supervisor: Supervisor) {
+    cgroup?.killAll()
+    supervisor.signal(pid: pid, SIGKILL, group: true)
+}
+
+/// Removes a dead worker's cgroup; processes still being torn down keep it busy for a moment, so it retries.
+private func removeWhenEmpty(_ cgroup: WorkerCgroup?, supervisor: Supervisor, attempts: Int = 100) {
+    guard let cgroup, !cgroup.remove(), attempts > 1 else { return }
+    _ = supervisor.startTimer(after: .milliseconds(20)) {
+        removeWhenEmpty(cgroup, supervisor: supervisor, attempts: attempts - 1)
     }
 }
 

@@ -1,0 +1,19 @@
+#ifndef VERGE_SECCOMP_H
+#define VERGE_SECCOMP_H
+
+#include <stddef.h>
+
+/// Builds a seccomp program for the native architecture: every system call is allowed except those named in
+/// `denied` (they fail with `error`), `clone` with any namespace flag (fails with `error`) and `clone3` (fails with
+/// ENOSYS, so the C library falls back to `clone`, whose flags the filter can see). System calls of other
+/// architectures (32-bit entry points) kill the process.
+///
+/// On success returns 0 and a malloc'd BPF program in `*program` (`*length` bytes; the caller frees it). Returns a
+/// negative errno on failure; when a name is unknown, `*unknown` points at it.
+int verge_seccomp_build(const char *const *denied, size_t count, int error, unsigned char **program, size_t *length,
+                        const char **unknown);
+
+/// pipe2(fds, O_CLOEXEC), which Swift's Glibc module does not declare.
+int verge_pipe_cloexec(int fds[2]);
+
+#endif

@@ -1,0 +1,65 @@
+#define _GNU_SOURCE
+#include "verge_seccomp.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+int verge_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int verge_seccomp_build(const char *const *denied, size_t count, int error, unsigned char **program, size_t *length,
+                        const char **unknown) {
+    *program = NULL;
+    *length = 0;
+    if (unknown) *unknown = NULL;
+    scmp_filter_ctx filter = seccomp_init(SCMP_ACT_ALLOW);
+    if (filter == NULL) return -ENOMEM;
+    int rc = 0;
+    for (size_t index = 0; index < count && rc == 0; index++) {
+        int number = seccomp_syscall_resolve_name(denied[index]);
+        if (number == __NR_SCMP_ERROR) {
+            if (unknown) *unknown = denied[index];
+            rc = -EINVAL;
+            break;
+        }
+        rc = seccomp_rule_add(filter, SCMP_ACT_ERRNO(error), number, 0);
+    }
+    // clone(2) with a namespace flag: one rule per flag (rules on one system call are alternatives).
+    const unsigned long namespaces[] = {CLONE_NEWNS,  CLONE_NEWUTS, CLONE_NEWIPC,   CLONE_NEWUSER,
+                                        CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP};
+    for (size_t index = 0; index < sizeof namespaces / sizeof namespaces[0] && rc == 0; index++) {
+        rc = seccomp_rule_add(filter, SCMP_ACT_ERRNO(error), SCMP_SYS(clone), 1,
+                              SCMP_A0(SCMP_CMP_MASKED_EQ, namespaces[index], namespaces[index]));
+    }
+    if (rc == 0) rc = seccomp_rule_add(filter, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+    if (rc == 0) {
+        int fd = memfd_create("verge-seccomp", MFD_CLOEXEC);
+        if (fd < 0) {
+            rc = -errno;
+        } else {
+            rc = seccomp_export_bpf(filter, fd);
+            off_t size = rc == 0 ? lseek(fd, 0, SEEK_END) : -1;
+            if (rc == 0 && size <= 0) rc = -EIO;
+            if (rc == 0) {
+                unsigned char *bytes = malloc((size_t)size);
+                if (bytes == NULL) {
+                    rc = -ENOMEM;
+                } else if (pread(fd, bytes, (size_t)size, 0) != size) {
+                    free(bytes);
+                    rc = -EIO;
+                } else {
+                    *program = bytes;
+                    *length = (size_t)size;
+                }
+            }
+            close(fd);
+        }
+    }
+    seccomp_release(filter);
+    return rc;
+}

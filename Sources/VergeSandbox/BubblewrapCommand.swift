@@ -1,0 +1,57 @@
+import Foundation
+
+/// The bubblewrap arguments of one worker: a new user, PID, IPC, UTS, network and cgroup namespace; a root that
+/// holds `/usr` (read-only), the loader cache, a fresh `/proc` and `/dev`, a private size-limited `/tmp`, the
+/// bundle and runtime read-only, and nothing else of the host; no nested user namespaces; the seccomp program from
+/// a descriptor; killed with its parent.
+enum BubblewrapCommand {
+    /// Host paths bound read-only at the same place when they exist (the dynamic loader's cache, the time zone).
+    static let etcFiles = ["/etc/ld.so.cache", "/etc/localtime"]
+
+    /// The top-level entries that merged-/usr systems keep as links into `/usr`.
+    static let usrLinks = ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"]
+
+    /// `stage` maps each staged host path to its name under the stage root.
+    static func arguments(
+        spec: SandboxSpec, stageRoot: String, staged: [(source: String, name: String)], seccompDescriptor: Int
+    ) -> [String] {
+        var arguments = [
+            "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
+            "--unshare-cgroup-try", "--disable-userns", "--die-with-parent", "--new-session",
+            "--hostname", "verge",
+            "--ro-bind", "/usr", "/usr",
+        ]
+        for link in usrLinks {
+            if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: link) {
+                arguments += ["--symlink", target, link]
+            } else if FileManager.default.fileExists(atPath: link) {
+                arguments += ["--ro-bind", link, link]
+            }
+        }
+        for file in etcFiles where FileManager.default.fileExists(atPath: file) {
+            arguments += ["--ro-bind", file, file]
+        }
+        arguments += [
+            "--proc", "/proc",
+            "--dev", "/dev",
+            "--perms", "1777", "--size", "\(spec.limits.tmpBytes)", "--tmpfs", "/tmp",
+        ]
+        for (source, name) in staged {
+            let inside: String
+            if source == spec.bundleDirectory {
+                inside = SandboxPaths.function
+            } else if source == spec.runtimeDirectory {
+                inside = SandboxPaths.runtime
+            } else {
+                inside = source
+            }
+            arguments += ["--ro-bind", stageRoot + "/" + name, inside]
+        }
+        arguments += [
+            "--chdir", SandboxPaths.function,
+            "--seccomp", "\(seccompDescriptor)",
+            "--",
+        ]
+        return arguments + spec.command
+    }
+}

@@ -1,0 +1,213 @@
+import CVergeSeccomp
+import Foundation
+import Logging
+import VergeCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a host needs to start workers in sandboxes: checked once at start-up (``prepare(_:logger:)`` refuses,
+/// saying what to configure, when any part is missing), then used for every worker (``launch(_:)``).
+public final class Sandbox: Sendable {
+    public let configuration: SandboxConfiguration
+    public let cgroups: CgroupHierarchy
+    let users: SandboxUsers
+    let seccomp: [UInt8]
+
+    private init(configuration: SandboxConfiguration, cgroups: CgroupHierarchy, users: SandboxUsers, seccomp: [UInt8]) {
+        self.configuration = configuration
+        self.cgroups = cgroups
+        self.users = users
+        self.seccomp = seccomp
+    }
+
+    /// Checks every part of the sandbox and runs one sandboxed `/usr/bin/true` end to end.
+    public static func prepare(_ configuration: SandboxConfiguration, logger: Logger) throws(VergeError) -> Sandbox {
+        func refuse(_ reason: String) -> VergeError {
+            VergeError(
+                .internalError,
+                "cannot sandbox workers: \(reason). Fix this, or run the host with --isolation none to run functions "
+                    + "without a sandbox (not for code you do not trust)")
+        }
+        guard geteuid() == 0 else {
+            throw refuse("the host must run as root to give each tenant its own user and each worker its own cgroup")
+        }
+        guard access(configuration.bubblewrap, X_OK) == 0 else {
+            throw refuse("\(configuration.bubblewrap) is missing (install Debian's bubblewrap)")
+        }
+        guard access(configuration.helper, X_OK) == 0 else {
+            throw refuse("the helper \(configuration.helper) is missing (build the verge-sandbox-exec product)")
+        }
+        let seccomp: [UInt8]
+        do { seccomp = try SeccompPolicy.program() } catch { throw refuse(error.message) }
+        let cgroups: CgroupHierarchy
+        do {
+            cgroups = try CgroupHierarchy.prepare(hostName: configuration.hostName)
+        } catch {
+            throw refuse(error.message)
+        }
+        cgroups.removeStale()
+        let users: SandboxUsers
+        do {
+            users = try SandboxUsers(
+                path: configuration.usersDatabase, scope: configuration.scope, range: configuration.uidRange)
+        } catch {
+            throw refuse(error.message)
+        }
+        do {
+            try FileManager.default.createDirectory(
+                atPath: configuration.stageRoot, withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o755])
+        } catch {
+            throw refuse("cannot create \(configuration.stageRoot): \(error.localizedDescription)")
+        }
+        let sandbox = Sandbox(configuration: configuration, cgroups: cgroups, users: users, seccomp: seccomp)
+        do {
+            try sandbox.probe()
+        } catch {
+            throw refuse(error.message)
+        }
+        logger.info(
+            "workers run in sandboxes",
+            metadata: [
+                "sandbox.cgroup": "\(cgroups.version.rawValue)", "sandbox.bubblewrap": "\(configuration.bubblewrap)",
+            ])
+        return sandbox
+    }
+
+    /// Prepares one worker: its cgroup (limits applied), its seccomp program on a pipe, and the command that
+    /// joins the cgroup, drops to the tenant's user and runs bubblewrap. The caller spawns ``SandboxLaunch/executable``
+    /// with ``SandboxLaunch/arguments`` and descriptor ``SandboxLaunch/seccompDescriptor`` at the child's fd
+    /// ``SandboxLaunch/seccompChildDescriptor``, then calls ``SandboxLaunch/spawned()``.
+    public func launch(_ spec: SandboxSpec) throws(VergeError) -> SandboxLaunch {
+        let id = try users.id(for: spec.tenant)
+        let cgroup = try cgroups.makeGroup(name: spec.workerName, limits: spec.limits)
+        let seccompDescriptor: Int32
+        do {
+            seccompDescriptor = try Self.pipe(containing: seccomp)
+        } catch {
+            cgroup.remove()
+            throw error
+        }
+        var staged: [(source: String, name: String)] = [(spec.bundleDirectory, "function")]
+        if let runtime = spec.runtimeDirectory { staged.append((runtime, "runtime")) }
+        for (index, directory) in spec.sharedDirectories.enumerated() { staged.append((directory, "shared\(index)")) }
+
+        let childDescriptor = spec.inheritedDescriptors
+        var arguments: [String] = []
+        for file in cgroup.joinFiles { arguments += ["--join", file] }
+        arguments += [
+            "--rlimit", "nofile=\(spec.limits.openFiles)",
+            "--rlimit", "fsize=\(spec.limits.fileSizeBytes)",
+            "--rlimit", "core=0",
+            "--stage-root", configuration.stageRoot,
+        ]
+        for (source, name) in staged { arguments += ["--stage", source, name] }
+        arguments += ["--user", "\(id):\(id)", "--parent", "\(getpid())", "--", configuration.bubblewrap]
+        arguments += BubblewrapCommand.arguments(
+            spec: spec, stageRoot: configuration.stageRoot, staged: staged, seccompDescriptor: childDescriptor)
+        return SandboxLaunch(
+            executable: configuration.helper, arguments: arguments, environment: spec.environment,
+            seccompDescriptor: seccompDescriptor, seccompChildDescriptor: childDescriptor, cgroup: cgroup, uid: id)
+    }
+
+    /// A pipe holding `bytes` (written whole, write end closed); returns the read end, close-on-exec.
+    static func pipe(containing bytes: [UInt8]) throws(VergeError) -> Int32 {
+        var fds: [Int32] = [-1, -1]
+        guard verge_pipe_cloexec(&fds) == 0 else {
+            throw VergeError(.internalError, "cannot create a pipe: \(String(cString: strerror(errno)))")
+        }
+        defer { close(fds[1]) }
+        // A seccomp program is a few hundred bytes: far below the pipe's buffer, so this never blocks.
+        let written = bytes.withUnsafeBytes { Glibc.write(fds[1], $0.baseAddress, $0.count) }
+        guard written == bytes.count else {
+            close(fds[0])
+            throw VergeError(.internalError, "cannot write the seccomp program to its pipe")
+        }
+        return fds[0]
+    }
+
+    /// Runs `/usr/bin/true` through the whole sandbox, so a host that cannot build one refuses to start instead of
+    /// failing on its first call.
+    func probe() throws(VergeError) {
+        let bundle = NSTemporaryDirectory() + "verge-sandbox-probe-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: bundle, withIntermediateDirectories: true)
+        chmod(bundle, 0o755)
+        defer { try? FileManager.default.removeItem(atPath: bundle) }
+        let spec = SandboxSpec(
+            workerName: "probe", tenant: "verge-probe", bundleDirectory: bundle, runtimeDirectory: nil,
+            sharedDirectories: [], command: ["/usr/bin/true"], environment: ["PATH": "/usr/bin:/bin"],
+            limits: SandboxLimits(
+                memoryBytes: 64 << 20, processes: 16, openFiles: 64, fileSizeBytes: 1 << 20, tmpBytes: 1 << 20),
+            inheritedDescriptors: 3
+        )
+        let launch = try launch(spec)
+        defer { launch.cgroup.remove() }
+        let (status, output) = launch.runToCompletion()
+        guard status == 0 else {
+            throw VergeError(
+                .internalError,
+                "a test sandbox failed (status \(status)): \(output.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+    }
+}
+
+/// One worker's prepared sandbox.
+public struct SandboxLaunch: Sendable {
+    public let executable: String
+    public let arguments: [String]
+    public let environment: [String: String]
+    /// The read end of the pipe holding the seccomp program (close-on-exec here); the child gets it at
+    /// ``seccompChildDescriptor``.
+    public let seccompDescriptor: Int32
+    public let seccompChildDescriptor: Int
+    public let cgroup: WorkerCgroup
+    /// The worker's uid (and gid).
+    public let uid: UInt32
+
+    /// Closes the host's copy of the seccomp pipe once the child has its own.
+    public func spawned() {
+        close(seccompDescriptor)
+    }
+
+    /// Runs the command with stdout and stderr captured; returns the exit status (128 + signal when killed) and
+    /// the output. For the start-up probe only: it blocks.
+    func runToCompletion() -> (Int32, String) {
+        var output: [Int32] = [-1, -1]
+        guard verge_pipe_cloexec(&output) == 0 else { return (-1, "cannot create a pipe") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, output[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, output[1], 2)
+        posix_spawn_file_actions_adddup2(&actions, seccompDescriptor, Int32(seccompChildDescriptor))
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for pointer in argv { free(pointer) }
+            for pointer in envp { free(pointer) }
+        }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        close(output[1])
+        spawned()
+        guard rc == 0 else {
+            close(output[0])
+            return (-1, "cannot start \(executable): \(String(cString: strerror(rc)))")
+        }
+        var collected: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { Glibc.read(output[0], $0.baseAddress, $0.count) }
+            if count > 0 && collected.count < 64 * 1024 { collected += buffer[0..<count] }
+            if count == 0 || (count < 0 && errno != EINTR) { break }
+        }
+        close(output[0])
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return (exitStatus, String(decoding: collected, as: UTF8.self))
+    }
+}

@@ -1,0 +1,144 @@
+import Foundation
+import VergeCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One worker's cgroup: every process of the worker is in it from before its first instruction (see
+/// `verge-sandbox-exec`), so its limits hold for all of them, its usage counts all of them, and killing it kills all
+/// of them, including processes that left the worker's session or double-forked.
+public final class WorkerCgroup: Sendable {
+    public let version: CgroupHierarchy.Version
+    /// Controller name → directory (v2: a single entry).
+    let directories: [String: String]
+
+    init(version: CgroupHierarchy.Version, directories: [String: String]) {
+        self.version = version
+        self.directories = directories
+    }
+
+    /// The `cgroup.procs` files a new process writes its pid to, to join the group.
+    public var joinFiles: [String] { directories.values.sorted().map { $0 + "/cgroup.procs" } }
+
+    private var memory: String { directories["memory"]! }
+    private var pids: String { directories["pids"] ?? memory }
+    private var cpu: String { directories["cpuacct"] ?? memory }
+    private var freezer: String { directories["freezer"] ?? memory }
+
+    func apply(_ limits: SandboxLimits) throws(VergeError) {
+        func set(_ value: String, _ file: String, required: Bool = true) throws(VergeError) {
+            guard write(value, to: file) || !required else {
+                throw VergeError(.internalError, "cannot set \(file) to \(value): \(String(cString: strerror(errno)))")
+            }
+        }
+        switch version {
+        case .v2:
+            try set("\(limits.memoryBytes)", memory + "/memory.max")
+            try set("0", memory + "/memory.swap.max", required: FileManager.default.fileExists(atPath: memory + "/memory.swap.max"))
+            try set("\(limits.processes)", memory + "/pids.max")
+        case .v1:
+            try set("\(limits.memoryBytes)", memory + "/memory.limit_in_bytes")
+            // With swap accounting, memory + swap is capped at the same value: a worker cannot swap out.
+            if FileManager.default.fileExists(atPath: memory + "/memory.memsw.limit_in_bytes") {
+                try set("\(limits.memoryBytes)", memory + "/memory.memsw.limit_in_bytes")
+            }
+            try set("\(limits.processes)", pids + "/pids.max")
+        }
+    }
+
+    // MARK: Accounting
+
+    /// CPU time (user + system) all the worker's processes have used.
+    public func cpuUsage() -> Duration? {
+        switch version {
+        case .v2:
+            guard let text = read(memory + "/cpu.stat") else { return nil }
+            for line in text.split(separator: "\n") where line.hasPrefix("usage_usec ") {
+                return Int64(line.dropFirst(11)).map { .microseconds($0) }
+            }
+            return nil
+        case .v1:
+            return read(cpu + "/cpuacct.usage").flatMap(Int64.init).map { .nanoseconds($0) }
+        }
+    }
+
+    /// The most memory the worker has used at once since it started, in bytes.
+    public func memoryPeak() -> Int64? {
+        switch version {
+        case .v2: read(memory + "/memory.peak").flatMap(Int64.init)
+        case .v1: read(memory + "/memory.max_usage_in_bytes").flatMap(Int64.init)
+        }
+    }
+
+    /// Memory in use now, in bytes.
+    public func memoryCurrent() -> Int64? {
+        switch version {
+        case .v2: read(memory + "/memory.current").flatMap(Int64.init)
+        case .v1: read(memory + "/memory.usage_in_bytes").flatMap(Int64.init)
+        }
+    }
+
+    /// How often the kernel's OOM killer ended a process of the worker.
+    public func oomKills() -> Int {
+        let file = version == .v2 ? memory + "/memory.events" : memory + "/memory.oom_control"
+        return counter("oom_kill", in: file)
+    }
+
+    /// How often a fork or clone failed because the worker was at its process limit.
+    public func processLimitHits() -> Int {
+        counter("max", in: pids + "/pids.events")
+    }
+
+    private func counter(_ name: String, in file: String) -> Int {
+        guard let text = read(file) else { return 0 }
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2, parts[0] == name { return Int(parts[1]) ?? 0 }
+        }
+        return 0
+    }
+
+    /// The pids of the worker's processes now.
+    public func processes() -> [Int32] {
+        (read(pids + "/cgroup.procs") ?? "").split(separator: "\n").compactMap { Int32($0) }
+    }
+
+    // MARK: Ending
+
+    /// Sends `signal` to every process in the group.
+    public func signalAll(_ signal: Int32) {
+        for pid in processes() where pid > 0 { kill(pid, signal) }
+    }
+
+    /// Kills every process in the group, including those that are forking as fast as they can: v2 writes
+    /// `cgroup.kill`; v1 freezes the group, kills what is in it, and thaws it so the kills are delivered.
+    public func killAll() {
+        switch version {
+        case .v2:
+            if write("1", to: memory + "/cgroup.kill") { return }
+            signalAll(SIGKILL)  // kernels before 5.14
+        case .v1:
+            let frozen = write("FROZEN", to: freezer + "/freezer.state")
+            if frozen {
+                // The state reads FREEZING until every task is stopped; bounded, as a task in an
+                // uninterruptible sleep can delay it.
+                for _ in 0..<200 where read(freezer + "/freezer.state") != "FROZEN" { usleep(500) }
+            }
+            signalAll(SIGKILL)
+            if frozen { write("THAWED", to: freezer + "/freezer.state") }
+        }
+    }
+
+    /// Removes the group's directories; a group that still has processes is killed first. Returns whether every
+    /// directory is gone (a process still exiting keeps its group until it is reaped).
+    @discardableResult
+    public func remove() -> Bool {
+        if !processes().isEmpty { killAll() }
+        var removed = true
+        for directory in directories.values where rmdir(directory) != 0 && errno != ENOENT {
+            removed = false
+        }
+        return removed
+    }
+}
