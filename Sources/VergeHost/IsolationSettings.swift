@@ -30,6 +30,8 @@ public struct IsolationSettings: Sendable {
     public var defaultFileSizeMB = 64
     /// Size of a worker's `/tmp` when the manifest sets none. Default 64 MiB.
     public var defaultTmpMB = 64
+    /// CPU bandwidth of one worker with everything it starts, in cores. Default 1.
+    public var workerCPUCores: Double = 1
 
     public init() {}
 
@@ -40,7 +42,8 @@ public struct IsolationSettings: Sendable {
             processes: manifest.limits.processes ?? defaultProcesses,
             openFiles: manifest.limits.openFiles ?? defaultOpenFiles,
             fileSizeBytes: Int64(manifest.limits.fileSizeMB ?? defaultFileSizeMB) << 20,
-            tmpBytes: Int64(manifest.limits.tmpMB ?? defaultTmpMB) << 20
+            tmpBytes: Int64(manifest.limits.tmpMB ?? defaultTmpMB) << 20,
+            cpuCores: workerCPUCores
         )
     }
 

@@ -16,7 +16,7 @@ public struct CgroupHierarchy: Sendable {
     let bases: [Controller: String]
 
     enum Controller: String, Sendable, CaseIterable {
-        case memory, pids, cpuacct, freezer
+        case memory, pids, cpu, cpuacct, freezer
         /// The v2 name of the controller, where it differs.
         static let v2Required = ["memory", "pids", "cpu"]
     }
@@ -42,7 +42,7 @@ public struct CgroupHierarchy: Sendable {
                 throw VergeError(
                     .internalError,
                     "no cgroup controller '\(controller.rawValue)': mount cgroup v2 with memory, pids and cpu enabled, "
-                        + "or the v1 memory, pids, cpuacct and freezer hierarchies")
+                        + "or the v1 memory, pids, cpu, cpuacct and freezer hierarchies")
             }
             let own = mount.path + (membership[mount.key] ?? "/")
             let base = own.hasSuffix("/") ? own + leaf : own + "/" + leaf
@@ -93,13 +93,18 @@ public struct CgroupHierarchy: Sendable {
             throw VergeError(.internalError, "invalid cgroup name '\(name)'")
         }
         var directories: [String: String] = [:]
-        for (controller, base) in bases {
+        var made: [String] = []
+        // Hierarchies mounted together (cpu,cpuacct) share one directory.
+        for (controller, base) in bases.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
             let directory = base + "/" + name
-            _ = rmdir(directory)  // a leftover of a crashed worker with the same name
-            guard mkdir(directory, 0o755) == 0 else {
-                let reason = String(cString: strerror(errno))
-                for made in directories.values { rmdir(made) }
-                throw VergeError(.internalError, "cannot create the cgroup \(directory): \(reason)")
+            if !made.contains(directory) {
+                _ = rmdir(directory)  // a leftover of a crashed worker with the same name
+                guard mkdir(directory, 0o755) == 0 else {
+                    let reason = String(cString: strerror(errno))
+                    for path in made { rmdir(path) }
+                    throw VergeError(.internalError, "cannot create the cgroup \(directory): \(reason)")
+                }
+                made.append(directory)
             }
             directories[controller.rawValue] = directory
         }

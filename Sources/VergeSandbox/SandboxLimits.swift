@@ -11,8 +11,15 @@ public struct SandboxLimits: Sendable, Equatable {
     public var fileSizeBytes: Int64
     /// Size of the worker's private `/tmp`.
     public var tmpBytes: Int64
+    /// CPU bandwidth of all the worker's processes together, in cores (cgroup CPU quota), so a worker cannot take
+    /// the machine from its neighbours whatever it starts.
+    public var cpuCores: Double
 
-    public init(memoryBytes: Int64, processes: Int, openFiles: Int, fileSizeBytes: Int64, tmpBytes: Int64) {
+    public init(
+        memoryBytes: Int64, processes: Int, openFiles: Int, fileSizeBytes: Int64, tmpBytes: Int64,
+        cpuCores: Double = 1
+    ) {
+        self.cpuCores = cpuCores
         self.memoryBytes = memoryBytes
         self.processes = processes
         self.openFiles = openFiles

@@ -19,11 +19,12 @@ public final class WorkerCgroup: Sendable {
     }
 
     /// The `cgroup.procs` files a new process writes its pid to, to join the group.
-    public var joinFiles: [String] { directories.values.sorted().map { $0 + "/cgroup.procs" } }
+    public var joinFiles: [String] { Set(directories.values).sorted().map { $0 + "/cgroup.procs" } }
 
     private var memory: String { directories["memory"]! }
     private var pids: String { directories["pids"] ?? memory }
     private var cpu: String { directories["cpuacct"] ?? memory }
+    private var cpuControl: String { directories["cpu"] ?? memory }
     private var freezer: String { directories["freezer"] ?? memory }
 
     func apply(_ limits: SandboxLimits) throws(VergeError) {
@@ -37,6 +38,7 @@ public final class WorkerCgroup: Sendable {
             try set("\(limits.memoryBytes)", memory + "/memory.max")
             try set("0", memory + "/memory.swap.max", required: FileManager.default.fileExists(atPath: memory + "/memory.swap.max"))
             try set("\(limits.processes)", memory + "/pids.max")
+            try set("\(Int(limits.cpuCores * 100_000)) 100000", memory + "/cpu.max")
         case .v1:
             try set("\(limits.memoryBytes)", memory + "/memory.limit_in_bytes")
             // With swap accounting, memory + swap is capped at the same value: a worker cannot swap out.
@@ -44,6 +46,8 @@ public final class WorkerCgroup: Sendable {
                 try set("\(limits.memoryBytes)", memory + "/memory.memsw.limit_in_bytes")
             }
             try set("\(limits.processes)", pids + "/pids.max")
+            try set("100000", cpuControl + "/cpu.cfs_period_us")
+            try set("\(Int(limits.cpuCores * 100_000))", cpuControl + "/cpu.cfs_quota_us")
         }
     }
 
@@ -136,7 +140,7 @@ public final class WorkerCgroup: Sendable {
     public func remove() -> Bool {
         if !processes().isEmpty { killAll() }
         var removed = true
-        for directory in directories.values where rmdir(directory) != 0 && errno != ENOENT {
+        for directory in Set(directories.values) where rmdir(directory) != 0 && errno != ENOENT {
             removed = false
         }
         return removed

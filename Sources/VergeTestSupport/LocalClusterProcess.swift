@@ -66,6 +66,20 @@ public final class LocalClusterProcess: @unchecked Sendable {
         try await CommandRunner.verge(arguments + ["--api", apiURL])
     }
 
+    /// The host-side pids of `function`'s live workers on `host` (every host when `nil`), from `verge hosts`.
+    /// Inside its sandbox a worker sees another pid (its own PID namespace); these are the host's.
+    public func workerPIDs(function: String, host: String? = nil) async throws -> [Int32] {
+        let result = try await verge(["hosts", "--format", "json"])
+        let hosts = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]] ?? []
+        var pids: [Int32] = []
+        for entry in hosts where host == nil || entry["name"] as? String == host {
+            for status in entry["functions"] as? [[String: Any]] ?? [] where status["name"] as? String == function {
+                pids += (status["worker_pids"] as? [Int] ?? []).map { Int32($0) }
+            }
+        }
+        return pids
+    }
+
     /// Sends SIGTERM and waits for the process to exit (SIGKILL after `timeout`); returns its exit status.
     @discardableResult
     public func stop(timeout: Duration = .seconds(20)) async -> Int32 {

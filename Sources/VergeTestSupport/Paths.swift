@@ -18,6 +18,7 @@ public enum Paths {
 
     public static func sampleFunction(_ name: String) -> String { repository + "/Functions/" + name }
     public static func fixtureFunction(_ name: String) -> String { repository + "/Tests/Fixtures/functions/" + name }
+    public static func hostileFunction(_ name: String) -> String { repository + "/Tests/Fixtures/hostile/" + name }
 }
 
 /// A directory under the system's temporary directory, removed by `remove()`.

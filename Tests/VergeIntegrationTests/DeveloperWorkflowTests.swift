@@ -208,16 +208,19 @@ struct DeveloperWorkflowTests {
         let cluster = try await LocalClusterProcess.start()
         defer { cluster.dataDirectory.remove() }
         #expect(try await cluster.deploy(Paths.fixtureFunction("echo")).status == 0)
-        var pids: [Int] = []
         for location in [(48.85, 2.35), (40.71, -74.01), (35.68, 139.69)] {
-            pids.append(
-                try #require(try await TestHTTP.get(cluster.gatewayURL + "/echo", from: location).json()["pid"] as? Int)
-            )
+            #expect(try await TestHTTP.get(cluster.gatewayURL + "/echo", from: location).status == 200)
         }
-        #expect(pids.allSatisfy { kill(pid_t($0), 0) == 0 })
+        var pids: [Int32] = []
+        #expect(
+            try await eventually {
+                pids = try await cluster.workerPIDs(function: "echo")
+                return pids.count == 3
+            }, "each host reports its warm worker")
+        #expect(pids.allSatisfy { kill($0, 0) == 0 })
         let status = await cluster.stop()
         #expect(status == 0, "verge dev should exit 0 on SIGTERM")
-        #expect(pids.allSatisfy { kill(pid_t($0), 0) != 0 }, "a worker outlived the cluster")
+        #expect(pids.allSatisfy { kill($0, 0) != 0 }, "a worker outlived the cluster")
         #expect(cluster.log.contains("stopped"))
     }
 }

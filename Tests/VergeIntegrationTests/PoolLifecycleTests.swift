@@ -15,16 +15,22 @@ struct PoolLifecycleTests {
             #expect(first.status == 200 && second.status == 200)
             #expect(first.headers["server-timing"].joined().contains("cold;dur="))
             #expect(!second.headers["server-timing"].joined().contains("cold;dur="))
-            let pid = try #require(try first.json()["pid"] as? Int)
-            #expect(try second.json()["pid"] as? Int == pid, "the warm call reuses the worker")
-            #expect(kill(pid_t(pid), 0) == 0, "the worker is alive while warm")
+            let worker = try #require(try first.json()["worker_id"] as? String)
+            #expect(try second.json()["worker_id"] as? String == worker, "the warm call reuses the worker")
+            var pids: [Int32] = []
+            #expect(
+                try await eventually {
+                    pids = try await cluster.workerPIDs(function: "echo", host: "fra")
+                    return pids.count == 1
+                }, "fra reports its one warm worker")
+            #expect(pids.allSatisfy { kill($0, 0) == 0 }, "the worker is alive while warm")
 
             // After the idle timeout the function is at zero: no worker process at all.
             let scaledToZero = try await eventually(timeout: .seconds(15)) {
                 let hosts = try await cluster.verge(["hosts", "--format", "json"])
                 let list = try JSONSerialization.jsonObject(with: Data(hosts.stdout.utf8)) as? [[String: Any]] ?? []
                 let fra = list.first { $0["name"] as? String == "fra" }
-                return fra?["warm_workers"] as? Int == 0 && kill(pid_t(pid), 0) != 0
+                return fra?["warm_workers"] as? Int == 0 && pids.allSatisfy { kill($0, 0) != 0 }
             }
             #expect(scaledToZero, "fra still has a worker after its idle timeout")
 
@@ -32,7 +38,7 @@ struct PoolLifecycleTests {
             #expect(third.status == 200)
             #expect(
                 third.headers["server-timing"].joined().contains("cold;dur="), "the call after scale-to-zero is cold")
-            #expect(try third.json()["pid"] as? Int != pid)
+            #expect(try third.json()["worker_id"] as? String != worker)
 
             let records = try await usageRecords(cluster, expecting: 3)
             #expect(records.map { $0["cold_start"] as? Bool } == [true, false, true])
@@ -56,7 +62,7 @@ struct PoolLifecycleTests {
             let next = try await TestHTTP.get(cluster.gatewayURL + "/flaky", from: Self.paris)
             #expect(next.status == 200)
             #expect(
-                try next.json()["pid"] as? Int != (try warm.json()["pid"] as? Int),
+                try next.json()["worker_id"] as? String != (try warm.json()["worker_id"] as? String),
                 "a new worker replaced the crashed one")
             let records = try await usageRecords(cluster, expecting: 3)
             #expect(records.map { $0["status"] as? String } == ["ok", "crashed", "ok"])

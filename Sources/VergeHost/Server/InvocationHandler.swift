@@ -4,9 +4,11 @@ import HummingbirdCore
 import Logging
 import Metrics
 import NIOCore
+import VergeBundle
 import VergeCore
 import VergeHTTP
 import VergeProtocol
+import VergeSandbox
 import VergeUsage
 
 /// Runs one HTTP request as one invocation of a function: takes a worker from the pool, streams the request to
@@ -107,8 +109,12 @@ struct InvocationHandler: Sendable {
 
         guard case .head(let head) = outcome else {
             let timedOut = worker.end()
-            let (status, error) = Self.failure(outcome, timedOut: timedOut, timeout: timeout)
-            pool.release(lease, reusable: !timedOut && status == .functionError)
+            let limit = await worker.limitThatEndedTheCall()
+            let (status, error) =
+                limit.map { Self.limitFailure($0, manifest: pool.deployment.manifest) }
+                ?? Self.failure(outcome, timedOut: timedOut, timeout: timeout)
+            pool.release(lease, reusable: !timedOut && limit == nil && status == .functionError)
+            call.limit = limit?.rawValue
             call.finish(status, httpStatus: error.code.status, clock: clock, arrival: arrival)
             logger.info("call failed", metadata: ["error": "\(error)"])
             try await commit(call)
@@ -162,13 +168,19 @@ struct InvocationHandler: Sendable {
         }
         let timedOut = worker.end()
         call.exec = clock.now - dispatched
-        let status: InvocationStatus
+        var status: InvocationStatus
         switch ending {
         case .ended: status = .ok
         case .failed: status = .functionError
         default: status = timedOut ? .timeout : .crashed
         }
-        pool.release(lease, reusable: !timedOut && (status == .ok || status == .functionError))
+        var limit: SandboxLimit?
+        if status != .ok, let hit = await worker.limitThatEndedTheCall() {
+            limit = hit
+            status = .limitExceeded
+            call.limit = hit.rawValue
+        }
+        pool.release(lease, reusable: !timedOut && limit == nil && (status == .ok || status == .functionError))
         call.finish(status, httpStatus: httpStatus, clock: clock, arrival: arrival)
         if status != .ok { logger.info("response failed after its head", metadata: ["outcome": "\(ending)"]) }
         try await commit(call)
@@ -263,6 +275,23 @@ struct InvocationHandler: Sendable {
         }
     }
 
+    /// A call a sandbox limit ended: 507 for memory, processes and file size, 504 for CPU time; the body names
+    /// the limit.
+    static func limitFailure(_ limit: SandboxLimit, manifest: Manifest) -> (InvocationStatus, VergeError) {
+        let message: String
+        switch limit {
+        case .memory: message = "the function exceeded its memory limit of \(manifest.memoryMB) MiB"
+        case .cpu:
+            message = "the function used more than its CPU time limit of \(manifest.limits.cpuMs ?? 0) ms in one call"
+        case .processes: message = "the function reached its limit on processes and threads"
+        case .fileSize: message = "the function wrote a file larger than its file size limit"
+        }
+        return (
+            .limitExceeded,
+            VergeError(limit == .cpu ? .cpuLimitExceeded : .limitExceeded, message, limit: limit.rawValue)
+        )
+    }
+
     private static func failure(
         _ outcome: WorkerOutcome, timedOut: Bool, timeout: Duration
     ) -> (InvocationStatus, VergeError) {
@@ -341,6 +370,8 @@ struct CallRecord {
     var httpStatus = 200
     var requestBytes: Int64 = 0
     var responseBytes: Int64 = 0
+    /// The sandbox limit that ended the call, for `limit_exceeded`.
+    var limit: String?
 
     init(invocationID: String, deployment: Deployment, host: String, startTimeUs: Int64) {
         self.invocationID = invocationID
@@ -381,7 +412,7 @@ struct CallRecord {
             invocationID: invocationID, tenant: tenant, function: function, version: version, host: host,
             startTimeUs: startTimeUs, durationUs: duration.microseconds, queueUs: queue.microseconds,
             coldStart: coldStart, initUs: coldStart ? initDuration.microseconds : 0, status: status,
-            httpStatus: httpStatus, requestBytes: requestBytes, responseBytes: responseBytes
+            httpStatus: httpStatus, requestBytes: requestBytes, responseBytes: responseBytes, limit: limit
         )
     }
 }

@@ -3,6 +3,9 @@
 import hashlib
 import os
 
+# Tells workers apart: inside a sandbox every worker's pid is the same (its own PID namespace).
+WORKER_ID = os.urandom(8).hex()
+
 
 def handle(request):
     return {
@@ -18,5 +21,6 @@ def handle(request):
         "function": request.function,
         "invocation_id": request.invocation_id,
         "pid": os.getpid(),
+        "worker_id": WORKER_ID,
         "fds": sorted(int(fd) for fd in os.listdir("/proc/self/fd")),
     }
