@@ -32,6 +32,10 @@ public final class EdgeHost: Service, Sendable {
     public init(configuration: HostConfiguration, supervisor: Supervisor, logger: Logger) throws {
         var logger = logger
         logger[metadataKey: "host.name"] = "\(configuration.name)"
+        if configuration.isolationSettings.level == .none {
+            // Every line this host logs says it runs functions unprotected.
+            logger[metadataKey: "host.isolation"] = "none"
+        }
         self.configuration = configuration
         self.logger = logger
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)

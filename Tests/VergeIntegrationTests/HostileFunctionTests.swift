@@ -88,7 +88,7 @@ struct Attack {
         for host in (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? [] {
             for group in (try? FileManager.default.contentsOfDirectory(atPath: base + "/" + host)) ?? []
             where group.hasPrefix(function + "-") {
-                let procs = (try? String(contentsOfFile: "\(base)/\(host)/\(group)/cgroup.procs", encoding: .utf8)) ?? ""
+                let procs = KernelFileForTests.read("\(base)/\(host)/\(group)/cgroup.procs") ?? ""
                 pids += procs.split(separator: "\n").compactMap { Int32($0) }
             }
         }

@@ -1,0 +1,309 @@
+#!/usr/bin/env bash
+# What the sandbox costs, measured in one run against the same cluster without it (--isolation none) and against
+# the raw process starts it wraps: cold start from zero, warm throughput, memory per warm worker, and the host's
+# memory with many deployed, idle functions. Prints a markdown report and writes it to $OUT.
+#
+#   Samples/bench/sandbox.sh
+#   COLD_RUNS=50 DURATION=30s IDLE_FUNCTIONS=1000 Samples/bench/sandbox.sh
+#
+# Needs root (sandboxes do). Settings (environment): PYTHON, COLD_RUNS, DURATION, WARMUP, CONNECTIONS, THREADS,
+# IDLE_FUNCTIONS, OUT. See README.md here.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+ROOT=$(pwd)
+
+PYTHON=${PYTHON:-/usr/bin/python3}
+COLD_RUNS=${COLD_RUNS:-20}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-3s}
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-1}
+IDLE_FUNCTIONS=${IDLE_FUNCTIONS:-1000}
+OUT=${OUT:-Samples/bench/sandbox-results-$(date -u +%Y-%m-%d-%H%M).md}
+
+STEP="checking settings"
+step() {
+    STEP=$1
+    printf '\n==> %s\n' "$1" >&2
+}
+note() { printf '    %s\n' "$*" >&2; }
+die() {
+    trap - ERR
+    printf '\nbench: FAILED while %s: %s\n' "$STEP" "$*" >&2
+    exit 1
+}
+set -o errtrace
+trap 'die "line $LINENO: \"$BASH_COMMAND\" failed with status $?"' ERR
+
+(($(id -u) == 0)) || die "run as root: a sandboxed host needs root"
+[[ $COLD_RUNS =~ ^[1-9][0-9]*$ && $IDLE_FUNCTIONS =~ ^[1-9][0-9]*$ ]] || die "COLD_RUNS and IDLE_FUNCTIONS are counts"
+[[ -x $PYTHON ]] || die "PYTHON=$PYTHON is not an executable"
+
+step "installing tools and building Verge (release)"
+missing=()
+for tool in wrk hyperfine curl jq bwrap; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if ((${#missing[@]})); then
+    packages=("${missing[@]/bwrap/bubblewrap}")
+    apt-get install -y -qq "${packages[@]}" >/dev/null || die "cannot install ${packages[*]}"
+fi
+scripts/install-deps
+swift build -c release --scratch-path .build-release --product verge >&2
+swift build -c release --scratch-path .build-release --product verge-sandbox-exec >&2
+BIN=$(swift build -c release --scratch-path .build-release --show-bin-path)
+VERGE=$BIN/verge
+[[ -x $VERGE && -x $BIN/verge-sandbox-exec ]] || die "the release build has no verge or verge-sandbox-exec"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/verge-sandbox-bench.XXXXXX")
+CLUSTER_PID=""
+cleanup() {
+    local status=$?
+    set +e
+    trap - EXIT ERR
+    if [[ -n $CLUSTER_PID ]]; then
+        kill -TERM "$CLUSTER_PID" 2>/dev/null
+        wait "$CLUSTER_PID" 2>/dev/null
+    fi
+    rm -rf "$WORK"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# One host, fra, so every number is one host's.
+CONFIG=$WORK/cluster.json
+echo '{"hosts":[{"name":"fra","location":{"latitude":50.11,"longitude":8.68}}]}' >"$CONFIG"
+
+# start_cluster NAME ISOLATION IDLE_TIMEOUT: sets API, FRA, CLUSTER_PID.
+start_cluster() {
+    local name=$1 isolation=$2 idle=$3 started=$SECONDS line=""
+    "$VERGE" dev --config "$CONFIG" --gateway 127.0.0.1:0 --api 127.0.0.1:0 --data "$WORK/$name" \
+        --isolation "$isolation" --idle-timeout "$idle" --python "$PYTHON" >"$WORK/$name.out" 2>"$WORK/$name.log" &
+    CLUSTER_PID=$!
+    until line=$(grep -m1 '^ready ' "$WORK/$name.out"); do
+        kill -0 "$CLUSTER_PID" 2>/dev/null || { tail -n 20 "$WORK/$name.log" >&2; die "verge dev exited"; }
+        ((SECONDS - started < 60)) || die "verge dev printed no ready line within 60 s"
+        sleep 0.05
+    done
+    API=$(sed -n 's/.* api=\([^ ]*\).*/\1/p' <<<"$line")
+    FRA=$(sed -n 's/.* hosts=fra=\([^ ,]*\).*/\1/p' <<<"$line")
+    [[ -n $API && -n $FRA ]] || die "cannot read api and fra from: $line"
+}
+
+stop_cluster() {
+    kill -TERM "$CLUSTER_PID"
+    wait "$CLUSTER_PID" || die "verge dev exited with status $? on SIGTERM"
+    CLUSTER_PID=""
+}
+
+deploy() {
+    "$VERGE" deploy "$ROOT/Functions/$1" --api "$API" >/dev/null 2>"$WORK/deploy.err" ||
+        { cat "$WORK/deploy.err" >&2; die "cannot deploy $1"; }
+}
+
+# workers FUNCTION: fra's live workers of FUNCTION (host-side pids), one per line.
+workers() {
+    "$VERGE" hosts --api "$API" --format json |
+        jq -r --arg f "$1" '.[] | select(.name == "fra") | .functions[] | select(.name == $f) | .worker_pids[]'
+}
+
+# stats FILE: "median p90" of the numbers in FILE (nearest rank).
+stats() {
+    sort -n "$1" | awk '{ v[NR] = $1 } END {
+        m = v[int((NR + 1) / 2)]; p = v[int(NR * 0.9 + 0.999)]; if (p == "") p = v[NR]; printf "%.2f %.2f", m, p }'
+}
+
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        if (v ~ /us$/) x = substr(v, 1, length(v) - 2) / 1000
+        else if (v ~ /ms$/) x = substr(v, 1, length(v) - 2)
+        else if (v ~ /s$/) x = substr(v, 1, length(v) - 1) * 1000
+        printf "%.2f", x }'
+}
+
+# rss_kib PID…: the resident memory of the processes, summed, in KiB.
+rss_kib() {
+    local total=0 pid kib
+    for pid in "$@"; do
+        kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0)
+        total=$((total + ${kib:-0}))
+    done
+    echo "$total"
+}
+
+# sandbox_processes PID: every process in the v1 pids cgroup (or v2 cgroup) of the worker whose host pid is PID.
+sandbox_processes() {
+    local path
+    path=$(awk -F: '$2 == "pids" || $2 == "" { print $3; exit }' "/proc/$1/cgroup")
+    for base in /sys/fs/cgroup/pids /sys/fs/cgroup; do
+        if [[ -f $base$path/cgroup.procs ]]; then
+            cat "$base$path/cgroup.procs"
+            return
+        fi
+    done
+    echo "$1"
+}
+
+# worker_memory_kib PID: memory the worker's cgroup is charged (v1 memory.usage_in_bytes, v2 memory.current).
+worker_memory_kib() {
+    local path
+    path=$(awk -F: '$2 == "memory" { print $3; exit }' "/proc/$1/cgroup")
+    if [[ -n $path && -f /sys/fs/cgroup/memory$path/memory.usage_in_bytes ]]; then
+        echo $(($(cat "/sys/fs/cgroup/memory$path/memory.usage_in_bytes") / 1024))
+    else
+        echo "-"
+    fi
+}
+
+declare -A COLD_MEDIAN COLD_P90 RPS P50 P99 RSS CGMEM CPU_US
+
+# ---------------------------------------------------------------------------------------------------------------
+step "cold start from zero, with and without the sandbox ($COLD_RUNS runs each)"
+for isolation in sandbox none; do
+    start_cluster "cold-$isolation" "$isolation" 0.2
+    deploy hello
+    deploy hello-swift
+    for function in hello hello-swift; do
+        : >"$WORK/cold-$isolation-$function"
+        runs=0
+        while ((runs < COLD_RUNS)); do
+            waited=$SECONDS
+            while [[ -n $(workers "$function") ]]; do
+                ((SECONDS - waited < 30)) || die "$function kept a worker for 30 s"
+                sleep 0.05
+            done
+            timing=$(curl -sS -D - -o /dev/null "$FRA/$function" | tr -d '\r' | sed -n 's/^server-timing: //Ip')
+            cold=$(grep -o 'cold;dur=[0-9.]*' <<<"$timing" | cut -d= -f2 || true)
+            [[ -n $cold ]] || continue
+            echo "$cold" >>"$WORK/cold-$isolation-$function"
+            runs=$((runs + 1))
+        done
+        read -r COLD_MEDIAN[$isolation-$function] COLD_P90[$isolation-$function] < <(stats "$WORK/cold-$isolation-$function")
+        note "$isolation $function: median ${COLD_MEDIAN[$isolation-$function]} ms, p90 ${COLD_P90[$isolation-$function]} ms"
+    done
+    stop_cluster
+done
+
+# ---------------------------------------------------------------------------------------------------------------
+step "warm throughput straight at the host (wrk -t$THREADS -c$CONNECTIONS -d$DURATION), memory per warm worker"
+CLOCK_TICK=$(getconf CLK_TCK)
+for isolation in sandbox none; do
+    start_cluster "warm-$isolation" "$isolation" 3600
+    deploy hello
+    deploy hello-swift
+    for function in hello hello-swift; do
+        curl -fsS -o /dev/null "$FRA/$function" || die "$function does not answer"
+        wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$FRA/$function" >/dev/null
+        # CPU of the cluster process and of every process in the workers' cgroups over the measured run.
+        before=$(awk '{ print $14 + $15 }' "/proc/$CLUSTER_PID/stat")
+        wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$FRA/$function" >"$WORK/wrk-$isolation-$function"
+        after=$(awk '{ print $14 + $15 }' "/proc/$CLUSTER_PID/stat")
+        RPS[$isolation-$function]=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$WORK/wrk-$isolation-$function")
+        P50[$isolation-$function]=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$WORK/wrk-$isolation-$function")")
+        P99[$isolation-$function]=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$WORK/wrk-$isolation-$function")")
+        requests=$(awk '/requests in/ { print $1 }' "$WORK/wrk-$isolation-$function")
+        CPU_US[$isolation-$function]=$(awk -v t=$((after - before)) -v hz="$CLOCK_TICK" -v n="$requests" \
+            'BEGIN { printf "%.0f", t / hz * 1e6 / n }')
+        mapfile -t pids < <(workers "$function")
+        ((${#pids[@]} > 0)) || die "no warm worker of $function after the load"
+        processes=()
+        for pid in "${pids[@]}"; do mapfile -t -O "${#processes[@]}" processes < <(sandbox_processes "$pid"); done
+        RSS[$isolation-$function]=$(($(rss_kib "${processes[@]}") / ${#pids[@]}))
+        CGMEM[$isolation-$function]=$([[ $isolation == sandbox ]] && worker_memory_kib "${pids[0]}" || echo "-")
+        note "$isolation $function: ${RPS[$isolation-$function]} req/s, p50 ${P50[$isolation-$function]} ms, p99 ${P99[$isolation-$function]} ms, host CPU ${CPU_US[$isolation-$function]} µs/request, ${#pids[@]} workers, RSS ${RSS[$isolation-$function]} KiB each"
+    done
+    stop_cluster
+done
+
+# ---------------------------------------------------------------------------------------------------------------
+step "process-start baselines (hyperfine, $COLD_RUNS runs)"
+SWIFT_BINARY=$(ls "$WORK"/warm-sandbox/hosts/fra/bundles/*/bin/hello-swift | head -n 1)
+[[ -x $SWIFT_BINARY ]] || die "no built hello-swift binary in the host's bundle cache"
+BWRAP_ARGS=(--unshare-all --die-with-parent --new-session --ro-bind /usr /usr --symlink usr/lib /lib
+    --symlink usr/lib64 /lib64 --symlink usr/bin /bin --proc /proc --dev /dev --tmpfs /tmp)
+hyperfine_ms() {
+    local name=$1
+    shift
+    hyperfine --warmup 3 --runs "$COLD_RUNS" --style basic --export-json "$WORK/hf-$name.json" "$@" >&2
+    jq -r '.results[0] | "\(.median * 1000) \(.times | sort | .[(length * 0.9 | ceil) - 1] * 1000)"' \
+        "$WORK/hf-$name.json" | awk '{ printf "%.2f %.2f", $1, $2 }'
+}
+read -r BWRAP_MEDIAN BWRAP_P90 < <(hyperfine_ms bwrap -N -- "bwrap ${BWRAP_ARGS[*]} /usr/bin/true")
+read -r SWIFT_MEDIAN SWIFT_P90 < <(hyperfine_ms swift \
+    "VERGE_FD=3 VERGE_PROTOCOL=1 $SWIFT_BINARY 3<>/dev/null")
+read -r PYTHON_MEDIAN PYTHON_P90 < <(hyperfine_ms python -N -- "$PYTHON -I -S -c pass")
+note "bwrap … /usr/bin/true ${BWRAP_MEDIAN} ms, hello-swift alone ${SWIFT_MEDIAN} ms, $PYTHON -I -S ${PYTHON_MEDIAN} ms"
+
+# ---------------------------------------------------------------------------------------------------------------
+step "host memory with $IDLE_FUNCTIONS deployed, idle functions"
+start_cluster idle sandbox 300
+sleep 1
+RSS_BEFORE=$(rss_kib "$CLUSTER_PID")
+mkdir -p "$WORK/functions"
+for i in $(seq 1 "$IDLE_FUNCTIONS"); do
+    mkdir -p "$WORK/functions/idle-$i"
+    printf '{"name":"idle-%d","runtime":"python","entry":"main.py"}\n' "$i" >"$WORK/functions/idle-$i/verge.json"
+    printf 'def handle(request):\n    return "idle %d"\n' "$i" >"$WORK/functions/idle-$i/main.py"
+done
+seq 1 "$IDLE_FUNCTIONS" | xargs -P 4 -I{} "$VERGE" deploy "$WORK/functions/idle-{}" --api "$API" --no-wait \
+    >/dev/null 2>"$WORK/deploy.err" || { tail -n 5 "$WORK/deploy.err" >&2; die "deploying the idle functions failed"; }
+waited=$SECONDS
+until [[ $("$VERGE" hosts --api "$API" --format json | jq '.[] | select(.name == "fra") | .functions | length') \
+    == "$IDLE_FUNCTIONS" ]]; do
+    ((SECONDS - waited < 600)) || die "fra did not install $IDLE_FUNCTIONS functions within 600 s"
+    sleep 0.5
+done
+sleep 2
+RSS_AFTER=$(rss_kib "$CLUSTER_PID")
+LIVE_WORKERS=$("$VERGE" hosts --api "$API" --format json | jq '.[] | select(.name == "fra") | .warm_workers')
+curl -fsS -o /dev/null "$FRA/idle-1" || die "an idle function does not answer"
+stop_cluster
+note "verge dev RSS ${RSS_BEFORE} KiB → ${RSS_AFTER} KiB with $IDLE_FUNCTIONS functions ($LIVE_WORKERS worker processes)"
+
+# ---------------------------------------------------------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+{
+    echo "# Sandbox benchmark — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -r)"
+    echo
+    echo "One host (fra) in \`verge dev\`, release build, Python \`$PYTHON\`; load average before: see below."
+    echo
+    echo "## Cold start from zero (spawn → ready, \`server-timing: cold\`; $COLD_RUNS runs)"
+    echo
+    echo "| Function | sandbox median | sandbox p90 | none median | none p90 | sandbox / none |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    for f in hello hello-swift; do
+        echo "| $f | ${COLD_MEDIAN[sandbox-$f]} ms | ${COLD_P90[sandbox-$f]} ms | ${COLD_MEDIAN[none-$f]} ms | ${COLD_P90[none-$f]} ms | $(ratio "${COLD_MEDIAN[sandbox-$f]}" "${COLD_MEDIAN[none-$f]}") |"
+    done
+    echo
+    echo "| Baseline (hyperfine) | median | p90 |"
+    echo "|---|---:|---:|"
+    echo "| \`bwrap --unshare-all … /usr/bin/true\` | $BWRAP_MEDIAN ms | $BWRAP_P90 ms |"
+    echo "| hello-swift binary alone (start, ready, EOF, exit; shell subtracted) | $SWIFT_MEDIAN ms | $SWIFT_P90 ms |"
+    echo "| \`$PYTHON -I -S -c pass\` | $PYTHON_MEDIAN ms | $PYTHON_P90 ms |"
+    echo
+    goal=$(awk -v b="$BWRAP_MEDIAN" -v s="$SWIFT_MEDIAN" 'BEGIN { printf "%.2f", b + s }')
+    echo "Sandboxed hello-swift cold start / (bwrap start + bare start) = ${COLD_MEDIAN[sandbox-hello-swift]} / $goal" \
+        "= **$(ratio "${COLD_MEDIAN[sandbox-hello-swift]}" "$goal")** (goal ≤ 1.2)."
+    echo
+    echo "## Warm throughput straight at the host (\`wrk -t$THREADS -c$CONNECTIONS -d$DURATION\`)"
+    echo
+    echo "| Function | isolation | req/s | p50 | p99 | cluster CPU µs/request | RSS per worker | cgroup memory per worker |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|"
+    for f in hello hello-swift; do
+        for i in sandbox none; do
+            echo "| $f | $i | ${RPS[$i-$f]} | ${P50[$i-$f]} ms | ${P99[$i-$f]} ms | ${CPU_US[$i-$f]} | ${RSS[$i-$f]} KiB | ${CGMEM[$i-$f]} KiB |"
+        done
+        echo "| $f | sandbox / none | $(ratio "${RPS[sandbox-$f]}" "${RPS[none-$f]}") | | | | | |"
+    done
+    echo
+    echo "RSS per worker sums every process of a worker (sandboxed: the outer bubblewrap, its init and the worker)."
+    echo
+    echo "## Host memory with $IDLE_FUNCTIONS deployed, idle functions"
+    echo
+    echo "\`verge dev\` (control plane, gateway, one host): ${RSS_BEFORE} KiB before, ${RSS_AFTER} KiB after;" \
+        "$(awk -v a="$RSS_AFTER" -v b="$RSS_BEFORE" -v n="$IDLE_FUNCTIONS" 'BEGIN { printf "%.1f", (a - b) / n }') KiB per" \
+        "function; $LIVE_WORKERS worker processes (every function at zero)."
+    echo
+    echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+} | tee "$OUT"
