@@ -33,7 +33,29 @@ public struct IsolationSettings: Sendable {
     /// CPU bandwidth of one worker with everything it starts, in cores. Default 1.
     public var workerCPUCores: Double = 1
 
+    /// The most a manifest may ask for; a function that asks for more does not start on this host, and its calls
+    /// say which limit and what the host allows. Defaults: 1024 processes, 65536 open files, 10240 MiB files,
+    /// 1024 MiB `/tmp`.
+    public var maxProcesses = 1024
+    public var maxOpenFiles = 65_536
+    public var maxFileSizeMB = 10_240
+    public var maxTmpMB = 1024
+
     public init() {}
+
+    /// Why `manifest` asks for more than this host allows, or `nil`.
+    func limitsProblem(for manifest: Manifest) -> String? {
+        let asked: [(String, Int?, Int)] = [
+            ("limits.processes", manifest.limits.processes, maxProcesses),
+            ("limits.open_files", manifest.limits.openFiles, maxOpenFiles),
+            ("limits.file_size_mb", manifest.limits.fileSizeMB, maxFileSizeMB),
+            ("limits.tmp_mb", manifest.limits.tmpMB, maxTmpMB),
+        ]
+        for case (let key, let value?, let maximum) in asked where value > maximum {
+            return "the function asks for \(key) = \(value); this host allows at most \(maximum)"
+        }
+        return nil
+    }
 
     /// The sandbox limits of `manifest`'s workers: its own where it sets them, the host's defaults elsewhere.
     func limits(for manifest: Manifest) -> SandboxLimits {

@@ -76,6 +76,16 @@ struct IsolationLevelTests {
         return "/nonexistent"
     }
 
+    @Test func aFunctionAskingForMoreThanTheHostAllowsDoesNotStart() async throws {
+        try await LocalClusterProcess.with { cluster in
+            #expect(try await cluster.deploy(Paths.fixtureFunction("greedy")).status == 0)
+            let response = try await TestHTTP.get(cluster.gatewayURL + "/greedy")
+            #expect(response.status == 502)
+            let message = ((try response.json()["error"] as? [String: Any])?["message"] as? String) ?? ""
+            #expect(message.contains("limits.processes = 4096") && message.contains("at most 1024"), "\(message)")
+        }
+    }
+
     @Test func anUnknownIsolationLevelIsRefused() async throws {
         let result = try await CommandRunner.verge(["dev", "--isolation", "chroot", "--data", "/nonexistent"])
         #expect(result.status != 0)

@@ -19,6 +19,8 @@ struct WorkerLaunchPlan: Sendable {
     /// CPU time one call may use; `nil` leaves only the wall deadline.
     let cpuLimit: Duration?
     let sandbox: Sandbox?
+    /// Why this function cannot start on this host (it asks for more than the host's maxima), or `nil`.
+    let refusal: String?
 
     init(deployment: Deployment, configuration: HostConfiguration, sandbox: Sandbox?) {
         let manifest = deployment.manifest
@@ -26,6 +28,7 @@ struct WorkerLaunchPlan: Sendable {
         self.sandbox = sandbox
         self.bundleDirectory = deployment.bundleDirectory
         self.limits = configuration.isolationSettings.limits(for: manifest)
+        self.refusal = configuration.isolationSettings.limitsProblem(for: manifest)
         self.cpuLimit = manifest.limits.cpuMs.map { .milliseconds($0) }
         let bundle = sandbox == nil ? deployment.bundleDirectory : SandboxPaths.function
         var environment = manifest.env
@@ -86,6 +89,7 @@ struct WorkerLaunchPlan: Sendable {
     /// The process specification with the worker channel at fd 3 and the log pipes at fds 1 and 2; sandboxed, the
     /// worker's cgroup is made here (named `workerName`) and the seccomp program rides on fd 4.
     func prepare(workerName: String, channel: Int32, stdout: Int32, stderr: Int32) throws(VergeError) -> Prepared {
+        if let refusal { throw VergeError(.initFailed, refusal) }
         guard let sandbox else {
             return Prepared(
                 spec: ProcessSpec(

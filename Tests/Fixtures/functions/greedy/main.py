@@ -1,0 +1,2 @@
+def handle(request):
+    return "should never run: the host allows fewer processes"
