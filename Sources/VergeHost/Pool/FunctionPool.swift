@@ -315,7 +315,7 @@ final class FunctionPool: Sendable {
             return [.idleTimer(worker: worker, generation: generation)]
         case .stopWorker(let worker):
             return state.workers[worker].map { [.stop($0)] } ?? []
-        case .startWorker(let worker):
+        case .startWorker(let worker), .keepWarm(let worker):
             return [.launch(worker)]
         case .failWaiter(let id, let replacement):
             let failure = (error as? VergeError) ?? VergeError(.initFailed, "worker failed to start", underlying: error)
