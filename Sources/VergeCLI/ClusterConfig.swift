@@ -2,6 +2,7 @@ import Foundation
 import VergeCore
 import VergeGateway
 import VergeHTTP
+import VergeHost
 
 /// The local cluster's configuration file (`Samples/cluster/local.json`). Every key is optional; the defaults
 /// are the three-host cluster below. Unknown keys are rejected so a typo never goes unnoticed.
@@ -23,6 +24,10 @@ struct ClusterConfig: Decodable, Sendable {
     var idleTimeoutSeconds: Double = 300
     var python: String = ""
     var syncIntervalMs: Int = 250
+    /// Host capacity, per host; `nil` takes the machine-derived defaults of `HostConfiguration`.
+    var maxWorkers: Int?
+    var maxMemoryMB: Int?
+    var maxQueuedCalls: Int?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case gateway, api, hosts, python
@@ -30,6 +35,9 @@ struct ClusterConfig: Decodable, Sendable {
         case defaultLocation = "default_location"
         case idleTimeoutSeconds = "idle_timeout_s"
         case syncIntervalMs = "sync_interval_ms"
+        case maxWorkers = "max_workers"
+        case maxMemoryMB = "max_memory_mb"
+        case maxQueuedCalls = "max_queued_calls"
     }
 
     init() {}
@@ -53,6 +61,9 @@ struct ClusterConfig: Decodable, Sendable {
             try container.decodeIfPresent(Double.self, forKey: .idleTimeoutSeconds) ?? defaults.idleTimeoutSeconds
         python = try container.decodeIfPresent(String.self, forKey: .python) ?? defaults.python
         syncIntervalMs = try container.decodeIfPresent(Int.self, forKey: .syncIntervalMs) ?? defaults.syncIntervalMs
+        maxWorkers = try container.decodeIfPresent(Int.self, forKey: .maxWorkers)
+        maxMemoryMB = try container.decodeIfPresent(Int.self, forKey: .maxMemoryMB)
+        maxQueuedCalls = try container.decodeIfPresent(Int.self, forKey: .maxQueuedCalls)
         try validate()
     }
 
@@ -76,6 +87,16 @@ struct ClusterConfig: Decodable, Sendable {
         guard (10...60_000).contains(syncIntervalMs) else {
             throw VergeCLIError("sync_interval_ms must be between 10 and 60000")
         }
+        var host = HostConfiguration(name: "check", location: GeoPoint(0, 0), dataDirectory: "", runtimeDirectory: "")
+        applyCapacity(to: &host)
+        do { try host.validateCapacity() } catch { throw VergeCLIError(error.message) }
+    }
+
+    /// Sets the capacity keys that are present on a host's configuration.
+    func applyCapacity(to configuration: inout HostConfiguration) {
+        if let maxWorkers { configuration.maxWorkers = maxWorkers }
+        if let maxMemoryMB { configuration.maxMemoryMB = maxMemoryMB }
+        if let maxQueuedCalls { configuration.maxQueuedCalls = maxQueuedCalls }
     }
 
     /// Loads a config file; errors name the file and what is wrong.

@@ -96,6 +96,11 @@ struct HostCommand: AsyncParsableCommand {
     @Option(help: "Python interpreter for Python functions.") var python: String?
     @Option(name: .customLong("runtime-dir"), help: "Directory of the in-worker runtimes.") var runtimeDirectory:
         String?
+    @Option(name: .customLong("max-workers"), help: "Most worker processes, over all functions.") var maxWorkers: Int?
+    @Option(name: .customLong("max-memory-mb"), help: "Most memory (MiB of memory_mb) of all workers together.")
+    var maxMemoryMB: Int?
+    @Option(name: .customLong("max-queued-calls"), help: "Most calls of one function waiting for a worker.")
+    var maxQueuedCalls: Int?
     @OptionGroup var options: ComponentOptions
 
     func run() async throws {
@@ -114,6 +119,10 @@ struct HostCommand: AsyncParsableCommand {
         configuration.clusterKey = options.clusterKey
         configuration.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
         if let python { configuration.python = python }
+        if let maxWorkers { configuration.maxWorkers = maxWorkers }
+        if let maxMemoryMB { configuration.maxMemoryMB = maxMemoryMB }
+        if let maxQueuedCalls { configuration.maxQueuedCalls = maxQueuedCalls }
+        do { try configuration.validateCapacity() } catch { throw ValidationError(error.message) }
         let loop = try SupervisorLoop()
         defer { loop.shutdown() }
         let host = try EdgeHost(

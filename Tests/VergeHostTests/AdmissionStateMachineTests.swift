@@ -124,7 +124,8 @@ import Testing
         var machine = Self.machine(workers: 10, memoryMB: 1000)
         for id in 1...4 { #expect(machine.request(id, function: Self.a, memoryMB: 250).0 == .granted) }
         for id in 1...4 { #expect(machine.idle(id) == []) }
-        #expect(machine.request(9, function: Self.b, memoryMB: 600) == (.queued, [.reclaim(1), .reclaim(2), .reclaim(3)]))
+        #expect(
+            machine.request(9, function: Self.b, memoryMB: 600) == (.queued, [.reclaim(1), .reclaim(2), .reclaim(3)]))
         #expect(machine.release(1) == [])
         #expect(machine.release(2) == [])
         #expect(machine.release(3) == [.grant(9)])
@@ -197,7 +198,8 @@ import Testing
                 switch action {
                 case .grant(let id):
                     let function = try #require(
-                        queued.first { $0.value.contains(id) }?.key, "\(event): granted \(id), never queued (\(context))")
+                        queued.first { $0.value.contains(id) }?.key,
+                        "\(event): granted \(id), never queued (\(context))")
                     #expect(queued[function]!.first == id, "\(event): granted \(id) out of order (\(context))")
                     queued[function]!.removeAll { $0 == id }
                     if queued[function]!.isEmpty { queued[function] = nil }

@@ -349,30 +349,39 @@ import Testing
     // MARK: Queue bound, minimum, pre-warm, reclaim and yield
 
     @Test func aFullQueueRejectsWithTheFunctionsOwnCapWhenAtMaxWorkers() {
-        var machine = Machine(maxWorkers: 1, maxQueued: 2)
+        var machine = Machine(maxWorkers: 1, maxQueued: 1)
         #expect(machine.acquire(1) == .startWorker(1))
+        // Call 1 waits for its spawning worker: it does not count against the bound; call 2 does.
         #expect(machine.acquire(2) == .wait)
+        #expect(machine.waitingForCapacity == 1)
         #expect(machine.acquire(3) == .reject(.functionAtCapacity))
         #expect(Array(machine.waiters) == [1, 2])
         #expect(machine.workerReady(1) == .handOver(worker: 1, waiter: 1))
-        #expect(machine.acquire(4) == .wait)
-        #expect(Array(machine.waiters) == [2, 4])
+        #expect(machine.acquire(4) == .reject(.functionAtCapacity))
+        #expect(machine.release(1) == .handOver(worker: 1, waiter: 2))
+        #expect(machine.acquire(5) == .wait)
     }
 
-    @Test func aFullQueueBelowMaxWorkersIsTheHostsCapacity() {
-        // Two workers are starting (waiting for host capacity) for two queued calls; a third call finds the queue
-        // full while the function itself could still grow.
-        var machine = Machine(maxWorkers: 4, maxQueued: 2)
+    @Test func aFullQueueWhileWorkersWaitForRoomIsTheHostsCapacity() {
+        var machine = Machine(maxWorkers: 4, maxQueued: 1)
         #expect(machine.acquire(1) == .startWorker(1))
-        #expect(machine.acquire(2) == .startWorker(2))
-        #expect(machine.acquire(3) == .reject(.hostAtCapacity))
-        #expect(machine.liveCount == 2)
+        machine.waitingForRoom(1)
+        #expect(machine.spawningCount == 0)
+        #expect(machine.acquire(2) == .reject(.hostAtCapacity))
+        let granted = machine.roomGranted(1)
+        #expect(granted)
+        let again = machine.roomGranted(1)
+        #expect(!again)
+        #expect(machine.acquire(3) == .startWorker(2))
     }
 
-    @Test func aQueueBoundOfZeroServesOnlyReadyWorkers() {
+    @Test func aQueueBoundOfZeroStillLetsACallStartAWorker() {
         var machine = Machine(maxWorkers: 2, maxQueued: 0)
-        #expect(machine.acquire(1) == .reject(.hostAtCapacity))
-        #expect(machine.liveCount == 0)
+        #expect(machine.acquire(1) == .startWorker(1))
+        machine.waitingForRoom(1)
+        #expect(machine.acquire(2) == .reject(.hostAtCapacity))
+        #expect(machine.workerExited(1) == .failWaiter(1, thenStart: nil))
+        #expect(machine.awaitingRoom.isEmpty)
     }
 
     @Test func warmUpStartsMinInstancesOrOneForPrewarm() {
@@ -529,7 +538,15 @@ import Testing
                 let waiter = nextWaiter
                 nextWaiter += 1
                 event += ": acquire \(waiter)"
-                switch machine.acquire(waiter) {
+                let queueFull = machine.waitingForCapacity >= maxQueued && machine.idleCount == 0
+                let ownCap = machine.liveCount - machine.awaitingRoom.count >= maxWorkers
+                let hostFull = !machine.awaitingRoom.isEmpty
+                let shuttingDown = machine.isShuttingDown
+                let action = machine.acquire(waiter)
+                let rejected = if case .reject = action { true } else { false }
+                #expect(
+                    rejected || !(queueFull && (ownCap || hostFull)), "\(event): a full queue took a call (\(context))")
+                switch action {
                 case .use(let worker):
                     #expect(held[worker] == nil, "\(event): idle worker \(worker) handed twice (\(context))")
                     #expect(queued.isEmpty, "\(event): an idle worker existed while calls waited (\(context))")
@@ -542,10 +559,10 @@ import Testing
                 case .reject(.shuttingDown):
                     #expect(machine.isShuttingDown)
                 case .reject(let reason):
-                    #expect(queued.count == maxQueued, "\(event): rejected \(reason) below the bound (\(context))")
+                    #expect(!shuttingDown && queueFull, "\(event): rejected \(reason) below the bound (\(context))")
                     #expect(
-                        (reason == .functionAtCapacity) == (machine.liveCount >= maxWorkers),
-                        "\(event): \(reason) with \(machine.liveCount) live (\(context))")
+                        reason == (ownCap ? .functionAtCapacity : .hostAtCapacity) && (ownCap || hostFull),
+                        "\(event): \(reason) (\(context))")
                 }
             case 30..<38:
                 guard let waiter = queued.randomElement(using: &random) else { continue }
@@ -554,7 +571,11 @@ import Testing
                 #expect(cancelled)
                 queued.removeAll { $0 == waiter }
             case 38..<58:
-                guard let worker = workers(in: { $0 == .starting }).randomElement(using: &random) else { continue }
+                // Only spawned workers report ready; those waiting for room have no process yet.
+                guard
+                    let worker = workers(in: { $0 == .starting }).filter({ !machine.awaitingRoom.contains($0) })
+                        .randomElement(using: &random)
+                else { continue }
                 event += ": ready \(worker)"
                 apply(machine.workerReady(worker), from: event)
             case 58..<80:
@@ -587,7 +608,7 @@ import Testing
                 #expect(action == (current && aboveMinimum ? .stopWorker(worker) : .none), "\(event) (\(context))")
                 apply(action, from: event)
             case 92..<99:
-                switch random.next(upperBound: UInt64(8)) {
+                switch random.next(upperBound: UInt64(10)) {
                 case 0..<4:
                     guard let worker = machine.workers.keys.sorted().randomElement(using: &random) else { continue }
                     event += ": exit \(worker)"
@@ -608,10 +629,23 @@ import Testing
                     let spare = machine.startingCount > queued.count
                     let abandoned = machine.abandonStart(worker)
                     #expect(abandoned == spare, "\(event) (\(context))")
+                case 8:
+                    guard
+                        let worker = workers(in: { $0 == .starting }).filter({ !machine.awaitingRoom.contains($0) })
+                            .randomElement(using: &random)
+                    else { continue }
+                    event += ": \(worker) waits for room"
+                    machine.waitingForRoom(worker)
+                case 9:
+                    guard let worker = machine.awaitingRoom.sorted().randomElement(using: &random) else { continue }
+                    event += ": room for \(worker)"
+                    let granted = machine.roomGranted(worker)
+                    #expect(granted, "\(event) (\(context))")
                 default:
                     event += ": warm up"
                     for worker in machine.warmUp(prewarm: random.next(upperBound: UInt64(2)) == 0) {
-                        #expect(everStarted.insert(worker).inserted, "\(event): worker id \(worker) reused (\(context))")
+                        #expect(
+                            everStarted.insert(worker).inserted, "\(event): worker id \(worker) reused (\(context))")
                     }
                     #expect(
                         machine.isShuttingDown || machine.activeCount >= minInstances
@@ -629,7 +663,12 @@ import Testing
                 }
             }
 
-            try #require(queued.count <= maxQueued, "\(event): queue over its bound (\(context))")
+            try #require(
+                maxQueued > Int.max - maxWorkers || queued.count <= maxQueued + maxWorkers,
+                "\(event): queue over its bound (\(context))")
+            try #require(
+                machine.awaitingRoom.allSatisfy { machine.workers[$0] == .starting },
+                "\(event): a worker waits for room but is not starting (\(context))")
             let stopping = machine.workers.values.count { $0 == .draining }
             let idleInMap = machine.workers.values.count { if case .ready = $0 { true } else { false } }
             let live = machine.liveCount

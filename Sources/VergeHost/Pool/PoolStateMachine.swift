@@ -5,8 +5,9 @@ import DequeModule
 ///
 /// Each worker follows its `WorkerLifecycle` (`starting → ready ⇄ busy → draining → exited`). A call takes the most
 /// recently used ready worker (so the others age out and the pool can shrink to zero), otherwise waits in FIFO
-/// order — at most `maxQueued` calls — while a new worker starts, up to `maxWorkers`. Idle workers are stopped by
-/// their idle timer except the last `minInstances`, which stay warm.
+/// order while a new worker starts, up to `maxWorkers`. A starting worker may first wait for room in the host
+/// (`waitingForRoom`); at most `maxQueued` calls wait without a spawning worker of their own. Idle workers are
+/// stopped by their idle timer except the last `minInstances`, which stay warm.
 struct PoolStateMachine {
     typealias WorkerID = Int
     typealias WaiterID = Int
@@ -16,9 +17,9 @@ struct PoolStateMachine {
     enum Rejection: Equatable {
         /// The pool is shutting down (its version was replaced or removed, or the host stops).
         case shuttingDown
-        /// The function runs `maxWorkers` workers and `maxQueued` calls already wait: its own cap (429).
+        /// `maxQueued` calls wait for capacity and the function has all its `maxWorkers`: its own cap (429).
         case functionAtCapacity
-        /// The function is below `maxWorkers` but its new workers wait for host capacity and the queue is full (503).
+        /// `maxQueued` calls wait for capacity and the function's new workers wait for room in the host (503).
         case hostAtCapacity
     }
 
@@ -53,6 +54,8 @@ struct PoolStateMachine {
     let minInstances: Int
     let maxQueued: Int
     private var lifecycles: [WorkerID: WorkerLifecycle] = [:]
+    /// Starting workers that wait for room in the host (a host-wide admission grant) before they can be spawned.
+    private(set) var awaitingRoom: Set<WorkerID> = []
     private(set) var waiters: Deque<WaiterID> = []
     /// Ready workers, most recently used last.
     private var idleStack: [WorkerID] = []
@@ -71,6 +74,10 @@ struct PoolStateMachine {
     var workers: [WorkerID: WorkerState] { lifecycles.mapValues(\.state) }
 
     var startingCount: Int { count(.starting) }
+    /// Starting workers being spawned (not waiting for room in the host).
+    var spawningCount: Int { startingCount - awaitingRoom.count }
+    /// Waiting calls that no spawning worker will serve: they wait for capacity.
+    var waitingForCapacity: Int { max(0, waiters.count - spawningCount) }
     var busyCount: Int { count(.busy) }
     var drainingCount: Int { count(.draining) }
     var idleCount: Int { idleStack.count }
@@ -89,8 +96,10 @@ struct PoolStateMachine {
             _ = lifecycles[worker]!.assign()
             return .use(worker)
         }
-        if waiters.count >= maxQueued {
-            return .reject(liveCount >= maxWorkers ? .functionAtCapacity : .hostAtCapacity)
+        if waitingForCapacity >= maxQueued {
+            if liveCount - awaitingRoom.count >= maxWorkers { return .reject(.functionAtCapacity) }
+            // With no worker waiting for room, the host has shown no sign of being full: a new worker may start.
+            if !awaitingRoom.isEmpty { return .reject(.hostAtCapacity) }
         }
         waiters.append(waiter)
         if startingCount < waiters.count, liveCount < maxWorkers {
@@ -106,11 +115,23 @@ struct PoolStateMachine {
         return true
     }
 
+    /// The host has no room for starting `worker` yet: it waits for a grant.
+    mutating func waitingForRoom(_ worker: WorkerID) {
+        guard lifecycles[worker]?.state == .starting else { return }
+        awaitingRoom.insert(worker)
+    }
+
+    /// The host granted room for `worker`: it is spawned now. Returns whether it was waiting for room.
+    mutating func roomGranted(_ worker: WorkerID) -> Bool {
+        awaitingRoom.remove(worker) != nil
+    }
+
     /// Gives up a starting worker that was never launched (its host-wide admission request is withdrawn or refused)
     /// when no call needs it: more workers are starting than calls wait. Returns whether it was given up.
     mutating func abandonStart(_ worker: WorkerID) -> Bool {
         guard lifecycles[worker]?.state == .starting, startingCount > waiters.count else { return false }
         lifecycles[worker] = nil
+        awaitingRoom.remove(worker)
         return true
     }
 
@@ -170,6 +191,7 @@ struct PoolStateMachine {
             return .none
         }
         idleStack.removeAll { $0 == worker }
+        awaitingRoom.remove(worker)
         if isShuttingDown { return .none }
         if previous == .starting {
             // It died before serving anyone. The oldest call without a starting worker of its own fails with the
