@@ -84,6 +84,28 @@ struct AdmissionTests {
         }
     }
 
+    @Test func aFunctionLargerThanTheHostGets503NamingTheSettingNot502() async throws {
+        let scratch = try TemporaryDirectory()
+        defer { scratch.remove() }
+        let bundle = try scratch.copy(Paths.fixtureFunction("echo"), as: "big")
+        try #"{"name":"big","runtime":"python","entry":"main.py","memory_mb":512}"#.write(
+            toFile: bundle + "/verge.json", atomically: true, encoding: .utf8)
+        try await LocalClusterProcess.with(extraArguments: ["--max-memory-mb", "256"]) { cluster in
+            let fra = try #require(cluster.hostURLs["fra"])
+            #expect(try await cluster.deploy(bundle).status == 0)
+            #expect(try await cluster.deploy(Paths.fixtureFunction("echo")).status == 0)
+            try await waitUntilListed(cluster, ["big", "echo"])
+            let big = try await TestHTTP.get(fra + "/big")
+            #expect(big.status == 503)
+            #expect(Self.errorCode(big) == "overloaded")
+            let message = (try big.json()["error"] as? [String: Any])?["message"] as? String ?? ""
+            #expect(message.contains("512 MB") && message.contains("max_memory_mb"), "\(message)")
+            #expect(big.elapsed < .seconds(2), "it can never fit: no waiting")
+            #expect(try await TestHTTP.get(fra + "/echo").status == 200, "smaller functions still run")
+            #expect(cluster.log.contains("more memory per worker than the host's capacity"))
+        }
+    }
+
     @Test func aFloodingFunctionDoesNotStarveAnother() async throws {
         try await LocalClusterProcess.with(extraArguments: ["--max-workers", "2"]) { cluster in
             let fra = try #require(cluster.hostURLs["fra"])

@@ -97,7 +97,7 @@ final class FunctionPool: AdmissionClient {
                 )))
     }
 
-    /// Counts of worker processes by state.
+    /// Counts of worker processes by state, and of calls waiting for one.
     struct Stats: Sendable, Equatable, Codable {
         var live: Int
         var idle: Int
@@ -108,9 +108,10 @@ final class FunctionPool: AdmissionClient {
 
     var stats: Stats {
         state.withLock {
+            // Workers still waiting for room in the host have no process yet.
             Stats(
-                live: $0.machine.liveCount, idle: $0.machine.idleCount, busy: $0.machine.busyCount,
-                starting: $0.machine.startingCount, queued: $0.machine.waiters.count
+                live: $0.machine.liveCount - $0.machine.awaitingRoom.count, idle: $0.machine.idleCount,
+                busy: $0.machine.busyCount, starting: $0.machine.spawningCount, queued: $0.machine.waiters.count
             )
         }
     }
