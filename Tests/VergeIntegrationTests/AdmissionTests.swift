@@ -19,8 +19,8 @@ struct AdmissionTests {
             try await waitUntilListed(cluster, ["hold", "slow"])
 
             // Two calls fill the host's two workers.
-            async let first = TestHTTP.get(fra + "/hold?ms=4000")
-            async let second = TestHTTP.get(fra + "/hold?ms=4000")
+            async let first = TestHTTP.get(fra + "/hold?ms=6000")
+            async let second = TestHTTP.get(fra + "/hold?ms=6000")
             let full = try await eventually(timeout: .seconds(10)) {
                 try await functionStatus(cluster, "hold")?["busy_workers"] as? Int == 2
             }
@@ -62,9 +62,9 @@ struct AdmissionTests {
             let fra = try #require(cluster.hostURLs["fra"])
             #expect(try await cluster.deploy(Paths.fixtureFunction("hold")).status == 0)
             try await waitUntilListed(cluster, ["hold"])
-            async let a = TestHTTP.get(fra + "/hold?ms=3000")
-            async let b = TestHTTP.get(fra + "/hold?ms=3000")
-            async let c = TestHTTP.get(fra + "/hold?ms=3000")
+            async let a = TestHTTP.get(fra + "/hold?ms=5000")
+            async let b = TestHTTP.get(fra + "/hold?ms=5000")
+            async let c = TestHTTP.get(fra + "/hold?ms=5000")
             let busy = try await eventually(timeout: .seconds(10)) {
                 try await functionStatus(cluster, "hold")?["busy_workers"] as? Int == 3
             }
