@@ -58,6 +58,8 @@ extension Manifest {
             timeoutMs: try Self.optionalInteger(object, .timeoutMs) ?? Self.defaultTimeoutMs,
             maxWorkers: try Self.optionalInteger(object, .maxWorkers) ?? Self.defaultMaxWorkers,
             idleTimeoutSeconds: try Self.optionalInteger(object, .idleTimeoutSeconds, nullAllowed: true),
+            minInstances: try Self.optionalInteger(object, .minInstances) ?? 0,
+            prewarm: try Self.optionalBool(object, .prewarm) ?? false,
             env: env,
             limits: try object[CodingKeys.limits.rawValue].map { value throws(VergeError) in
                 try ManifestLimits(json: value)
@@ -114,6 +116,9 @@ extension Manifest {
             return problem
         }
         if let problem = limits.firstProblem() { return problem }
+        if !(0...maxWorkers).contains(minInstances) {
+            return "min_instances must be between 0 and max_workers (\(maxWorkers)), got \(minInstances)"
+        }
         if env.count > Self.maxEnvCount {
             return "env has \(env.count) variables; at most \(Self.maxEnvCount) are allowed"
         }
@@ -201,6 +206,14 @@ extension Manifest {
             throw invalid("\(key.rawValue) must be a string, got \(value.summary)")
         }
         return text
+    }
+
+    private static func optionalBool(_ object: [String: JSONValue], _ key: CodingKeys) throws(VergeError) -> Bool? {
+        switch object[key.rawValue] {
+        case nil: return nil
+        case .bool(let flag)?: return flag
+        case let value?: throw invalid("\(key.rawValue) must be true or false, got \(value.summary)")
+        }
     }
 
     private static func optionalInteger(

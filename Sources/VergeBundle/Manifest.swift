@@ -3,7 +3,7 @@ import VergeCore
 
 /// The contents of `verge.json`, the file at the root of every bundle that says how to run the function.
 ///
-/// JSON keys are snake_case (`memory_mb`, `timeout_ms`, `max_workers`, `idle_timeout_s`). Decoding — through
+/// JSON keys are snake_case (`memory_mb`, `timeout_ms`, `max_workers`, `idle_timeout_s`, `min_instances`). Decoding — through
 /// ``parse(_:)`` or any `Decoder` — applies the defaults, rejects unknown keys and checks every rule, so a decoded
 /// `Manifest` is always valid. A `Manifest` built in code can be checked with ``validate()``.
 public struct Manifest: Codable, Sendable, Equatable {
@@ -32,6 +32,12 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var maxWorkers: Int
     /// Seconds an idle worker is kept before it is stopped (`idle_timeout_s`, 1–86400); `nil` leaves it to the host.
     public var idleTimeoutSeconds: Int?
+    /// Workers a host keeps running even when idle (`min_instances`, 0…`max_workers`, default 0: the function
+    /// scales to zero and the first call after an idle period cold-starts).
+    public var minInstances: Int
+    /// Whether a host starts a worker as soon as the version is deployed (`prewarm`, default `false`), so even the
+    /// first call is warm. With `min_instances` above 0 that many start on deploy anyway.
+    public var prewarm: Bool
     /// Environment variables given to the function's workers: at most 64, names `[A-Z_][A-Z0-9_]*` up to 128
     /// characters and not starting with `VERGE_`, values up to 4096 bytes without NUL.
     public var env: [String: String]
@@ -47,6 +53,8 @@ public struct Manifest: Codable, Sendable, Equatable {
         timeoutMs: Int = Manifest.defaultTimeoutMs,
         maxWorkers: Int = Manifest.defaultMaxWorkers,
         idleTimeoutSeconds: Int? = nil,
+        minInstances: Int = 0,
+        prewarm: Bool = false,
         env: [String: String] = [:],
         limits: ManifestLimits = ManifestLimits()
     ) {
@@ -58,6 +66,8 @@ public struct Manifest: Codable, Sendable, Equatable {
         self.timeoutMs = timeoutMs
         self.maxWorkers = maxWorkers
         self.idleTimeoutSeconds = idleTimeoutSeconds
+        self.minInstances = minInstances
+        self.prewarm = prewarm
         self.env = env
         self.limits = limits
     }
@@ -90,7 +100,8 @@ public struct Manifest: Codable, Sendable, Equatable {
     }
 
     /// Canonical JSON: sorted keys, snake_case, no whitespace. `handler` is written for `python` only and
-    /// `idle_timeout_s` and `limits` only when set, so equal manifests always encode to equal bytes.
+    /// `idle_timeout_s`, `min_instances`, `prewarm` and `limits` only when set, so equal manifests always encode to
+    /// equal bytes (and manifests written before those keys existed keep their bytes).
     public func encoded() -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -127,6 +138,8 @@ extension Manifest {
         case timeoutMs = "timeout_ms"
         case maxWorkers = "max_workers"
         case idleTimeoutSeconds = "idle_timeout_s"
+        case minInstances = "min_instances"
+        case prewarm
         case env
         case limits
     }
@@ -148,6 +161,8 @@ extension Manifest {
         try container.encode(timeoutMs, forKey: .timeoutMs)
         try container.encode(maxWorkers, forKey: .maxWorkers)
         try container.encodeIfPresent(idleTimeoutSeconds, forKey: .idleTimeoutSeconds)
+        if minInstances != 0 { try container.encode(minInstances, forKey: .minInstances) }
+        if prewarm { try container.encode(prewarm, forKey: .prewarm) }
         try container.encode(env, forKey: .env)
         if !limits.isEmpty { try container.encode(limits, forKey: .limits) }
     }

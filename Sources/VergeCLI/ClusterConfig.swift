@@ -2,6 +2,7 @@ import Foundation
 import VergeCore
 import VergeGateway
 import VergeHTTP
+import VergeHost
 
 /// The local cluster's configuration file (`Samples/cluster/local.json`). Every key is optional; the defaults
 /// are the three-host cluster below. Unknown keys are rejected so a typo never goes unnoticed.
@@ -25,6 +26,10 @@ struct ClusterConfig: Decodable, Sendable {
     var syncIntervalMs: Int = 250
     /// `sandbox` (default) or `none`; `none` runs functions unsandboxed and every status surface says so.
     var isolation: IsolationLevel = .sandbox
+    /// Host capacity, per host; `nil` takes the machine-derived defaults of `HostConfiguration`.
+    var maxWorkers: Int?
+    var maxMemoryMB: Int?
+    var maxQueuedCalls: Int?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case gateway, api, hosts, python, isolation
@@ -32,6 +37,9 @@ struct ClusterConfig: Decodable, Sendable {
         case defaultLocation = "default_location"
         case idleTimeoutSeconds = "idle_timeout_s"
         case syncIntervalMs = "sync_interval_ms"
+        case maxWorkers = "max_workers"
+        case maxMemoryMB = "max_memory_mb"
+        case maxQueuedCalls = "max_queued_calls"
     }
 
     init() {}
@@ -56,6 +64,9 @@ struct ClusterConfig: Decodable, Sendable {
         python = try container.decodeIfPresent(String.self, forKey: .python) ?? defaults.python
         syncIntervalMs = try container.decodeIfPresent(Int.self, forKey: .syncIntervalMs) ?? defaults.syncIntervalMs
         isolation = try container.decodeIfPresent(IsolationLevel.self, forKey: .isolation) ?? defaults.isolation
+        maxWorkers = try container.decodeIfPresent(Int.self, forKey: .maxWorkers)
+        maxMemoryMB = try container.decodeIfPresent(Int.self, forKey: .maxMemoryMB)
+        maxQueuedCalls = try container.decodeIfPresent(Int.self, forKey: .maxQueuedCalls)
         try validate()
     }
 
@@ -79,6 +90,16 @@ struct ClusterConfig: Decodable, Sendable {
         guard (10...60_000).contains(syncIntervalMs) else {
             throw VergeCLIError("sync_interval_ms must be between 10 and 60000")
         }
+        var host = HostConfiguration(name: "check", location: GeoPoint(0, 0), dataDirectory: "", runtimeDirectory: "")
+        applyCapacity(to: &host)
+        do { try host.validateCapacity() } catch { throw VergeCLIError(error.message) }
+    }
+
+    /// Sets the capacity keys that are present on a host's configuration.
+    func applyCapacity(to configuration: inout HostConfiguration) {
+        if let maxWorkers { configuration.maxWorkers = maxWorkers }
+        if let maxMemoryMB { configuration.maxMemoryMB = maxMemoryMB }
+        if let maxQueuedCalls { configuration.maxQueuedCalls = maxQueuedCalls }
     }
 
     /// Loads a config file; errors name the file and what is wrong.

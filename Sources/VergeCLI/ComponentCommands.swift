@@ -98,6 +98,11 @@ struct HostCommand: AsyncParsableCommand {
         String?
     @Option(help: "sandbox (default; refuse to start without one) or none (functions run unsandboxed).")
     var isolation: IsolationLevel = .sandbox
+    @Option(name: .customLong("max-workers"), help: "Most worker processes, over all functions.") var maxWorkers: Int?
+    @Option(name: .customLong("max-memory-mb"), help: "Most memory (MiB of memory_mb) of all workers together.")
+    var maxMemoryMB: Int?
+    @Option(name: .customLong("max-queued-calls"), help: "Most calls of one function waiting for a worker.")
+    var maxQueuedCalls: Int?
     @OptionGroup var options: ComponentOptions
 
     func run() async throws {
@@ -117,6 +122,10 @@ struct HostCommand: AsyncParsableCommand {
         configuration.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
         if let python { configuration.python = python }
         configuration.isolationSettings.level = isolation
+        if let maxWorkers { configuration.maxWorkers = maxWorkers }
+        if let maxMemoryMB { configuration.maxMemoryMB = maxMemoryMB }
+        if let maxQueuedCalls { configuration.maxQueuedCalls = maxQueuedCalls }
+        do { try configuration.validateCapacity() } catch { throw ValidationError(error.message) }
         let loop = try SupervisorLoop()
         defer { loop.shutdown() }
         let host = try EdgeHost(

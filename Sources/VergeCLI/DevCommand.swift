@@ -40,6 +40,15 @@ struct DevCommand: AsyncParsableCommand {
     @Option(help: "Python interpreter for Python functions. Default: /usr/bin/python3 when present.")
     var python: String?
 
+    @Option(name: .customLong("max-workers"), help: "Most worker processes per host, over all functions.")
+    var maxWorkers: Int?
+
+    @Option(name: .customLong("max-memory-mb"), help: "Most memory (MiB of memory_mb) per host's workers together.")
+    var maxMemoryMB: Int?
+
+    @Option(name: .customLong("max-queued-calls"), help: "Most calls of one function waiting for a worker.")
+    var maxQueuedCalls: Int?
+
     @Option(name: .customLong("runtime-dir"), help: "Directory of the in-worker runtimes (Runtime/).")
     var runtimeDirectory: String?
 
@@ -81,6 +90,10 @@ struct DevCommand: AsyncParsableCommand {
         }
         if let python { cluster.python = python }
         if let isolation { cluster.isolation = isolation }
+        if let maxWorkers { cluster.maxWorkers = maxWorkers }
+        if let maxMemoryMB { cluster.maxMemoryMB = maxMemoryMB }
+        if let maxQueuedCalls { cluster.maxQueuedCalls = maxQueuedCalls }
+        do { try cluster.validate() } catch let error as VergeCLIError { throw ValidationError(error.description) }
         let runtimeDirectory = try RuntimeLocator.locate(explicit: self.runtimeDirectory)
         let dataDirectory = RuntimeLocator.absolute(data)
 
@@ -127,6 +140,7 @@ struct LocalCluster {
             configuration.clusterKey = clusterKey
             configuration.syncInterval = .milliseconds(cluster.syncIntervalMs)
             configuration.isolationSettings.level = cluster.isolation
+            cluster.applyCapacity(to: &configuration)
             return try EdgeHost(configuration: configuration, supervisor: supervisor, logger: logger.withLabel("host"))
         }
 

@@ -36,6 +36,7 @@ public final class EdgeHost: Service, Sendable {
             // Every line this host logs says it runs functions unprotected.
             logger[metadataKey: "host.isolation"] = "none"
         }
+        try configuration.validateCapacity()
         self.configuration = configuration
         self.logger = logger
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
@@ -63,12 +64,16 @@ public final class EdgeHost: Service, Sendable {
         self.sandbox = sandbox
         self.environment = PoolEnvironment(
             configuration: configuration, supervisor: supervisor,
-            eventLoopGroup: MultiThreadedEventLoopGroupProvider.shared, launcher: launcher, logSink: logSink,
-            logger: logger, sandbox: sandbox
+            eventLoopGroup: MultiThreadedEventLoopGroupProvider.shared, launcher: launcher,
+            admission: HostAdmission(
+                capacity: .init(workers: configuration.maxWorkers, memoryMB: configuration.maxMemoryMB)),
+            logSink: logSink, logger: logger, sandbox: sandbox
         )
         // Serve what was deployed before a restart, even if the control plane never answers.
         for deployment in deploymentsFile.load() where cache.cachedManifest(deployment.version) == deployment.manifest {
-            _ = deployments.install(FunctionPool(deployment: deployment, environment: environment))
+            let pool = FunctionPool(deployment: deployment, environment: environment)
+            _ = deployments.install(pool)
+            pool.warmUp()
         }
     }
 
@@ -164,8 +169,18 @@ public final class EdgeHost: Service, Sendable {
                     tenant: function.tenant, name: function.name, version: function.version, manifest: manifest,
                     bundleDirectory: cache.bundleDirectory(function.version)
                 )
-                let old = deployments.install(FunctionPool(deployment: deployment, environment: environment))
+                if manifest.memoryMB > configuration.maxMemoryMB {
+                    logger.warning(
+                        "function needs more memory per worker than the host's capacity; its calls will get 503",
+                        metadata: [
+                            "function.name": "\(key)", "function.memory_mb": "\(manifest.memoryMB)",
+                            "host.max_memory_mb": "\(configuration.maxMemoryMB)",
+                        ])
+                }
+                let pool = FunctionPool(deployment: deployment, environment: environment)
+                let old = deployments.install(pool)
                 old?.retire()
+                pool.warmUp()
                 changed = true
                 logger.info(
                     "function installed",

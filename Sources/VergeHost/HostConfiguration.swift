@@ -23,6 +23,15 @@ public struct HostConfiguration: Sendable {
     public var initTimeout: Duration = .seconds(10)
     /// How long a stopping worker gets between SIGTERM and SIGKILL. Default 2 s.
     public var stopGracePeriod: Duration = .seconds(2)
+    /// Most worker processes the host runs at once, over every function (each function also has its own
+    /// `max_workers`). Default: 16 per CPU core (`defaultMaxWorkers`).
+    public var maxWorkers: Int = HostConfiguration.defaultMaxWorkers
+    /// Most memory, in MiB, the host's workers may have together, counting each worker as its function's
+    /// `memory_mb`. Default: three quarters of the machine's physical memory (`defaultMaxMemoryMB`).
+    public var maxMemoryMB: Int = HostConfiguration.defaultMaxMemoryMB
+    /// Most calls of one function that wait for a worker at once; a call beyond it is answered at once with 429
+    /// (the function is at its `max_workers`) or 503 (the host is at capacity). Default 64.
+    public var maxQueuedCalls: Int = 64
     /// Largest request body a function accepts. Default 6 MiB.
     public var maxRequestBodyBytes: Int = 6 * 1024 * 1024
     /// The control plane to sync with; `nil` runs the host from its cache only.
@@ -44,6 +53,27 @@ public struct HostConfiguration: Sendable {
         self.location = location
         self.dataDirectory = dataDirectory
         self.runtimeDirectory = runtimeDirectory
+    }
+
+    /// 16 workers per CPU core: a worker is a process that mostly waits for I/O, but every one costs memory and
+    /// scheduling; the memory capacity usually binds first.
+    public static let defaultMaxWorkers: Int = 16 * max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    /// Three quarters of physical memory, leaving the rest to the host itself, the page cache and the system.
+    public static let defaultMaxMemoryMB: Int =
+        max(256, Int(ProcessInfo.processInfo.physicalMemory / 1_048_576) * 3 / 4)
+
+    /// Checks the capacity settings; the error names the setting and its allowed range.
+    public func validateCapacity() throws(VergeError) {
+        if !(1...100_000).contains(maxWorkers) {
+            throw VergeError(.badRequest, "max_workers must be between 1 and 100000, got \(maxWorkers)")
+        }
+        if !(16...16_777_216).contains(maxMemoryMB) {
+            throw VergeError(.badRequest, "max_memory_mb must be between 16 and 16777216, got \(maxMemoryMB)")
+        }
+        if !(0...100_000).contains(maxQueuedCalls) {
+            throw VergeError(.badRequest, "max_queued_calls must be between 0 and 100000, got \(maxQueuedCalls)")
+        }
     }
 
     public static let defaultPython: String =

@@ -88,9 +88,9 @@ public final class LocalClusterProcess: @unchecked Sendable {
 
     /// Runs `body` with a fresh cluster, stopping it and removing its data afterwards whatever happens.
     public static func with<T>(
-        idleTimeout: Double = 300, _ body: (LocalClusterProcess) async throws -> T
+        idleTimeout: Double = 300, extraArguments: [String] = [], _ body: (LocalClusterProcess) async throws -> T
     ) async throws -> T {
-        let cluster = try await start(idleTimeout: idleTimeout)
+        let cluster = try await start(idleTimeout: idleTimeout, extraArguments: extraArguments)
         do {
             let result = try await body(cluster)
             await cluster.stop()

@@ -18,6 +18,8 @@ import VergeCore
         #expect(manifest.timeoutMs == 10_000)
         #expect(manifest.maxWorkers == 4)
         #expect(manifest.idleTimeoutSeconds == nil)
+        #expect(manifest.minInstances == 0)
+        #expect(manifest.prewarm == false)
         #expect(manifest.env == [:])
         #expect(manifest.entryPath == "main.py")
         #expect(manifest.executablePath == nil)
@@ -29,7 +31,7 @@ import VergeCore
             {
               "name": "json-api", "runtime": "python", "entry": "app/server.py", "handler": "serve",
               "memory_mb": 64, "timeout_ms": 5000, "max_workers": 16, "idle_timeout_s": 300,
-              "env": {"GREETING": "Hello", "_X1": ""}
+              "min_instances": 2, "prewarm": true, "env": {"GREETING": "Hello", "_X1": ""}
             }
             """
         )
@@ -37,7 +39,8 @@ import VergeCore
             manifest
                 == Manifest(
                     name: "json-api", runtime: .python, entry: "app/server.py", handler: "serve", memoryMB: 64,
-                    timeoutMs: 5000, maxWorkers: 16, idleTimeoutSeconds: 300, env: ["GREETING": "Hello", "_X1": ""]
+                    timeoutMs: 5000, maxWorkers: 16, idleTimeoutSeconds: 300, minInstances: 2, prewarm: true,
+                    env: ["GREETING": "Hello", "_X1": ""]
                 )
         )
     }
@@ -66,6 +69,16 @@ import VergeCore
         #expect(!text.contains("handler"))
         #expect(text.contains(#""idle_timeout_s":60"#))
         #expect(try Manifest.parse(manifest.encoded()) == manifest)
+    }
+
+    @Test func minInstancesAndPrewarmAreEncodedOnlyWhenSetAndRoundTrip() throws {
+        let plain = String(decoding: Manifest(name: "a", runtime: .python, entry: "m.py").encoded(), as: UTF8.self)
+        #expect(!plain.contains("min_instances") && !plain.contains("prewarm"))
+        let warm = Manifest(name: "a", runtime: .python, entry: "m.py", maxWorkers: 3, minInstances: 3, prewarm: true)
+        let text = String(decoding: warm.encoded(), as: UTF8.self)
+        #expect(text.contains(#""min_instances":3"#))
+        #expect(text.contains(#""prewarm":true"#))
+        #expect(try Manifest.parse(warm.encoded()) == warm)
     }
 
     @Test func decodingThroughJSONDecoderAppliesTheSameRules() throws {
@@ -125,6 +138,16 @@ import VergeCore
         ("{\(base),\"max_workers\":257}", ["max_workers must be between 1 and 256, got 257"]),
         ("{\(base),\"max_workers\":null}", ["max_workers must be an integer, got null"]),
         ("{\(base),\"idle_timeout_s\":0}", ["idle_timeout_s must be between 1 and 86400, got 0"]),
+        ("{\(base),\"min_instances\":-1}", ["min_instances must be between 0 and max_workers (4), got -1"]),
+        ("{\(base),\"min_instances\":5}", ["min_instances must be between 0 and max_workers (4), got 5"]),
+        (
+            "{\(base),\"max_workers\":8,\"min_instances\":9}",
+            ["min_instances must be between 0 and max_workers (8), got 9"]
+        ),
+        ("{\(base),\"min_instances\":\"1\"}", [#"min_instances must be an integer, got "1""#]),
+        ("{\(base),\"prewarm\":1}", ["prewarm must be true or false, got 1"]),
+        ("{\(base),\"prewarm\":\"yes\"}", [#"prewarm must be true or false, got "yes""#]),
+        ("{\(base),\"prewarm\":null}", ["prewarm must be true or false, got null"]),
         ("{\(base),\"env\":[\"A\"]}", ["env must be an object mapping variable names to strings, got an array"]),
         ("{\(base),\"env\":{\"lower\":\"x\"}}", ["env name 'lower' is invalid", "A-Z, 0-9 and '_'"]),
         ("{\(base),\"env\":{\"1ST\":\"x\"}}", ["env name '1ST' is invalid"]),

@@ -116,7 +116,7 @@ import Testing
         let (worker, first) = Self.idleWorker(&machine, waiter: 1)
         #expect(machine.idleCount == 1)
         #expect(machine.busyCount == 0)
-        #expect(machine.workers[worker] == .idle(generation: first))
+        #expect(machine.workers[worker] == .ready(generation: first))
 
         #expect(machine.acquire(2) == .use(worker))
         guard case .startIdleTimer(worker, let second) = machine.release(worker) else {
@@ -124,7 +124,7 @@ import Testing
             return
         }
         #expect(second != first)
-        #expect(machine.workers[worker] == .idle(generation: second))
+        #expect(machine.workers[worker] == .ready(generation: second))
     }
 
     @Test func releaseIsIgnoredForWorkersThatAreNotBusy() {
@@ -132,7 +132,7 @@ import Testing
         let (worker, generation) = Self.idleWorker(&machine, waiter: 1)
         #expect(machine.release(worker) == .none)
         #expect(machine.release(99) == .none)
-        #expect(machine.workers[worker] == .idle(generation: generation))
+        #expect(machine.workers[worker] == .ready(generation: generation))
     }
 
     @Test func theMostRecentlyUsedIdleWorkerIsTakenFirst() {
@@ -151,7 +151,7 @@ import Testing
         #expect(machine.acquire(11) == .use(workers[1]))
         // The least recently used worker keeps its timer and ages out.
         #expect(machine.idleTimerFired(workers[0], generation: generations[workers[0]]!) == .stopWorker(workers[0]))
-        #expect(machine.workers[workers[0]] == .stopping)
+        #expect(machine.workers[workers[0]] == .draining)
         #expect(machine.idleCount == 0)
         #expect(machine.acquire(12) == .wait)
     }
@@ -169,7 +169,7 @@ import Testing
         }
         // ... or after it went idle again.
         #expect(machine.idleTimerFired(worker, generation: stale) == .none)
-        #expect(machine.workers[worker] == .idle(generation: current))
+        #expect(machine.workers[worker] == .ready(generation: current))
         #expect(machine.idleCount == 1)
         #expect(machine.idleTimerFired(worker, generation: current) == .stopWorker(worker))
     }
@@ -178,7 +178,7 @@ import Testing
         var machine = Machine(maxWorkers: 2)
         let (worker, generation) = Self.idleWorker(&machine, waiter: 1)
         #expect(machine.idleTimerFired(worker, generation: generation) == .stopWorker(worker))
-        #expect(machine.workers[worker] == .stopping)
+        #expect(machine.workers[worker] == .draining)
         #expect(machine.idleCount == 0)
         #expect(machine.liveCount == 1)
         // Firing twice stops it once.
@@ -260,7 +260,7 @@ import Testing
         let worker = Self.busyWorker(&machine, waiter: 1)
         #expect(machine.acquire(2) == .wait)
         machine.retire(worker)
-        #expect(machine.workers[worker] == .stopping)
+        #expect(machine.workers[worker] == .draining)
         #expect(machine.release(worker) == .none)
         #expect(machine.workerExited(worker) == .startWorker(worker + 1))
     }
@@ -305,10 +305,10 @@ import Testing
         #expect(failed.isEmpty)
         #expect(machine.idleCount == 0)
         #expect(machine.isShuttingDown)
-        for worker in workers[0..<2] { #expect(machine.workers[worker] == .stopping) }
+        for worker in workers[0..<2] { #expect(machine.workers[worker] == .draining) }
         // The busy worker stops once its call ends.
         #expect(machine.release(workers[2]) == .stopWorker(workers[2]))
-        #expect(machine.workers[workers[2]] == .stopping)
+        #expect(machine.workers[workers[2]] == .draining)
     }
 
     @Test func shutdownFailsWaitersAndStopsWorkersThatFinishLater() {
@@ -341,32 +341,158 @@ import Testing
     @Test func acquireAfterShutdownIsRejected() {
         var machine = Machine(maxWorkers: 2)
         _ = machine.shutdown()
-        #expect(machine.acquire(1) == .reject)
+        #expect(machine.acquire(1) == .reject(.shuttingDown))
         #expect(machine.waiters.isEmpty)
         #expect(machine.liveCount == 0)
     }
 
+    // MARK: Queue bound, minimum, pre-warm, reclaim and yield
+
+    @Test func aFullQueueRejectsWithTheFunctionsOwnCapWhenAtMaxWorkers() {
+        var machine = Machine(maxWorkers: 1, maxQueued: 1)
+        #expect(machine.acquire(1) == .startWorker(1))
+        // Call 1 waits for its spawning worker: it does not count against the bound; call 2 does.
+        #expect(machine.acquire(2) == .wait)
+        #expect(machine.waitingForCapacity == 1)
+        #expect(machine.acquire(3) == .reject(.functionAtCapacity))
+        #expect(Array(machine.waiters) == [1, 2])
+        #expect(machine.workerReady(1) == .handOver(worker: 1, waiter: 1))
+        #expect(machine.acquire(4) == .reject(.functionAtCapacity))
+        #expect(machine.release(1) == .handOver(worker: 1, waiter: 2))
+        #expect(machine.acquire(5) == .wait)
+    }
+
+    @Test func aFullQueueWhileWorkersWaitForRoomIsTheHostsCapacity() {
+        var machine = Machine(maxWorkers: 4, maxQueued: 1)
+        #expect(machine.acquire(1) == .startWorker(1))
+        machine.waitingForRoom(1)
+        #expect(machine.spawningCount == 0)
+        #expect(machine.acquire(2) == .reject(.hostAtCapacity))
+        let granted = machine.roomGranted(1)
+        #expect(granted)
+        let again = machine.roomGranted(1)
+        #expect(!again)
+        #expect(machine.acquire(3) == .startWorker(2))
+    }
+
+    @Test func aQueueBoundOfZeroStillLetsACallStartAWorker() {
+        var machine = Machine(maxWorkers: 2, maxQueued: 0)
+        #expect(machine.acquire(1) == .startWorker(1))
+        machine.waitingForRoom(1)
+        #expect(machine.acquire(2) == .reject(.hostAtCapacity))
+        #expect(machine.workerExited(1) == .failWaiter(1, thenStart: nil))
+        #expect(machine.awaitingRoom.isEmpty)
+    }
+
+    @Test func warmUpStartsMinInstancesOrOneForPrewarm() {
+        var none = Machine(maxWorkers: 4)
+        #expect(none.warmUp(prewarm: false).isEmpty)
+        var prewarmed = Machine(maxWorkers: 4)
+        #expect(prewarmed.warmUp(prewarm: true) == [1])
+        #expect(prewarmed.warmUp(prewarm: true).isEmpty, "already warm")
+        var minimum = Machine(maxWorkers: 4, minInstances: 3)
+        #expect(minimum.warmUp(prewarm: true) == [1, 2, 3])
+        #expect(minimum.startingCount == 3)
+        #expect(minimum.waiters.isEmpty)
+        guard case .startIdleTimer(1, _) = minimum.workerReady(1) else {
+            Issue.record("a pre-warmed worker goes idle")
+            return
+        }
+        #expect(minimum.acquire(10) == .use(1))
+    }
+
+    @Test func idleTimersKeepMinInstancesWarm() {
+        var machine = Machine(maxWorkers: 3, minInstances: 1)
+        let workers = (1...2).map { Self.busyWorker(&machine, waiter: $0) }
+        var generations: [Int] = []
+        for worker in workers {
+            guard case .startIdleTimer(worker, let generation) = machine.release(worker) else {
+                Issue.record("expected worker \(worker) to go idle")
+                return
+            }
+            generations.append(generation)
+        }
+        #expect(machine.idleTimerFired(workers[0], generation: generations[0]) == .stopWorker(workers[0]))
+        // The last one is the minimum: its timer does not stop it.
+        #expect(machine.idleTimerFired(workers[1], generation: generations[1]) == .none)
+        #expect(machine.workers[workers[1]] == .ready(generation: generations[1]))
+        #expect(machine.workerExited(workers[0]) == .none)
+        #expect(machine.acquire(3) == .use(workers[1]))
+    }
+
+    @Test func aPoolBelowItsMinimumStartsAWarmWorkerButDoesNotRetryFailedStarts() {
+        var machine = Machine(maxWorkers: 2, minInstances: 1)
+        #expect(machine.warmUp(prewarm: false) == [1])
+        // The start fails: nobody waits, and it is not retried (a broken function would start forever).
+        #expect(machine.workerExited(1) == .none)
+        #expect(machine.liveCount == 0)
+        // A worker that was ready and crashed is replaced to keep the minimum.
+        let worker = Self.busyWorker(&machine, waiter: 1)
+        #expect(machine.workerExited(worker) == .keepWarm(worker + 1))
+        #expect(machine.startingCount == 1)
+    }
+
+    @Test func reclaimStopsOnlyReadyWorkers() {
+        var machine = Machine(maxWorkers: 2, minInstances: 1)
+        let busy = Self.busyWorker(&machine, waiter: 1)
+        let (idle, _) = Self.idleWorker(&machine, waiter: 2)
+        #expect(machine.reclaim(busy) == .none)
+        #expect(machine.reclaim(idle) == .stopWorker(idle))
+        #expect(machine.workers[idle] == .draining)
+        #expect(machine.idleCount == 0)
+        #expect(machine.reclaim(idle) == .none)
+        #expect(machine.acquire(3) == .wait)
+    }
+
+    @Test func aYieldingWorkerStopsAndItsCallersGetAReplacementAfterItExits() {
+        var machine = Machine(maxWorkers: 1)
+        let worker = Self.busyWorker(&machine, waiter: 1)
+        #expect(machine.acquire(2) == .wait)
+        #expect(machine.release(worker, yield: true) == .stopWorker(worker))
+        #expect(machine.workers[worker] == .draining)
+        #expect(Array(machine.waiters) == [2])
+        #expect(machine.workerExited(worker) == .startWorker(worker + 1))
+    }
+
+    @Test func anUnneededStartCanBeAbandonedBeforeItLaunches() {
+        var machine = Machine(maxWorkers: 2)
+        #expect(machine.acquire(1) == .startWorker(1))
+        let needed = machine.abandonStart(1)
+        #expect(!needed, "a waiting call needs it")
+        let cancelled = machine.cancel(1)
+        #expect(cancelled)
+        let abandoned = machine.abandonStart(1)
+        #expect(abandoned)
+        #expect(machine.liveCount == 0)
+        #expect(machine.workerReady(1) == .none)
+        #expect(machine.workerExited(1) == .none)
+    }
+
     // MARK: Randomized sequences
 
-    @Test(arguments: [1, 2, 3, 8])
-    func countsStayConsistentThroughRandomEvents(maxWorkers: Int) throws {
+    @Test(arguments: [(1, 0, Int.max), (2, 0, 3), (3, 1, Int.max), (8, 2, 5), (4, 4, 1)])
+    func countsStayConsistentThroughRandomEvents(maxWorkers: Int, minInstances: Int, maxQueued: Int) throws {
         for seed in UInt64(1)...40 {
-            try Self.runRandomEvents(maxWorkers: maxWorkers, seed: seed &* 0x9E37_79B9, steps: 400)
+            try Self.runRandomEvents(
+                maxWorkers: maxWorkers, minInstances: minInstances, maxQueued: maxQueued, seed: seed &* 0x9E37_79B9,
+                steps: 400)
         }
     }
 
     /// Plays a random but legal sequence of events, as `FunctionPool` would deliver them, and checks the
     /// machine's invariants after each one against a model of who holds which worker.
-    private static func runRandomEvents(maxWorkers: Int, seed: UInt64, steps: Int) throws {
+    private static func runRandomEvents(
+        maxWorkers: Int, minInstances: Int, maxQueued: Int, seed: UInt64, steps: Int
+    ) throws {
         var random = SplitMix64(seed: seed)
-        var machine = Machine(maxWorkers: maxWorkers)
+        var machine = Machine(maxWorkers: maxWorkers, minInstances: minInstances, maxQueued: maxQueued)
         var nextWaiter = 1
         var queued: [Int] = []
         /// Worker → the call it serves.
         var held: [Int: Int] = [:]
         var everStarted: Set<Int> = []
         var idleGenerations: [Int: [Int]] = [:]
-        let context = "maxWorkers \(maxWorkers), seed \(seed)"
+        let context = "maxWorkers \(maxWorkers), min \(minInstances), queue \(maxQueued), seed \(seed)"
 
         func workers(in state: (Machine.WorkerState) -> Bool) -> [Int] {
             machine.workers.filter { state($0.value) }.map(\.key).sorted()
@@ -390,6 +516,9 @@ import Testing
                 held[worker] = nil
             case .startWorker(let worker):
                 #expect(everStarted.insert(worker).inserted, "\(event): worker id \(worker) reused (\(context))")
+            case .keepWarm(let worker):
+                #expect(everStarted.insert(worker).inserted, "\(event): worker id \(worker) reused (\(context))")
+                #expect(machine.activeCount <= minInstances, "\(event): kept warm above the minimum (\(context))")
             case .failWaiter(let failed, let replacement):
                 #expect(queued.first == failed, "\(event): failed \(failed), not the oldest waiter (\(context))")
                 queued.removeAll { $0 == failed }
@@ -409,7 +538,15 @@ import Testing
                 let waiter = nextWaiter
                 nextWaiter += 1
                 event += ": acquire \(waiter)"
-                switch machine.acquire(waiter) {
+                let queueFull = machine.waitingForCapacity >= maxQueued && machine.idleCount == 0
+                let ownCap = machine.liveCount - machine.awaitingRoom.count >= maxWorkers
+                let hostFull = !machine.awaitingRoom.isEmpty
+                let shuttingDown = machine.isShuttingDown
+                let action = machine.acquire(waiter)
+                let rejected = if case .reject = action { true } else { false }
+                #expect(
+                    rejected || !(queueFull && (ownCap || hostFull)), "\(event): a full queue took a call (\(context))")
+                switch action {
                 case .use(let worker):
                     #expect(held[worker] == nil, "\(event): idle worker \(worker) handed twice (\(context))")
                     #expect(queued.isEmpty, "\(event): an idle worker existed while calls waited (\(context))")
@@ -419,8 +556,13 @@ import Testing
                     queued.append(waiter)
                 case .wait:
                     queued.append(waiter)
-                case .reject:
+                case .reject(.shuttingDown):
                     #expect(machine.isShuttingDown)
+                case .reject(let reason):
+                    #expect(!shuttingDown && queueFull, "\(event): rejected \(reason) below the bound (\(context))")
+                    #expect(
+                        reason == (ownCap ? .functionAtCapacity : .hostAtCapacity) && (ownCap || hostFull),
+                        "\(event): \(reason) (\(context))")
                 }
             case 30..<38:
                 guard let waiter = queued.randomElement(using: &random) else { continue }
@@ -429,7 +571,11 @@ import Testing
                 #expect(cancelled)
                 queued.removeAll { $0 == waiter }
             case 38..<58:
-                guard let worker = workers(in: { $0 == .starting }).randomElement(using: &random) else { continue }
+                // Only spawned workers report ready; those waiting for room have no process yet.
+                guard
+                    let worker = workers(in: { $0 == .starting }).filter({ !machine.awaitingRoom.contains($0) })
+                        .randomElement(using: &random)
+                else { continue }
                 event += ": ready \(worker)"
                 apply(machine.workerReady(worker), from: event)
             case 58..<80:
@@ -439,25 +585,73 @@ import Testing
                 apply(machine.release(worker), from: event)
             case 80..<84:
                 guard let worker = workers(in: { $0 == .busy }).randomElement(using: &random) else { continue }
-                event += ": retire \(worker)"
                 held[worker] = nil
-                machine.retire(worker)
+                if random.next(upperBound: UInt64(2)) == 0 {
+                    event += ": retire \(worker)"
+                    machine.retire(worker)
+                } else {
+                    event += ": release \(worker) yielding"
+                    let action = machine.release(worker, yield: true)
+                    #expect(action == .stopWorker(worker), "\(event) (\(context))")
+                    apply(action, from: event)
+                }
             case 84..<92:
                 guard
-                    let worker = workers(in: { if case .idle = $0 { true } else { false } }).randomElement(
+                    let worker = workers(in: { if case .ready = $0 { true } else { false } }).randomElement(
                         using: &random),
                     let generation = idleGenerations[worker]?.randomElement(using: &random)
                 else { continue }
                 event += ": idle timer \(worker)/\(generation)"
-                let current = machine.workers[worker] == .idle(generation: generation)
+                let current = machine.workers[worker] == .ready(generation: generation)
+                let aboveMinimum = machine.activeCount > minInstances
                 let action = machine.idleTimerFired(worker, generation: generation)
-                #expect(action == (current ? .stopWorker(worker) : .none), "\(event) (\(context))")
+                #expect(action == (current && aboveMinimum ? .stopWorker(worker) : .none), "\(event) (\(context))")
                 apply(action, from: event)
             case 92..<99:
-                guard let worker = machine.workers.keys.sorted().randomElement(using: &random) else { continue }
-                event += ": exit \(worker)"
-                held[worker] = nil
-                apply(machine.workerExited(worker), from: event)
+                switch random.next(upperBound: UInt64(10)) {
+                case 0..<4:
+                    guard let worker = machine.workers.keys.sorted().randomElement(using: &random) else { continue }
+                    event += ": exit \(worker)"
+                    held[worker] = nil
+                    apply(machine.workerExited(worker), from: event)
+                case 4, 5:
+                    guard
+                        let worker = workers(in: { if case .ready = $0 { true } else { false } }).randomElement(
+                            using: &random)
+                    else { continue }
+                    event += ": reclaim \(worker)"
+                    let action = machine.reclaim(worker)
+                    #expect(action == .stopWorker(worker), "\(event) (\(context))")
+                    apply(action, from: event)
+                case 6:
+                    guard let worker = workers(in: { $0 == .starting }).randomElement(using: &random) else { continue }
+                    event += ": abandon start \(worker)"
+                    let spare = machine.startingCount > queued.count
+                    let abandoned = machine.abandonStart(worker)
+                    #expect(abandoned == spare, "\(event) (\(context))")
+                case 8:
+                    guard
+                        let worker = workers(in: { $0 == .starting }).filter({ !machine.awaitingRoom.contains($0) })
+                            .randomElement(using: &random)
+                    else { continue }
+                    event += ": \(worker) waits for room"
+                    machine.waitingForRoom(worker)
+                case 9:
+                    guard let worker = machine.awaitingRoom.sorted().randomElement(using: &random) else { continue }
+                    event += ": room for \(worker)"
+                    let granted = machine.roomGranted(worker)
+                    #expect(granted, "\(event) (\(context))")
+                default:
+                    event += ": warm up"
+                    for worker in machine.warmUp(prewarm: random.next(upperBound: UInt64(2)) == 0) {
+                        #expect(
+                            everStarted.insert(worker).inserted, "\(event): worker id \(worker) reused (\(context))")
+                    }
+                    #expect(
+                        machine.isShuttingDown || machine.activeCount >= minInstances
+                            || machine.liveCount == maxWorkers,
+                        "\(event): still below the minimum (\(context))")
+                }
             default:
                 guard !machine.isShuttingDown, random.next(upperBound: UInt64(4)) == 0 else { continue }
                 event += ": shutdown"
@@ -469,8 +663,14 @@ import Testing
                 }
             }
 
-            let stopping = machine.workers.values.count { $0 == .stopping }
-            let idleInMap = machine.workers.values.count { if case .idle = $0 { true } else { false } }
+            try #require(
+                maxQueued > Int.max - maxWorkers || queued.count <= maxQueued + maxWorkers,
+                "\(event): queue over its bound (\(context))")
+            try #require(
+                machine.awaitingRoom.allSatisfy { machine.workers[$0] == .starting },
+                "\(event): a worker waits for room but is not starting (\(context))")
+            let stopping = machine.workers.values.count { $0 == .draining }
+            let idleInMap = machine.workers.values.count { if case .ready = $0 { true } else { false } }
             let live = machine.liveCount
             let sum = machine.startingCount + machine.idleCount + machine.busyCount + stopping
             try #require(live == sum, "\(event): live \(live) ≠ starting+idle+busy+stopping \(sum) (\(context))")

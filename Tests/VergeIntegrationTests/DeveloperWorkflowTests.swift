@@ -16,6 +16,8 @@ struct DeveloperWorkflowTests {
                 (#"{"name":"bad","runtime":"cobol","entry":"main.py"}"#, "runtime"),
                 (#"{"name":"bad","runtime":"python","entry":"missing.py"}"#, "missing.py"),
                 (#"{"name":"bad","runtime":"python","entry":"../main.py"}"#, "entry"),
+                (#"{"name":"bad","runtime":"python","entry":"main.py","min_instances":5}"#, "min_instances"),
+                (#"{"name":"bad","runtime":"python","entry":"main.py","prewarm":"yes"}"#, "prewarm"),
                 (#"{"name":"bad","runtime":"python""#, "verge.json"),
             ]
             for (index, testCase) in cases.enumerated() {
@@ -63,6 +65,9 @@ struct DeveloperWorkflowTests {
         (#"{"hosts":[]}"#, "at least one host"),
         (#"{"gateway":"localhost"}"#, "HOST:PORT"),
         (#"{"idle_timeout_s":-1}"#, "idle_timeout_s"),
+        (#"{"max_workers":0}"#, "max_workers must be between 1 and 100000, got 0"),
+        (#"{"max_memory_mb":8}"#, "max_memory_mb must be between 16 and 16777216, got 8"),
+        (#"{"max_queued_calls":-1}"#, "max_queued_calls must be between 0 and 100000, got -1"),
     ])
     func badClusterConfigsAreRefusedBeforeAnythingStarts(config: String, expected: String) async throws {
         let scratch = try TemporaryDirectory()

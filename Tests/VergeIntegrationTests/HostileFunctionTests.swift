@@ -239,10 +239,3 @@ extension Attack {
         #expect(sandboxProcesses("daemon").isEmpty)
     }
 }
-
-/// Set once, read from any task.
-final class Flag: Sendable {
-    private let value = Mutex(false)
-    func set() { value.withLock { $0 = true } }
-    var isSet: Bool { value.withLock { $0 } }
-}

@@ -22,16 +22,19 @@ struct PoolEnvironment: Sendable {
     let supervisor: Supervisor
     let eventLoopGroup: any EventLoopGroup
     let launcher: WorkerLauncher
+    /// The host's capacity, shared by every pool.
+    let admission: HostAdmission
     let logSink: FunctionLogSink
     let logger: Logger
     /// The host's sandbox; `nil` only when the operator chose `--isolation none`.
     let sandbox: Sandbox?
 }
 
-/// The process pool of one function version: it grows on demand up to the manifest's `max_workers`, reaps workers
-/// idle for longer than the idle timeout and, at zero, cold-starts the next call's worker. Rules live in
-/// `PoolStateMachine`; this type carries its actions out.
-final class FunctionPool: Sendable {
+/// The process pool of one function version: it grows on demand up to the manifest's `max_workers` — each new
+/// worker needs a slot of host capacity from `HostAdmission` first — reaps workers idle for longer than the idle
+/// timeout down to `min_instances` and, at zero, cold-starts the next call's worker. Rules live in
+/// `PoolStateMachine` and `AdmissionStateMachine`; this type carries their actions out.
+final class FunctionPool: AdmissionClient {
     let deployment: Deployment
     let idleTimeout: Duration
     private let environment: PoolEnvironment
@@ -46,6 +49,8 @@ final class FunctionPool: Sendable {
         /// The armed idle timer of each idle worker, cancelled when the worker is used or stops, so a busy host does
         /// not accumulate a timer per call.
         var idleTimers: [Int: SupervisorTimer] = [:]
+        /// Each worker's slot of host capacity, from the request until the process has exited.
+        var slots: [Int: Int] = [:]
     }
 
     private struct Waiter {
@@ -60,6 +65,7 @@ final class FunctionPool: Sendable {
         case idleTimer(worker: Int, generation: Int)
         case stop(WorkerProcess)
         case launch(Int)
+        case admission(HostAdmission.Effects)
     }
 
     init(deployment: Deployment, environment: PoolEnvironment) {
@@ -69,10 +75,15 @@ final class FunctionPool: Sendable {
             deployment.manifest.idleTimeoutSeconds.map { .seconds($0) } ?? environment.configuration.idleTimeout
         self.plan = WorkerLaunchPlan(
             deployment: deployment, configuration: environment.configuration, sandbox: environment.sandbox)
-        self.state = Mutex(State(machine: PoolStateMachine(maxWorkers: deployment.manifest.maxWorkers)))
+        self.state = Mutex(
+            State(
+                machine: PoolStateMachine(
+                    maxWorkers: deployment.manifest.maxWorkers, minInstances: deployment.manifest.minInstances,
+                    maxQueued: environment.configuration.maxQueuedCalls
+                )))
     }
 
-    /// Counts of worker processes by state.
+    /// Counts of worker processes by state, and of calls waiting for one.
     struct Stats: Sendable, Equatable, Codable {
         var live: Int
         var idle: Int
@@ -83,9 +94,10 @@ final class FunctionPool: Sendable {
 
     var stats: Stats {
         state.withLock {
+            // Workers still waiting for room in the host have no process yet.
             Stats(
-                live: $0.machine.liveCount, idle: $0.machine.idleCount, busy: $0.machine.busyCount,
-                starting: $0.machine.startingCount, queued: $0.machine.waiters.count
+                live: $0.machine.liveCount - $0.machine.awaitingRoom.count, idle: $0.machine.idleCount,
+                busy: $0.machine.busyCount, starting: $0.machine.spawningCount, queued: $0.machine.waiters.count
             )
         }
     }
@@ -96,8 +108,9 @@ final class FunctionPool: Sendable {
     // MARK: Acquire and release
 
     /// A worker for one invocation: an idle one at once, otherwise after one starts or frees up. Fails with
-    /// `overloaded` when none is free within `queueTimeout`, with `init_failed` when the worker started for this
-    /// call cannot start, and with `shutting_down` once the pool stops.
+    /// `overloaded` when none is free within `queueTimeout` or the host's queue for this function is full, with
+    /// `too_many_requests` when the function is at its `max_workers` and its queue is full, with `init_failed`
+    /// when the worker started for this call cannot start, and with `shutting_down` once the pool stops.
     func acquire(queueTimeout: Duration) async throws -> Lease {
         let clock = ContinuousClock()
         let start = clock.now
@@ -108,19 +121,27 @@ final class FunctionPool: Sendable {
         let worker = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<WorkerProcess, any Error>) in
                 let (effects, queued) = state.withLock { state -> ([Effect], Bool) in
-                    switch state.machine.acquire(waiterID) {
-                    case .use(let id):
-                        return ([.resume(continuation, nil, state.workers[id]!)], false)
-                    case .reject:
-                        return (
-                            [.fail(continuation, nil, VergeError(.shuttingDown, "the host is shutting down"))], false
-                        )
-                    case .wait:
-                        state.waiters[waiterID] = Waiter(continuation: continuation, timer: nil)
-                        return ([], true)
-                    case .startWorker(let id):
-                        state.waiters[waiterID] = Waiter(continuation: continuation, timer: nil)
-                        return ([.launch(id)], true)
+                    var stopped: [Effect] = []
+                    while true {
+                        switch state.machine.acquire(waiterID) {
+                        case .use(let id):
+                            // Host admission may have reclaimed this idle worker a moment ago: then it stops and
+                            // the call looks again.
+                            if let slot = state.slots[id], !environment.admission.use(slot) {
+                                state.machine.retire(id)
+                                if let worker = state.workers[id] { stopped.append(.stop(worker)) }
+                                continue
+                            }
+                            return (stopped + [.resume(continuation, nil, state.workers[id]!)], false)
+                        case .reject(let reason):
+                            return (stopped + [.fail(continuation, nil, rejection(reason, in: state))], false)
+                        case .wait:
+                            state.waiters[waiterID] = Waiter(continuation: continuation, timer: nil)
+                            return (stopped, true)
+                        case .startWorker(let id):
+                            state.waiters[waiterID] = Waiter(continuation: continuation, timer: nil)
+                            return (stopped + admit(id, background: false, in: &state), true)
+                        }
                     }
                 }
                 if queued {
@@ -150,11 +171,17 @@ final class FunctionPool: Sendable {
     }
 
     /// Returns the worker after an invocation. A worker that cannot continue (it crashed, timed out or broke the
-    /// protocol) is killed instead and replaced on demand.
+    /// protocol) is killed instead and replaced on demand. When calls wait here while another function waits for
+    /// host capacity and holds fewer workers, the worker stops instead so its slot goes to the other function.
     func release(_ lease: Lease, reusable: Bool) {
         let worker = lease.worker
         if reusable, worker.exit.value == nil {
-            let effects = state.withLock { state in resolve(state.machine.release(worker.id), in: &state) }
+            let effects = state.withLock { state -> [Effect] in
+                let yield =
+                    !state.machine.waiters.isEmpty
+                    && state.slots[worker.id].map { environment.admission.yieldForOthers($0) } == true
+                return resolve(state.machine.release(worker.id, yield: yield), in: &state)
+            }
             run(effects)
         } else {
             state.withLock { $0.machine.retire(worker.id) }
@@ -163,13 +190,111 @@ final class FunctionPool: Sendable {
     }
 
     private func abandon(_ waiterID: Int, _ error: VergeError) {
-        let waiter = state.withLock { state -> Waiter? in
-            guard state.machine.cancel(waiterID) else { return nil }
-            return state.waiters.removeValue(forKey: waiterID)
+        let (waiter, effects) = state.withLock { state -> (Waiter?, [Effect]) in
+            guard state.machine.cancel(waiterID) else { return (nil, []) }
+            return (state.waiters.removeValue(forKey: waiterID), withdrawUnneededRequests(in: &state))
         }
+        run(effects)
         guard let waiter else { return }
         waiter.timer?.cancel()
         waiter.continuation.resume(throwing: error)
+    }
+
+    private func rejection(_ reason: PoolStateMachine.Rejection, in state: State) -> VergeError {
+        let name = deployment.name
+        let queued = state.machine.waiters.count
+        switch reason {
+        case .shuttingDown:
+            return VergeError(.shuttingDown, "the host is shutting down")
+        case .functionAtCapacity:
+            return VergeError(
+                .tooManyRequests,
+                "'\(name)' runs its max_workers (\(deployment.manifest.maxWorkers)) and \(queued) calls already wait")
+        case .hostAtCapacity:
+            return VergeError(
+                .overloaded, "the host is at capacity and \(queued) calls of '\(name)' already wait for a worker")
+        }
+    }
+
+    // MARK: Host admission
+
+    /// Asks host admission for a slot for worker `id`: it launches once granted. A refused start counts as a
+    /// failed one: the call it was for fails with `overloaded`.
+    private func admit(_ id: Int, background: Bool, in state: inout State) -> [Effect] {
+        let memoryMB = deployment.manifest.memoryMB
+        let (slot, decision, admissionEffects) = environment.admission.request(
+            for: self, worker: id, function: deployment.key, memoryMB: memoryMB, background: background)
+        var effects: [Effect] = admissionEffects.isEmpty ? [] : [.admission(admissionEffects)]
+        switch decision {
+        case .granted:
+            state.slots[id] = slot
+            effects.append(.launch(id))
+        case .queued:
+            state.slots[id] = slot
+            state.machine.waitingForRoom(id)
+        case .refused(let refusal):
+            let capacity = environment.admission.capacity.memoryMB
+            let error =
+                refusal == .exceedsCapacity
+                ? VergeError(
+                    .overloaded,
+                    "'\(deployment.name)' needs \(memoryMB) MB per worker, more than the host's whole capacity of "
+                        + "\(capacity) MB (max_memory_mb)")
+                : VergeError(.overloaded, "the host has no room for another worker of '\(deployment.name)'")
+            effects += resolve(state.machine.workerExited(id), in: &state, error: error)
+        }
+        return effects
+    }
+
+    /// Withdraws queued slot requests no waiting call needs any more (the calls gave up), newest first.
+    private func withdrawUnneededRequests(in state: inout State) -> [Effect] {
+        var effects: [Effect] = []
+        for id in state.machine.awaitingRoom.sorted(by: >)
+        where state.machine.startingCount > state.machine.waiters.count {
+            guard let slot = state.slots[id], let withdrawn = environment.admission.cancel(slot) else { continue }
+            _ = state.machine.abandonStart(id)
+            state.slots[id] = nil
+            if !withdrawn.isEmpty { effects.append(.admission(withdrawn)) }
+        }
+        return effects
+    }
+
+    func admissionGranted(worker id: Int) {
+        let effects = state.withLock { state -> [Effect] in
+            guard state.machine.roomGranted(id) else { return [] }
+            if state.machine.isShuttingDown {
+                var effects = resolve(state.machine.workerExited(id), in: &state)
+                if let slot = state.slots.removeValue(forKey: id) {
+                    effects.append(.admission(environment.admission.release(slot)))
+                }
+                return effects
+            }
+            return [.launch(id)]
+        }
+        run(effects)
+    }
+
+    func admissionReclaims(worker id: Int) {
+        let effects = state.withLock { state in resolve(state.machine.reclaim(id), in: &state) }
+        run(effects)
+    }
+
+    /// Starts the workers this version should have before any call: `min_instances`, or one with `prewarm`. They
+    /// start only where host capacity has room now; they never push other functions' workers out.
+    func warmUp() {
+        let effects = state.withLock { state in
+            state.machine.warmUp(prewarm: deployment.manifest.prewarm).flatMap {
+                admit($0, background: true, in: &state)
+            }
+        }
+        run(effects)
+    }
+
+    /// Gives the worker's slot back to host admission once its process is gone (or never started).
+    private func releaseSlot(_ id: Int, in state: inout State) -> [Effect] {
+        guard let slot = state.slots.removeValue(forKey: id) else { return [] }
+        let effects = environment.admission.release(slot)
+        return effects.isEmpty ? [] : [.admission(effects)]
     }
 
     // MARK: Worker lifecycle
@@ -206,7 +331,8 @@ final class FunctionPool: Sendable {
             )
             let effects = state.withLock { state -> [Effect] in
                 if worker.exit.value != nil {
-                    return resolve(state.machine.workerExited(id), in: &state, error: Self.crashedBeforeUse)
+                    return releaseSlot(id, in: &state)
+                        + resolve(state.machine.workerExited(id), in: &state, error: Self.crashedBeforeUse)
                 }
                 state.workers[id] = worker
                 return resolve(state.machine.workerReady(id), in: &state)
@@ -217,7 +343,7 @@ final class FunctionPool: Sendable {
                 "worker failed to start", metadata: ["function.name": "\(deployment.name)", "error": "\(error)"]
             )
             let effects = state.withLock { state in
-                resolve(state.machine.workerExited(id), in: &state, error: error)
+                releaseSlot(id, in: &state) + resolve(state.machine.workerExited(id), in: &state, error: error)
             }
             run(effects)
         }
@@ -230,7 +356,11 @@ final class FunctionPool: Sendable {
             // A worker that never became ready is accounted for by `launch`, which knows why it failed.
             guard let worker = state.workers.removeValue(forKey: id) else { return (nil, []) }
             state.idleTimers.removeValue(forKey: id)?.cancel()
-            return (worker, resolve(state.machine.workerExited(id), in: &state, error: Self.crashedBeforeUse))
+            // The slot first: a function waiting for room gets it before this pool's own replacement asks.
+            let released = releaseSlot(id, in: &state)
+            return (
+                worker, released + resolve(state.machine.workerExited(id), in: &state, error: Self.crashedBeforeUse)
+            )
         }
         worker?.reaped()
         environment.logger.debug(
@@ -259,6 +389,13 @@ final class FunctionPool: Sendable {
     private func stopAccepting(_ state: inout State) -> [Effect] {
         let (stop, failed) = state.machine.shutdown()
         var effects: [Effect] = stop.compactMap { state.workers[$0].map(Effect.stop) }
+        // Workers still waiting for host capacity will never be needed.
+        for id in state.machine.awaitingRoom.sorted() {
+            guard let slot = state.slots[id], let withdrawn = environment.admission.cancel(slot) else { continue }
+            state.slots[id] = nil
+            _ = state.machine.workerExited(id)
+            if !withdrawn.isEmpty { effects.append(.admission(withdrawn)) }
+        }
         for id in failed {
             if let waiter = state.waiters.removeValue(forKey: id) {
                 effects.append(
@@ -297,18 +434,26 @@ final class FunctionPool: Sendable {
             guard let waiter = state.waiters.removeValue(forKey: waiterID), let process = state.workers[worker] else {
                 return []
             }
-            return [.resume(waiter.continuation, waiter.timer, process)]
+            // A call served by a worker that freed up may leave a worker waiting for host capacity unneeded.
+            return [.resume(waiter.continuation, waiter.timer, process)] + withdrawUnneededRequests(in: &state)
         case .startIdleTimer(let worker, let generation):
-            return [.idleTimer(worker: worker, generation: generation)]
+            var effects: [Effect] = [.idleTimer(worker: worker, generation: generation)]
+            if let slot = state.slots[worker] {
+                let reclaims = environment.admission.idle(slot)
+                if !reclaims.isEmpty { effects.append(.admission(reclaims)) }
+            }
+            return effects
         case .stopWorker(let worker):
             return state.workers[worker].map { [.stop($0)] } ?? []
         case .startWorker(let worker):
-            return [.launch(worker)]
+            return admit(worker, background: false, in: &state)
+        case .keepWarm(let worker):
+            return admit(worker, background: true, in: &state)
         case .failWaiter(let id, let replacement):
             let failure = (error as? VergeError) ?? VergeError(.initFailed, "worker failed to start", underlying: error)
             var effects: [Effect] =
                 state.waiters.removeValue(forKey: id).map { [.fail($0.continuation, $0.timer, failure)] } ?? []
-            if let replacement { effects.append(.launch(replacement)) }
+            if let replacement { effects += admit(replacement, background: false, in: &state) }
             return effects
         }
     }
@@ -333,6 +478,8 @@ final class FunctionPool: Sendable {
                 worker.stop(grace: environment.configuration.stopGracePeriod)
             case .launch(let worker):
                 environment.launcher.request(self, worker: worker)
+            case .admission(let effects):
+                effects.run()
             }
         }
     }

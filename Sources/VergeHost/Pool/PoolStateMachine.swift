@@ -1,32 +1,36 @@
 import DequeModule
 
-/// The admission and lifecycle rules of one function version's worker pool, with no processes, sockets or clocks:
-/// events go in, actions come out. `FunctionPool` owns it under a lock and carries the actions out.
+/// The rules of one function version's worker pool, with no processes, sockets or clocks: events go in, actions
+/// come out. `FunctionPool` owns it under a lock and carries the actions out.
 ///
-/// Workers move `starting → idle ⇄ busy → stopping → (gone)`; any state can end in `workerExited`.
-/// A call takes the most recently used idle worker (so the others age out and the pool can shrink to zero),
-/// otherwise waits in FIFO order while a new worker starts, up to `maxWorkers`.
+/// Each worker follows its `WorkerLifecycle` (`starting → ready ⇄ busy → draining → exited`). A call takes the most
+/// recently used ready worker (so the others age out and the pool can shrink to zero), otherwise waits in FIFO
+/// order while a new worker starts, up to `maxWorkers`. A starting worker may first wait for room in the host
+/// (`waitingForRoom`); at most `maxQueued` calls wait without a spawning worker of their own. Idle workers are
+/// stopped by their idle timer except the last `minInstances`, which stay warm.
 struct PoolStateMachine {
     typealias WorkerID = Int
     typealias WaiterID = Int
+    typealias WorkerState = WorkerLifecycle.State
 
-    enum WorkerState: Equatable {
-        case starting
-        /// `generation` identifies this idle period, so a stale idle timer cannot stop a worker that worked since.
-        case idle(generation: Int)
-        case busy
-        case stopping
+    /// Why a call was turned away at once.
+    enum Rejection: Equatable {
+        /// The pool is shutting down (its version was replaced or removed, or the host stops).
+        case shuttingDown
+        /// `maxQueued` calls wait for capacity and the function has all its `maxWorkers`: its own cap (429).
+        case functionAtCapacity
+        /// `maxQueued` calls wait for capacity and the function's new workers wait for room in the host (503).
+        case hostAtCapacity
     }
 
     enum AcquireAction: Equatable {
-        /// Use this idle worker now.
+        /// Use this ready worker now.
         case use(WorkerID)
         /// The caller was queued and a new worker must be started for the queue.
         case startWorker(WorkerID)
         /// The caller was queued; a worker that is starting or busy will serve it.
         case wait
-        /// The pool is shutting down.
-        case reject
+        case reject(Rejection)
     }
 
     enum Action: Equatable {
@@ -35,43 +39,70 @@ struct PoolStateMachine {
         case handOver(worker: WorkerID, waiter: WaiterID)
         /// `worker` is idle: arm its idle timer for this `generation`.
         case startIdleTimer(worker: WorkerID, generation: Int)
-        /// Stop `worker` (it was idle too long, or the pool is shutting down).
+        /// Stop `worker` (idle too long, reclaimed, yielded, or the pool is shutting down).
         case stopWorker(WorkerID)
         /// Start a new worker for the waiting calls.
         case startWorker(WorkerID)
+        /// Start a worker no call waits for, to keep `minInstances` warm; it must not push other functions out.
+        case keepWarm(WorkerID)
         /// A worker failed before it was ready: the call it was started for fails; when more calls wait without a
         /// starting worker and there is room, another worker starts for them.
         case failWaiter(WaiterID, thenStart: WorkerID?)
     }
 
     let maxWorkers: Int
-    private(set) var workers: [WorkerID: WorkerState] = [:]
+    let minInstances: Int
+    let maxQueued: Int
+    private var lifecycles: [WorkerID: WorkerLifecycle] = [:]
+    /// Starting workers that wait for room in the host (a host-wide admission grant) before they can be spawned.
+    private(set) var awaitingRoom: Set<WorkerID> = []
     private(set) var waiters: Deque<WaiterID> = []
-    /// Idle workers, most recently used last.
+    /// Ready workers, most recently used last.
     private var idleStack: [WorkerID] = []
     private var nextWorkerID = 1
     private var nextGeneration = 1
     private(set) var isShuttingDown = false
 
-    init(maxWorkers: Int) {
-        precondition(maxWorkers >= 1)
+    init(maxWorkers: Int, minInstances: Int = 0, maxQueued: Int = .max) {
+        precondition(maxWorkers >= 1 && (0...maxWorkers).contains(minInstances) && maxQueued >= 0)
         self.maxWorkers = maxWorkers
+        self.minInstances = minInstances
+        self.maxQueued = maxQueued
     }
 
-    var startingCount: Int { workers.values.count { $0 == .starting } }
-    var busyCount: Int { workers.values.count { $0 == .busy } }
+    /// Each worker's state (exited workers are forgotten).
+    var workers: [WorkerID: WorkerState] { lifecycles.mapValues(\.state) }
+
+    var startingCount: Int { count(.starting) }
+    /// Starting workers being spawned (not waiting for room in the host).
+    var spawningCount: Int { startingCount - awaitingRoom.count }
+    /// Waiting calls that no spawning worker will serve: they wait for capacity.
+    var waitingForCapacity: Int { max(0, waiters.count - spawningCount) }
+    var busyCount: Int { count(.busy) }
+    var drainingCount: Int { count(.draining) }
     var idleCount: Int { idleStack.count }
-    /// Workers that exist as processes (any state).
-    var liveCount: Int { workers.count }
+    /// Workers that exist as processes or are about to (any state).
+    var liveCount: Int { lifecycles.count }
+    /// Workers not being stopped.
+    var activeCount: Int { liveCount - drainingCount }
+
+    private func count(_ state: WorkerState) -> Int { lifecycles.values.count { $0.state == state } }
+
+    func state(of worker: WorkerID) -> WorkerState? { lifecycles[worker]?.state }
 
     mutating func acquire(_ waiter: WaiterID) -> AcquireAction {
-        if isShuttingDown { return .reject }
+        if isShuttingDown { return .reject(.shuttingDown) }
         if let worker = idleStack.popLast() {
-            workers[worker] = .busy
+            _ = lifecycles[worker]!.assign()
             return .use(worker)
         }
+        if waitingForCapacity >= maxQueued {
+            if liveCount - awaitingRoom.count >= maxWorkers { return .reject(.functionAtCapacity) }
+            // With no worker waiting for room, the host has shown no sign of being full: a new worker may start.
+            if !awaitingRoom.isEmpty { return .reject(.hostAtCapacity) }
+        }
         waiters.append(waiter)
-        if startingCount < waiters.count, workers.count < maxWorkers {
+        if startingCount < waiters.count, liveCount < maxWorkers {
             return .startWorker(newWorker())
         }
         return .wait
@@ -84,49 +115,101 @@ struct PoolStateMachine {
         return true
     }
 
+    /// The host has no room for starting `worker` yet: it waits for a grant.
+    mutating func waitingForRoom(_ worker: WorkerID) {
+        guard lifecycles[worker]?.state == .starting else { return }
+        awaitingRoom.insert(worker)
+    }
+
+    /// The host granted room for `worker`: it is spawned now. Returns whether it was waiting for room.
+    mutating func roomGranted(_ worker: WorkerID) -> Bool {
+        awaitingRoom.remove(worker) != nil
+    }
+
+    /// Gives up a starting worker that was never launched (its host-wide admission request is withdrawn or refused)
+    /// when no call needs it: more workers are starting than calls wait. Returns whether it was given up.
+    mutating func abandonStart(_ worker: WorkerID) -> Bool {
+        guard lifecycles[worker]?.state == .starting, startingCount > waiters.count else { return false }
+        lifecycles[worker] = nil
+        awaitingRoom.remove(worker)
+        return true
+    }
+
+    /// Starts the workers a new version should have before any call: `minInstances`, or one when `prewarm`.
+    mutating func warmUp(prewarm: Bool) -> [WorkerID] {
+        guard !isShuttingDown else { return [] }
+        let target = max(minInstances, prewarm ? 1 : 0)
+        return (0..<max(0, min(target - activeCount, maxWorkers - liveCount))).map { _ in newWorker() }
+    }
+
     /// A started worker sent `ready`.
     mutating func workerReady(_ worker: WorkerID) -> Action {
-        guard workers[worker] == .starting else { return .none }
+        guard lifecycles[worker]?.state == .starting else { return .none }
         return assignOrIdle(worker)
     }
 
-    /// The worker finished a call and can take another.
-    mutating func release(_ worker: WorkerID) -> Action {
-        guard workers[worker] == .busy else { return .none }
+    /// The worker finished a call and can take another. With `yield`, it gives its place up instead (host-wide
+    /// fairness: another function waits for room) and is stopped; a call still waiting here gets a new worker
+    /// once host capacity allows.
+    mutating func release(_ worker: WorkerID, yield: Bool = false) -> Action {
+        guard lifecycles[worker]?.state == .busy else { return .none }
+        if yield {
+            _ = lifecycles[worker]!.drain()
+            return .stopWorker(worker)
+        }
         return assignOrIdle(worker)
     }
 
     /// The worker cannot take another call (protocol error, timed out): it is being stopped.
     mutating func retire(_ worker: WorkerID) {
-        guard workers[worker] != nil else { return }
+        guard lifecycles[worker] != nil else { return }
         idleStack.removeAll { $0 == worker }
-        workers[worker] = .stopping
+        _ = lifecycles[worker]!.drain()
     }
 
-    mutating func idleTimerFired(_ worker: WorkerID, generation: Int) -> Action {
-        guard workers[worker] == .idle(generation: generation) else { return .none }
+    /// The host reclaims an idle worker to make room for another function's waiting call. Applies to ready workers
+    /// only — also to those `minInstances` keeps: host capacity comes first.
+    mutating func reclaim(_ worker: WorkerID) -> Action {
+        guard lifecycles[worker]?.isReady == true else { return .none }
         idleStack.removeAll { $0 == worker }
-        workers[worker] = .stopping
+        _ = lifecycles[worker]!.drain()
         return .stopWorker(worker)
     }
 
-    /// The worker's process is gone. `wasReady` tells whether it ever sent `ready`.
-    mutating func workerExited(_ worker: WorkerID) -> Action {
-        guard let state = workers.removeValue(forKey: worker) else { return .none }
+    mutating func idleTimerFired(_ worker: WorkerID, generation: Int) -> Action {
+        guard lifecycles[worker]?.state == .ready(generation: generation) else { return .none }
+        // The last `minInstances` workers stay warm; this idle period simply has no end.
+        if activeCount <= minInstances { return .none }
+        _ = lifecycles[worker]!.idleExpired(generation: generation)
         idleStack.removeAll { $0 == worker }
+        return .stopWorker(worker)
+    }
+
+    /// The worker's process is gone (or its start was refused before a process existed).
+    mutating func workerExited(_ worker: WorkerID) -> Action {
+        guard var lifecycle = lifecycles.removeValue(forKey: worker), let previous = lifecycle.exit() else {
+            return .none
+        }
+        idleStack.removeAll { $0 == worker }
+        awaitingRoom.remove(worker)
         if isShuttingDown { return .none }
-        if state == .starting {
+        if previous == .starting {
             // It died before serving anyone. The oldest call without a starting worker of its own fails with the
             // start-up error (each call gets its own attempt, so one failed start never fails a whole queue);
-            // calls covered by other starting workers keep waiting.
+            // calls covered by other starting workers keep waiting. A failed start is not retried for
+            // `minInstances` alone: a function that cannot start would otherwise be started forever.
             guard waiters.count > startingCount else { return .none }
             let failed = waiters.removeFirst()
-            let replacement = waiters.count > startingCount && workers.count < maxWorkers ? newWorker() : nil
+            let replacement = waiters.count > startingCount && liveCount < maxWorkers ? newWorker() : nil
             return .failWaiter(failed, thenStart: replacement)
         }
-        // A busy or stopping worker went away: start a replacement if calls are waiting without cover.
-        if waiters.count > startingCount, workers.count < maxWorkers {
+        // A ready, busy or draining worker went away: start a replacement if calls are waiting without cover, or
+        // if the pool fell below `minInstances`.
+        if waiters.count > startingCount, liveCount < maxWorkers {
             return .startWorker(newWorker())
+        }
+        if activeCount < minInstances, liveCount < maxWorkers {
+            return .keepWarm(newWorker())
         }
         return .none
     }
@@ -136,7 +219,7 @@ struct PoolStateMachine {
         isShuttingDown = true
         let idle = idleStack
         idleStack.removeAll()
-        for worker in idle { workers[worker] = .stopping }
+        for worker in idle { _ = lifecycles[worker]!.drain() }
         let failed = Array(waiters)
         waiters.removeAll()
         return (idle, failed)
@@ -145,22 +228,26 @@ struct PoolStateMachine {
     private mutating func newWorker() -> WorkerID {
         let id = nextWorkerID
         nextWorkerID += 1
-        workers[id] = .starting
+        lifecycles[id] = WorkerLifecycle()
         return id
     }
 
     private mutating func assignOrIdle(_ worker: WorkerID) -> Action {
         if isShuttingDown {
-            workers[worker] = .stopping
+            _ = lifecycles[worker]!.drain()
             return .stopWorker(worker)
         }
         if let waiter = waiters.popFirst() {
-            workers[worker] = .busy
+            _ = lifecycles[worker]!.assign()
             return .handOver(worker: worker, waiter: waiter)
         }
         let generation = nextGeneration
         nextGeneration += 1
-        workers[worker] = .idle(generation: generation)
+        if lifecycles[worker]!.state == .starting {
+            _ = lifecycles[worker]!.becameReady(generation: generation)
+        } else {
+            _ = lifecycles[worker]!.finish(generation: generation)
+        }
         idleStack.append(worker)
         return .startIdleTimer(worker: worker, generation: generation)
     }

@@ -75,7 +75,7 @@ struct InvocationHandler: Sendable {
             logger.info("call not served", metadata: ["error": "\(error)"])
             try await commit(call)
             var headers = call.responseHeaders(host: host.name)
-            if error.code == .overloaded || error.code == .shuttingDown { headers[.retryAfter] = "1" }
+            if [.overloaded, .tooManyRequests, .shuttingDown].contains(error.code) { headers[.retryAfter] = "1" }
             try await writer.writeError(error, headers: headers)
             return
         }

@@ -1,0 +1,7 @@
+"""Answers with its pid; its manifest starts a worker on deploy (prewarm)."""
+
+import os
+
+
+def handle(request):
+    return {"pid": os.getpid()}
