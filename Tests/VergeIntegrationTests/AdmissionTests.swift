@@ -155,22 +155,27 @@ struct AdmissionTests {
             let warm = try await TestHTTP.get(fra + "/warm")
             let echo = try await TestHTTP.get(fra + "/echo")
             #expect(warm.status == 200 && echo.status == 200)
-            let warmPID = try #require(try warm.json()["pid"] as? Int)
-            let echoPID = try #require(try echo.json()["pid"] as? Int)
+            let warmWorker = try #require(try warm.json()["worker_id"] as? String)
+            var warmPIDs: [Int] = []
+            #expect(
+                try await eventually {
+                    warmPIDs = try await functionStatus(cluster, "warm")?["worker_pids"] as? [Int] ?? []
+                    return warmPIDs.count == 1
+                }, "fra reports warm's worker")
 
             // Both have the same 1 s idle timeout: echo goes to zero, warm keeps its one worker.
             let echoAtZero = try await eventually(timeout: .seconds(15)) {
-                let pids = try await functionStatus(cluster, "echo")?["worker_pids"] as? [Int]
-                return pids == [] && kill(pid_t(echoPID), 0) != 0
+                try await functionStatus(cluster, "echo")?["worker_pids"] as? [Int] == []
             }
             #expect(echoAtZero, "echo should scale to zero after its idle timeout")
-            let warmPIDs = try await functionStatus(cluster, "warm")?["worker_pids"] as? [Int]
-            #expect(warmPIDs == [warmPID], "min_instances 1 keeps the worker")
-            #expect(kill(pid_t(warmPID), 0) == 0)
+            #expect(
+                try await functionStatus(cluster, "warm")?["worker_pids"] as? [Int] == warmPIDs,
+                "min_instances 1 keeps the worker")
+            #expect(warmPIDs.allSatisfy { kill(pid_t($0), 0) == 0 })
 
             let again = try await TestHTTP.get(fra + "/warm")
             #expect(again.status == 200)
-            #expect(try again.json()["pid"] as? Int == warmPID)
+            #expect(try again.json()["worker_id"] as? String == warmWorker)
             #expect(!again.headers["server-timing"].joined().contains("cold;dur="), "the kept worker is warm")
         }
     }
@@ -196,7 +201,9 @@ struct AdmissionTests {
 
             let first = try await TestHTTP.get(fra + "/prewarmed")
             #expect(first.status == 200)
-            #expect(try first.json()["pid"] as? Int == pid, "the first call uses the pre-warmed worker")
+            #expect(
+                try await functionStatus(cluster, "prewarmed")?["worker_pids"] as? [Int] == [pid],
+                "the first call uses the pre-warmed worker")
             #expect(!first.headers["server-timing"].joined().contains("cold;dur="), "and is not a cold start")
             let records = try await usageRecords(cluster, expecting: 1)
             #expect(records.first?["cold_start"] as? Bool == false)

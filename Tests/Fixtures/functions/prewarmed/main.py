@@ -1,7 +1,9 @@
-"""Answers with its pid; its manifest starts a worker on deploy (prewarm)."""
+"""Answers with its pid and an id drawn at start-up (inside a sandbox every worker's pid is the same); its manifest starts a worker on deploy (prewarm)."""
 
 import os
 
+WORKER_ID = os.urandom(8).hex()
+
 
 def handle(request):
-    return {"pid": os.getpid()}
+    return {"pid": os.getpid(), "worker_id": WORKER_ID}
