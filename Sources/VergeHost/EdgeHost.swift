@@ -138,6 +138,7 @@ public final class EdgeHost: Service, Sendable {
                 "host.location": "\(configuration.location)",
                 "host.isolation": "\(configuration.isolationSettings.level.rawValue)",
             ])
+        defer { sandbox?.cgroups.removeOwn() }
         try await group.run()
     }
 

@@ -118,7 +118,18 @@ public struct CgroupHierarchy: Sendable {
         return group
     }
 
-    /// Removes this host's directory (at shutdown, once every worker is gone) and those left by hosts that died.
+    /// Removes this host's directories at shutdown, once every worker is gone (groups that still have processes
+    /// stay; the next host to start removes them).
+    public func removeOwn() {
+        for base in Set(bases.values) {
+            for child in (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? [] where !child.contains(".") {
+                rmdir(base + "/" + child)
+            }
+            rmdir(base)
+        }
+    }
+
+    /// Removes the directories left by hosts that died.
     public func removeStale() {
         for base in bases.values {
             let parent = (base as NSString).deletingLastPathComponent
