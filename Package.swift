@@ -29,7 +29,10 @@ let package = Package(
         // Core types shared by every component: identities, manifests, geography, errors, usage records.
         .target(
             name: "VergeCore",
-            dependencies: [.product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strict
         ),
         // HTTP plumbing on SwiftNIO: the server loop every component uses, the JSON error shape, the client.

@@ -23,9 +23,11 @@ struct ClusterConfig: Decodable, Sendable {
     var idleTimeoutSeconds: Double = 300
     var python: String = ""
     var syncIntervalMs: Int = 250
+    /// Functions are reachable through the gateway at `FUNCTION.TENANT.DOMAIN`.
+    var domain: String = "localhost"
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case gateway, api, hosts, python
+        case gateway, api, hosts, python, domain
         case trustedProxies = "trusted_proxies"
         case defaultLocation = "default_location"
         case idleTimeoutSeconds = "idle_timeout_s"
@@ -53,6 +55,7 @@ struct ClusterConfig: Decodable, Sendable {
             try container.decodeIfPresent(Double.self, forKey: .idleTimeoutSeconds) ?? defaults.idleTimeoutSeconds
         python = try container.decodeIfPresent(String.self, forKey: .python) ?? defaults.python
         syncIntervalMs = try container.decodeIfPresent(Int.self, forKey: .syncIntervalMs) ?? defaults.syncIntervalMs
+        domain = try container.decodeIfPresent(String.self, forKey: .domain) ?? defaults.domain
         try validate()
     }
 

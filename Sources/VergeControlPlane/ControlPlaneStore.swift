@@ -49,6 +49,7 @@ final class ControlPlaneStore: Sendable {
                     """)
         }
         UsageStore.registerMigrations(&migrator)
+        Self.registerCredentialMigrations(&migrator)
         try migrator.migrate(database)
         usage = UsageStore(database: database)
     }
@@ -171,12 +172,13 @@ final class ControlPlaneStore: Sendable {
     }
 
     /// Every function's live version, for every tenant: what each host should serve.
-    func desiredState() async throws -> DesiredState {
+    func desiredState(trustedCallers: [TrustedCaller] = []) async throws -> DesiredState {
         try await database.read { db in
             DesiredState(
                 functions: try Row.fetchAll(
                     db, sql: "SELECT tenant, name, live_version FROM functions ORDER BY tenant, name"
-                ).map { DesiredState.Function(tenant: $0["tenant"], name: $0["name"], version: $0["live_version"]) })
+                ).map { DesiredState.Function(tenant: $0["tenant"], name: $0["name"], version: $0["live_version"]) },
+                trustedCallers: trustedCallers)
         }
     }
 

@@ -24,6 +24,7 @@ public final class EdgeHost: Service, Sendable {
     private let launcher = WorkerLauncher()
     private let logSink = FunctionLogSink()
     private let shipBell = Doorbell()
+    private let trustedCallers = TrustedCallerList()
     private let logger: Logger
 
     public init(configuration: HostConfiguration, supervisor: Supervisor, logger: Logger) throws {
@@ -32,6 +33,7 @@ public final class EdgeHost: Service, Sendable {
         self.configuration = configuration
         self.logger = logger
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        try Self.checkIdentity(configuration)
         self.ledger = try HostLedger(path: configuration.dataDirectory + "/host.sqlite")
         WorkerIdentity.protect(dataDirectory: configuration.dataDirectory)
         self.cache = BundleCache(dataDirectory: configuration.dataDirectory)
@@ -76,7 +78,7 @@ public final class EdgeHost: Service, Sendable {
         )
         let server = HostServer(
             configuration: configuration, deployments: deployments, invocations: invocations, ledger: ledger,
-            reporter: reporter
+            reporter: reporter, trustedCallers: trustedCallers
         )
         let http = try HTTPServer.streaming(
             bind: configuration.bind, name: "verge-host", listenAddress: listenAddress, logger: logger
@@ -93,8 +95,8 @@ public final class EdgeHost: Service, Sendable {
             )),
         ]
         if let url = controlPlaneURL {
-            let client = ControlPlaneClient(
-                baseURL: url, clusterKey: configuration.clusterKey, hostName: configuration.name)
+            let credential = try await credential(controlPlaneURL: url)
+            let client = ControlPlaneClient(baseURL: url, credential: credential, hostName: configuration.name)
             services.append(
                 .init(
                     service: UsageShipper(
@@ -123,8 +125,39 @@ public final class EdgeHost: Service, Sendable {
         await reporter.status()
     }
 
+    /// Where a joined host keeps its own credential (mode 0600).
+    public var credentialPath: String { configuration.dataDirectory + "/credential" }
+
+    /// The host's credential: configured, or from its credential file, or obtained with its join token.
+    private func credential(controlPlaneURL: String) async throws -> String {
+        if let credential = configuration.credential { return credential }
+        return try await ClusterJoin.credential(
+            file: credentialPath, joinToken: configuration.joinToken, role: .host, name: configuration.name,
+            controlPlaneURL: controlPlaneURL)
+    }
+
+    /// Refuses, before anything starts, a host that could never authenticate or would advertise an unreachable URL.
+    private static func checkIdentity(_ configuration: HostConfiguration) throws {
+        if let url = configuration.advertiseURL {
+            try HostAddress.validateAdvertised(url)
+        } else if ["0.0.0.0", "::", "[::]"].contains(configuration.bind.host) {
+            throw VergeError(
+                .badRequest,
+                "host binds \(configuration.bind) but advertises no reachable URL: set --advertise-url http://ADDRESS:PORT")
+        }
+        if configuration.controlPlaneURL != nil, configuration.credential == nil, configuration.joinToken == nil,
+            try SecretFile.read(configuration.dataDirectory + "/credential") == nil
+        {
+            throw VergeError(
+                .unauthorized,
+                "host '\(configuration.name)' has no credential: create a join token with `verge join-tokens create --role host` and pass it with --join-token-file or VERGE_JOIN_TOKEN"
+            )
+        }
+    }
+
     /// Installs the desired versions (fetching bundles it does not have) and retires functions no longer wanted.
     func converge(on desired: DesiredState, client: ControlPlaneClient) async {
+        trustedCallers.update(desired.trustedCallers)
         var changed = false
         let wanted = Set(desired.functions.map { FunctionKey(tenant: $0.tenant, name: $0.name) })
         for function in desired.functions {

@@ -14,33 +14,52 @@ struct SeparateComponentsTests {
         var components: [ComponentProcess] = []
         defer { scratch.remove() }
         do {
-            let key = ["--cluster-key", "test-cluster-key"]
             let controlPlane = try await ComponentProcess.start(
-                ["control-plane", "--api", "127.0.0.1:0", "--data", scratch.path + "/cp"] + key,
+                ["control-plane", "--api", "127.0.0.1:0", "--data", scratch.path + "/cp"],
                 logPath: scratch.path + "/cp.log"
             )
             components.append(controlPlane)
             let api = try #require(controlPlane.ready["api"])
+            // First start: the control plane wrote an admin token, readable by its user only.
+            let adminPath = scratch.path + "/cp/admin-token"
+            #expect(try FileManager.default.attributesOfItem(atPath: adminPath)[.posixPermissions] as? Int == 0o600)
+            let admin = ["VERGE_TOKEN": try String(contentsOfFile: adminPath, encoding: .utf8)]
+            // Every host and the gateway join with a one-time token given by file; none is on a command line.
+            func joinTokenFile(_ role: String, _ name: String) async throws -> String {
+                let created = try await CommandRunner.verge(
+                    ["join-tokens", "create", "--role", role, "--api", api], environment: admin)
+                #expect(created.status == 0, "\(created.stderr)")
+                let path = scratch.path + "/\(name).join"
+                FileManager.default.createFile(atPath: path, contents: Data(created.stdout.utf8), attributes: [.posixPermissions: 0o600])
+                return path
+            }
             var hosts: [String: ComponentProcess] = [:]
             for (name, location) in [("fra", "50.11,8.68"), ("iad", "39.04,-77.49")] {
                 let host = try await ComponentProcess.start(
                     [
                         "host", "--name", name, "--location", location, "--control-plane", api, "--data",
-                        scratch.path + "/" + name,
-                    ] + key,
+                        scratch.path + "/" + name, "--join-token-file", try await joinTokenFile("host", name),
+                    ],
                     logPath: scratch.path + "/\(name).log"
                 )
                 hosts[name] = host
                 components.append(host)
+                let credential = scratch.path + "/\(name)/credential"
+                #expect(try FileManager.default.attributesOfItem(atPath: credential)[.posixPermissions] as? Int == 0o600)
             }
             let gateway = try await ComponentProcess.start(
-                ["gateway", "--bind", "127.0.0.1:0", "--control-plane", api, "--trusted-proxy", "127.0.0.0/8"] + key,
+                [
+                    "gateway", "--bind", "127.0.0.1:0", "--control-plane", api, "--trusted-proxy", "127.0.0.0/8",
+                    "--credential-file", scratch.path + "/gateway/credential", "--join-token-file",
+                    try await joinTokenFile("gateway", "gateway"),
+                ],
                 logPath: scratch.path + "/gateway.log"
             )
             components.append(gateway)
             let gatewayURL = try #require(gateway.ready["gateway"])
 
-            let deploy = try await CommandRunner.verge(["deploy", Paths.fixtureFunction("echo"), "--api", api])
+            let deploy = try await CommandRunner.verge(
+                ["deploy", Paths.fixtureFunction("echo"), "--api", api], environment: admin)
             #expect(deploy.status == 0, "\(deploy.stderr)")
             // The hosts finish installing at different moments; the gateway follows within its refresh interval.
             let routedToFra = try await eventually(timeout: .seconds(5)) {
@@ -62,14 +81,15 @@ struct SeparateComponentsTests {
             #expect(served.status == 200)
             #expect(served.header("x-verge-host") == "iad")
 
-            // Even restarted without a control plane, a host serves its cached functions.
+            // Even restarted without a control plane, a host serves its cached functions (with the credential it
+            // keeps in its data directory; the join token was good once).
             let iad = hosts["iad"]!
             #expect(await iad.stop() == 0)
             let restarted = try await ComponentProcess.start(
                 [
                     "host", "--name", "iad", "--location", "39.04,-77.49", "--control-plane", api, "--data",
                     scratch.path + "/iad",
-                ] + key,
+                ],
                 logPath: scratch.path + "/iad-2.log"
             )
             components.append(restarted)
