@@ -197,6 +197,16 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "VergeControlPlaneTests",
+            dependencies: [
+                "VergeControlPlane", "VergeCore", "VergeHTTP", "VergeBundle", "VergeUsage", "VergeTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "VergeIntegrationTests",
             dependencies: ["verge", "VergeCore", "VergeTestSupport"],
             swiftSettings: strict
