@@ -15,13 +15,17 @@ extension UsageRecord {
     /// `?` placeholders for ``columnList``.
     static let placeholders = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
 
-    /// Creates the `usage_records` table with its indexes.
-    static func createTable(_ db: Database, indexes: [String]) throws {
+    /// Creates the `usage_records` table (or `table`) with its indexes. Records are unique by invocation id, or,
+    /// with `uniquePerHost`, by host and invocation id.
+    static func createTable(
+        _ db: Database, table: String = "usage_records", uniquePerHost: Bool = false, indexes: [String]
+    ) throws {
+        let uniqueness = uniquePerHost ? "invocation_id TEXT NOT NULL," : "invocation_id TEXT NOT NULL UNIQUE,"
         try db.execute(
             sql: """
-                CREATE TABLE usage_records (
+                CREATE TABLE \(table) (
                     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                    invocation_id TEXT NOT NULL UNIQUE,
+                    \(uniqueness)
                     tenant TEXT NOT NULL,
                     function TEXT NOT NULL,
                     version TEXT NOT NULL,
@@ -34,7 +38,7 @@ extension UsageRecord {
                     status TEXT NOT NULL,
                     http_status INTEGER NOT NULL,
                     request_bytes INTEGER NOT NULL,
-                    response_bytes INTEGER NOT NULL
+                    response_bytes INTEGER NOT NULL\(uniquePerHost ? ",\n    UNIQUE (host, invocation_id)" : "")
                 )
                 """
         )
@@ -57,7 +61,7 @@ extension UsageRecord {
     private static let insertIgnoringDuplicatesSQL: [String] = (0...maximumRowsPerInsert).map { rows in
         "INSERT INTO usage_records (\(columnList)) VALUES "
             + Array(repeating: "(\(placeholders))", count: rows).joined(separator: ", ")
-            + " ON CONFLICT(invocation_id) DO NOTHING"
+            + " ON CONFLICT DO NOTHING"
     }
 
     /// Appends the values for ``columnList``, in order.
