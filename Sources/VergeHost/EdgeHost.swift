@@ -51,7 +51,8 @@ public final class EdgeHost: Service, Sendable {
             logger: logger, workerUsers: workerUsers
         )
         // Serve what was deployed before a restart, even if the control plane never answers.
-        for deployment in deploymentsFile.load() where cache.cachedManifest(deployment.version) == deployment.manifest {
+        for deployment in deploymentsFile.load()
+        where cache.cachedManifest(tenant: deployment.tenant, version: deployment.version) == deployment.manifest {
             _ = deployments.install(FunctionPool(deployment: deployment, environment: environment))
         }
     }
@@ -165,11 +166,11 @@ public final class EdgeHost: Service, Sendable {
             if deployments.pool(for: key)?.deployment.version == function.version { continue }
             do {
                 let manifest: Manifest
-                if let cached = cache.cachedManifest(function.version) {
+                if let cached = cache.cachedManifest(tenant: function.tenant, version: function.version) {
                     manifest = cached
                 } else {
                     let archive = try await client.bundle(function.version, limit: cache.limits.maxArchiveBytes)
-                    manifest = try cache.store(archive, version: function.version)
+                    manifest = try cache.store(archive, tenant: function.tenant, version: function.version)
                 }
                 guard manifest.name == function.name else {
                     throw VergeError(
@@ -177,7 +178,7 @@ public final class EdgeHost: Service, Sendable {
                 }
                 let deployment = Deployment(
                     tenant: function.tenant, name: function.name, version: function.version, manifest: manifest,
-                    bundleDirectory: cache.bundleDirectory(function.version)
+                    bundleDirectory: cache.bundleDirectory(tenant: function.tenant, version: function.version)
                 )
                 let old = deployments.install(FunctionPool(deployment: deployment, environment: environment))
                 old?.retire()

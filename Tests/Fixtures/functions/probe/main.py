@@ -15,13 +15,14 @@ def attempt(action):
 
 
 def handle(request):
+    # Bundles live at DATA/bundles/TENANT/VERSION.
     bundle = os.environ["VERGE_BUNDLE_DIR"]
     params = request.query_params
     report = {
         "uid": os.getuid(),
         "gid": os.getgid(),
         "signal_host": attempt(lambda: os.kill(os.getppid(), 0)),
-        "read_host_database": attempt(lambda: open(os.path.join(bundle, "..", "..", "host.sqlite"), "rb").read(1)),
+        "read_host_database": attempt(lambda: open(os.path.join(bundle, "..", "..", "..", "host.sqlite"), "rb").read(1)),
         "list_bundles": attempt(lambda: os.listdir(os.path.join(bundle, ".."))),
         "write_own_bundle": attempt(lambda: open(os.path.join(bundle, "main.py"), "a").close()),
     }
