@@ -66,6 +66,10 @@ struct SeparateComponentsTests {
                 try await TestHTTP.get(gatewayURL + "/echo", from: Self.paris).header("x-verge-host") == "fra"
             }
             #expect(routedToFra)
+            let routedToIad = try await eventually(timeout: .seconds(5)) {
+                try await TestHTTP.get(gatewayURL + "/echo", from: Self.newYork).header("x-verge-host") == "iad"
+            }
+            #expect(routedToIad)
 
             // The nearest host dies: every call still succeeds, from the next nearest.
             await hosts["fra"]!.kill()
@@ -101,5 +105,57 @@ struct SeparateComponentsTests {
             throw error
         }
         for component in components { await component.stop() }
+    }
+
+    /// A component never starts open: without credential material, or advertising an address nobody can reach, it
+    /// refuses and says what to configure.
+    @Test func componentsWithoutCredentialsOrAReachableURLRefuseToStart() async throws {
+        let scratch = try TemporaryDirectory(prefix: "verge-refuse")
+        defer { scratch.remove() }
+        let api = "http://127.0.0.1:1"
+        let cases: [(arguments: [String], expected: String)] = [
+            (
+                ["host", "--name", "fra", "--location", "50,8", "--control-plane", api, "--data", scratch.path + "/fra"],
+                "--join-token-file or VERGE_JOIN_TOKEN"
+            ),
+            (
+                [
+                    "host", "--name", "fra", "--location", "50,8", "--control-plane", api, "--data", scratch.path + "/fra",
+                    "--bind", "0.0.0.0:0",
+                ],
+                "--advertise-url"
+            ),
+            (
+                [
+                    "host", "--name", "fra", "--location", "50,8", "--control-plane", api, "--data", scratch.path + "/fra",
+                    "--advertise-url", "http://0.0.0.0:8080",
+                ],
+                "--advertise-url"
+            ),
+            (
+                ["gateway", "--bind", "127.0.0.1:0", "--control-plane", api, "--credential-file", scratch.path + "/gw"],
+                "--join-token-file or VERGE_JOIN_TOKEN"
+            ),
+        ]
+        for (arguments, expected) in cases {
+            let result = try await CommandRunner.verge(arguments, timeout: .seconds(30))
+            #expect(result.status != 0, "\(arguments) started")
+            #expect(result.stderr.contains(expected), "\(arguments): \(result.stderr)")
+        }
+        // The command line no longer takes a secret.
+        let old = try await CommandRunner.verge(["control-plane", "--cluster-key", "k"], timeout: .seconds(30))
+        #expect(old.status != 0)
+        #expect(old.stderr.contains("--cluster-key"))
+        // A credential file others may read is refused, naming the fix.
+        let credential = scratch.path + "/iad/credential"
+        try FileManager.default.createDirectory(atPath: scratch.path + "/iad", withIntermediateDirectories: true)
+        FileManager.default.createFile(
+            atPath: credential, contents: Data("verge_host_0123456789abcdef_\(String(repeating: "a", count: 64))".utf8),
+            attributes: [.posixPermissions: 0o644])
+        let open = try await CommandRunner.verge(
+            ["host", "--name", "iad", "--location", "50,8", "--control-plane", api, "--data", scratch.path + "/iad"],
+            timeout: .seconds(30))
+        #expect(open.status != 0)
+        #expect(open.stderr.contains("chmod 600"), "\(open.stderr)")
     }
 }
