@@ -55,7 +55,8 @@ struct TokensCommand: AsyncParsableCommand {
         @Option(help: "The tenant the token acts for.") var tenant: String
         @Option(parsing: .upToNextOption, help: "One or more scopes: admin, deploy, usage:read, logs:read.")
         var scope: [String]
-        @Option(name: .customLong("expires-in"), help: "Lifetime in seconds (default: no expiry).") var expiresIn: Int64?
+        @Option(name: .customLong("expires-in"), help: "Lifetime in seconds (default: no expiry).") var expiresIn:
+            Int64?
         @Option(help: "A note to recognise the token by.") var description: String?
         @OptionGroup var api: APIOptions
 
@@ -121,7 +122,8 @@ struct TokensCommand: AsyncParsableCommand {
 /// `verge join-tokens create --role host|gateway`.
 struct JoinTokensCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "join-tokens", abstract: "Create one-time join tokens for hosts and gateways (needs an admin token).",
+        commandName: "join-tokens",
+        abstract: "Create one-time join tokens for hosts and gateways (needs an admin token).",
         subcommands: [Create.self], defaultSubcommand: Create.self)
 
     struct Create: AsyncParsableCommand {

@@ -13,7 +13,8 @@ extension ControlPlaneAPI {
     func authorize(_ request: Request, _ permission: Permission) async throws -> Principal {
         guard let credential = Credential.bearer(request.headers[.authorization]) else {
             throw VergeError(
-                .unauthorized, "missing or malformed credential: send Authorization: Bearer verge_… (see `verge tokens`)")
+                .unauthorized,
+                "missing or malformed credential: send Authorization: Bearer verge_… (see `verge tokens`)")
         }
         guard credential.kind != .join, let stored = try await store.verify(credential) else {
             throw VergeError(.unauthorized, "unknown, revoked or expired credential")

@@ -31,7 +31,8 @@ extension ControlPlaneAPI {
             // `admin` reaches every tenant, so only the operator's own (default) tenant may hold it.
             guard !scopes.contains(.admin) || body.tenant == defaultTenant else {
                 throw VergeError(
-                    .badRequest, "the admin scope is the operator's: only tokens of the '\(defaultTenant)' tenant may have it")
+                    .badRequest,
+                    "the admin scope is the operator's: only tokens of the '\(defaultTenant)' tenant may have it")
             }
             let expiresAt = try Self.expiry(body.expiresInS)
             if let description = body.description, description.count > 200 {

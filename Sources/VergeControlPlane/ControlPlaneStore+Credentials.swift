@@ -52,7 +52,8 @@ extension ControlPlaneStore {
                 arguments: [defaultTenant, WallClock.milliseconds()])
             let credential = Credential.generate(.api)
             try Self.insert(
-                db, credential, tenant: defaultTenant, scopes: [Scope.admin.rawValue], subject: "created on first start",
+                db, credential, tenant: defaultTenant, scopes: [Scope.admin.rawValue],
+                subject: "created on first start",
                 expiresAtMs: nil)
             return credential
         }
@@ -62,7 +63,8 @@ extension ControlPlaneStore {
 
     func createTenant(_ name: String) async throws -> TenantSummary {
         guard TenantName.isValid(name) else {
-            throw VergeError(.badRequest, "'\(name)' is not a valid tenant name (a-z, 0-9 and '-', starting with a letter)")
+            throw VergeError(
+                .badRequest, "'\(name)' is not a valid tenant name (a-z, 0-9 and '-', starting with a letter)")
         }
         let now = WallClock.milliseconds()
         return try await database.write { db in
@@ -116,7 +118,8 @@ extension ControlPlaneStore {
                 sql += " WHERE tenant = ?"
                 arguments = [tenant]
             }
-            return try Row.fetchAll(db, sql: sql + " ORDER BY created_at_ms, id", arguments: arguments).map(Self.summary)
+            return try Row.fetchAll(db, sql: sql + " ORDER BY created_at_ms, id", arguments: arguments).map(
+                Self.summary)
         }
     }
 
@@ -175,7 +178,8 @@ extension ControlPlaneStore {
                 row["used_at_ms"] as Int64? == nil, (row["expires_at_ms"] as Int64?).map({ $0 > now }) ?? true
             else { throw VergeError(.unauthorized, "the join token is unknown, used, revoked or expired") }
             guard Self.scopes(row) == [request.role.rawValue] else {
-                throw VergeError(.forbidden, "this join token is for a \(Self.scopes(row).joined()), not a \(request.role.rawValue)")
+                throw VergeError(
+                    .forbidden, "this join token is for a \(Self.scopes(row).joined()), not a \(request.role.rawValue)")
             }
             guard HostName.isValid(request.name) else {
                 throw VergeError(.badRequest, "'\(request.name)' is not a valid name (a-z, 0-9, '-')")
@@ -190,11 +194,13 @@ extension ControlPlaneStore {
                     )
                 }
                 let credential = Credential.generate(.host)
-                try Self.insert(db, credential, tenant: defaultTenant, scopes: [], subject: request.name, expiresAtMs: nil)
+                try Self.insert(
+                    db, credential, tenant: defaultTenant, scopes: [], subject: request.name, expiresAtMs: nil)
                 return credential
             case .gateway:
                 let credential = Credential.generate(.gateway)
-                try Self.insert(db, credential, tenant: defaultTenant, scopes: [], subject: request.name, expiresAtMs: nil)
+                try Self.insert(
+                    db, credential, tenant: defaultTenant, scopes: [], subject: request.name, expiresAtMs: nil)
                 return credential
             }
         }
@@ -205,7 +211,8 @@ extension ControlPlaneStore {
         let credential = Credential.generate(.host)
         try database.write { db in
             try db.execute(
-                sql: "UPDATE credentials SET revoked_at_ms = ? WHERE kind = ? AND subject = ? AND revoked_at_ms IS NULL",
+                sql:
+                    "UPDATE credentials SET revoked_at_ms = ? WHERE kind = ? AND subject = ? AND revoked_at_ms IS NULL",
                 arguments: [WallClock.milliseconds(), Credential.Kind.host.rawValue, name])
             try Self.insert(db, credential, tenant: defaultTenant, scopes: [], subject: name, expiresAtMs: nil)
         }
@@ -217,7 +224,8 @@ extension ControlPlaneStore {
         let credential = Credential.generate(.gateway)
         try database.write { db in
             try db.execute(
-                sql: "UPDATE credentials SET revoked_at_ms = ? WHERE kind = ? AND subject = ? AND revoked_at_ms IS NULL",
+                sql:
+                    "UPDATE credentials SET revoked_at_ms = ? WHERE kind = ? AND subject = ? AND revoked_at_ms IS NULL",
                 arguments: [WallClock.milliseconds(), Credential.Kind.gateway.rawValue, label])
             try Self.insert(db, credential, tenant: defaultTenant, scopes: [], subject: label, expiresAtMs: nil)
         }

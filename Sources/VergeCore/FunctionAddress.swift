@@ -28,7 +28,8 @@ public struct FunctionAddress: Sendable, Equatable {
             guard labels.count <= 2, FunctionName.isValid(name), TenantName.isValid(tenant) else { return nil }
             return FunctionAddress(tenant: tenant, name: name, hostPath: "/" + name + (path == "/" ? "" : path))
         }
-        let name = path.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: true).first.map(String.init) ?? ""
+        let name =
+            path.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: true).first.map(String.init) ?? ""
         guard FunctionName.isValid(name) else { return nil }
         return FunctionAddress(tenant: defaultTenant, name: name, hostPath: path)
     }

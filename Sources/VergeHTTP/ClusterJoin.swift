@@ -32,7 +32,8 @@ public enum ClusterJoin {
         do {
             response = try await HTTPClient.verge.execute(request, timeout: .seconds(10))
         } catch {
-            throw VergeError(.upstreamFailed, "cannot reach the control plane at \(controlPlaneURL) to join", underlying: error)
+            throw VergeError(
+                .upstreamFailed, "cannot reach the control plane at \(controlPlaneURL) to join", underlying: error)
         }
         let body = try await response.body.collect(upTo: 64 * 1024)
         guard response.status == .created else {

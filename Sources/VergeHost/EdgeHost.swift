@@ -24,7 +24,7 @@ public final class EdgeHost: Service, Sendable {
     private let launcher = WorkerLauncher()
     private let logSink = FunctionLogSink()
     private let shipBell = Doorbell()
-    private let trustedCallers = TrustedCallerList()
+    private let trustedCallers: TrustedCallerList
     private let logger: Logger
 
     public init(configuration: HostConfiguration, supervisor: Supervisor, logger: Logger) throws {
@@ -34,6 +34,7 @@ public final class EdgeHost: Service, Sendable {
         self.logger = logger
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
         try Self.checkIdentity(configuration)
+        self.trustedCallers = TrustedCallerList(path: configuration.dataDirectory + "/trusted-callers.json")
         self.ledger = try HostLedger(path: configuration.dataDirectory + "/host.sqlite")
         WorkerIdentity.protect(dataDirectory: configuration.dataDirectory)
         self.cache = BundleCache(dataDirectory: configuration.dataDirectory)
@@ -158,7 +159,9 @@ public final class EdgeHost: Service, Sendable {
 
     /// Installs the desired versions (fetching bundles it does not have) and retires functions no longer wanted.
     func converge(on desired: DesiredState, client: ControlPlaneClient) async {
-        trustedCallers.update(desired.trustedCallers)
+        do { try trustedCallers.update(desired.trustedCallers) } catch {
+            logger.warning("trusted callers not saved", metadata: ["error": "\(error)"])
+        }
         var changed = false
         let wanted = Set(desired.functions.map { FunctionKey(tenant: $0.tenant, name: $0.name) })
         for function in desired.functions {

@@ -100,7 +100,8 @@ struct AuthorizationMatrixTests {
             tokens["expired acme token"] = try await harness.token(
                 "acme", [.deploy], expiresAtMs: WallClock.milliseconds() - 1000)
             tokens["well-formed unknown token"] = Credential.generate(.api).token
-            let victim = try await store.createToken(tenant: "acme", scopes: [.logsRead], expiresAtMs: nil, description: nil)
+            let victim = try await store.createToken(
+                tenant: "acme", scopes: [.logsRead], expiresAtMs: nil, description: nil)
 
             let acmeDeploy = try #require(tokens["acme deploy"])
             #expect(try await harness.upload("shared", variant: 1, token: acmeDeploy).status == 201)
@@ -130,7 +131,8 @@ struct AuthorizationMatrixTests {
             let usageBatch = try ControlPlaneHarness.json(
                 UsageBatch(
                     host: "fra",
-                    records: [ControlPlaneHarness.usageRecord("fra-new", tenant: "default", function: "x", host: "fra")]))
+                    records: [ControlPlaneHarness.usageRecord("fra-new", tenant: "default", function: "x", host: "fra")]
+                ))
             let endpoints: [Endpoint] = [
                 Endpoint(method: .GET, path: "/v1/health", expected: { _ in 200 }),
                 Endpoint(

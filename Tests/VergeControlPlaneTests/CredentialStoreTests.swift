@@ -93,9 +93,18 @@ struct CredentialStoreTests {
             let cases: [(CreateTokenRequest, Int, String)] = [
                 (CreateTokenRequest(tenant: "acme", scopes: [], expiresInS: nil, description: nil), 400, "scope"),
                 (CreateTokenRequest(tenant: "acme", scopes: ["root"], expiresInS: nil, description: nil), 400, "root"),
-                (CreateTokenRequest(tenant: "acme", scopes: ["admin"], expiresInS: nil, description: nil), 400, "admin"),
-                (CreateTokenRequest(tenant: "nobody", scopes: ["deploy"], expiresInS: nil, description: nil), 404, "nobody"),
-                (CreateTokenRequest(tenant: "acme", scopes: ["deploy"], expiresInS: 0, description: nil), 400, "expires"),
+                (
+                    CreateTokenRequest(tenant: "acme", scopes: ["admin"], expiresInS: nil, description: nil), 400,
+                    "admin"
+                ),
+                (
+                    CreateTokenRequest(tenant: "nobody", scopes: ["deploy"], expiresInS: nil, description: nil), 404,
+                    "nobody"
+                ),
+                (
+                    CreateTokenRequest(tenant: "acme", scopes: ["deploy"], expiresInS: 0, description: nil), 400,
+                    "expires"
+                ),
             ]
             for (request, status, mention) in cases {
                 let before = try await harness.store.tokens(tenant: nil)
@@ -106,10 +115,12 @@ struct CredentialStoreTests {
                 #expect(try await harness.store.tokens(tenant: nil) == before)
             }
             let tenant = try await harness.request(
-                .POST, "/v1/tenants", token: harness.admin, body: try ControlPlaneHarness.json(CreateTenantRequest(name: "acme")))
+                .POST, "/v1/tenants", token: harness.admin,
+                body: try ControlPlaneHarness.json(CreateTenantRequest(name: "acme")))
             #expect(tenant.status == 409)
             let invalid = try await harness.request(
-                .POST, "/v1/tenants", token: harness.admin, body: try ControlPlaneHarness.json(CreateTenantRequest(name: "Acme!")))
+                .POST, "/v1/tenants", token: harness.admin,
+                body: try ControlPlaneHarness.json(CreateTenantRequest(name: "Acme!")))
             #expect(invalid.status == 400)
         }
     }

@@ -24,7 +24,8 @@ struct HostIdentityTests {
             // fra may not take iad's address either: the gateway would send iad's calls to whoever answers there.
             #expect(try await sync(fra, as: "fra", url: "http://127.0.0.1:2001").status == 403)
             #expect(try await sync(fra, as: "fra", url: "http://0.0.0.0:2003").status == 400)
-            #expect(try await harness.store.hosts(livenessWindow: .seconds(60)).map { "\($0.name) \($0.url)" } == before)
+            #expect(
+                try await harness.store.hosts(livenessWindow: .seconds(60)).map { "\($0.name) \($0.url)" } == before)
             // Its own name at its own address works, and the answer lists who may call the host.
             let own = try await sync(fra, as: "fra", url: "http://127.0.0.1:2003")
             #expect(own.status == 200)
@@ -32,7 +33,9 @@ struct HostIdentityTests {
             #expect(Set(callers.compactMap { $0["role"] as? String }) == ["control-plane"])
             _ = try harness.controlPlane.issueGatewayCredential(label: "gw")
             let again = try await sync(fra, as: "fra", url: "http://127.0.0.1:2003")
-            let roles = try #require(try again.json()["trusted_callers"] as? [[String: Any]]).compactMap { $0["role"] as? String }
+            let roles = try #require(try again.json()["trusted_callers"] as? [[String: Any]]).compactMap {
+                $0["role"] as? String
+            }
             #expect(roles.sorted() == ["control-plane", "gateway"])
         }
     }
@@ -42,7 +45,8 @@ struct HostIdentityTests {
             let fra = try harness.controlPlane.issueHostCredential(name: "fra").token
             let iad = try harness.controlPlane.issueHostCredential(name: "iad").token
             func ship(_ token: String, _ batch: UsageBatch) async throws -> TestResponse {
-                try await harness.request(.POST, "/v1/internal/usage", token: token, body: try ControlPlaneHarness.json(batch))
+                try await harness.request(
+                    .POST, "/v1/internal/usage", token: token, body: try ControlPlaneHarness.json(batch))
             }
             let iadRecord = ControlPlaneHarness.usageRecord("call-1", tenant: "default", function: "f", host: "iad")
             // fra cannot ship iad's record, under either host name.
@@ -61,7 +65,8 @@ struct HostIdentityTests {
             let page = try await harness.store.usage.page(after: 0, limit: 10, tenant: nil, function: nil)
             #expect(page.records.contains(iadRecord))
             // Re-shipping stays idempotent.
-            #expect(try await ship(iad, UsageBatch(host: "iad", records: [iadRecord])).json()["duplicates"] as? Int == 1)
+            #expect(
+                try await ship(iad, UsageBatch(host: "iad", records: [iadRecord])).json()["duplicates"] as? Int == 1)
         }
     }
 
@@ -76,7 +81,8 @@ struct HostIdentityTests {
             }
             func join(_ token: String, _ role: JoinRequest.Role, _ name: String) async throws -> TestResponse {
                 try await harness.request(
-                    .POST, "/v1/join", token: token, body: try ControlPlaneHarness.json(JoinRequest(role: role, name: name)))
+                    .POST, "/v1/join", token: token,
+                    body: try ControlPlaneHarness.json(JoinRequest(role: role, name: name)))
             }
             let token = try await joinToken(.host)
             // A join token is not an API credential.
@@ -103,7 +109,8 @@ struct HostIdentityTests {
             #expect(
                 try await harness.request(
                     .POST, "/v1/internal/hosts/edge/sync", token: gateway,
-                    body: try ControlPlaneHarness.json(ControlPlaneHarness.hostStatus("edge", url: "http://127.0.0.1:1"))
+                    body: try ControlPlaneHarness.json(
+                        ControlPlaneHarness.hostStatus("edge", url: "http://127.0.0.1:1"))
                 ).status == 403)
         }
     }

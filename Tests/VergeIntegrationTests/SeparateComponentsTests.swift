@@ -30,7 +30,8 @@ struct SeparateComponentsTests {
                     ["join-tokens", "create", "--role", role, "--api", api], environment: admin)
                 #expect(created.status == 0, "\(created.stderr)")
                 let path = scratch.path + "/\(name).join"
-                FileManager.default.createFile(atPath: path, contents: Data(created.stdout.utf8), attributes: [.posixPermissions: 0o600])
+                FileManager.default.createFile(
+                    atPath: path, contents: Data(created.stdout.utf8), attributes: [.posixPermissions: 0o600])
                 return path
             }
             var hosts: [String: ComponentProcess] = [:]
@@ -45,7 +46,8 @@ struct SeparateComponentsTests {
                 hosts[name] = host
                 components.append(host)
                 let credential = scratch.path + "/\(name)/credential"
-                #expect(try FileManager.default.attributesOfItem(atPath: credential)[.posixPermissions] as? Int == 0o600)
+                #expect(
+                    try FileManager.default.attributesOfItem(atPath: credential)[.posixPermissions] as? Int == 0o600)
             }
             let gateway = try await ComponentProcess.start(
                 [
@@ -100,6 +102,14 @@ struct SeparateComponentsTests {
             let direct = try await TestHTTP.get(try #require(restarted.ready["host"]) + "/echo")
             #expect(direct.status == 200)
             #expect(direct.header("x-verge-host") == "iad")
+            // It still knows the gateway's credential from its last sync: the gateway may read its status.
+            let gatewayCredential = try String(contentsOfFile: scratch.path + "/gateway/credential", encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let hostURL = try #require(restarted.ready["host"])
+            let status = try await TestHTTP.request(
+                hostURL + "/_verge/status", headers: [("x-verge-credential", gatewayCredential)])
+            #expect(status.status == 200)
+            #expect(try await TestHTTP.get(hostURL + "/_verge/status").status == 401)
         } catch {
             for component in components { await component.stop() }
             throw error
@@ -115,25 +125,33 @@ struct SeparateComponentsTests {
         let api = "http://127.0.0.1:1"
         let cases: [(arguments: [String], expected: String)] = [
             (
-                ["host", "--name", "fra", "--location", "50,8", "--control-plane", api, "--data", scratch.path + "/fra"],
+                [
+                    "host", "--name", "fra", "--location", "50,8", "--control-plane", api, "--data",
+                    scratch.path + "/fra",
+                ],
                 "--join-token-file or VERGE_JOIN_TOKEN"
             ),
             (
                 [
-                    "host", "--name", "fra", "--location", "50,8", "--control-plane", api, "--data", scratch.path + "/fra",
+                    "host", "--name", "fra", "--location", "50,8", "--control-plane", api, "--data",
+                    scratch.path + "/fra",
                     "--bind", "0.0.0.0:0",
                 ],
                 "--advertise-url"
             ),
             (
                 [
-                    "host", "--name", "fra", "--location", "50,8", "--control-plane", api, "--data", scratch.path + "/fra",
+                    "host", "--name", "fra", "--location", "50,8", "--control-plane", api, "--data",
+                    scratch.path + "/fra",
                     "--advertise-url", "http://0.0.0.0:8080",
                 ],
                 "--advertise-url"
             ),
             (
-                ["gateway", "--bind", "127.0.0.1:0", "--control-plane", api, "--credential-file", scratch.path + "/gw"],
+                [
+                    "gateway", "--bind", "127.0.0.1:0", "--control-plane", api, "--credential-file",
+                    scratch.path + "/gw",
+                ],
                 "--join-token-file or VERGE_JOIN_TOKEN"
             ),
         ]

@@ -11,7 +11,9 @@ struct TenantRoutingTests {
         try await LocalClusterProcess.with { cluster in
             // verge dev stored the operator's credential: no flags needed.
             #expect(try await cluster.verge(["tenants", "create", "acme"]).status == 0)
-            let created = try await cluster.verge(["tokens", "create", "--tenant", "acme", "--scope", "deploy", "usage:read"])
+            let created = try await cluster.verge([
+                "tokens", "create", "--tenant", "acme", "--scope", "deploy", "usage:read",
+            ])
             #expect(created.status == 0, "\(created.stderr)")
             let acme = ["VERGE_TOKEN": created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)]
             #expect(acme["VERGE_TOKEN"]!.hasPrefix("verge_api_"))
@@ -40,7 +42,8 @@ struct TenantRoutingTests {
             let defaultByName = try await TestHTTP.request(
                 cluster.gatewayURL + "/", headers: [("host", "echo.default.localhost:80")])
             #expect(try tenant(of: defaultByName) == "default")
-            let nobody = try await TestHTTP.request(cluster.gatewayURL + "/", headers: [("host", "echo.globex.localhost")])
+            let nobody = try await TestHTTP.request(
+                cluster.gatewayURL + "/", headers: [("host", "echo.globex.localhost")])
             #expect(nobody.status == 404)
             // A client cannot pick the tenant by sending the gateway's header straight to a host.
             let host = try #require(cluster.hostURLs["fra"])
@@ -49,7 +52,8 @@ struct TenantRoutingTests {
 
             // Usage records carry the tenant; acme's token reads acme's records only.
             let records = try await usageRecords(cluster, expecting: 4)
-            #expect(records.compactMap { $0["tenant"] as? String }.sorted() == ["acme", "default", "default", "default"])
+            #expect(
+                records.compactMap { $0["tenant"] as? String }.sorted() == ["acme", "default", "default", "default"])
             let own = try await cluster.verge(["usage", "--format", "jsonl"], environment: acme)
             #expect(own.stdout.split(separator: "\n").count == 1)
             #expect(own.stdout.contains("\"tenant\":\"acme\""))
