@@ -1,6 +1,6 @@
 """Does what a hostile function would to get at the control plane: collects every Verge credential it can find
-(environment, other processes' environments and command lines, files it can read under the data directory, the
-temporary directory and home directories) and calls the control plane's API with each, and with none.
+(environment, other processes' environments and command lines, files it can read under the data directory and
+the cluster's directory) and calls the control plane's API with each, and with none.
 `?api=URL` names the control plane, `?root=DIR` the cluster's directory (data, configuration, logs)."""
 
 import json
@@ -62,7 +62,7 @@ def handle(request):
                 if data:
                     scan_bytes(data, found, "/proc/%s/%s" % (pid, part))
     bundle = os.environ.get("VERGE_BUNDLE_DIR", "/")
-    roots = [os.path.abspath(os.path.join(bundle, "..", "..", "..", "..")), os.path.expanduser("~")]
+    roots = [os.path.abspath(os.path.join(bundle, "..", "..", "..", ".."))]
     if request.query_params.get("root"):
         roots.append(request.query_params["root"])
     for root in roots:
