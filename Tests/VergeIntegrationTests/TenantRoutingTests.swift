@@ -9,7 +9,11 @@ import VergeTestSupport
 struct TenantRoutingTests {
     @Test func twoTenantsServeTheSameNameAtTheirOwnHostNames() async throws {
         try await LocalClusterProcess.with { cluster in
-            // verge dev stored the operator's credential: no flags needed.
+            // verge dev stored the operator's credential, readable by this user only: no flags needed.
+            let stored = cluster.configHome + "/verge/credentials.json"
+            #expect(try FileManager.default.attributesOfItem(atPath: stored)[.posixPermissions] as? Int == 0o600)
+            let entries = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: stored)))
+            #expect((entries as? [String: Any])?.keys.contains(cluster.apiURL) == true)
             #expect(try await cluster.verge(["tenants", "create", "acme"]).status == 0)
             let created = try await cluster.verge([
                 "tokens", "create", "--tenant", "acme", "--scope", "deploy", "usage:read",
