@@ -212,7 +212,15 @@ final class ControlPlaneStore: Sendable {
         let now = WallClock.milliseconds()
         let window = livenessWindow.milliseconds
         return try await database.read { db in
-            try Row.fetchAll(db, sql: "SELECT status, last_seen_ms FROM hosts ORDER BY name").compactMap { row in
+            // Only hosts with a live credential: a revoked host drops out of routing and log gathering at once.
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT status, last_seen_ms FROM hosts
+                    WHERE name IN (SELECT subject FROM credentials WHERE kind = 'host' AND revoked_at_ms IS NULL)
+                    ORDER BY name
+                    """
+            ).compactMap { row in
                 let text: String = row["status"]
                 guard let status = try? JSONDecoder().decode(HostStatus.self, from: Data(text.utf8)) else { return nil }
                 let age = now - (row["last_seen_ms"] as Int64)

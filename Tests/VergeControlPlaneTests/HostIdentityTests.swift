@@ -37,6 +37,14 @@ struct HostIdentityTests {
                 $0["role"] as? String
             }
             #expect(roles.sorted() == ["control-plane", "gateway"])
+            // Revoking a host's credential takes it out of the host list (and so out of routing) at once.
+            let listed = try await harness.request(.GET, "/v1/hosts", token: harness.admin)
+            #expect(listed.text.contains("\"fra\"") && listed.text.contains("\"iad\""))
+            let fraID = try #require(Credential(parsing: fra)?.id)
+            #expect(try await harness.request(.DELETE, "/v1/tokens/\(fraID)", token: harness.admin).status == 200)
+            let after = try await harness.request(.GET, "/v1/hosts", token: harness.admin)
+            #expect(!after.text.contains("\"fra\"") && after.text.contains("\"iad\""))
+            #expect(try await sync(fra, as: "fra", url: "http://127.0.0.1:2003").status == 401)
         }
     }
 
