@@ -123,9 +123,21 @@ extension ControlPlaneStore {
         }
     }
 
-    /// Revokes a credential by id. Returns `false` when there is none.
+    /// Revokes a credential by id. Returns `false` when there is none. The last live admin token cannot be revoked:
+    /// nobody could manage the cluster any more.
     func revoke(id: String) async throws -> Bool {
-        try await database.write { db in
+        let now = WallClock.milliseconds()
+        return try await database.write { db in
+            let liveAdmins = try String.fetchAll(
+                db,
+                sql: """
+                    SELECT id FROM credentials WHERE kind = ? AND revoked_at_ms IS NULL
+                    AND (expires_at_ms IS NULL OR expires_at_ms > ?) AND (' ' || scopes || ' ') LIKE '% admin %'
+                    """,
+                arguments: [Credential.Kind.api.rawValue, now])
+            if liveAdmins == [id] {
+                throw VergeError(.conflict, "\(id) is the last admin token; create another one before revoking it")
+            }
             try db.execute(
                 sql: "UPDATE credentials SET revoked_at_ms = COALESCE(revoked_at_ms, ?) WHERE id = ?",
                 arguments: [WallClock.milliseconds(), id])

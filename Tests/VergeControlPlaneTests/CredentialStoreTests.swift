@@ -87,6 +87,20 @@ struct CredentialStoreTests {
         }
     }
 
+    @Test func theLastAdminTokenCannotBeRevoked() async throws {
+        try await ControlPlaneHarness.with { harness in
+            let id = try #require(Credential(parsing: harness.admin)?.id)
+            let refused = try await harness.request(.DELETE, "/v1/tokens/\(id)", token: harness.admin)
+            #expect(refused.status == 409)
+            #expect(refused.text.contains("last admin token"))
+            #expect(try await harness.request(.GET, "/v1/tokens", token: harness.admin).status == 200)
+            // With a second admin token, the first one can go.
+            let second = try await harness.token(defaultTenant, [.admin])
+            #expect(try await harness.request(.DELETE, "/v1/tokens/\(id)", token: second).status == 200)
+            #expect(try await harness.request(.GET, "/v1/tokens", token: harness.admin).status == 401)
+        }
+    }
+
     @Test func tokenRequestsAreValidated() async throws {
         try await ControlPlaneHarness.with { harness in
             _ = try await harness.store.createTenant("acme")
