@@ -30,7 +30,10 @@ let package = Package(
         // Core types shared by every component: identities, manifests, geography, errors, usage records.
         .target(
             name: "VergeCore",
-            dependencies: [.product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strict
         ),
         // HTTP plumbing on SwiftNIO: the server loop every component uses, the JSON error shape, the client.
@@ -214,6 +217,16 @@ let package = Package(
             dependencies: [
                 "VergeGateway", "VergeCore", "VergeHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "VergeControlPlaneTests",
+            dependencies: [
+                "VergeControlPlane", "VergeCore", "VergeHTTP", "VergeBundle", "VergeUsage", "VergeTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict
         ),

@@ -51,6 +51,9 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/verge-bench.XXXXXX")
 # Traversable by everyone: a host running as root starts each function's workers as a user of their own, and they
 # must reach their bundle in the data directory below.
 chmod 711 "$WORK"
+# verge dev stores its admin token for the CLI under XDG_CONFIG_HOME: keep the benchmark's clusters out of the
+# user's own configuration.
+export XDG_CONFIG_HOME="$WORK/config"
 CLUSTER_PID=""
 CLUSTER_LOG=""
 NGINX_PID=""

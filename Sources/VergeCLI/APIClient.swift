@@ -42,7 +42,11 @@ struct APIClient: Sendable {
         let data = Data(response.body.readableBytesView)
         guard (200..<300).contains(response.status) else {
             if let error = try? JSONDecoder().decode(ErrorBody.self, from: data) {
-                throw VergeCLIError("\(error.error.message) (\(error.error.code))")
+                let hint =
+                    response.status == 401 && token == nil
+                    ? "; no token for \(baseURL): pass --token, set VERGE_TOKEN, or start `verge dev`, which stores one"
+                    : ""
+                throw VergeCLIError("\(error.error.message) (\(error.error.code))\(hint)")
             }
             throw VergeCLIError("the control plane answered \(response.status)")
         }

@@ -31,8 +31,11 @@ struct ClusterConfig: Decodable, Sendable {
     var maxMemoryMB: Int?
     var maxQueuedCalls: Int?
 
+    /// Functions are reachable through the gateway at `FUNCTION.TENANT.DOMAIN`.
+    var domain: String = "localhost"
+
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case gateway, api, hosts, python, isolation
+        case gateway, api, hosts, python, isolation, domain
         case trustedProxies = "trusted_proxies"
         case defaultLocation = "default_location"
         case idleTimeoutSeconds = "idle_timeout_s"
@@ -67,6 +70,7 @@ struct ClusterConfig: Decodable, Sendable {
         maxWorkers = try container.decodeIfPresent(Int.self, forKey: .maxWorkers)
         maxMemoryMB = try container.decodeIfPresent(Int.self, forKey: .maxMemoryMB)
         maxQueuedCalls = try container.decodeIfPresent(Int.self, forKey: .maxQueuedCalls)
+        domain = try container.decodeIfPresent(String.self, forKey: .domain) ?? defaults.domain
         try validate()
     }
 

@@ -11,9 +11,6 @@ import VergeSupervisor
 
 /// Options every standalone component shares.
 struct ComponentOptions: ParsableArguments {
-    @Option(name: .customLong("cluster-key"), help: "The cluster's shared secret (or set VERGE_CLUSTER_KEY).")
-    var clusterKey: String? = ProcessInfo.processInfo.environment["VERGE_CLUSTER_KEY"]
-
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String?
 
@@ -75,9 +72,13 @@ struct ControlPlaneCommand: AsyncParsableCommand {
         let (logger, registry) = ProcessBootstrap.start(logLevel: options.logLevel)
         var configuration = ControlPlaneConfiguration(dataDirectory: RuntimeLocator.absolute(data))
         configuration.bind = try options.address(api, "api")
-        configuration.clusterKey = options.clusterKey
         let controlPlane = try ControlPlane(
             configuration: configuration, logger: logger, metricsText: { registry.emitToString() })
+        if controlPlane.createdAdminToken {
+            logger.notice(
+                "first start: created the 'default' tenant and an admin token in \(controlPlane.adminTokenPath) (mode 0600); use it with VERGE_TOKEN, then keep it somewhere safe"
+            )
+        }
         try await runServices([controlPlane], stopOnStdinEOF: options.stopOnStdinEOF, logger: logger) {
             "api=\(await controlPlane.listenAddress.url())"
         }
@@ -103,6 +104,14 @@ struct HostCommand: AsyncParsableCommand {
     var maxMemoryMB: Int?
     @Option(name: .customLong("max-queued-calls"), help: "Most calls of one function waiting for a worker.")
     var maxQueuedCalls: Int?
+    @Option(
+        name: .customLong("advertise-url"),
+        help: "URL the gateway and control plane reach this host at. Default: the listen address (not 0.0.0.0).")
+    var advertiseURL: String?
+    @Option(
+        name: .customLong("join-token-file"),
+        help: "File holding a one-time join token (or set VERGE_JOIN_TOKEN); needed until the host has joined.")
+    var joinTokenFile: String?
     @OptionGroup var options: ComponentOptions
 
     func run() async throws {
@@ -118,7 +127,8 @@ struct HostCommand: AsyncParsableCommand {
         )
         configuration.bind = try options.address(bind, "bind")
         configuration.controlPlaneURL = controlPlane
-        configuration.clusterKey = options.clusterKey
+        configuration.advertiseURL = advertiseURL
+        configuration.joinToken = try ClusterJoin.secret(file: joinTokenFile, variable: "VERGE_JOIN_TOKEN")
         configuration.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
         if let python { configuration.python = python }
         configuration.isolationSettings.level = isolation
@@ -145,6 +155,13 @@ struct GatewayCommand: AsyncParsableCommand {
     var trustedProxies: [String] = []
     @Option(name: .customLong("default-location"), help: "LATITUDE,LONGITUDE assumed for unknown clients.")
     var defaultLocation: String = "50.11,8.68"
+    @Option(help: "Functions are reachable at FUNCTION.TENANT.DOMAIN.") var domain: String = "localhost"
+    @Option(name: .customLong("credential-file"), help: "Where the gateway keeps its credential (mode 0600).")
+    var credentialFile: String = ".verge/gateway/credential"
+    @Option(
+        name: .customLong("join-token-file"),
+        help: "File holding a one-time join token (or set VERGE_JOIN_TOKEN); needed until the gateway has joined.")
+    var joinTokenFile: String?
     @OptionGroup var options: ComponentOptions
 
     func run() async throws {
@@ -159,7 +176,14 @@ struct GatewayCommand: AsyncParsableCommand {
         configuration.bind = try options.address(bind, "bind")
         configuration.trustedProxies = proxies
         configuration.defaultLocation = try options.point(defaultLocation, "default-location")
-        configuration.clusterKey = options.clusterKey
+        configuration.domain = domain
+        configuration.credentialFile = RuntimeLocator.absolute(credentialFile)
+        configuration.joinToken = try ClusterJoin.secret(file: joinTokenFile, variable: "VERGE_JOIN_TOKEN")
+        if configuration.joinToken == nil, try SecretFile.read(configuration.credentialFile) == nil {
+            throw ValidationError(
+                "the gateway has no credential (\(configuration.credentialFile)): create a join token with `verge join-tokens create --role gateway` and pass it with --join-token-file or VERGE_JOIN_TOKEN"
+            )
+        }
         let gateway = Gateway(configuration: configuration, logger: logger)
         try await runServices([gateway], stopOnStdinEOF: options.stopOnStdinEOF, logger: logger) {
             "gateway=\(await gateway.listenAddress.url())"

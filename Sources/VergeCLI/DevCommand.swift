@@ -119,14 +119,14 @@ struct LocalCluster {
         cluster: ClusterConfig, dataDirectory: String, runtimeDirectory: String, logger: Logger,
         metricsText: @escaping @Sendable () -> String
     ) throws {
-        let clusterKey = ClusterKey.generate()
         var controlPlaneConfiguration = ControlPlaneConfiguration(dataDirectory: dataDirectory + "/control")
         controlPlaneConfiguration.bind = cluster.api
-        controlPlaneConfiguration.clusterKey = clusterKey
         controlPlane = try ControlPlane(
             configuration: controlPlaneConfiguration, logger: logger.withLabel("control-plane"),
             metricsText: metricsText
         )
+        // The embedded components get their own credentials in process: nothing on a command line or in a file.
+        let controlPlane = self.controlPlane
 
         loop = try SupervisorLoop()
         let supervisor = Supervisor(loop: loop, logger: logger)
@@ -137,7 +137,7 @@ struct LocalCluster {
             )
             configuration.idleTimeout = .milliseconds(Int64(cluster.idleTimeoutSeconds * 1000))
             if !cluster.python.isEmpty { configuration.python = cluster.python }
-            configuration.clusterKey = clusterKey
+            configuration.credential = try controlPlane.issueHostCredential(name: host.name).token
             configuration.syncInterval = .milliseconds(cluster.syncIntervalMs)
             configuration.isolationSettings.level = cluster.isolation
             cluster.applyCapacity(to: &configuration)
@@ -149,7 +149,8 @@ struct LocalCluster {
         gatewayConfiguration.bind = cluster.gateway
         gatewayConfiguration.trustedProxies = cluster.trustedProxies.compactMap(CIDR.init)
         gatewayConfiguration.defaultLocation = cluster.defaultLocation
-        gatewayConfiguration.clusterKey = clusterKey
+        gatewayConfiguration.credential = try controlPlane.issueGatewayCredential(label: "local-gateway").token
+        gatewayConfiguration.domain = cluster.domain
         gateway = Gateway(configuration: gatewayConfiguration, logger: logger.withLabel("gateway"))
         self.logger = logger
     }
@@ -163,6 +164,7 @@ struct LocalCluster {
         defer { loop.shutdown() }
         try await runServices(services, stopOnStdinEOF: stopOnStdinEOF, logger: logger) {
             let api = await controlPlane.listenAddress.url()
+            storeCLICredential(api: api)
             let gatewayURL = await gateway.listenAddress.url()
             var hostURLs: [String] = []
             for host in hosts { hostURLs.append("\(host.configuration.name)=\(await host.listenAddress.url())") }
@@ -175,6 +177,23 @@ struct LocalCluster {
             return "gateway=\(gatewayURL) api=\(api) hosts=\(hostURLs.joined(separator: ","))"
         }
         logger.info("stopped")
+    }
+
+    /// Stores the admin token (created on the first start on this data directory) in the user's credentials file
+    /// under this API URL, so `verge deploy` and friends work with no flags.
+    private func storeCLICredential(api: String) {
+        do {
+            guard let token = try SecretFile.read(controlPlane.adminTokenPath) else {
+                logger.warning(
+                    "no admin token at \(controlPlane.adminTokenPath); the CLI needs --token or VERGE_TOKEN for \(api)")
+                return
+            }
+            let credentials = CLICredentials.standard
+            try credentials.store(token, for: api)
+            logger.info("CLI credential for \(api) stored in \(credentials.path)")
+        } catch {
+            logger.warning("CLI credential not stored", metadata: ["error": "\(error)"])
+        }
     }
 }
 

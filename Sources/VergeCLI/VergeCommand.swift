@@ -8,8 +8,8 @@ public struct VergeCommand: AsyncParsableCommand {
         abstract: "Verge: serverless functions at the edge, in isolated process pools.",
         subcommands: [
             DevCommand.self, DeployCommand.self, FunctionsCommand.self, VersionsCommand.self, RollbackCommand.self,
-            DeleteCommand.self, LogsCommand.self, UsageCommand.self, HostsCommand.self, ControlPlaneCommand.self,
-            HostCommand.self, GatewayCommand.self,
+            DeleteCommand.self, LogsCommand.self, UsageCommand.self, HostsCommand.self, TenantsCommand.self,
+            TokensCommand.self, JoinTokensCommand.self, ControlPlaneCommand.self, HostCommand.self, GatewayCommand.self,
         ]
     )
 
@@ -21,10 +21,17 @@ struct APIOptions: ParsableArguments {
     @Option(name: .long, help: "The control plane's URL (or set VERGE_API).")
     var api: String = ProcessInfo.processInfo.environment["VERGE_API"] ?? "http://127.0.0.1:8787"
 
-    @Option(name: .long, help: "API token, when the control plane requires one (or set VERGE_TOKEN).")
+    @Option(
+        name: .long,
+        help: "API token (or set VERGE_TOKEN). Default: the one stored for this URL in the user's credentials file.")
     var token: String? = ProcessInfo.processInfo.environment["VERGE_TOKEN"]
 
-    var client: APIClient { APIClient(baseURL: api.hasSuffix("/") ? String(api.dropLast()) : api, token: token) }
+    var client: APIClient {
+        let url = CLICredentials.key(api)
+        let given = token?.trimmingCharacters(in: .whitespacesAndNewlines)
+        return APIClient(
+            baseURL: url, token: given.flatMap { $0.isEmpty ? nil : $0 } ?? CLICredentials.standard.token(for: url))
+    }
 }
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {

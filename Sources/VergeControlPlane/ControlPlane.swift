@@ -17,15 +17,33 @@ public final class ControlPlane: Service, Sendable {
     public let listenAddress = ListenAddress()
     let store: ControlPlaneStore
     let bundles: BundleStore
+    /// The control plane's own credential, presented to hosts when it reads their logs; new at every start.
+    let peerCredential = Credential.generate(.controlPlane)
+    /// Where the admin token created on first start is written (mode 0600): `DATA/admin-token`.
+    public var adminTokenPath: String { configuration.dataDirectory + "/admin-token" }
+    /// Whether this start created the `default` tenant and its admin token (the first start on this data).
+    public let createdAdminToken: Bool
     private let logger: Logger
     private let metricsText: @Sendable () -> String
 
     public init(
         configuration: ControlPlaneConfiguration, logger: Logger, metricsText: @escaping @Sendable () -> String = { "" }
     ) throws {
+        // The directory itself is the control plane's alone; its parents keep whatever mode they have (a local
+        // cluster's hosts live beside it and their workers must traverse the parent).
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        chmod(configuration.dataDirectory, 0o700)
         self.configuration = configuration
-        self.store = try ControlPlaneStore(path: configuration.dataDirectory + "/control.sqlite")
+        let databasePath = configuration.dataDirectory + "/control.sqlite"
+        self.store = try ControlPlaneStore(path: databasePath)
+        for suffix in ["", "-wal", "-shm"] { chmod(databasePath + suffix, 0o600) }
+        // First start: the default tenant and an admin token, written where only this user can read it.
+        if let admin = try store.bootstrapIfEmpty() {
+            try SecretFile.write(admin.token, to: configuration.dataDirectory + "/admin-token")
+            createdAdminToken = true
+        } else {
+            createdAdminToken = false
+        }
         self.bundles = try BundleStore(directory: configuration.dataDirectory + "/bundles")
         self.logger = logger
         self.metricsText = metricsText
@@ -40,6 +58,18 @@ public final class ControlPlane: Service, Sendable {
             listenAddress: listenAddress, logger: logger
         )
         try await app.run()
+    }
+}
+
+extension ControlPlane {
+    /// Issues a host's own credential in process (the embedded local cluster), revoking earlier ones of the name.
+    public func issueHostCredential(name: String) throws -> Credential {
+        try store.issueHostCredential(name: name)
+    }
+
+    /// Issues a gateway credential in process (the embedded local cluster).
+    public func issueGatewayCredential(label: String) throws -> Credential {
+        try store.issueGatewayCredential(label: label)
     }
 }
 

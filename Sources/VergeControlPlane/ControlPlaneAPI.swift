@@ -18,8 +18,10 @@ struct ControlPlaneAPI: Sendable {
 
     func register(on router: Router<VergeRequestContext>) {
         router.get("/v1/health") { _, _ in try Response.json(["status": "ok"]) }
-        router.get("/metrics") { _, _ in
-            Response(
+        registerCredentialRoutes(on: router)
+        router.get("/metrics") { request, _ in
+            _ = try await authorize(request, .admin)
+            return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                 body: .init(byteBuffer: ByteBuffer(string: metricsText()))
             )
@@ -28,42 +30,47 @@ struct ControlPlaneAPI: Sendable {
         // Developers: functions, versions, rollback, logs, usage.
         router.post("/v1/functions/:name/versions") { request, context in try await upload(request, context) }
         router.get("/v1/functions") { request, _ in
-            try Response.json(try await store.functions(tenant: try tenant(request)))
+            let principal = try await authorize(request, .deploy)
+            return try Response.json(try await store.functions(tenant: principal.tenant))
         }
         router.get("/v1/functions/:name") { request, context in try await function(request, context) }
         router.get("/v1/functions/:name/versions") { request, context in
+            let tenant = try await authorize(request, .deploy).tenant
             let name = try functionName(context)
-            let versions = try await store.versions(tenant: try tenant(request), name: name)
+            let versions = try await store.versions(tenant: tenant, name: name)
             guard !versions.isEmpty else { throw VergeError(.functionNotFound, "no function named '\(name)'") }
             return try Response.json(versions)
         }
         router.post("/v1/functions/:name/rollback") { request, context in try await rollback(request, context) }
         router.delete("/v1/functions/:name") { request, context in
+            let tenant = try await authorize(request, .deploy).tenant
             let name = try functionName(context)
-            guard try await store.deleteFunction(tenant: try tenant(request), name: name) else {
+            guard try await store.deleteFunction(tenant: tenant, name: name) else {
                 throw VergeError(.functionNotFound, "no function named '\(name)'")
             }
             return try Response.json(["deleted": name])
         }
         router.get("/v1/functions/:name/logs") { request, context in try await logs(request, context) }
         router.get("/v1/hosts") { request, _ in
-            _ = try tenant(request, allowCluster: true)
+            _ = try await authorize(request, .routing)
             return try Response.json(try await store.hosts(livenessWindow: configuration.hostLivenessWindow))
         }
         router.get("/v1/usage") { request, _ in
+            let principal = try await authorize(request, .usageRead)
             let query = request.uri.queryParameters
             let after = try integer(query["after"], name: "after", default: 0, range: 0...Int64.max)
             let limit = try integer(
                 query["limit"], name: "limit", default: 1000, range: 1...Int64(UsageStore.maximumPageSize))
             let function = query["function"].map(String.init)
-            let page = try await store.usage.page(
-                after: after, limit: Int(limit), tenant: try tenant(request), function: function)
+            // A tenant's token reads its own tenant's records; an admin token reads every tenant's (or one, named).
+            let tenant = principal.isAdmin ? query["tenant"].map(String.init) : principal.tenant
+            let page = try await store.usage.page(after: after, limit: Int(limit), tenant: tenant, function: function)
             return try Response.json(page)
         }
 
-        // Hosts: sync, bundles, usage shipping. Cluster key required.
+        // Hosts: sync, bundles, usage shipping. Each host presents its own credential, bound to its name.
         router.post("/v1/internal/hosts/:host/sync") { request, context in
-            try requireCluster(request)
+            let principal = try await authorize(request, .host)
             let name = try context.parameters.require("host")
             var request = request
             let body = try await request.collectBody(upTo: 4 * 1024 * 1024)
@@ -71,22 +78,27 @@ struct ControlPlaneAPI: Sendable {
             guard status.name == name, HostName.isValid(name) else {
                 throw VergeError(.badRequest, "host name in the path and the body differ or are invalid")
             }
+            guard principal.hostName == name else {
+                throw VergeError(.forbidden, "this credential belongs to host '\(principal.hostName ?? "")', not '\(name)'")
+            }
+            try HostAddress.validateAdvertised(status.url)
+            try await store.bindHostURL(credentialID: principal.credentialID, url: status.url)
             try await store.recordHost(status)
-            return try Response.json(try await store.desiredState())
+            return try Response.json(try await store.desiredState(trustedCallers: try await trustedCallers()))
         }
         router.post("/v1/internal/usage") { request, _ in
-            try requireCluster(request)
+            let principal = try await authorize(request, .host)
             var request = request
             let body = try await request.collectBody(upTo: 64 * 1024 * 1024)
             let batch = try JSONCoding.decode(UsageBatch.self, from: body, what: "usage batch")
-            guard batch.records.allSatisfy({ $0.host == batch.host }) else {
-                throw VergeError(.badRequest, "a host may only ship its own records")
+            guard batch.host == principal.hostName, batch.records.allSatisfy({ $0.host == batch.host }) else {
+                throw VergeError(.forbidden, "a host may only ship its own records")
             }
             let result = try await store.usage.ingest(batch.records)
             return try Response.json(result)
         }
         router.get("/v1/bundles/:version") { request, context in
-            try requireCluster(request)
+            _ = try await authorize(request, .host)
             let version = try context.parameters.require("version")
             guard version.utf8.count == 64,
                 version.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }),
@@ -102,7 +114,7 @@ struct ControlPlaneAPI: Sendable {
     // MARK: Handlers
 
     private func upload(_ request: Request, _ context: VergeRequestContext) async throws -> Response {
-        let tenant = try tenant(request)
+        let tenant = try await authorize(request, .deploy).tenant
         let name = try functionName(context)
         let limit = configuration.bundleLimits.maxArchiveBytes
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
@@ -131,7 +143,7 @@ struct ControlPlaneAPI: Sendable {
     }
 
     private func function(_ request: Request, _ context: VergeRequestContext) async throws -> Response {
-        let tenant = try tenant(request)
+        let tenant = try await authorize(request, .deploy).tenant
         let name = try functionName(context)
         guard let function = try await store.function(tenant: tenant, name: name) else {
             throw VergeError(.functionNotFound, "no function named '\(name)'")
@@ -158,7 +170,7 @@ struct ControlPlaneAPI: Sendable {
     }
 
     private func rollback(_ request: Request, _ context: VergeRequestContext) async throws -> Response {
-        let tenant = try tenant(request)
+        let tenant = try await authorize(request, .deploy).tenant
         let name = try functionName(context)
         var request = request
         let body = try await request.collectBody(upTo: 64 * 1024)
@@ -195,8 +207,12 @@ struct ControlPlaneAPI: Sendable {
     }
 
     private func logs(_ request: Request, _ context: VergeRequestContext) async throws -> Response {
-        let tenant = try tenant(request)
+        let tenant = try await authorize(request, .logsRead).tenant
         let name = try functionName(context)
+        // A function this tenant never had is not found, whoever else may have one of that name.
+        guard try await !store.versions(tenant: tenant, name: name).isEmpty else {
+            throw VergeError(.functionNotFound, "no function named '\(name)'")
+        }
         let query = request.uri.queryParameters
         let limit = try integer(query["limit"], name: "limit", default: 100, range: 1...10_000)
         var path = "/_verge/logs?tenant=\(tenant)&function=\(name)&limit=\(limit)"
@@ -209,14 +225,12 @@ struct ControlPlaneAPI: Sendable {
             path += "&invocation=\(invocation)"
         }
         let hosts = try await store.hosts(livenessWindow: configuration.hostLivenessWindow).filter(\.healthy)
-        let configuration = self.configuration
+        let credential = controlPlane.peerCredential.token
         let lines = await withTaskGroup(of: [LogLine].self) { group in
             for host in hosts {
                 group.addTask { [path] in
                     var request = HTTPClientRequest(url: host.url + path)
-                    if let key = configuration.clusterKey {
-                        request.headers.add(name: VergeHeaders.clusterKey, value: key)
-                    }
+                    request.headers.add(name: VergeHeaders.credential, value: credential)
                     guard let response = try? await HTTPClient.verge.execute(request, timeout: .seconds(5)),
                         response.status == .ok,
                         let body = try? await response.body.collect(upTo: 32 * 1024 * 1024),
@@ -235,30 +249,10 @@ struct ControlPlaneAPI: Sendable {
 
     // MARK: Helpers
 
-    /// The tenant a request acts for. Until tenancy lands every caller acts for the default tenant; with an API
-    /// token configured, callers must present it.
-    private func tenant(_ request: Request, allowCluster: Bool = false) throws(VergeError) -> String {
-        if let token = configuration.apiToken {
-            let presented = request.headers[.authorization].flatMap { value -> String? in
-                value.hasPrefix("Bearer ") ? String(value.dropFirst(7)) : nil
-            }
-            let cluster =
-                allowCluster
-                && configuration.clusterKey.map {
-                    ClusterKey.matches(request.headers[HTTPField.Name(VergeHeaders.clusterKey)!], $0)
-                } == true
-            guard cluster || ClusterKey.matches(presented, token) else {
-                throw VergeError(.unauthorized, "missing or wrong API token (Authorization: Bearer …)")
-            }
-        }
-        return defaultTenant
-    }
-
-    private func requireCluster(_ request: Request) throws(VergeError) {
-        guard let key = configuration.clusterKey else { return }
-        guard ClusterKey.matches(request.headers[HTTPField.Name(VergeHeaders.clusterKey)!], key) else {
-            throw VergeError(.unauthorized, "this endpoint is for the cluster's own hosts")
-        }
+    /// Who may call the hosts' platform endpoints: the live gateway credentials and this control plane.
+    private func trustedCallers() async throws -> [TrustedCaller] {
+        try await store.gatewayCredentialHashes().map { TrustedCaller(hash: $0, role: .gateway) }
+            + [TrustedCaller(hash: controlPlane.peerCredential.hash, role: .controlPlane)]
     }
 
     private func functionName(_ context: VergeRequestContext) throws -> String {

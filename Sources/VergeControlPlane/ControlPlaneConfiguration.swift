@@ -8,10 +8,6 @@ public struct ControlPlaneConfiguration: Sendable {
     public var bind = BindAddress(host: "127.0.0.1", port: 8787)
     /// Directory for `control.sqlite` and `bundles/`.
     public var dataDirectory: String
-    /// The cluster's shared secret: required on `/v1/internal/*` and `/v1/bundles/*`.
-    public var clusterKey: String?
-    /// When set, every other `/v1/*` call needs `Authorization: Bearer <token>`. Default: none (local use).
-    public var apiToken: String?
     /// A host that has not synced for this long is reported unhealthy. Default 3 s.
     public var hostLivenessWindow: Duration = .seconds(3)
     /// Limits applied to uploaded bundles.

@@ -49,6 +49,7 @@ final class ControlPlaneStore: Sendable {
                     """)
         }
         UsageStore.registerMigrations(&migrator)
+        Self.registerCredentialMigrations(&migrator)
         try migrator.migrate(database)
         usage = UsageStore(database: database)
     }
@@ -171,12 +172,13 @@ final class ControlPlaneStore: Sendable {
     }
 
     /// Every function's live version, for every tenant: what each host should serve.
-    func desiredState() async throws -> DesiredState {
+    func desiredState(trustedCallers: [TrustedCaller] = []) async throws -> DesiredState {
         try await database.read { db in
             DesiredState(
                 functions: try Row.fetchAll(
                     db, sql: "SELECT tenant, name, live_version FROM functions ORDER BY tenant, name"
-                ).map { DesiredState.Function(tenant: $0["tenant"], name: $0["name"], version: $0["live_version"]) })
+                ).map { DesiredState.Function(tenant: $0["tenant"], name: $0["name"], version: $0["live_version"]) },
+                trustedCallers: trustedCallers)
         }
     }
 
@@ -210,7 +212,15 @@ final class ControlPlaneStore: Sendable {
         let now = WallClock.milliseconds()
         let window = livenessWindow.milliseconds
         return try await database.read { db in
-            try Row.fetchAll(db, sql: "SELECT status, last_seen_ms FROM hosts ORDER BY name").compactMap { row in
+            // Only hosts with a live credential: a revoked host drops out of routing and log gathering at once.
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT status, last_seen_ms FROM hosts
+                    WHERE name IN (SELECT subject FROM credentials WHERE kind = 'host' AND revoked_at_ms IS NULL)
+                    ORDER BY name
+                    """
+            ).compactMap { row in
                 let text: String = row["status"]
                 guard let status = try? JSONDecoder().decode(HostStatus.self, from: Data(text.utf8)) else { return nil }
                 let age = now - (row["last_seen_ms"] as Int64)

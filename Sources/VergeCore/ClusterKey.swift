@@ -1,4 +1,4 @@
-/// The shared secret the components of one cluster present to each other.
+/// Constant-time comparison of secrets (credential hashes, keys).
 public enum ClusterKey {
     /// Constant-time comparison, so the key cannot be guessed byte by byte from response times.
     public static func matches(_ presented: String?, _ expected: String) -> Bool {

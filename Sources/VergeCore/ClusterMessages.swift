@@ -83,16 +83,51 @@ public struct DesiredState: Codable, Sendable, Equatable {
     }
 
     public var functions: [Function]
+    /// Hashes of the credentials that may call the host's platform endpoints and vouch for forwarded calls.
+    public var trustedCallers: [TrustedCaller]
 
-    public init(functions: [Function]) {
+    enum CodingKeys: String, CodingKey {
+        case functions
+        case trustedCallers = "trusted_callers"
+    }
+
+    public init(functions: [Function], trustedCallers: [TrustedCaller] = []) {
         self.functions = functions
+        self.trustedCallers = trustedCallers
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        functions = try container.decode([Function].self, forKey: .functions)
+        trustedCallers = try container.decodeIfPresent([TrustedCaller].self, forKey: .trustedCallers) ?? []
+    }
+}
+
+/// A credential (by its hash) a host accepts in `x-verge-credential`, and what its holder may do there.
+public struct TrustedCaller: Codable, Sendable, Equatable, Hashable {
+    public enum Role: String, Codable, Sendable {
+        /// May forward calls with the client's location and tenant, and read `/_verge/status`.
+        case gateway
+        /// May read `/_verge/status` and `/_verge/logs`.
+        case controlPlane = "control-plane"
+    }
+
+    public var hash: String
+    public var role: Role
+
+    public init(hash: String, role: Role) {
+        self.hash = hash
+        self.role = role
     }
 }
 
 /// Header names shared by the gateway, the hosts and the control plane.
 public enum VergeHeaders {
-    /// The cluster's shared secret, presented by the gateway to hosts and by hosts to the control plane.
-    public static let clusterKey = "x-verge-cluster-key"
+    /// A cluster credential presented to a host: by the gateway on forwarded calls, by the control plane on
+    /// `/_verge/*`. (Calls to the control plane use `Authorization: Bearer`.)
+    public static let credential = "x-verge-credential"
+    /// The tenant of a forwarded call, set by the gateway; believed only with a gateway credential.
+    public static let tenant = "x-verge-tenant"
     public static let clientLatitude = "x-verge-client-latitude"
     public static let clientLongitude = "x-verge-client-longitude"
     public static let clientSource = "x-verge-client-source"

@@ -17,6 +17,11 @@ public enum FunctionName {
     }
 }
 
+/// Tenant names follow the same rule as function names, so `FUNCTION.TENANT.DOMAIN` is a valid host name.
+public enum TenantName {
+    public static func isValid(_ name: String) -> Bool { FunctionName.isValid(name) }
+}
+
 /// Host names follow the same rule as function names.
 public enum HostName {
     public static func isValid(_ name: String) -> Bool { FunctionName.isValid(name) }

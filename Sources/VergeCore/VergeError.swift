@@ -21,6 +21,8 @@ public struct VergeError: Error, Sendable, CustomStringConvertible {
         public static let unauthorized = Code("unauthorized", status: 401)
         /// A function's own concurrency cap (`max_workers`) is reached and its queue of waiting calls is full.
         public static let tooManyRequests = Code("too_many_requests", status: 429)
+        public static let forbidden = Code("forbidden", status: 403)
+        public static let conflict = Code("conflict", status: 409)
         public static let functionError = Code("function_error", status: 500)
         public static let internalError = Code("internal_error", status: 500)
         public static let workerCrashed = Code("worker_crashed", status: 502)

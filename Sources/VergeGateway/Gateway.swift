@@ -41,6 +41,14 @@ public final class Gateway: Service, Sendable {
 
     /// Runs with the control plane at `controlPlaneURL` (known only once it has bound its port, in a local cluster).
     public func run(controlPlaneURL: String) async throws {
+        let credential: String
+        if let configured = configuration.credential {
+            credential = configured
+        } else {
+            credential = try await ClusterJoin.credential(
+                file: configuration.credentialFile, joinToken: configuration.joinToken, role: .gateway,
+                name: "gateway", controlPlaneURL: controlPlaneURL)
+        }
         var clientConfiguration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
             timeout: .init(connect: TimeAmount(configuration.connectTimeout)),
@@ -52,8 +60,9 @@ public final class Gateway: Service, Sendable {
         clientConfiguration.connectionPool.retryConnectionEstablishment = false
         let client = HTTPClient(
             eventLoopGroup: MultiThreadedEventLoopGroupProvider.shared, configuration: clientConfiguration)
-        let refresher = HostListRefresher(gateway: self, client: client, controlPlaneURL: controlPlaneURL)
-        let proxy = Proxy(gateway: self, client: client, refresher: refresher)
+        let refresher = HostListRefresher(
+            gateway: self, client: client, controlPlaneURL: controlPlaneURL, credential: credential)
+        let proxy = Proxy(gateway: self, client: client, refresher: refresher, credential: credential)
         let http = try HTTPServer.streaming(
             bind: configuration.bind, name: "verge-gateway", listenAddress: listenAddress, logger: logger
         ) { request, writer, channel in
@@ -93,19 +102,22 @@ public final class Gateway: Service, Sendable {
         let gateway: Gateway
         let client: HTTPClient
         let refresher: HostListRefresher
+        let credential: String
 
         func forward(_ request: Request, writer: consuming ResponseWriter, peer: SocketAddress?) async throws {
             let clock = ContinuousClock()
             let start = clock.now
             let configuration = gateway.configuration
             let path = request.uri.path
-            let name =
-                path.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: true).first.map(String.init) ?? ""
-            let function = FunctionRef(tenant: defaultTenant, name: name)
-            guard FunctionName.isValid(name) else {
+            guard
+                let address = FunctionAddress.resolve(
+                    authority: request.head.authority, path: path, domain: configuration.domain)
+            else {
                 try await writer.writeError(VergeError(.functionNotFound, "no function is deployed at '\(path)'"))
                 return
             }
+            let name = address.name
+            let function = FunctionRef(tenant: address.tenant, name: name)
             let client = gateway.locator.locate(headers: request.headers, peer: peer)
             var routes = gateway.directory.routes(for: function, from: client.location)
             if routes.first?.host != gateway.directory.nearestHealthy(to: client.location)?.name {
@@ -131,7 +143,8 @@ public final class Gateway: Service, Sendable {
             let retryable = !hasBody && [.get, .head, .options].contains(request.method)
             var lastError: (any Error)?
             for route in routes.prefix(retryable ? 3 : 1) {
-                let upstream = makeUpstreamRequest(request, route: route, client: client, peer: peer, hasBody: hasBody)
+                let upstream = makeUpstreamRequest(
+                    request, address: address, route: route, client: client, peer: peer, hasBody: hasBody)
                 let response: HTTPClientResponse
                 do {
                     response = try await self.client.execute(
@@ -185,10 +198,10 @@ public final class Gateway: Service, Sendable {
         }
 
         private func makeUpstreamRequest(
-            _ request: Request, route: Route, client: LocatedClient, peer: SocketAddress?, hasBody: Bool
+            _ request: Request, address: FunctionAddress, route: Route, client: LocatedClient, peer: SocketAddress?,
+            hasBody: Bool
         ) -> HTTPClientRequest {
-            let configuration = gateway.configuration
-            var target = route.url + (request.uri.path.isEmpty ? "/" : request.uri.path)
+            var target = route.url + address.hostPath
             if let query = request.uri.query { target += "?" + query }
             var upstream = HTTPClientRequest(url: target)
             upstream.method = HTTPMethod(rawValue: request.method.rawValue)
@@ -211,7 +224,8 @@ public final class Gateway: Service, Sendable {
             upstream.headers.add(name: VergeHeaders.clientLatitude, value: "\(client.location.latitude)")
             upstream.headers.add(name: VergeHeaders.clientLongitude, value: "\(client.location.longitude)")
             upstream.headers.add(name: VergeHeaders.clientSource, value: client.source.rawValue)
-            if let key = configuration.clusterKey { upstream.headers.add(name: VergeHeaders.clusterKey, value: key) }
+            upstream.headers.add(name: VergeHeaders.tenant, value: address.tenant)
+            upstream.headers.add(name: VergeHeaders.credential, value: credential)
             if hasBody {
                 let length = request.headers[.contentLength].flatMap(Int.init)
                 upstream.body = .stream(request.body, length: length.map { .known(Int64($0)) } ?? .unknown)
@@ -226,6 +240,7 @@ struct HostListRefresher: Service {
     let gateway: Gateway
     let client: HTTPClient
     let controlPlaneURL: String
+    let credential: String
     let coordinator = RefreshCoordinator()
 
     func run() async throws {
@@ -257,7 +272,7 @@ struct HostListRefresher: Service {
     /// Fetches the host list once.
     func refresh() async throws {
         var request = HTTPClientRequest(url: controlPlaneURL + "/v1/hosts")
-        if let key = gateway.configuration.clusterKey { request.headers.add(name: VergeHeaders.clusterKey, value: key) }
+        request.headers.add(name: "authorization", value: "Bearer " + credential)
         let response = try await client.execute(request, timeout: .seconds(5))
         let body = try await response.body.collect(upTo: 32 * 1024 * 1024)
         guard response.status == .ok else {

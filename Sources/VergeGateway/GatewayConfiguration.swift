@@ -11,8 +11,16 @@ public struct GatewayConfiguration: Sendable {
     public var defaultLocation = GeoPoint(50.11, 8.68)
     /// The control plane the host list comes from.
     public var controlPlaneURL: String
-    /// The cluster's shared secret, presented to hosts.
-    public var clusterKey: String?
+    /// The gateway's own credential (`verge_gw_…`): presented to the control plane for the host list and to hosts
+    /// on forwarded calls. Default: read from ``credentialFile``, or obtained with ``joinToken`` on first start.
+    public var credential: String?
+    /// Where the gateway keeps its credential (mode 0600). Default `.verge/gateway/credential`.
+    public var credentialFile: String = ".verge/gateway/credential"
+    /// A one-time join token (`verge join-tokens create --role gateway`), used when there is no credential yet.
+    public var joinToken: String?
+    /// Functions are reachable at `FUNCTION.TENANT.DOMAIN` (and the default tenant's also at `/FUNCTION`).
+    /// Default `localhost`.
+    public var domain: String = "localhost"
     /// How often the host list is refreshed from the control plane. Default 100 ms. A call whose nearest healthy host
     /// does not list its function also triggers a refresh, so a fresh deploy is routed to the nearest host at once.
     public var hostRefreshInterval: Duration = .milliseconds(100)

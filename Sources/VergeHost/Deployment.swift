@@ -5,7 +5,7 @@ import VergeCore
 public struct Deployment: Sendable, Codable, Equatable {
     public var tenant: String
     public var name: String
-    /// The bundle's SHA-256; also its directory name in the host's bundle cache.
+    /// The bundle's SHA-256; also its directory name in the host's bundle cache (under the tenant's directory).
     public var version: String
     public var manifest: Manifest
     public var bundleDirectory: String

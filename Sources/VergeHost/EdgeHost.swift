@@ -25,6 +25,7 @@ public final class EdgeHost: Service, Sendable {
     private let launcher = WorkerLauncher()
     private let logSink = FunctionLogSink()
     private let shipBell = Doorbell()
+    private let trustedCallers: TrustedCallerList
     private let logger: Logger
     /// The workers' sandbox; `nil` only with `--isolation none`.
     private let sandbox: Sandbox?
@@ -40,6 +41,8 @@ public final class EdgeHost: Service, Sendable {
         self.configuration = configuration
         self.logger = logger
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        try Self.checkIdentity(configuration)
+        self.trustedCallers = TrustedCallerList(path: configuration.dataDirectory + "/trusted-callers.json")
         self.ledger = try HostLedger(path: configuration.dataDirectory + "/host.sqlite")
         Self.protect(dataDirectory: configuration.dataDirectory)
         self.cache = BundleCache(dataDirectory: configuration.dataDirectory)
@@ -70,7 +73,8 @@ public final class EdgeHost: Service, Sendable {
             logSink: logSink, logger: logger, sandbox: sandbox
         )
         // Serve what was deployed before a restart, even if the control plane never answers.
-        for deployment in deploymentsFile.load() where cache.cachedManifest(deployment.version) == deployment.manifest {
+        for deployment in deploymentsFile.load()
+        where cache.cachedManifest(tenant: deployment.tenant, version: deployment.version) == deployment.manifest {
             let pool = FunctionPool(deployment: deployment, environment: environment)
             _ = deployments.install(pool)
             pool.warmUp()
@@ -99,7 +103,7 @@ public final class EdgeHost: Service, Sendable {
         )
         let server = HostServer(
             configuration: configuration, deployments: deployments, invocations: invocations, ledger: ledger,
-            reporter: reporter
+            reporter: reporter, trustedCallers: trustedCallers
         )
         let http = try HTTPServer.streaming(
             bind: configuration.bind, name: "verge-host", listenAddress: listenAddress, logger: logger
@@ -116,8 +120,8 @@ public final class EdgeHost: Service, Sendable {
             )),
         ]
         if let url = controlPlaneURL {
-            let client = ControlPlaneClient(
-                baseURL: url, clusterKey: configuration.clusterKey, hostName: configuration.name)
+            let credential = try await credential(controlPlaneURL: url)
+            let client = ControlPlaneClient(baseURL: url, credential: credential, hostName: configuration.name)
             services.append(
                 .init(
                     service: UsageShipper(
@@ -147,8 +151,41 @@ public final class EdgeHost: Service, Sendable {
         await reporter.status()
     }
 
+    /// Where a joined host keeps its own credential (mode 0600).
+    public var credentialPath: String { configuration.dataDirectory + "/credential" }
+
+    /// The host's credential: configured, or from its credential file, or obtained with its join token.
+    private func credential(controlPlaneURL: String) async throws -> String {
+        if let credential = configuration.credential { return credential }
+        return try await ClusterJoin.credential(
+            file: credentialPath, joinToken: configuration.joinToken, role: .host, name: configuration.name,
+            controlPlaneURL: controlPlaneURL)
+    }
+
+    /// Refuses, before anything starts, a host that could never authenticate or would advertise an unreachable URL.
+    private static func checkIdentity(_ configuration: HostConfiguration) throws {
+        if let url = configuration.advertiseURL {
+            try HostAddress.validateAdvertised(url)
+        } else if ["0.0.0.0", "::", "[::]"].contains(configuration.bind.host) {
+            throw VergeError(
+                .badRequest,
+                "host binds \(configuration.bind) but advertises no reachable URL: set --advertise-url http://ADDRESS:PORT")
+        }
+        if configuration.controlPlaneURL != nil, configuration.credential == nil, configuration.joinToken == nil,
+            try SecretFile.read(configuration.dataDirectory + "/credential") == nil
+        {
+            throw VergeError(
+                .unauthorized,
+                "host '\(configuration.name)' has no credential: create a join token with `verge join-tokens create --role host` and pass it with --join-token-file or VERGE_JOIN_TOKEN"
+            )
+        }
+    }
+
     /// Installs the desired versions (fetching bundles it does not have) and retires functions no longer wanted.
     func converge(on desired: DesiredState, client: ControlPlaneClient) async {
+        do { try trustedCallers.update(desired.trustedCallers) } catch {
+            logger.warning("trusted callers not saved", metadata: ["error": "\(error)"])
+        }
         var changed = false
         let wanted = Set(desired.functions.map { FunctionKey(tenant: $0.tenant, name: $0.name) })
         for function in desired.functions {
@@ -156,11 +193,11 @@ public final class EdgeHost: Service, Sendable {
             if deployments.pool(for: key)?.deployment.version == function.version { continue }
             do {
                 let manifest: Manifest
-                if let cached = cache.cachedManifest(function.version) {
+                if let cached = cache.cachedManifest(tenant: function.tenant, version: function.version) {
                     manifest = cached
                 } else {
                     let archive = try await client.bundle(function.version, limit: cache.limits.maxArchiveBytes)
-                    manifest = try cache.store(archive, version: function.version)
+                    manifest = try cache.store(archive, tenant: function.tenant, version: function.version)
                 }
                 guard manifest.name == function.name else {
                     throw VergeError(
@@ -168,7 +205,7 @@ public final class EdgeHost: Service, Sendable {
                 }
                 let deployment = Deployment(
                     tenant: function.tenant, name: function.name, version: function.version, manifest: manifest,
-                    bundleDirectory: cache.bundleDirectory(function.version)
+                    bundleDirectory: cache.bundleDirectory(tenant: function.tenant, version: function.version)
                 )
                 if manifest.memoryMB > configuration.maxMemoryMB {
                     logger.warning(

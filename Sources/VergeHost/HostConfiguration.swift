@@ -42,9 +42,15 @@ public struct HostConfiguration: Sendable {
     public var retention: Duration = .seconds(86_400)
     /// How often usage records are shipped to the control plane when there is nothing new to wake it. Default 1 s.
     public var shipInterval: Duration = .seconds(1)
-    /// The cluster's shared secret: required from the gateway for `x-verge-client-*` headers to be trusted and for
-    /// `/_verge/status` and `/_verge/logs`; presented to the control plane on sync and usage shipping.
-    public var clusterKey: String?
+    /// The host's own credential (`verge_host_…`), presented to the control plane on sync, bundle fetches and usage
+    /// shipping. Default: read from `DATA/credential`, or obtained with ``joinToken`` on first start and written
+    /// there (mode 0600). A host with a control plane and none of the three refuses to start.
+    public var credential: String?
+    /// A one-time join token (`verge join-tokens create --role host`), used when the host has no credential yet.
+    public var joinToken: String?
+    /// The URL the gateway and the control plane reach this host at. Default: the address it listens on, which
+    /// must then not be an unspecified address (`0.0.0.0`, `::`).
+    public var advertiseURL: String?
     /// How workers are isolated, and the limits they get when their manifest sets none.
     public var isolationSettings = IsolationSettings()
 

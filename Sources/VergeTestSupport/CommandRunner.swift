@@ -9,12 +9,16 @@ public struct CommandResult: Sendable {
 
 public enum CommandRunner {
     /// Runs `executable` with `arguments`, waiting at most `timeout`; the process is killed if it overruns.
+    /// `environment` is added to the test process's own; `XDG_CONFIG_HOME` always points into a temporary
+    /// directory (``Paths/testConfigHome`` unless given), so no test reads or writes the real user's config.
     public static func run(
-        _ executable: String, _ arguments: [String], timeout: Duration = .seconds(120)
+        _ executable: String, _ arguments: [String], environment: [String: String] = [:],
+        timeout: Duration = .seconds(120)
     ) async throws -> CommandResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        process.environment = Paths.testEnvironment(environment)
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out
@@ -40,7 +44,9 @@ public enum CommandRunner {
     }
 
     /// Runs the `verge` CLI.
-    public static func verge(_ arguments: [String], timeout: Duration = .seconds(120)) async throws -> CommandResult {
-        try await run(Paths.vergeExecutable, arguments, timeout: timeout)
+    public static func verge(
+        _ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(120)
+    ) async throws -> CommandResult {
+        try await run(Paths.vergeExecutable, arguments, environment: environment, timeout: timeout)
     }
 }

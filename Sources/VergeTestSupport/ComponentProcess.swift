@@ -15,10 +15,14 @@ public final class ComponentProcess: @unchecked Sendable {
     }
 
     /// Starts `verge ARGUMENTS --stop-on-stdin-eof` and waits for its `ready` line; stderr goes to `logPath`.
-    public static func start(_ arguments: [String], logPath: String) async throws -> ComponentProcess {
+    /// `environment` is added as for ``CommandRunner/run(_:_:environment:timeout:)``.
+    public static func start(
+        _ arguments: [String], environment: [String: String] = [:], logPath: String
+    ) async throws -> ComponentProcess {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Paths.vergeExecutable)
         process.arguments = arguments + ["--stop-on-stdin-eof"]
+        process.environment = Paths.testEnvironment(environment)
         let stdout = Pipe()
         let lifeline = Pipe()
         process.standardOutput = stdout

@@ -7,6 +7,10 @@ public final class LocalClusterProcess: @unchecked Sendable {
     /// Host name → its own URL.
     public let hostURLs: [String: String]
     public let dataDirectory: TemporaryDirectory
+    /// This cluster's own `XDG_CONFIG_HOME`, where `verge dev` stores the CLI's credential.
+    public var configHome: String { dataDirectory.path + "/config" }
+    /// The environment every command against this cluster runs with.
+    public var environment: [String: String] { ["XDG_CONFIG_HOME": configHome] }
     private let component: ComponentProcess
     private let stderrPath: String
 
@@ -22,6 +26,7 @@ public final class LocalClusterProcess: @unchecked Sendable {
                 "dev", "--gateway", "127.0.0.1:0", "--api", "127.0.0.1:0", "--data", data.path + "/data",
                 "--idle-timeout", "\(idleTimeout)",
             ] + extraArguments,
+            environment: ["XDG_CONFIG_HOME": data.path + "/config"],
             logPath: stderrPath
         )
         guard let gateway = component.ready["gateway"], let api = component.ready["api"],
@@ -58,12 +63,24 @@ public final class LocalClusterProcess: @unchecked Sendable {
 
     /// `verge deploy DIR` against this cluster.
     public func deploy(_ directory: String) async throws -> CommandResult {
-        try await CommandRunner.verge(["deploy", directory, "--api", apiURL])
+        try await verge(["deploy", directory])
     }
 
-    /// Runs a `verge` subcommand with `--api` pointed here.
-    public func verge(_ arguments: [String]) async throws -> CommandResult {
-        try await CommandRunner.verge(arguments + ["--api", apiURL])
+    /// Runs a `verge` subcommand with `--api` pointed here, with the credential `verge dev` stored (unless
+    /// `environment` says otherwise, e.g. `VERGE_TOKEN`).
+    public func verge(
+        _ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(120)
+    ) async throws -> CommandResult {
+        try await CommandRunner.verge(
+            arguments + ["--api", apiURL], environment: self.environment.merging(environment) { _, new in new },
+            timeout: timeout)
+    }
+
+    /// The admin token `verge dev` created on its first start (mode 0600 in its data directory).
+    public func adminToken() throws -> String {
+        let path = dataDirectory.path + "/data/control/admin-token"
+        guard let data = FileManager.default.contents(atPath: path) else { throw TestFailure("no \(path)") }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// The host-side pids of `function`'s live workers on `host` (every host when `nil`), from `verge hosts`.

@@ -16,6 +16,26 @@ public enum Paths {
         return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("verge").path
     }()
 
+    /// A temporary `XDG_CONFIG_HOME` for commands that name no other, so tests never touch the user's config.
+    public static let testConfigHome: String = {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "verge-test-config-\(getpid())"
+        ).path
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }()
+
+    /// The environment for a child process: the test process's own, `XDG_CONFIG_HOME` set to
+    /// ``testConfigHome``, `VERGE_TOKEN` and `VERGE_JOIN_TOKEN` removed, then `extra` on top.
+    public static func testEnvironment(_ extra: [String: String]) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        environment["XDG_CONFIG_HOME"] = testConfigHome
+        environment["VERGE_TOKEN"] = nil
+        environment["VERGE_JOIN_TOKEN"] = nil
+        environment.merge(extra) { _, new in new }
+        return environment
+    }
+
     public static func sampleFunction(_ name: String) -> String { repository + "/Functions/" + name }
     public static func fixtureFunction(_ name: String) -> String { repository + "/Tests/Fixtures/functions/" + name }
     public static func hostileFunction(_ name: String) -> String { repository + "/Tests/Fixtures/hostile/" + name }

@@ -15,14 +15,18 @@ extension UsageRecord {
     /// `?` placeholders for ``columnList``.
     static let placeholders = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
 
-    /// Creates the `usage_records` table with its indexes, as the first migration made it; ``addLimitColumn(_:)``
-    /// follows in a later migration.
-    static func createTable(_ db: Database, indexes: [String]) throws {
+    /// Creates the `usage_records` table (or `table`) with its indexes, in its current shape (tables made before
+    /// `limit_name` existed get it from ``addLimitColumn(_:)`` in a later migration). Records are unique by
+    /// invocation id, or, with `uniquePerHost`, by host and invocation id.
+    static func createTable(
+        _ db: Database, table: String = "usage_records", uniquePerHost: Bool = false, indexes: [String]
+    ) throws {
+        let uniqueness = uniquePerHost ? "invocation_id TEXT NOT NULL," : "invocation_id TEXT NOT NULL UNIQUE,"
         try db.execute(
             sql: """
-                CREATE TABLE usage_records (
+                CREATE TABLE \(table) (
                     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                    invocation_id TEXT NOT NULL UNIQUE,
+                    \(uniqueness)
                     tenant TEXT NOT NULL,
                     function TEXT NOT NULL,
                     version TEXT NOT NULL,
@@ -35,7 +39,8 @@ extension UsageRecord {
                     status TEXT NOT NULL,
                     http_status INTEGER NOT NULL,
                     request_bytes INTEGER NOT NULL,
-                    response_bytes INTEGER NOT NULL
+                    response_bytes INTEGER NOT NULL,
+                    limit_name TEXT\(uniquePerHost ? ",\n    UNIQUE (host, invocation_id)" : "")
                 )
                 """
         )
@@ -66,7 +71,7 @@ extension UsageRecord {
     private static let insertIgnoringDuplicatesSQL: [String] = (0...maximumRowsPerInsert).map { rows in
         "INSERT INTO usage_records (\(columnList)) VALUES "
             + Array(repeating: "(\(placeholders))", count: rows).joined(separator: ", ")
-            + " ON CONFLICT(invocation_id) DO NOTHING"
+            + " ON CONFLICT DO NOTHING"
     }
 
     /// Appends the values for ``columnList``, in order.

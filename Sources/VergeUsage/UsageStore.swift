@@ -4,9 +4,11 @@ import VergeCore
 /// The control plane's usage store: every record shipped by every host, in the control plane's database.
 ///
 /// ## Guarantees
-/// - **Idempotent ingestion.** Records are keyed by invocation id (`INSERT … ON CONFLICT(invocation_id) DO NOTHING`):
+/// - **Idempotent ingestion.** Records are keyed by host and invocation id (`INSERT … ON CONFLICT DO NOTHING`):
 ///   a host that re-ships a batch, after a timeout or a restart of either side, never doubles a record. The first
-///   copy wins; later copies are counted as duplicates and otherwise ignored. A batch is one transaction.
+///   copy wins; later copies are counted as duplicates and otherwise ignored. A batch is one transaction. Since the
+///   control plane only accepts a host's own records (by its credential), no host can claim another host's
+///   invocation id first and so displace that host's real record.
 /// - **Stable export order.** Each new record gets the store's own cursor, `seq INTEGER PRIMARY KEY AUTOINCREMENT`,
 ///   assigned at ingestion. SQLite has one writer at a time and `seq` is assigned inside the writing transaction, so
 ///   cursors become visible in increasing order: once a reader sees cursor N, every record with a lower cursor is
@@ -32,6 +34,32 @@ public final class UsageStore: Sendable {
         }
         migrator.registerMigration("usage.v2-limit") { db in
             try UsageRecord.addLimitColumn(db)
+        }
+        // Invocation ids are unique per host, not globally: rebuild the table with that key, keeping every record's
+        // cursor and the cursor sequence.
+        migrator.registerMigration("usage.v2-unique-per-host") { db in
+            let sequence = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'usage_records'")
+            try UsageRecord.createTable(db, table: "usage_records_v2", uniquePerHost: true, indexes: [])
+            try db.execute(
+                sql: """
+                    INSERT INTO usage_records_v2 (seq, \(UsageRecord.columnList))
+                    SELECT seq, \(UsageRecord.columnList) FROM usage_records ORDER BY seq
+                    """)
+            try db.execute(sql: "DROP TABLE usage_records")
+            try db.execute(sql: "ALTER TABLE usage_records_v2 RENAME TO usage_records")
+            for columns in ["tenant, seq", "tenant, function, seq"] {
+                let name = "usage_records_" + columns.replacingOccurrences(of: ", ", with: "_")
+                try db.execute(sql: "CREATE INDEX \(name) ON usage_records(\(columns))")
+            }
+            if let sequence {
+                try db.execute(
+                    sql: "UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'usage_records'",
+                    arguments: [sequence])
+                if db.changesCount == 0 {
+                    try db.execute(
+                        sql: "INSERT INTO sqlite_sequence (name, seq) VALUES ('usage_records', ?)", arguments: [sequence])
+                }
+            }
         }
     }
 

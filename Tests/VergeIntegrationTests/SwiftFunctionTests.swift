@@ -8,9 +8,7 @@ import VergeTestSupport
 struct SwiftFunctionTests {
     @Test func deploysAndRunsTheSwiftSample() async throws {
         try await LocalClusterProcess.with { cluster in
-            let deploy = try await CommandRunner.verge(
-                ["deploy", Paths.sampleFunction("hello-swift"), "--api", cluster.apiURL], timeout: .seconds(540)
-            )
+            let deploy = try await cluster.verge(["deploy", Paths.sampleFunction("hello-swift")], timeout: .seconds(540))
             #expect(deploy.status == 0, "deploy failed: \(deploy.stderr)")
             let cold = try await TestHTTP.get(cluster.gatewayURL + "/hello-swift", from: (35.68, 139.69))
             #expect(cold.status == 200)

@@ -16,6 +16,7 @@ struct HostServer: Sendable {
     let invocations: InvocationHandler
     let ledger: HostLedger
     let reporter: HostStatusReporter
+    let trustedCallers: TrustedCallerList
 
     func respond(_ request: Request, writer: consuming ResponseWriter) async throws {
         let path = request.uri.path
@@ -26,7 +27,7 @@ struct HostServer: Sendable {
         let name =
             path.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: true).first.map(String.init) ?? ""
         guard FunctionName.isValid(name),
-            let pool = deployments.pool(for: FunctionKey(tenant: defaultTenant, name: name))
+            let pool = deployments.pool(for: FunctionKey(tenant: tenant(request), name: name))
         else {
             var headers = HTTPFields()
             headers[HTTPField.Name(VergeHeaders.host)!] = configuration.name
@@ -42,9 +43,18 @@ struct HostServer: Sendable {
         )
     }
 
-    /// The client's location as the gateway resolved it; only believed from a caller holding the cluster key.
+    /// The tenant of a call: named by the gateway (`x-verge-tenant`, believed only with a gateway credential),
+    /// otherwise the default tenant.
+    func tenant(_ request: Request) -> String {
+        guard let named = request.headers[HTTPField.Name(VergeHeaders.tenant)!], caller(request) == .gateway else {
+            return defaultTenant
+        }
+        return TenantName.isValid(named) ? named : defaultTenant
+    }
+
+    /// The client's location as the gateway resolved it; only believed from a caller holding a gateway credential.
     func clientLocation(_ request: Request) -> ClientLocation? {
-        guard isCluster(request),
+        guard caller(request) == .gateway,
             let latitude = request.headers[HTTPField.Name(VergeHeaders.clientLatitude)!].flatMap(Double.init),
             let longitude = request.headers[HTTPField.Name(VergeHeaders.clientLongitude)!].flatMap(Double.init),
             let point = GeoPoint(latitude: latitude, longitude: longitude)
@@ -53,31 +63,35 @@ struct HostServer: Sendable {
         return ClientLocation(latitude: point.latitude, longitude: point.longitude, source: String(source.prefix(32)))
     }
 
-    func isCluster(_ request: Request) -> Bool {
-        guard let key = configuration.clusterKey else { return false }
-        return ClusterKey.matches(request.headers[HTTPField.Name(VergeHeaders.clusterKey)!], key)
+    /// The role of the cluster credential the request presents, if any.
+    func caller(_ request: Request) -> TrustedCaller.Role? {
+        trustedCallers.role(of: request.headers[HTTPField.Name(VergeHeaders.credential)!])
     }
 
     private func platform(_ request: Request, path: String, writer: consuming ResponseWriter) async throws {
         switch path {
         case "/_verge/health":
             try await writer.writeJSON(["status": "ok", "host": configuration.name])
-        case "/_verge/status" where isCluster(request):
+        case "/_verge/status" where caller(request) != nil:
             try await writer.writeJSON(await reporter.status())
-        case "/_verge/logs" where isCluster(request):
+        case "/_verge/logs" where caller(request) == .controlPlane:
             let query = request.uri.queryParameters
-            guard let function = query["function"].map(String.init), FunctionName.isValid(function) else {
-                try await writer.writeError(VergeError(.badRequest, "query parameter 'function' is required"))
+            let tenant = query["tenant"].map(String.init) ?? defaultTenant
+            guard let function = query["function"].map(String.init), FunctionName.isValid(function),
+                TenantName.isValid(tenant)
+            else {
+                try await writer.writeError(VergeError(.badRequest, "query parameters 'function' and 'tenant' must be valid names"))
                 return
             }
             let limit = min(max(query["limit"].flatMap { Int(String($0)) } ?? 100, 1), 10_000)
             let lines = try await ledger.logs(
-                tenant: query["tenant"].map(String.init) ?? defaultTenant, function: function,
+                tenant: tenant, function: function,
                 invocationID: query["invocation"].map(String.init), limit: limit
             )
             try await writer.writeJSON(lines)
         case "/_verge/status", "/_verge/logs":
-            try await writer.writeError(VergeError(.unauthorized, "this endpoint needs the cluster key"))
+            try await writer.writeError(
+                VergeError(.unauthorized, "this endpoint needs the gateway's or the control plane's credential"))
         default:
             try await writer.writeError(VergeError(.notFound, "no such endpoint '\(path)'"))
         }
@@ -91,6 +105,12 @@ struct HostStatusReporter: Sendable {
     let ledger: HostLedger
     let listenAddress: ListenAddress
 
+    /// The URL others reach the host at: the configured one, or the listen address.
+    func advertisedURL() async -> String {
+        if let url = configuration.advertiseURL { return url }
+        return await listenAddress.url()
+    }
+
     func status() async -> HostStatus {
         let functions = deployments.all.map { pool in
             let stats = pool.stats
@@ -102,7 +122,7 @@ struct HostStatusReporter: Sendable {
         }
         let unshipped = (try? await ledger.unshippedCount()) ?? 0
         return HostStatus(
-            name: configuration.name, url: await listenAddress.url(), location: configuration.location,
+            name: configuration.name, url: await advertisedURL(), location: configuration.location,
             warmWorkers: functions.reduce(0) { $0 + $1.warmWorkers }, functions: functions,
             unshippedRecords: unshipped, isolation: configuration.isolationSettings.level
         )

@@ -45,6 +45,7 @@ struct InvocationHandler: Sendable {
         var logger = self.logger
         logger[metadataKey: "request.id"] = "\(call.invocationID)"
         logger[metadataKey: "function.name"] = "\(deployment.name)"
+        logger[metadataKey: "function.tenant"] = "\(deployment.tenant)"
 
         if let length = request.headers[.contentLength].flatMap(Int.init), length > configuration.maxRequestBodyBytes {
             call.finish(.rejected, httpStatus: 413, clock: clock, arrival: arrival)
@@ -325,18 +326,21 @@ struct InvocationHandler: Sendable {
         Counter(
             label: "verge_invocations_total",
             dimensions: [
-                ("host", record.host), ("function", record.function), ("status", record.status.rawValue),
+                ("host", record.host), ("tenant", record.tenant), ("function", record.function),
+                ("status", record.status.rawValue),
             ]
         ).increment()
         if record.coldStart {
             Counter(
-                label: "verge_cold_starts_total", dimensions: [("host", record.host), ("function", record.function)]
+                label: "verge_cold_starts_total",
+                dimensions: [("host", record.host), ("tenant", record.tenant), ("function", record.function)]
             )
             .increment()
         }
         Timer(
             label: "verge_invocation_duration_seconds",
-            dimensions: [("host", record.host), ("function", record.function)], preferredDisplayUnit: .seconds
+            dimensions: [("host", record.host), ("tenant", record.tenant), ("function", record.function)],
+            preferredDisplayUnit: .seconds
         )
         .recordMicroseconds(record.durationUs)
     }

@@ -2,7 +2,7 @@ import Foundation
 import VergeBundle
 import VergeCore
 
-/// Bundles this host has fetched, unpacked under `bundles/{sha256}/`, and the list of deployments it serves,
+/// Bundles this host has fetched, unpacked under `bundles/{tenant}/{sha256}/`, and the list of deployments it serves,
 /// kept in `deployments.json` so the host serves them again after a restart without the control plane.
 struct BundleCache: Sendable {
     let directory: String
@@ -13,26 +13,33 @@ struct BundleCache: Sendable {
         self.limits = limits
     }
 
-    func bundleDirectory(_ version: String) -> String { directory + "/" + version }
+    /// Each tenant's bundles are unpacked apart: two tenants may upload the same bytes, and each pool gives its
+    /// bundle directory to its own workers' group.
+    func bundleDirectory(tenant: String, version: String) -> String { directory + "/" + tenant + "/" + version }
 
     /// The manifest of a cached version, or `nil` when it is not cached.
-    func cachedManifest(_ version: String) -> Manifest? {
-        guard Self.isVersion(version),
-            let bytes = FileManager.default.contents(atPath: bundleDirectory(version) + "/" + Manifest.fileName)
+    func cachedManifest(tenant: String, version: String) -> Manifest? {
+        guard Self.isVersion(version), TenantName.isValid(tenant),
+            let bytes = FileManager.default.contents(
+                atPath: bundleDirectory(tenant: tenant, version: version) + "/" + Manifest.fileName)
         else { return nil }
         return try? Manifest.parse(Array(bytes))
     }
 
     /// Verifies that `archive` hashes to `version`, then unpacks it (validating every entry) into the cache.
-    func store(_ archive: [UInt8], version: String) throws(VergeError) -> Manifest {
+    func store(_ archive: [UInt8], tenant: String, version: String) throws(VergeError) -> Manifest {
         guard Self.isVersion(version) else { throw VergeError(.badRequest, "'\(version)' is not a bundle version") }
+        guard TenantName.isValid(tenant) else { throw VergeError(.badRequest, "'\(tenant)' is not a tenant name") }
         let actual = BundleArchive.sha256Hex(archive)
         guard actual == version else {
             throw VergeError(.invalidBundle, "bundle \(version) arrived with hash \(actual); refusing it")
         }
-        if let manifest = cachedManifest(version) { return manifest }
-        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        return try BundleArchive.extract(archive, to: bundleDirectory(version), limits: limits)
+        if let manifest = cachedManifest(tenant: tenant, version: version) { return manifest }
+        let tenantDirectory = directory + "/" + tenant
+        try? FileManager.default.createDirectory(atPath: tenantDirectory, withIntermediateDirectories: true)
+        // Traversable, not listable, like `bundles/` itself.
+        chmod(tenantDirectory, 0o711)
+        return try BundleArchive.extract(archive, to: bundleDirectory(tenant: tenant, version: version), limits: limits)
     }
 
     static func isVersion(_ text: String) -> Bool {

@@ -9,7 +9,8 @@ import VergeUsage
 /// The host's calls to the control plane, each bounded in time.
 struct ControlPlaneClient: Sendable {
     let baseURL: String
-    let clusterKey: String?
+    /// The host's own credential.
+    let credential: String
     let hostName: String
     var timeout: TimeAmount = .seconds(10)
 
@@ -49,7 +50,7 @@ struct ControlPlaneClient: Sendable {
     }
 
     private func authorize(_ request: inout HTTPClientRequest) {
-        if let clusterKey { request.headers.add(name: VergeHeaders.clusterKey, value: clusterKey) }
+        request.headers.add(name: "authorization", value: "Bearer " + credential)
     }
 
     private func decode<T: Decodable>(_ type: T.Type, _ response: (status: Int, body: ByteBuffer)) throws -> T {

@@ -1,0 +1,125 @@
+import Foundation
+import Testing
+import VergeCore
+import VergeTestSupport
+
+@testable import VergeControlPlane
+
+/// Hosts and gateways: a host speaks only for itself, joins once with a one-time token, and advertises a URL
+/// others can reach; the gateway may read the host list and nothing else.
+@Suite(.serialized, .timeLimit(.minutes(2)))
+struct HostIdentityTests {
+    @Test func aHostCannotSyncAsAnotherHostOrClaimItsURL() async throws {
+        try await ControlPlaneHarness.with { harness in
+            let fra = try harness.controlPlane.issueHostCredential(name: "fra").token
+            let iad = try harness.controlPlane.issueHostCredential(name: "iad").token
+            func sync(_ token: String, as name: String, url: String) async throws -> TestResponse {
+                try await harness.request(
+                    .POST, "/v1/internal/hosts/\(name)/sync", token: token,
+                    body: try ControlPlaneHarness.json(ControlPlaneHarness.hostStatus(name, url: url)))
+            }
+            #expect(try await sync(iad, as: "iad", url: "http://127.0.0.1:2001").status == 200)
+            let before = try await harness.store.hosts(livenessWindow: .seconds(60)).map { "\($0.name) \($0.url)" }
+            #expect(try await sync(fra, as: "iad", url: "http://127.0.0.1:2002").status == 403)
+            // fra may not take iad's address either: the gateway would send iad's calls to whoever answers there.
+            #expect(try await sync(fra, as: "fra", url: "http://127.0.0.1:2001").status == 403)
+            #expect(try await sync(fra, as: "fra", url: "http://0.0.0.0:2003").status == 400)
+            #expect(
+                try await harness.store.hosts(livenessWindow: .seconds(60)).map { "\($0.name) \($0.url)" } == before)
+            // Its own name at its own address works, and the answer lists who may call the host.
+            let own = try await sync(fra, as: "fra", url: "http://127.0.0.1:2003")
+            #expect(own.status == 200)
+            let callers = try #require(try own.json()["trusted_callers"] as? [[String: Any]])
+            #expect(Set(callers.compactMap { $0["role"] as? String }) == ["control-plane"])
+            _ = try harness.controlPlane.issueGatewayCredential(label: "gw")
+            let again = try await sync(fra, as: "fra", url: "http://127.0.0.1:2003")
+            let roles = try #require(try again.json()["trusted_callers"] as? [[String: Any]]).compactMap {
+                $0["role"] as? String
+            }
+            #expect(roles.sorted() == ["control-plane", "gateway"])
+            // Revoking a host's credential takes it out of the host list (and so out of routing) at once.
+            let listed = try await harness.request(.GET, "/v1/hosts", token: harness.admin)
+            #expect(listed.text.contains("\"fra\"") && listed.text.contains("\"iad\""))
+            let fraID = try #require(Credential(parsing: fra)?.id)
+            #expect(try await harness.request(.DELETE, "/v1/tokens/\(fraID)", token: harness.admin).status == 200)
+            let after = try await harness.request(.GET, "/v1/hosts", token: harness.admin)
+            #expect(!after.text.contains("\"fra\"") && after.text.contains("\"iad\""))
+            #expect(try await sync(fra, as: "fra", url: "http://127.0.0.1:2003").status == 401)
+        }
+    }
+
+    @Test func aHostShipsOnlyItsOwnRecordsAndAForgedEarlyRecordDisplacesNothing() async throws {
+        try await ControlPlaneHarness.with { harness in
+            let fra = try harness.controlPlane.issueHostCredential(name: "fra").token
+            let iad = try harness.controlPlane.issueHostCredential(name: "iad").token
+            func ship(_ token: String, _ batch: UsageBatch) async throws -> TestResponse {
+                try await harness.request(
+                    .POST, "/v1/internal/usage", token: token, body: try ControlPlaneHarness.json(batch))
+            }
+            let iadRecord = ControlPlaneHarness.usageRecord("call-1", tenant: "default", function: "f", host: "iad")
+            // fra cannot ship iad's record, under either host name.
+            #expect(try await ship(fra, UsageBatch(host: "iad", records: [iadRecord])).status == 403)
+            #expect(try await ship(fra, UsageBatch(host: "fra", records: [iadRecord])).status == 403)
+            #expect(try await harness.store.usage.count(tenant: nil) == 0)
+            // fra ships a record of its own with iad's invocation id before iad does…
+            var forged = iadRecord
+            forged.host = "fra"
+            forged.durationUs = 1
+            #expect(try await ship(fra, UsageBatch(host: "fra", records: [forged])).status == 200)
+            // …and iad's real record is still stored, not counted as a duplicate.
+            let real = try await ship(iad, UsageBatch(host: "iad", records: [iadRecord]))
+            #expect(real.status == 200)
+            #expect(try real.json()["inserted"] as? Int == 1)
+            let page = try await harness.store.usage.page(after: 0, limit: 10, tenant: nil, function: nil)
+            #expect(page.records.contains(iadRecord))
+            // Re-shipping stays idempotent.
+            #expect(
+                try await ship(iad, UsageBatch(host: "iad", records: [iadRecord])).json()["duplicates"] as? Int == 1)
+        }
+    }
+
+    @Test func joinTokensWorkOnceForOneRoleAndAHostNameIsBoundToOneCredential() async throws {
+        try await ControlPlaneHarness.with { harness in
+            func joinToken(_ role: JoinRequest.Role) async throws -> String {
+                let response = try await harness.request(
+                    .POST, "/v1/join-tokens", token: harness.admin,
+                    body: try ControlPlaneHarness.json(CreateJoinTokenRequest(role: role, expiresInS: 60)))
+                #expect(response.status == 201)
+                return try #require(try response.json()["token"] as? String)
+            }
+            func join(_ token: String, _ role: JoinRequest.Role, _ name: String) async throws -> TestResponse {
+                try await harness.request(
+                    .POST, "/v1/join", token: token,
+                    body: try ControlPlaneHarness.json(JoinRequest(role: role, name: name)))
+            }
+            let token = try await joinToken(.host)
+            // A join token is not an API credential.
+            #expect(try await harness.request(.GET, "/v1/hosts", token: token).status == 401)
+            #expect(try await join(token, .gateway, "gw").status == 403)
+            let joined = try await join(token, .host, "fra")
+            #expect(joined.status == 201)
+            let credential = try #require(try joined.json()["credential"] as? String)
+            #expect(credential.hasPrefix("verge_host_"))
+            #expect(try await join(token, .host, "fra2").status == 401)
+            // A second host cannot take the name fra while fra's credential is live.
+            let second = try await joinToken(.host)
+            #expect(try await join(second, .host, "fra").status == 409)
+            let id = try #require(Credential(parsing: credential)?.id)
+            #expect(try await harness.request(.DELETE, "/v1/tokens/\(id)", token: harness.admin).status == 200)
+            #expect(try await join(second, .host, "fra").status == 201)
+
+            // The gateway's credential reads the host list and nothing else.
+            let gateway = try #require(
+                try await join(try await joinToken(.gateway), .gateway, "edge").json()["credential"] as? String)
+            #expect(try await harness.request(.GET, "/v1/hosts", token: gateway).status == 200)
+            #expect(try await harness.request(.GET, "/v1/functions", token: gateway).status == 403)
+            #expect(try await harness.request(.GET, "/v1/usage", token: gateway).status == 403)
+            #expect(
+                try await harness.request(
+                    .POST, "/v1/internal/hosts/edge/sync", token: gateway,
+                    body: try ControlPlaneHarness.json(
+                        ControlPlaneHarness.hostStatus("edge", url: "http://127.0.0.1:1"))
+                ).status == 403)
+        }
+    }
+}
