@@ -28,6 +28,10 @@ def read(path):
 def scan_tree(root, found, limit=20000):
     seen = 0
     for directory, dirs, files in os.walk(root, onerror=lambda error: None):
+        if directory == "/":
+            # Processes are scanned above; devices and the system's own files hold no credential (and /dev/zero
+            # never ends).
+            dirs[:] = [name for name in dirs if name not in ("proc", "dev", "sys", "usr")]
         for name in files:
             seen += 1
             if seen > limit:
