@@ -111,7 +111,7 @@ workers() {
 # stats FILE: "median p90" of the numbers in FILE (nearest rank).
 stats() {
     sort -n "$1" | awk '{ v[NR] = $1 } END {
-        m = v[int((NR + 1) / 2)]; p = v[int(NR * 0.9 + 0.999)]; if (p == "") p = v[NR]; printf "%.2f %.2f", m, p }'
+        m = v[int((NR + 1) / 2)]; p = v[int(NR * 0.9 + 0.999)]; if (p == "") p = v[NR]; printf "%.2f %.2f\n", m, p }'
 }
 
 to_ms() {
@@ -132,12 +132,13 @@ rss_kib() {
     echo "$total"
 }
 
-# sandbox_processes PID: every process in the v1 pids cgroup (or v2 cgroup) of the worker whose host pid is PID.
+# sandbox_processes PID: every process in the worker's own cgroup (v1 pids hierarchy, or v2) when it has one
+# (a sandboxed worker), else PID alone.
 sandbox_processes() {
     local path
     path=$(awk -F: '$2 == "pids" || $2 == "" { print $3; exit }' "/proc/$1/cgroup")
     for base in /sys/fs/cgroup/pids /sys/fs/cgroup; do
-        if [[ -f $base$path/cgroup.procs ]]; then
+        if [[ $path == */verge/* && -f $base$path/cgroup.procs ]]; then
             cat "$base$path/cgroup.procs"
             return
         fi
@@ -218,7 +219,7 @@ done
 
 # ---------------------------------------------------------------------------------------------------------------
 step "process-start baselines (hyperfine, $COLD_RUNS runs)"
-SWIFT_BINARY=$(ls "$WORK"/warm-sandbox/hosts/fra/bundles/*/bin/hello-swift | head -n 1)
+SWIFT_BINARY=$(find "$WORK/warm-sandbox/hosts/fra/bundles" -path "*/bin/hello-swift" -type f | head -n 1)
 [[ -x $SWIFT_BINARY ]] || die "no built hello-swift binary in the host's bundle cache"
 BWRAP_ARGS=(--unshare-all --die-with-parent --new-session --ro-bind /usr /usr --symlink usr/lib /lib
     --symlink usr/lib64 /lib64 --symlink usr/bin /bin --proc /proc --dev /dev --tmpfs /tmp)
@@ -227,7 +228,7 @@ hyperfine_ms() {
     shift
     hyperfine --warmup 3 --runs "$COLD_RUNS" --style basic --export-json "$WORK/hf-$name.json" "$@" >&2
     jq -r '.results[0] | "\(.median * 1000) \(.times | sort | .[(length * 0.9 | ceil) - 1] * 1000)"' \
-        "$WORK/hf-$name.json" | awk '{ printf "%.2f %.2f", $1, $2 }'
+        "$WORK/hf-$name.json" | awk '{ printf "%.2f %.2f\n", $1, $2 }'
 }
 read -r BWRAP_MEDIAN BWRAP_P90 < <(hyperfine_ms bwrap -N -- "bwrap ${BWRAP_ARGS[*]} /usr/bin/true")
 read -r SWIFT_MEDIAN SWIFT_P90 < <(hyperfine_ms swift \
