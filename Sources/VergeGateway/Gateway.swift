@@ -173,8 +173,18 @@ public final class Gateway: Service, Sendable {
                 } catch {
                     return
                 }
+                // A host never sends a body HTTP forbids; should one arrive anyway, it is read and dropped here so
+                // no byte of it can reach the client's next exchange.
+                let status = Int(response.status.code)
+                let bodyAllowed = request.method != .head && status != 204 && status != 304
+                var dropped = 0
                 for try await chunk in response.body {
-                    try await body!.write(chunk)
+                    if bodyAllowed { try await body!.write(chunk) } else { dropped += chunk.readableBytes }
+                }
+                if dropped > 0 {
+                    gateway.logger.info(
+                        "response body dropped: HTTP allows none here",
+                        metadata: ["host.name": "\(route.host)", "http.status": "\(status)", "bytes": "\(dropped)"])
                 }
                 try await body!.finish(nil)
                 return
