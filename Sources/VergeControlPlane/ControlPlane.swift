@@ -17,6 +17,7 @@ public final class ControlPlane: Service, Sendable {
     public let listenAddress = ListenAddress()
     let store: ControlPlaneStore
     let bundles: BundleStore
+    let secrets: SecretBox
     private let logger: Logger
     private let metricsText: @Sendable () -> String
 
@@ -27,6 +28,9 @@ public final class ControlPlane: Service, Sendable {
         self.configuration = configuration
         self.store = try ControlPlaneStore(path: configuration.dataDirectory + "/control.sqlite")
         self.bundles = try BundleStore(directory: configuration.dataDirectory + "/bundles")
+        self.secrets = SecretBox(
+            key: try SecretKeyFile.loadOrCreate(
+                path: configuration.secretKeyFile ?? configuration.dataDirectory + "/secret.key"))
         self.logger = logger
         self.metricsText = metricsText
     }

@@ -72,7 +72,7 @@ struct ControlPlaneAPI: Sendable {
                 throw VergeError(.badRequest, "host name in the path and the body differ or are invalid")
             }
             try await store.recordHost(status)
-            return try Response.json(try await store.desiredState())
+            return try Response.json(try await withSecretsVersions(try await store.desiredState()))
         }
         router.post("/v1/internal/usage") { request, _ in
             try requireCluster(request)
@@ -85,6 +85,7 @@ struct ControlPlaneAPI: Sendable {
             let result = try await store.usage.ingest(batch.records)
             return try Response.json(result)
         }
+        registerSecrets(on: router)
         router.get("/v1/bundles/:version") { request, context in
             try requireCluster(request)
             let version = try context.parameters.require("version")
@@ -237,7 +238,7 @@ struct ControlPlaneAPI: Sendable {
 
     /// The tenant a request acts for. Until tenancy lands every caller acts for the default tenant; with an API
     /// token configured, callers must present it.
-    private func tenant(_ request: Request, allowCluster: Bool = false) throws(VergeError) -> String {
+    func tenant(_ request: Request, allowCluster: Bool = false) throws(VergeError) -> String {
         if let token = configuration.apiToken {
             let presented = request.headers[.authorization].flatMap { value -> String? in
                 value.hasPrefix("Bearer ") ? String(value.dropFirst(7)) : nil
@@ -254,14 +255,14 @@ struct ControlPlaneAPI: Sendable {
         return defaultTenant
     }
 
-    private func requireCluster(_ request: Request) throws(VergeError) {
+    func requireCluster(_ request: Request) throws(VergeError) {
         guard let key = configuration.clusterKey else { return }
         guard ClusterKey.matches(request.headers[HTTPField.Name(VergeHeaders.clusterKey)!], key) else {
             throw VergeError(.unauthorized, "this endpoint is for the cluster's own hosts")
         }
     }
 
-    private func functionName(_ context: VergeRequestContext) throws -> String {
+    func functionName(_ context: VergeRequestContext) throws -> String {
         let name = try context.parameters.require("name")
         guard FunctionName.isValid(name) else {
             throw VergeError(

@@ -14,6 +14,9 @@ public struct ControlPlaneConfiguration: Sendable {
     public var apiToken: String?
     /// A host that has not synced for this long is reported unhealthy. Default 3 s.
     public var hostLivenessWindow: Duration = .seconds(3)
+    /// The file holding the key that seals secrets at rest (created, mode 0600, when absent). Default
+    /// `<data>/secret.key`. Keep it apart from backups of the database: the two together reveal every secret.
+    public var secretKeyFile: String?
     /// Limits applied to uploaded bundles.
     public var bundleLimits: BundleLimits = .default
 

@@ -49,6 +49,7 @@ final class ControlPlaneStore: Sendable {
                     """)
         }
         UsageStore.registerMigrations(&migrator)
+        Self.registerSecretMigrations(&migrator)
         try migrator.migrate(database)
         usage = UsageStore(database: database)
     }
