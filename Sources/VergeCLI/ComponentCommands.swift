@@ -69,6 +69,10 @@ struct ControlPlaneCommand: AsyncParsableCommand {
     )
     @Option(help: "API address HOST:PORT.") var api: String = "127.0.0.1:8787"
     @Option(help: "Data directory.") var data: String = ".verge/control"
+    @Option(
+        name: .customLong("secret-key-file"),
+        help: "Key that seals secrets at rest (created 0600 when absent). Default: DATA/secret.key.")
+    var secretKeyFile: String?
     @OptionGroup var options: ComponentOptions
 
     func run() async throws {
@@ -76,6 +80,7 @@ struct ControlPlaneCommand: AsyncParsableCommand {
         var configuration = ControlPlaneConfiguration(dataDirectory: RuntimeLocator.absolute(data))
         configuration.bind = try options.address(api, "api")
         configuration.clusterKey = options.clusterKey
+        configuration.secretKeyFile = secretKeyFile.map(RuntimeLocator.absolute)
         let controlPlane = try ControlPlane(
             configuration: configuration, logger: logger, metricsText: { registry.emitToString() })
         try await runServices([controlPlane], stopOnStdinEOF: options.stopOnStdinEOF, logger: logger) {

@@ -9,7 +9,7 @@ public struct VergeCommand: AsyncParsableCommand {
         subcommands: [
             DevCommand.self, DeployCommand.self, FunctionsCommand.self, VersionsCommand.self, RollbackCommand.self,
             DeleteCommand.self, LogsCommand.self, UsageCommand.self, HostsCommand.self, ControlPlaneCommand.self,
-            HostCommand.self, GatewayCommand.self,
+            HostCommand.self, GatewayCommand.self, SecretsCommand.self,
         ]
     )
 

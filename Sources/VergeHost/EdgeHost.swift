@@ -129,7 +129,8 @@ public final class EdgeHost: Service, Sendable {
         let wanted = Set(desired.functions.map { FunctionKey(tenant: $0.tenant, name: $0.name) })
         for function in desired.functions {
             let key = FunctionKey(tenant: function.tenant, name: function.name)
-            if deployments.pool(for: key)?.deployment.version == function.version { continue }
+            let current = deployments.pool(for: key)?.deployment
+            if current?.version == function.version, current?.secretsVersion == function.secretsVersion { continue }
             do {
                 let manifest: Manifest
                 if let cached = cache.cachedManifest(function.version) {
@@ -142,9 +143,22 @@ public final class EdgeHost: Service, Sendable {
                     throw VergeError(
                         .invalidBundle, "bundle \(function.version) names '\(manifest.name)', not '\(function.name)'")
                 }
+                // Without its secrets a version does not start: the one serving now keeps serving.
+                var secrets = FunctionSecrets(version: nil, values: [:])
+                if let wanted = function.secretsVersion {
+                    secrets = try await client.secrets(tenant: function.tenant, function: function.name)
+                    guard secrets.version == wanted else {
+                        throw VergeError(.upstreamFailed, "the function's secrets changed while they were fetched")
+                    }
+                    for (name, value) in secrets.values
+                    where Manifest.environmentNameProblem(name) != nil || value.utf8.contains(0) {
+                        throw VergeError(.upstreamFailed, "the control plane sent an invalid secret '\(name.prefix(128))'")
+                    }
+                }
                 let deployment = Deployment(
                     tenant: function.tenant, name: function.name, version: function.version, manifest: manifest,
-                    bundleDirectory: cache.bundleDirectory(function.version)
+                    bundleDirectory: cache.bundleDirectory(function.version), secrets: secrets.values,
+                    secretsVersion: secrets.version
                 )
                 let old = deployments.install(FunctionPool(deployment: deployment, environment: environment))
                 old?.retire()

@@ -9,8 +9,9 @@ public struct CommandResult: Sendable {
 
 public enum CommandRunner {
     /// Runs `executable` with `arguments`, waiting at most `timeout`; the process is killed if it overruns.
+    /// `stdin` is written to the process's standard input, which is then closed (without it: /dev/null).
     public static func run(
-        _ executable: String, _ arguments: [String], timeout: Duration = .seconds(120)
+        _ executable: String, _ arguments: [String], stdin: [UInt8]? = nil, timeout: Duration = .seconds(120)
     ) async throws -> CommandResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
@@ -19,8 +20,15 @@ public enum CommandRunner {
         let err = Pipe()
         process.standardOutput = out
         process.standardError = err
-        process.standardInput = FileHandle.nullDevice
+        let input = Pipe()
+        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
         try process.run()
+        if let stdin {
+            try await blocking {
+                input.fileHandleForWriting.write(Data(stdin))
+                try input.fileHandleForWriting.close()
+            }
+        }
         async let stdout = blocking { out.fileHandleForReading.readDataToEndOfFile() }
         async let stderr = blocking { err.fileHandleForReading.readDataToEndOfFile() }
         let clock = ContinuousClock()
@@ -40,7 +48,9 @@ public enum CommandRunner {
     }
 
     /// Runs the `verge` CLI.
-    public static func verge(_ arguments: [String], timeout: Duration = .seconds(120)) async throws -> CommandResult {
-        try await run(Paths.vergeExecutable, arguments, timeout: timeout)
+    public static func verge(
+        _ arguments: [String], stdin: [UInt8]? = nil, timeout: Duration = .seconds(120)
+    ) async throws -> CommandResult {
+        try await run(Paths.vergeExecutable, arguments, stdin: stdin, timeout: timeout)
     }
 }

@@ -62,8 +62,8 @@ public final class LocalClusterProcess: @unchecked Sendable {
     }
 
     /// Runs a `verge` subcommand with `--api` pointed here.
-    public func verge(_ arguments: [String]) async throws -> CommandResult {
-        try await CommandRunner.verge(arguments + ["--api", apiURL])
+    public func verge(_ arguments: [String], stdin: [UInt8]? = nil) async throws -> CommandResult {
+        try await CommandRunner.verge(arguments + ["--api", apiURL], stdin: stdin)
     }
 
     /// Sends SIGTERM and waits for the process to exit (SIGKILL after `timeout`); returns its exit status.

@@ -81,7 +81,7 @@ final class FunctionPool: Sendable {
         }
         self.plan = WorkerLaunchPlan(
             manifest: deployment.manifest, bundleDirectory: deployment.bundleDirectory,
-            configuration: environment.configuration, credentials: credentials
+            configuration: environment.configuration, credentials: credentials, secrets: deployment.secrets
         )
         self.state = Mutex(State(machine: PoolStateMachine(maxWorkers: deployment.manifest.maxWorkers)))
     }

@@ -14,10 +14,11 @@ struct WorkerLaunchPlan: Sendable {
 
     init(
         manifest: Manifest, bundleDirectory: String, configuration: HostConfiguration,
-        credentials: ProcessSpec.Credentials?
+        credentials: ProcessSpec.Credentials?, secrets: [String: String] = [:]
     ) {
         self.credentials = credentials
         var environment = manifest.env
+        environment.merge(secrets) { _, secret in secret }  // then PATH, HOME… and VERGE_* below win over both
         environment["PATH"] = "/usr/local/bin:/usr/bin:/bin"
         environment["LANG"] = "C.UTF-8"
         environment["HOME"] = "/tmp"
