@@ -58,6 +58,65 @@ struct SecretsTests {
         }
     }
 
+    /// A host restarted while the control plane is down still gives its workers their secrets, from its 0600 file.
+    @Test func aRestartedHostKeepsSecretsWithoutTheControlPlane() async throws {
+        let scratch = try TemporaryDirectory(prefix: "verge-secrets")
+        defer { scratch.remove() }
+        var components: [ComponentProcess] = []
+        let value = "autonomous-\(UUID().uuidString)"
+        let expectedHash = try await Self.sha256(value)
+        do {
+            let key = ["--cluster-key", "test-cluster-key"]
+            let controlPlane = try await ComponentProcess.start(
+                ["control-plane", "--api", "127.0.0.1:0", "--data", scratch.path + "/cp"] + key,
+                logPath: scratch.path + "/cp.log")
+            components.append(controlPlane)
+            let api = try #require(controlPlane.ready["api"])
+            let hostArguments = [
+                "host", "--name", "fra", "--location", "50.11,8.68", "--control-plane", api, "--data",
+                scratch.path + "/fra",
+            ] + key
+            let host = try await ComponentProcess.start(hostArguments, logPath: scratch.path + "/fra.log")
+            components.append(host)
+            let set = try await CommandRunner.verge(
+                ["secrets", "set", "secret-env", "API_TOKEN", "--api", api], stdin: Array(value.utf8))
+            #expect(set.status == 0, "\(set.stderr)")
+            #expect(try await CommandRunner.verge(["deploy", Paths.fixtureFunction("secret-env"), "--api", api]).status == 0)
+            let url = try #require(host.ready["host"]) + "/secret-env?names=API_TOKEN"
+            #expect(try await eventually { (try? await Self.hashes(url))?["API_TOKEN"] as? String == expectedHash })
+
+            await controlPlane.kill()
+            #expect(await host.stop() == 0)
+            let restarted = try await ComponentProcess.start(hostArguments, logPath: scratch.path + "/fra-2.log")
+            components.append(restarted)
+            let after = try await Self.hashes(try #require(restarted.ready["host"]) + "/secret-env?names=API_TOKEN")
+            #expect(after["API_TOKEN"] as? String == expectedHash)
+            #expect(try Self.mode(scratch.path + "/fra/deployments.json") == 0o600)
+            for log in ["cp.log", "fra.log", "fra-2.log"] {
+                let text = (try? String(contentsOfFile: scratch.path + "/" + log, encoding: .utf8)) ?? ""
+                #expect(!text.contains(value), "\(log) holds the value")
+            }
+        } catch {
+            for component in components { await component.stop() }
+            throw error
+        }
+        for component in components { await component.stop() }
+    }
+
+    /// Without a cluster key there is no authenticated channel to hosts: the control plane refuses secrets.
+    @Test func withoutAClusterKeySecretsAreRefused() async throws {
+        let scratch = try TemporaryDirectory(prefix: "verge-secrets")
+        defer { scratch.remove() }
+        let controlPlane = try await ComponentProcess.start(
+            ["control-plane", "--api", "127.0.0.1:0", "--data", scratch.path + "/cp"], logPath: scratch.path + "/cp.log")
+        let api = try #require(controlPlane.ready["api"])
+        let set = try await CommandRunner.verge(
+            ["secrets", "set", "secret-env", "API_TOKEN", "--api", api], stdin: Array("value".utf8))
+        await controlPlane.stop()
+        #expect(set.status != 0)
+        #expect(set.stderr.contains("--cluster-key"), "\(set.stderr)")
+    }
+
     static func hashes(_ url: String) async throws -> [String: Any] {
         let response = try await TestHTTP.request(url)
         guard response.status == 200 else { throw TestFailure("secret-env answered \(response.status): \(response.text)") }
