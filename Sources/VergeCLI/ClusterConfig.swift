@@ -23,9 +23,23 @@ struct ClusterConfig: Decodable, Sendable {
     var idleTimeoutSeconds: Double = 300
     var python: String = ""
     var syncIntervalMs: Int = 250
+    var maxConnections: Int = ListenerLimits.default.maxConnections
+    var connectionIdleTimeoutSeconds: Double = 60
+    var writeRatePerSecond: Double = 10
+    var writeBurst: Int = 30
+
+    /// The connection cap and idle timeout every listener of the cluster gets.
+    var listener: ListenerLimits {
+        ListenerLimits(
+            maxConnections: maxConnections, idleTimeout: .milliseconds(Int64(connectionIdleTimeoutSeconds * 1000)))
+    }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case gateway, api, hosts, python
+        case maxConnections = "max_connections"
+        case connectionIdleTimeoutSeconds = "connection_idle_timeout_s"
+        case writeRatePerSecond = "write_rate_per_s"
+        case writeBurst = "write_burst"
         case trustedProxies = "trusted_proxies"
         case defaultLocation = "default_location"
         case idleTimeoutSeconds = "idle_timeout_s"
@@ -53,6 +67,13 @@ struct ClusterConfig: Decodable, Sendable {
             try container.decodeIfPresent(Double.self, forKey: .idleTimeoutSeconds) ?? defaults.idleTimeoutSeconds
         python = try container.decodeIfPresent(String.self, forKey: .python) ?? defaults.python
         syncIntervalMs = try container.decodeIfPresent(Int.self, forKey: .syncIntervalMs) ?? defaults.syncIntervalMs
+        maxConnections = try container.decodeIfPresent(Int.self, forKey: .maxConnections) ?? defaults.maxConnections
+        connectionIdleTimeoutSeconds =
+            try container.decodeIfPresent(Double.self, forKey: .connectionIdleTimeoutSeconds)
+            ?? defaults.connectionIdleTimeoutSeconds
+        writeRatePerSecond =
+            try container.decodeIfPresent(Double.self, forKey: .writeRatePerSecond) ?? defaults.writeRatePerSecond
+        writeBurst = try container.decodeIfPresent(Int.self, forKey: .writeBurst) ?? defaults.writeBurst
         try validate()
     }
 
@@ -75,6 +96,13 @@ struct ClusterConfig: Decodable, Sendable {
         }
         guard (10...60_000).contains(syncIntervalMs) else {
             throw VergeCLIError("sync_interval_ms must be between 10 and 60000")
+        }
+        guard maxConnections >= 1 else { throw VergeCLIError("max_connections must be at least 1") }
+        guard connectionIdleTimeoutSeconds > 0, connectionIdleTimeoutSeconds <= 3600 else {
+            throw VergeCLIError("connection_idle_timeout_s must be between 0 and 3600")
+        }
+        guard writeRatePerSecond > 0, writeBurst >= 1 else {
+            throw VergeCLIError("write_rate_per_s must be above 0 and write_burst at least 1")
         }
     }
 

@@ -20,6 +20,23 @@ struct ComponentOptions: ParsableArguments {
     @Flag(name: .customLong("stop-on-stdin-eof"), help: "Shut down when standard input closes.")
     var stopOnStdinEOF = false
 
+    @Option(name: .customLong("max-connections"), help: "Most open connections on the listener (default 1024).")
+    var maxConnections: Int = ListenerLimits.default.maxConnections
+
+    @Option(
+        name: .customLong("connection-idle-timeout"),
+        help: "Seconds a connection without a request in progress stays open (default 60).")
+    var connectionIdleTimeout: Double = 60
+
+    func listener() throws -> ListenerLimits {
+        guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        guard connectionIdleTimeout > 0, connectionIdleTimeout <= 3600 else {
+            throw ValidationError("--connection-idle-timeout must be between 0 and 3600 seconds")
+        }
+        return ListenerLimits(
+            maxConnections: maxConnections, idleTimeout: .milliseconds(Int64(connectionIdleTimeout * 1000)))
+    }
+
     func address(_ text: String, _ flag: String) throws -> BindAddress {
         guard let address = BindAddress(text) else {
             throw ValidationError("--\(flag): expected HOST:PORT, got '\(text)'")
@@ -73,6 +90,10 @@ struct ControlPlaneCommand: AsyncParsableCommand {
         name: .customLong("secret-key-file"),
         help: "Key that seals secrets at rest (created 0600 when absent). Default: DATA/secret.key.")
     var secretKeyFile: String?
+    @Option(name: .customLong("write-rate"), help: "API writes allowed per second per token (default 10).")
+    var writeRate: Double = 10
+    @Option(name: .customLong("write-burst"), help: "API writes one token may make at once (default 30).")
+    var writeBurst: Int = 30
     @OptionGroup var options: ComponentOptions
 
     func run() async throws {
@@ -81,6 +102,11 @@ struct ControlPlaneCommand: AsyncParsableCommand {
         configuration.bind = try options.address(api, "api")
         configuration.clusterKey = options.clusterKey
         configuration.secretKeyFile = secretKeyFile.map(RuntimeLocator.absolute)
+        configuration.listener = try options.listener()
+        guard writeRate > 0, writeBurst >= 1 else {
+            throw ValidationError("--write-rate must be above 0 and --write-burst at least 1")
+        }
+        configuration.writeRateLimit = RateLimit(perSecond: writeRate, burst: writeBurst)
         let controlPlane = try ControlPlane(
             configuration: configuration, logger: logger, metricsText: { registry.emitToString() })
         try await runServices([controlPlane], stopOnStdinEOF: options.stopOnStdinEOF, logger: logger) {
@@ -117,6 +143,7 @@ struct HostCommand: AsyncParsableCommand {
         configuration.bind = try options.address(bind, "bind")
         configuration.controlPlaneURL = controlPlane
         configuration.clusterKey = options.clusterKey
+        configuration.listener = try options.listener()
         configuration.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
         if let python { configuration.python = python }
         let loop = try SupervisorLoop()
@@ -153,6 +180,7 @@ struct GatewayCommand: AsyncParsableCommand {
         configuration.trustedProxies = proxies
         configuration.defaultLocation = try options.point(defaultLocation, "default-location")
         configuration.clusterKey = options.clusterKey
+        configuration.listener = try options.listener()
         let gateway = Gateway(configuration: configuration, logger: logger)
         try await runServices([gateway], stopOnStdinEOF: options.stopOnStdinEOF, logger: logger) {
             "gateway=\(await gateway.listenAddress.url())"

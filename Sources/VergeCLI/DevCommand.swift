@@ -102,6 +102,8 @@ struct LocalCluster {
         var controlPlaneConfiguration = ControlPlaneConfiguration(dataDirectory: dataDirectory + "/control")
         controlPlaneConfiguration.bind = cluster.api
         controlPlaneConfiguration.clusterKey = clusterKey
+        controlPlaneConfiguration.listener = cluster.listener
+        controlPlaneConfiguration.writeRateLimit = RateLimit(perSecond: cluster.writeRatePerSecond, burst: cluster.writeBurst)
         controlPlane = try ControlPlane(
             configuration: controlPlaneConfiguration, logger: logger.withLabel("control-plane"),
             metricsText: metricsText
@@ -117,6 +119,7 @@ struct LocalCluster {
             configuration.idleTimeout = .milliseconds(Int64(cluster.idleTimeoutSeconds * 1000))
             if !cluster.python.isEmpty { configuration.python = cluster.python }
             configuration.clusterKey = clusterKey
+            configuration.listener = cluster.listener
             configuration.syncInterval = .milliseconds(cluster.syncIntervalMs)
             return try EdgeHost(configuration: configuration, supervisor: supervisor, logger: logger.withLabel("host"))
         }
@@ -127,6 +130,7 @@ struct LocalCluster {
         gatewayConfiguration.trustedProxies = cluster.trustedProxies.compactMap(CIDR.init)
         gatewayConfiguration.defaultLocation = cluster.defaultLocation
         gatewayConfiguration.clusterKey = clusterKey
+        gatewayConfiguration.listener = cluster.listener
         gateway = Gateway(configuration: gatewayConfiguration, logger: logger.withLabel("gateway"))
         self.logger = logger
     }

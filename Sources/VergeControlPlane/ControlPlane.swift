@@ -18,6 +18,7 @@ public final class ControlPlane: Service, Sendable {
     let store: ControlPlaneStore
     let bundles: BundleStore
     let secrets: SecretBox
+    let logQueries = LogQueries()
     private let logger: Logger
     private let metricsText: @Sendable () -> String
 
@@ -38,10 +39,11 @@ public final class ControlPlane: Service, Sendable {
     public func run() async throws {
         let router = Router(context: VergeRequestContext.self)
         router.add(middleware: VergeErrorMiddleware())
+        router.add(middleware: WriteRateLimitMiddleware(limit: configuration.writeRateLimit))
         ControlPlaneAPI(controlPlane: self, metricsText: metricsText).register(on: router)
         let app = HTTPServer.application(
             responder: router.buildResponder(), bind: configuration.bind, name: "verge-control-plane",
-            listenAddress: listenAddress, logger: logger
+            listenAddress: listenAddress, limits: configuration.listener, logger: logger
         )
         try await app.run()
     }

@@ -17,6 +17,10 @@ public struct ControlPlaneConfiguration: Sendable {
     /// The file holding the key that seals secrets at rest (created, mode 0600, when absent). Default
     /// `<data>/secret.key`. Keep it apart from backups of the database: the two together reveal every secret.
     public var secretKeyFile: String?
+    /// The API listener's connection cap and idle timeout.
+    public var listener: ListenerLimits = .default
+    /// Writes (POST, PUT, DELETE outside `/v1/internal/*`) allowed per API token. Default 10/s, bursts of 30.
+    public var writeRateLimit = RateLimit(perSecond: 10, burst: 30)
     /// Limits applied to uploaded bundles.
     public var bundleLimits: BundleLimits = .default
 

@@ -19,6 +19,7 @@ public struct VergeError: Error, Sendable, CustomStringConvertible {
         public static let methodNotAllowed = Code("method_not_allowed", status: 405)
         public static let payloadTooLarge = Code("payload_too_large", status: 413)
         public static let unauthorized = Code("unauthorized", status: 401)
+        public static let rateLimited = Code("rate_limited", status: 429)
         public static let functionError = Code("function_error", status: 500)
         public static let internalError = Code("internal_error", status: 500)
         public static let workerCrashed = Code("worker_crashed", status: 502)

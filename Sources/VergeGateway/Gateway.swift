@@ -55,7 +55,8 @@ public final class Gateway: Service, Sendable {
         let refresher = HostListRefresher(gateway: self, client: client, controlPlaneURL: controlPlaneURL)
         let proxy = Proxy(gateway: self, client: client, refresher: refresher)
         let http = try HTTPServer.streaming(
-            bind: configuration.bind, name: "verge-gateway", listenAddress: listenAddress, logger: logger
+            bind: configuration.bind, name: "verge-gateway", listenAddress: listenAddress,
+            limits: configuration.listener, logger: logger
         ) { request, writer, channel in
             try await proxy.forward(request, writer: writer, peer: channel.remoteAddress)
         }

@@ -25,6 +25,8 @@ public struct GatewayConfiguration: Sendable {
     public var requestTimeout: Duration = .seconds(1860)
     /// Time allowed to connect to a host. Default 2 s.
     public var connectTimeout: Duration = .seconds(2)
+    /// The listener's connection cap and idle timeout.
+    public var listener: ListenerLimits = .default
 
     public init(controlPlaneURL: String) {
         self.controlPlaneURL = controlPlaneURL

@@ -14,10 +14,12 @@ public enum HTTPServer {
         bind: BindAddress,
         name: String,
         listenAddress: ListenAddress,
+        limits: ListenerLimits = .default,
         logger: Logger
     ) -> some Service where Responder.Context == VergeRequestContext {
         Application(
             responder: responder,
+            server: .http1(configuration: http1Configuration(limits, name: name, logger: logger)),
             configuration: .init(address: .hostname(bind.host, port: bind.port), serverName: name),
             onServerRunning: { channel in
                 if let address = channel.localAddress { listenAddress.set(address) }
@@ -35,17 +37,11 @@ public enum HTTPServer {
         bind: BindAddress,
         name: String,
         listenAddress: ListenAddress,
-        idleTimeout: Duration = .seconds(75),
+        limits: ListenerLimits = .default,
         logger: Logger,
         responder: @escaping StreamingResponder
     ) throws -> any Service {
-        // Header limits well above what browsers send, well below what would let a client hog memory.
-        let http1 = HTTP1Channel.Configuration(
-            idleTimeout: TimeAmount(idleTimeout),
-            httpDecoderConfiguration: .init(
-                maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 64 * 1024, maxHeaderFieldCount: 200)
-        )
-        return try HTTPServerBuilder.http1(configuration: http1).buildServer(
+        try HTTPServerBuilder.http1(configuration: http1Configuration(limits, name: name, logger: logger)).buildServer(
             configuration: .init(address: .hostname(bind.host, port: bind.port), serverName: name),
             eventLoopGroup: MultiThreadedEventLoopGroupProvider.shared,
             logger: logger,
@@ -53,6 +49,22 @@ public enum HTTPServer {
             onServerRunning: { channel in
                 if let address = channel.localAddress { listenAddress.set(address) }
             }
+        )
+    }
+}
+
+extension HTTPServer {
+    /// HTTP/1.1 with the listener's limits: its connection cap, its idle timeout, and header limits well above
+    /// what browsers send, well below what would let a client hog memory.
+    static func http1Configuration(_ limits: ListenerLimits, name: String, logger: Logger) -> HTTP1Channel.Configuration {
+        var logger = logger
+        logger[metadataKey: "listener"] = "\(name)"
+        let limiter = ConnectionLimiter(limit: limits.maxConnections, logger: logger)
+        return HTTP1Channel.Configuration(
+            additionalChannelHandlers: [limiter.handler()],
+            idleTimeout: TimeAmount(limits.idleTimeout),
+            httpDecoderConfiguration: .init(
+                maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 64 * 1024, maxHeaderFieldCount: 200)
         )
     }
 }

@@ -79,7 +79,8 @@ public final class EdgeHost: Service, Sendable {
             reporter: reporter
         )
         let http = try HTTPServer.streaming(
-            bind: configuration.bind, name: "verge-host", listenAddress: listenAddress, logger: logger
+            bind: configuration.bind, name: "verge-host", listenAddress: listenAddress,
+            limits: configuration.listener, logger: logger
         ) { request, writer, _ in
             try await server.respond(request, writer: writer)
         }

@@ -36,6 +36,8 @@ public struct HostConfiguration: Sendable {
     /// The cluster's shared secret: required from the gateway for `x-verge-client-*` headers to be trusted and for
     /// `/_verge/status` and `/_verge/logs`; presented to the control plane on sync and usage shipping.
     public var clusterKey: String?
+    /// The HTTP listener's connection cap and idle timeout.
+    public var listener: ListenerLimits = .default
 
     public init(name: String, location: GeoPoint, dataDirectory: String, runtimeDirectory: String) {
         self.name = name

@@ -39,7 +39,7 @@ public final class RawHTTPConnection: @unchecked Sendable {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
-            close(fd)
+            Glibc.close(fd)
             throw TestFailure("not an IPv4 address: \(host)")
         }
         let connected = withUnsafePointer(to: &address) {
@@ -49,7 +49,7 @@ public final class RawHTTPConnection: @unchecked Sendable {
         }
         guard connected == 0 else {
             let code = errno
-            close(fd)
+            Glibc.close(fd)
             throw TestFailure("connect to \(url) failed: errno \(code)")
         }
         var tv = timeval(tv_sec: Int(timeout.components.seconds), tv_usec: 0)
@@ -57,7 +57,16 @@ public final class RawHTTPConnection: @unchecked Sendable {
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     }
 
-    deinit { close(fd) }
+    private var descriptorOpen = true
+
+    deinit { close() }
+
+    /// Closes the connection from this side.
+    public func close() {
+        guard descriptorOpen else { return }
+        descriptorOpen = false
+        Glibc.close(fd)
+    }
 
     /// Writes `text` exactly as given (use `\r\n`).
     public func send(_ text: String) throws {
@@ -65,11 +74,30 @@ public final class RawHTTPConnection: @unchecked Sendable {
     }
 
     public func send(_ bytes: [UInt8]) throws {
+        guard trySend(bytes) else { throw TestFailure("write failed: errno \(errno)") }
+    }
+
+    /// Writes `bytes`; `false` when the server closed or reset the connection first (no SIGPIPE).
+    public func trySend(_ bytes: [UInt8]) -> Bool {
         var offset = 0
         while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            guard written > 0 else { throw TestFailure("write failed: errno \(errno)") }
+            let written = bytes[offset...].withUnsafeBytes {
+                Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
+            guard written > 0 else { return false }
             offset += written
+        }
+        return true
+    }
+
+    /// Waits for the server to close the connection, discarding anything it sends: `true` when it closed (or
+    /// reset) it, `false` when it was still open after the read timeout.
+    public func waitForClose() -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count == 0 { return true }
+            if count < 0 { return errno == ECONNRESET || errno == EPIPE }
         }
     }
 

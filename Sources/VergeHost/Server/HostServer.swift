@@ -70,7 +70,7 @@ struct HostServer: Sendable {
                 try await writer.writeError(VergeError(.badRequest, "query parameter 'function' is required"))
                 return
             }
-            let limit = min(max(query["limit"].flatMap { Int(String($0)) } ?? 100, 1), 10_000)
+            let limit = min(max(query["limit"].flatMap { Int(String($0)) } ?? 100, 1), 1000)
             let lines = try await ledger.logs(
                 tenant: query["tenant"].map(String.init) ?? defaultTenant, function: function,
                 invocationID: query["invocation"].map(String.init), limit: limit
