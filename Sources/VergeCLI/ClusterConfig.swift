@@ -27,6 +27,16 @@ struct ClusterConfig: Decodable, Sendable {
     var connectionIdleTimeoutSeconds: Double = 60
     var writeRatePerSecond: Double = 10
     var writeBurst: Int = 30
+    var tlsCertificate: String?
+    var tlsKey: String?
+    var tlsCA: String?
+
+    /// TLS for every listener of the cluster and the CA its components trust for one another.
+    var tls: TLSSettings {
+        TLSSettings(
+            certificateFile: tlsCertificate.map(RuntimeLocator.absolute), keyFile: tlsKey.map(RuntimeLocator.absolute),
+            caFile: tlsCA.map(RuntimeLocator.absolute))
+    }
 
     /// The connection cap and idle timeout every listener of the cluster gets.
     var listener: ListenerLimits {
@@ -40,6 +50,9 @@ struct ClusterConfig: Decodable, Sendable {
         case connectionIdleTimeoutSeconds = "connection_idle_timeout_s"
         case writeRatePerSecond = "write_rate_per_s"
         case writeBurst = "write_burst"
+        case tlsCertificate = "tls_cert"
+        case tlsKey = "tls_key"
+        case tlsCA = "tls_ca"
         case trustedProxies = "trusted_proxies"
         case defaultLocation = "default_location"
         case idleTimeoutSeconds = "idle_timeout_s"
@@ -74,6 +87,9 @@ struct ClusterConfig: Decodable, Sendable {
         writeRatePerSecond =
             try container.decodeIfPresent(Double.self, forKey: .writeRatePerSecond) ?? defaults.writeRatePerSecond
         writeBurst = try container.decodeIfPresent(Int.self, forKey: .writeBurst) ?? defaults.writeBurst
+        tlsCertificate = try container.decodeIfPresent(String.self, forKey: .tlsCertificate)
+        tlsKey = try container.decodeIfPresent(String.self, forKey: .tlsKey)
+        tlsCA = try container.decodeIfPresent(String.self, forKey: .tlsCA)
         try validate()
     }
 
@@ -104,6 +120,7 @@ struct ClusterConfig: Decodable, Sendable {
         guard writeRatePerSecond > 0, writeBurst >= 1 else {
             throw VergeCLIError("write_rate_per_s must be above 0 and write_burst at least 1")
         }
+        do { try tls.validate() } catch { throw VergeCLIError("tls_cert/tls_key/tls_ca: \(error.message)") }
     }
 
     /// Loads a config file; errors name the file and what is wrong.

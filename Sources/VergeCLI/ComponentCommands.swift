@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -27,6 +28,31 @@ struct ComponentOptions: ParsableArguments {
         name: .customLong("connection-idle-timeout"),
         help: "Seconds a connection without a request in progress stays open (default 60).")
     var connectionIdleTimeout: Double = 60
+
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate chain to serve TLS with (needs --tls-key).")
+    var tlsCertificate: String?
+
+    @Option(name: .customLong("tls-key"), help: "PEM private key of --tls-cert.")
+    var tlsKey: String?
+
+    @Option(
+        name: .customLong("tls-ca"),
+        help: "PEM CA certificates trusted when calling the cluster's other components (or set VERGE_TLS_CA).")
+    var tlsCA: String? = ProcessInfo.processInfo.environment["VERGE_TLS_CA"]
+
+    /// The TLS settings, checked (every file loads), and `HTTPClient.verge` set to trust the CA.
+    func tls() throws -> TLSSettings {
+        let settings = TLSSettings(
+            certificateFile: tlsCertificate.map(RuntimeLocator.absolute), keyFile: tlsKey.map(RuntimeLocator.absolute),
+            caFile: tlsCA.map(RuntimeLocator.absolute))
+        do {
+            try settings.validate()
+            try HTTPClient.useVergeTrust(settings)
+        } catch {
+            throw ValidationError(error.message)
+        }
+        return settings
+    }
 
     func listener() throws -> ListenerLimits {
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
@@ -103,6 +129,7 @@ struct ControlPlaneCommand: AsyncParsableCommand {
         configuration.clusterKey = options.clusterKey
         configuration.secretKeyFile = secretKeyFile.map(RuntimeLocator.absolute)
         configuration.listener = try options.listener()
+        configuration.tls = try options.tls()
         guard writeRate > 0, writeBurst >= 1 else {
             throw ValidationError("--write-rate must be above 0 and --write-burst at least 1")
         }
@@ -144,6 +171,7 @@ struct HostCommand: AsyncParsableCommand {
         configuration.controlPlaneURL = controlPlane
         configuration.clusterKey = options.clusterKey
         configuration.listener = try options.listener()
+        configuration.tls = try options.tls()
         configuration.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
         if let python { configuration.python = python }
         let loop = try SupervisorLoop()
@@ -181,6 +209,7 @@ struct GatewayCommand: AsyncParsableCommand {
         configuration.defaultLocation = try options.point(defaultLocation, "default-location")
         configuration.clusterKey = options.clusterKey
         configuration.listener = try options.listener()
+        configuration.tls = try options.tls()
         let gateway = Gateway(configuration: configuration, logger: logger)
         try await runServices([gateway], stopOnStdinEOF: options.stopOnStdinEOF, logger: logger) {
             "gateway=\(await gateway.listenAddress.url())"

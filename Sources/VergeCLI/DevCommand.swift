@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
@@ -103,6 +104,8 @@ struct LocalCluster {
         controlPlaneConfiguration.bind = cluster.api
         controlPlaneConfiguration.clusterKey = clusterKey
         controlPlaneConfiguration.listener = cluster.listener
+        controlPlaneConfiguration.tls = cluster.tls
+        do { try HTTPClient.useVergeTrust(cluster.tls) } catch { throw VergeCLIError(error.message) }
         controlPlaneConfiguration.writeRateLimit = RateLimit(perSecond: cluster.writeRatePerSecond, burst: cluster.writeBurst)
         controlPlane = try ControlPlane(
             configuration: controlPlaneConfiguration, logger: logger.withLabel("control-plane"),
@@ -120,6 +123,7 @@ struct LocalCluster {
             if !cluster.python.isEmpty { configuration.python = cluster.python }
             configuration.clusterKey = clusterKey
             configuration.listener = cluster.listener
+            configuration.tls = cluster.tls
             configuration.syncInterval = .milliseconds(cluster.syncIntervalMs)
             return try EdgeHost(configuration: configuration, supervisor: supervisor, logger: logger.withLabel("host"))
         }
@@ -131,6 +135,7 @@ struct LocalCluster {
         gatewayConfiguration.defaultLocation = cluster.defaultLocation
         gatewayConfiguration.clusterKey = clusterKey
         gatewayConfiguration.listener = cluster.listener
+        gatewayConfiguration.tls = cluster.tls
         gateway = Gateway(configuration: gatewayConfiguration, logger: logger.withLabel("gateway"))
         self.logger = logger
     }

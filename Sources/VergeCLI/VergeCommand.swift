@@ -1,5 +1,7 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
+import VergeHTTP
 
 /// `verge`: run a local cluster, deploy functions, read usage.
 public struct VergeCommand: AsyncParsableCommand {
@@ -24,7 +26,21 @@ struct APIOptions: ParsableArguments {
     @Option(name: .long, help: "API token, when the control plane requires one (or set VERGE_TOKEN).")
     var token: String? = ProcessInfo.processInfo.environment["VERGE_TOKEN"]
 
-    var client: APIClient { APIClient(baseURL: api.hasSuffix("/") ? String(api.dropLast()) : api, token: token) }
+    @Option(
+        name: .customLong("tls-ca"),
+        help: "PEM CA certificates to trust for an https control plane (or set VERGE_TLS_CA).")
+    var tlsCA: String? = ProcessInfo.processInfo.environment["VERGE_TLS_CA"]
+
+    var client: APIClient {
+        get throws {
+            do {
+                try HTTPClient.useVergeTrust(TLSSettings(caFile: tlsCA))
+            } catch {
+                throw VergeCLIError(error.message)
+            }
+            return APIClient(baseURL: api.hasSuffix("/") ? String(api.dropLast()) : api, token: token)
+        }
+    }
 }
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {

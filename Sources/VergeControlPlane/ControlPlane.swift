@@ -41,9 +41,9 @@ public final class ControlPlane: Service, Sendable {
         router.add(middleware: VergeErrorMiddleware())
         router.add(middleware: WriteRateLimitMiddleware(limit: configuration.writeRateLimit))
         ControlPlaneAPI(controlPlane: self, metricsText: metricsText).register(on: router)
-        let app = HTTPServer.application(
+        let app = try HTTPServer.application(
             responder: router.buildResponder(), bind: configuration.bind, name: "verge-control-plane",
-            listenAddress: listenAddress, limits: configuration.listener, logger: logger
+            listenAddress: listenAddress, limits: configuration.listener, tls: configuration.tls, logger: logger
         )
         try await app.run()
     }

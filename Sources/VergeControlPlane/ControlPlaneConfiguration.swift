@@ -19,6 +19,8 @@ public struct ControlPlaneConfiguration: Sendable {
     public var secretKeyFile: String?
     /// The API listener's connection cap and idle timeout.
     public var listener: ListenerLimits = .default
+    /// TLS for the API (certificate and key) and the CA trusted when calling hosts. Default: plain HTTP.
+    public var tls = TLSSettings()
     /// Writes (POST, PUT, DELETE outside `/v1/internal/*`) allowed per API token. Default 10/s, bursts of 30.
     public var writeRateLimit = RateLimit(perSecond: 10, burst: 30)
     /// Limits applied to uploaded bundles.

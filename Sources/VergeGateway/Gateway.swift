@@ -48,6 +48,7 @@ public final class Gateway: Service, Sendable {
         )
         clientConfiguration.connectionPool = .init(
             idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        clientConfiguration.tlsConfiguration = try configuration.tls.clientConfiguration()
         // A refused connection fails at once so the call can move to the next host; no retrying the dead one.
         clientConfiguration.connectionPool.retryConnectionEstablishment = false
         let client = HTTPClient(
@@ -56,7 +57,7 @@ public final class Gateway: Service, Sendable {
         let proxy = Proxy(gateway: self, client: client, refresher: refresher)
         let http = try HTTPServer.streaming(
             bind: configuration.bind, name: "verge-gateway", listenAddress: listenAddress,
-            limits: configuration.listener, logger: logger
+            limits: configuration.listener, tls: configuration.tls, logger: logger
         ) { request, writer, channel in
             try await proxy.forward(request, writer: writer, peer: channel.remoteAddress)
         }

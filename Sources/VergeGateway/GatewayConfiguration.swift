@@ -27,6 +27,8 @@ public struct GatewayConfiguration: Sendable {
     public var connectTimeout: Duration = .seconds(2)
     /// The listener's connection cap and idle timeout.
     public var listener: ListenerLimits = .default
+    /// TLS for the listener (certificate and key) and the CA trusted when calling hosts and the control plane.
+    public var tls = TLSSettings()
 
     public init(controlPlaneURL: String) {
         self.controlPlaneURL = controlPlaneURL

@@ -80,7 +80,7 @@ public final class EdgeHost: Service, Sendable {
         )
         let http = try HTTPServer.streaming(
             bind: configuration.bind, name: "verge-host", listenAddress: listenAddress,
-            limits: configuration.listener, logger: logger
+            limits: configuration.listener, tls: configuration.tls, logger: logger
         ) { request, writer, _ in
             try await server.respond(request, writer: writer)
         }

@@ -38,6 +38,8 @@ public struct HostConfiguration: Sendable {
     public var clusterKey: String?
     /// The HTTP listener's connection cap and idle timeout.
     public var listener: ListenerLimits = .default
+    /// TLS for the listener (certificate and key) and the CA trusted when calling the control plane.
+    public var tls = TLSSettings()
 
     public init(name: String, location: GeoPoint, dataDirectory: String, runtimeDirectory: String) {
         self.name = name
