@@ -106,7 +106,8 @@ struct LocalCluster {
         controlPlaneConfiguration.listener = cluster.listener
         controlPlaneConfiguration.tls = cluster.tls
         do { try HTTPClient.useVergeTrust(cluster.tls) } catch { throw VergeCLIError(error.message) }
-        controlPlaneConfiguration.writeRateLimit = RateLimit(perSecond: cluster.writeRatePerSecond, burst: cluster.writeBurst)
+        controlPlaneConfiguration.writeRateLimit = RateLimit(
+            perSecond: cluster.writeRatePerSecond, burst: cluster.writeBurst)
         controlPlane = try ControlPlane(
             configuration: controlPlaneConfiguration, logger: logger.withLabel("control-plane"),
             metricsText: metricsText

@@ -27,7 +27,10 @@ struct SecretsCommand: AsyncParsableCommand {
                 if value.last == UInt8(ascii: "\n") { value.removeLast() }
                 if value.last == UInt8(ascii: "\r") { value.removeLast() }
                 guard !value.isEmpty else {
-                    throw VergeCLIError("no value on standard input; pipe it in, e.g. printf %s \"$VALUE\" | verge secrets set \(function) \(name)")
+                    throw VergeCLIError(
+                        "no value on standard input; pipe it in, e.g. "
+                            + "printf %s \"$VALUE\" | verge secrets set \(function) \(name)"
+                    )
                 }
                 let summary = try await api.client.put(
                     "/v1/functions/\(function)/secrets/\(name)", body: value, contentType: "application/octet-stream",
@@ -70,7 +73,8 @@ struct SecretsCommand: AsyncParsableCommand {
             try await reportingErrors {
                 _ = try await api.client.delete(
                     "/v1/functions/\(function)/secrets/\(name)", as: [String: String].self)
-                Output.line("Secret \(name) of \(function) is deleted; hosts restart its workers without it within a sync.")
+                Output.line(
+                    "Secret \(name) of \(function) is deleted; hosts restart its workers without it within a sync.")
             }
         }
     }

@@ -5,7 +5,7 @@ import NIOCore
 import VergeCore
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// An upload written to a temporary file in the bundle store, with its SHA-256 and size.

@@ -68,7 +68,8 @@ extension ControlPlaneAPI {
         guard HostName.isValid(host) else { throw VergeError(.badRequest, "invalid host name") }
         let desired = try await store.desiredState()
         guard desired.functions.contains(where: { $0.tenant == tenant && $0.name == function }) else {
-            throw VergeError(.notFound, "function '\(function)' is not deployed; hosts get secrets of live functions only")
+            throw VergeError(
+                .notFound, "function '\(function)' is not deployed; hosts get secrets of live functions only")
         }
         let (version, sealed) = try await store.sealedSecrets(tenant: tenant, function: function)
         var values: [String: String] = [:]
@@ -87,8 +88,9 @@ extension ControlPlaneAPI {
         var desired = desired
         for index in desired.functions.indices {
             let function = desired.functions[index]
-            desired.functions[index].secretsVersion = versions[
-                SecretOwner(tenant: function.tenant, function: function.name)]
+            desired.functions[index].secretsVersion =
+                versions[
+                    SecretOwner(tenant: function.tenant, function: function.name)]
         }
         return desired
     }
@@ -98,7 +100,8 @@ extension ControlPlaneAPI {
         guard configuration.clusterKey != nil else {
             throw VergeError(
                 .badRequest,
-                "secrets need an authenticated cluster channel: start the control plane with --cluster-key (or VERGE_CLUSTER_KEY)"
+                "secrets need an authenticated cluster channel: start the control plane with --cluster-key "
+                    + "(or VERGE_CLUSTER_KEY)"
             )
         }
     }

@@ -23,7 +23,9 @@ extension ControlPlaneStore {
     }
 
     /// Stores a sealed value, replacing the one of that name; refuses a new name beyond `limit` per function.
-    func setSecret(tenant: String, function: String, name: String, sealed: Data, limit: Int) async throws -> SecretSummary {
+    func setSecret(
+        tenant: String, function: String, name: String, sealed: Data, limit: Int
+    ) async throws -> SecretSummary {
         let now = WallClock.milliseconds()
         return try await database.write { db in
             let exists =
@@ -36,7 +38,8 @@ extension ControlPlaneStore {
                         db, sql: "SELECT COUNT(*) FROM secrets WHERE tenant = ? AND function = ?",
                         arguments: [tenant, function]) ?? 0
                 guard count < limit else {
-                    throw VergeError(.badRequest, "function '\(function)' has \(count) secrets; at most \(limit) are allowed")
+                    throw VergeError(
+                        .badRequest, "function '\(function)' has \(count) secrets; at most \(limit) are allowed")
                 }
             }
             try db.execute(
@@ -85,13 +88,15 @@ extension ControlPlaneStore {
     /// The version of every function's secret set that has one, keyed by tenant and function.
     func secretsVersions() async throws -> [SecretOwner: String] {
         let rows = try await database.read { db in
-            try Row.fetchAll(db, sql: "SELECT tenant, function, name, sealed FROM secrets ORDER BY tenant, function, name")
-                .map {
-                    (
-                        key: SecretOwner(tenant: $0["tenant"], function: $0["function"]),
-                        name: $0["name"] as String, sealed: $0["sealed"] as Data
-                    )
-                }
+            try Row.fetchAll(
+                db, sql: "SELECT tenant, function, name, sealed FROM secrets ORDER BY tenant, function, name"
+            )
+            .map {
+                (
+                    key: SecretOwner(tenant: $0["tenant"], function: $0["function"]),
+                    name: $0["name"] as String, sealed: $0["sealed"] as Data
+                )
+            }
         }
         var grouped: [SecretOwner: [(name: String, sealed: Data)]] = [:]
         for row in rows { grouped[row.key, default: []].append((row.name, row.sealed)) }

@@ -70,7 +70,9 @@ extension HTTPServer {
 
     /// HTTP/1.1 with the listener's limits: its connection cap, its idle timeout, and header limits well above
     /// what browsers send, well below what would let a client hog memory.
-    static func http1Configuration(_ limits: ListenerLimits, name: String, logger: Logger) -> HTTP1Channel.Configuration {
+    static func http1Configuration(
+        _ limits: ListenerLimits, name: String, logger: Logger
+    ) -> HTTP1Channel.Configuration {
         var logger = logger
         logger[metadataKey: "listener"] = "\(name)"
         let limiter = ConnectionLimiter(limit: limits.maxConnections, logger: logger)

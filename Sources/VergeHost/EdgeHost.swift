@@ -153,7 +153,8 @@ public final class EdgeHost: Service, Sendable {
                     }
                     for (name, value) in secrets.values
                     where Manifest.environmentNameProblem(name) != nil || value.utf8.contains(0) {
-                        throw VergeError(.upstreamFailed, "the control plane sent an invalid secret '\(name.prefix(128))'")
+                        throw VergeError(
+                            .upstreamFailed, "the control plane sent an invalid secret '\(name.prefix(128))'")
                     }
                 }
                 let deployment = Deployment(

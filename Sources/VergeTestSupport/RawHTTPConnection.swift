@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// A response read byte for byte off a raw connection.
@@ -122,7 +122,8 @@ public final class RawHTTPConnection: @unchecked Sendable {
                 guard !name.isEmpty, !name.contains(" ") else {
                     throw TestFailure("invalid header name in \(line.debugDescription)")
                 }
-                headers.append((name.lowercased(), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+                headers.append(
+                    (name.lowercased(), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
             }
             if (100..<200).contains(status) { continue }  // interim response; the final one follows
             var response = RawResponse(status: status, headers: headers, body: [], headBytes: head)
@@ -199,7 +200,8 @@ public final class RawHTTPConnection: @unchecked Sendable {
                 throw TestFailure(
                     buffer.isEmpty
                         ? "connection closed before a response"
-                        : "connection closed inside a response head: \(String(decoding: buffer, as: UTF8.self).prefix(300).debugDescription)"
+                        : "connection closed inside a response head: "
+                            + String(decoding: buffer, as: UTF8.self).prefix(300).debugDescription
                 )
             }
         }

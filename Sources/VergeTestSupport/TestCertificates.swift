@@ -56,10 +56,13 @@ public struct TestCertificateAuthority {
     /// Writes `ca.pem`, `server.pem` and `server-key.pem` under `directory`; returns their paths.
     public func writeFiles(to directory: String) throws -> (ca: String, certificate: String, key: String) {
         let (certificatePEM, keyPEM) = try issueServerCertificate()
-        let paths = (directory + "/\(name)-ca.pem", directory + "/\(name)-server.pem", directory + "/\(name)-server-key.pem")
+        let paths = (
+            directory + "/\(name)-ca.pem", directory + "/\(name)-server.pem", directory + "/\(name)-server-key.pem"
+        )
         try Data(try self.certificatePEM().utf8).write(to: URL(fileURLWithPath: paths.0))
         try Data(certificatePEM.utf8).write(to: URL(fileURLWithPath: paths.1))
-        FileManager.default.createFile(atPath: paths.2, contents: Data(keyPEM.utf8), attributes: [.posixPermissions: 0o600])
+        FileManager.default.createFile(
+            atPath: paths.2, contents: Data(keyPEM.utf8), attributes: [.posixPermissions: 0o600])
         return paths
     }
 }

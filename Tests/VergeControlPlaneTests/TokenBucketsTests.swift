@@ -29,3 +29,13 @@ import Testing
         #expect(buckets.take("busy", now: 1000) != nil)
     }
 }
+
+@Suite struct LogQueriesTests {
+    @Test func admitsAtMostTheConcurrentLimit() {
+        let gate = LogQueries()
+        for _ in 0..<LogQueries.maxConcurrent { #expect(gate.enter()) }
+        #expect(!gate.enter())
+        gate.leave()
+        #expect(gate.enter())
+    }
+}

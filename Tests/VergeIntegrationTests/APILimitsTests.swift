@@ -141,7 +141,8 @@ struct APILimitsTests {
             // More than the 64 MiB limit without a length: refused as it streams, nothing left behind.
             let chunked = try RawHTTPConnection(url: api)
             let answer = try await blocking { () -> RawResponse? in
-                try chunked.send("POST /v1/functions/big/versions HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n")
+                try chunked.send(
+                    "POST /v1/functions/big/versions HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n")
                 let chunk = Array("100000\r\n".utf8) + [UInt8](repeating: 0x5a, count: 1 << 20) + Array("\r\n".utf8)
                 for _ in 0..<70 where chunked.trySend(chunk) {}
                 _ = chunked.trySend(Array("0\r\n\r\n".utf8))
@@ -151,7 +152,9 @@ struct APILimitsTests {
             #expect(try await eventually { partialUploads().isEmpty }, "\(partialUploads())")
 
             // An ordinary upload still works and leaves only its bundle.
-            let deploy = try await CommandRunner.verge(["deploy", Paths.fixtureFunction("echo"), "--no-wait", "--api", api])
+            let deploy = try await CommandRunner.verge([
+                "deploy", Paths.fixtureFunction("echo"), "--no-wait", "--api", api,
+            ])
             #expect(deploy.status == 0, "\(deploy.stderr)")
             let stored = try FileManager.default.contentsOfDirectory(atPath: bundles)
             #expect(stored.count == 1 && stored[0].hasSuffix(".zip"), "\(stored)")

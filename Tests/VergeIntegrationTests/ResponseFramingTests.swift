@@ -38,7 +38,8 @@ struct ResponseFramingTests {
             // The function's content-length, transfer-encoding and connection are not the host's framing.
             #expect(response.text == String(repeating: ResponseFramingTests.marker, count: 4))
             #expect(response.header("connection") != "close")
-            #expect(!response.headers.contains { $0.name == "content-length" && ($0.value == "3" || $0.value == "1000") })
+            #expect(
+                !response.headers.contains { $0.name == "content-length" && ($0.value == "3" || $0.value == "1000") })
         },
         Case(name: "crlf", status: 502) { response in
             #expect(response.header("x-injected") == nil && response.header("x-note") == nil)
@@ -93,6 +94,8 @@ struct ResponseFramingTests {
         #expect(echo.status == 200, "after \(hostileCase) at \(url): \(echo)")
         let body = try JSONSerialization.jsonObject(with: Data(echo.body)) as? [String: Any]
         #expect(body?["path"] as? String == "/echo/after")
-        #expect(rest.isEmpty, "\(rest.count) stray bytes after the last response: \(String(decoding: rest, as: UTF8.self).prefix(200))")
+        #expect(
+            rest.isEmpty,
+            "\(rest.count) stray bytes after the last response: \(String(decoding: rest, as: UTF8.self).prefix(200))")
     }
 }

@@ -11,7 +11,8 @@ struct SecretsTests {
         let expectedHash = try await Self.sha256(value)
         try await LocalClusterProcess.with { cluster in
             // Set before the first deploy: the first workers already have it.
-            let set = try await cluster.verge(["secrets", "set", "secret-env", "API_TOKEN"], stdin: Array((value + "\n").utf8))
+            let set = try await cluster.verge(
+                ["secrets", "set", "secret-env", "API_TOKEN"], stdin: Array((value + "\n").utf8))
             #expect(set.status == 0, "secrets set failed: \(set.stderr)")
             #expect(!set.stdout.contains(value) && !set.stderr.contains(value))
             #expect(try await cluster.deploy(Paths.fixtureFunction("secret-env")).status == 0)
@@ -38,7 +39,9 @@ struct SecretsTests {
 
             // A new value reaches the workers after the next sync; a deleted one is gone from their environment.
             let second = value + "-2"
-            #expect(try await cluster.verge(["secrets", "set", "secret-env", "API_TOKEN"], stdin: Array(second.utf8)).status == 0)
+            #expect(
+                try await cluster.verge(["secrets", "set", "secret-env", "API_TOKEN"], stdin: Array(second.utf8)).status
+                    == 0)
             let secondHash = try await Self.sha256(second)
             #expect(try await eventually { try await Self.hashes(url)["API_TOKEN"] as? String == secondHash })
             let deleted = try await cluster.verge(["secrets", "delete", "secret-env", "API_TOKEN"])
@@ -72,16 +75,19 @@ struct SecretsTests {
                 logPath: scratch.path + "/cp.log")
             components.append(controlPlane)
             let api = try #require(controlPlane.ready["api"])
-            let hostArguments = [
-                "host", "--name", "fra", "--location", "50.11,8.68", "--control-plane", api, "--data",
-                scratch.path + "/fra",
-            ] + key
+            let hostArguments =
+                [
+                    "host", "--name", "fra", "--location", "50.11,8.68", "--control-plane", api, "--data",
+                    scratch.path + "/fra",
+                ] + key
             let host = try await ComponentProcess.start(hostArguments, logPath: scratch.path + "/fra.log")
             components.append(host)
             let set = try await CommandRunner.verge(
                 ["secrets", "set", "secret-env", "API_TOKEN", "--api", api], stdin: Array(value.utf8))
             #expect(set.status == 0, "\(set.stderr)")
-            #expect(try await CommandRunner.verge(["deploy", Paths.fixtureFunction("secret-env"), "--api", api]).status == 0)
+            #expect(
+                try await CommandRunner.verge(["deploy", Paths.fixtureFunction("secret-env"), "--api", api]).status == 0
+            )
             let url = try #require(host.ready["host"]) + "/secret-env?names=API_TOKEN"
             #expect(try await eventually { (try? await Self.hashes(url))?["API_TOKEN"] as? String == expectedHash })
 
@@ -108,7 +114,8 @@ struct SecretsTests {
         let scratch = try TemporaryDirectory(prefix: "verge-secrets")
         defer { scratch.remove() }
         let controlPlane = try await ComponentProcess.start(
-            ["control-plane", "--api", "127.0.0.1:0", "--data", scratch.path + "/cp"], logPath: scratch.path + "/cp.log")
+            ["control-plane", "--api", "127.0.0.1:0", "--data", scratch.path + "/cp"], logPath: scratch.path + "/cp.log"
+        )
         let api = try #require(controlPlane.ready["api"])
         let set = try await CommandRunner.verge(
             ["secrets", "set", "secret-env", "API_TOKEN", "--api", api], stdin: Array("value".utf8))
@@ -119,7 +126,9 @@ struct SecretsTests {
 
     static func hashes(_ url: String) async throws -> [String: Any] {
         let response = try await TestHTTP.request(url)
-        guard response.status == 200 else { throw TestFailure("secret-env answered \(response.status): \(response.text)") }
+        guard response.status == 200 else {
+            throw TestFailure("secret-env answered \(response.status): \(response.text)")
+        }
         return try #require(try response.json()["sha256"] as? [String: Any])
     }
 

@@ -66,7 +66,8 @@ struct TLSTests {
                     return log.contains("control plane unreachable")
                 })
             // Plain HTTP on a TLS port gets no HTTP answer.
-            let plain = try? await TestHTTP.request(api.replacingOccurrences(of: "https://", with: "http://") + "/v1/health")
+            let plain = try? await TestHTTP.request(
+                api.replacingOccurrences(of: "https://", with: "http://") + "/v1/health")
             #expect(plain?.status != 200)
         } catch {
             for component in components { await component.stop() }

@@ -52,7 +52,8 @@ struct SecretBox: Sendable {
         } catch {
             throw VergeError(
                 .internalError,
-                "secret '\(binding.name)' of function '\(binding.function)' does not open with this control plane's secret key; was the key file replaced?"
+                "secret '\(binding.name)' of function '\(binding.function)' does not open with this control plane's "
+                    + "secret key; was the key file replaced?"
             )
         }
     }

@@ -3,7 +3,7 @@ import Foundation
 import VergeCore
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// The control plane's secret key: 32 random bytes as 64 hex digits in a file only its owner can read. Created
@@ -22,7 +22,8 @@ enum SecretKeyFile {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             if errno == EEXIST { return try load(path: path) }  // another process created it first
-            throw VergeError(.internalError, "cannot create the secret key file \(path): \(String(cString: strerror(errno)))")
+            throw VergeError(
+                .internalError, "cannot create the secret key file \(path): \(String(cString: strerror(errno)))")
         }
         defer { close(fd) }
         let bytes = Array(hex.utf8)

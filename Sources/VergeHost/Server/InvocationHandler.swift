@@ -124,7 +124,8 @@ struct InvocationHandler: Sendable {
             let timedOut = worker.end()
             call.exec = clock.now - dispatched
             pool.release(lease, reusable: !timedOut && ending.isCleanEnd)
-            call.finish(.functionError, httpStatus: VergeError.Code.invalidResponse.status, clock: clock, arrival: arrival)
+            call.finish(
+                .functionError, httpStatus: VergeError.Code.invalidResponse.status, clock: clock, arrival: arrival)
             logger.info("function response rejected", metadata: ["reason": "\(rejected)"])
             try await commit(call)
             try await writer.writeError(
@@ -302,7 +303,8 @@ struct InvocationHandler: Sendable {
             case .responseBody: continue
             case .responseEnd: return .ended
             case .invocationError:
-                return .failed((try? frame.decode(FailureReport.self)) ?? FailureReport(type: "Error", message: "unknown"))
+                return .failed(
+                    (try? frame.decode(FailureReport.self)) ?? FailureReport(type: "Error", message: "unknown"))
             default: return .broken("unexpected \(frame.kind) inside a response")
             }
         }

@@ -67,7 +67,11 @@ struct ResponseHeadPolicy: Sendable {
             }
             guard HTTPField.isValidValue(value) else {
                 return .failure(
-                    Rejected(reason: "response header '\(fieldName.canonicalName)' has an invalid value (CR, LF, NUL or control characters)"))
+                    Rejected(
+                        reason:
+                            "response header '\(fieldName.canonicalName)' has an invalid value "
+                                + "(CR, LF, NUL or control characters)"
+                    ))
             }
             let canonical = fieldName.canonicalName
             if Self.reservedHeaders.contains(canonical) || canonical.hasPrefix("x-verge-") {

@@ -27,7 +27,8 @@ struct ControlPlaneClient: Sendable {
 
     /// The secrets of a function this host is told to run. The answer is never logged.
     func secrets(tenant: String, function: String) async throws -> FunctionSecrets {
-        var request = HTTPClientRequest(url: baseURL + "/v1/internal/hosts/\(hostName)/secrets/\(function)?tenant=\(tenant)")
+        var request = HTTPClientRequest(
+            url: baseURL + "/v1/internal/hosts/\(hostName)/secrets/\(function)?tenant=\(tenant)")
         authorize(&request)
         let response = try await HTTPClient.verge.execute(request, timeout: timeout)
         let body = try await response.body.collect(upTo: 4 * 1024 * 1024)

@@ -6,53 +6,6 @@ import Synchronization
 import VergeCore
 import VergeHTTP
 
-/// How many requests a caller may make: `perSecond` on average, up to `burst` at once.
-public struct RateLimit: Sendable, Equatable {
-    public var perSecond: Double
-    public var burst: Int
-
-    public init(perSecond: Double, burst: Int) {
-        self.perSecond = perSecond
-        self.burst = burst
-    }
-}
-
-/// Token buckets by caller: a pure state machine, fed the time by its owner.
-struct TokenBuckets: Sendable {
-    let limit: RateLimit
-    /// Most callers remembered; beyond it, buckets that are full again are forgotten (they hold no information).
-    var maxCallers = 10_000
-    private var buckets: [String: (tokens: Double, at: Double)] = [:]
-
-    init(limit: RateLimit) {
-        self.limit = limit
-    }
-
-    /// Takes one token for `caller` at time `now` (seconds). `nil` when allowed; otherwise how long until a token.
-    mutating func take(_ caller: String, now: Double) -> Double? {
-        var bucket = buckets[caller] ?? (Double(limit.burst), now)
-        bucket.tokens = min(Double(limit.burst), bucket.tokens + max(0, now - bucket.at) * limit.perSecond)
-        bucket.at = now
-        guard bucket.tokens >= 1 else {
-            buckets[caller] = bucket
-            return (1 - bucket.tokens) / limit.perSecond
-        }
-        bucket.tokens -= 1
-        buckets[caller] = bucket
-        if buckets.count > maxCallers { forgetFull(now: now) }
-        return nil
-    }
-
-    var callers: Int { buckets.count }
-
-    private mutating func forgetFull(now: Double) {
-        let limit = self.limit
-        buckets = buckets.filter { _, bucket in
-            bucket.tokens + (now - bucket.at) * limit.perSecond < Double(limit.burst)
-        }
-    }
-}
-
 /// Limits the API's writes (POST, PUT, PATCH, DELETE on `/v1/*`, except the cluster's own `/v1/internal/*`) per
 /// caller, answering `429 rate_limited` with `retry-after`. A caller is the SHA-256 of the `Authorization` value
 /// it presents (none is a caller too), so a token is never kept in memory in clear.
@@ -96,7 +49,8 @@ struct WriteRateLimitMiddleware: RouterMiddleware {
         return .error(
             VergeError(
                 .rateLimited,
-                "too many writes with this token: at most \(limit.burst) at once and \(limit.perSecond) per second; retry in \(seconds) s"
+                "too many writes with this token: at most \(limit.burst) at once and \(limit.perSecond) per second; "
+                    + "retry in \(seconds) s"
             ),
             headers: [.retryAfter: "\(seconds)"])
     }
