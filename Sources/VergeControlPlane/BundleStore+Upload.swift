@@ -70,4 +70,17 @@ extension BundleStore {
     func discard(_ upload: ReceivedUpload) {
         unlink(upload.path)
     }
+
+    /// A response body that sends `data` (a memory-mapped bundle) in 64 KiB buffers, never as one copy.
+    static func streamed(_ data: Data) -> ResponseBody {
+        ResponseBody(contentLength: data.count) { writer in
+            var offset = 0
+            while offset < data.count {
+                let end = min(offset + 64 * 1024, data.count)
+                try await writer.write(ByteBuffer(bytes: data[offset..<end]))
+                offset = end
+            }
+            try await writer.finish(nil)
+        }
+    }
 }

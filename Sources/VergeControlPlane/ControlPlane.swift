@@ -72,7 +72,8 @@ struct BundleStore: Sendable {
         }
     }
 
+    /// The bundle, memory-mapped: reading it copies nothing into memory until it is sent.
     func read(_ version: String) -> Data? {
-        FileManager.default.contents(atPath: path(version))
+        try? Data(contentsOf: URL(fileURLWithPath: path(version)), options: .alwaysMapped)
     }
 }

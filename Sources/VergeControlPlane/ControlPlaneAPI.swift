@@ -94,9 +94,7 @@ struct ControlPlaneAPI: Sendable {
                 let data = controlPlane.bundles.read(version)
             else { throw VergeError(.notFound, "no bundle \(version)") }
             return Response(
-                status: .ok, headers: [.contentType: "application/zip"],
-                body: .init(byteBuffer: ByteBuffer(bytes: data))
-            )
+                status: .ok, headers: [.contentType: "application/zip"], body: BundleStore.streamed(data))
         }
     }
 
