@@ -49,7 +49,14 @@ public final class EdgeHost: Service, Sendable {
             logger: logger, workerUsers: workerUsers
         )
         // Serve what was deployed before a restart, even if the control plane never answers.
-        for deployment in deploymentsFile.load() where cache.cachedManifest(deployment.version) == deployment.manifest {
+        let saved = deploymentsFile.load()
+        if saved.refused > 0 {
+            let message =
+                "\(deploymentsFile.path) can be read by others: \(saved.refused) function(s) with secrets are not "
+                + "served from it until the control plane sends them again; run chmod 600 on it"
+            logger.error("\(message)")
+        }
+        for deployment in saved.deployments where cache.cachedManifest(deployment.version) == deployment.manifest {
             _ = deployments.install(FunctionPool(deployment: deployment, environment: environment))
         }
     }

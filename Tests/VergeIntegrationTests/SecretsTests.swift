@@ -98,7 +98,25 @@ struct SecretsTests {
             let after = try await Self.hashes(try #require(restarted.ready["host"]) + "/secret-env?names=API_TOKEN")
             #expect(after["API_TOKEN"] as? String == expectedHash)
             #expect(try Self.mode(scratch.path + "/fra/deployments.json") == 0o600)
-            for log in ["cp.log", "fra.log", "fra-2.log"] {
+
+            // A deployments file others can read: a root host makes it owner-only again before reading it (its data
+            // directory is protected at start); any other host does not trust it with secrets and does not serve
+            // that function from it.
+            #expect(await restarted.stop() == 0)
+            try FileManager.default.setAttributes(
+                [.posixPermissions: 0o644], ofItemAtPath: scratch.path + "/fra/deployments.json")
+            let exposed = try await ComponentProcess.start(hostArguments, logPath: scratch.path + "/fra-3.log")
+            components.append(exposed)
+            let response = try await TestHTTP.request(try #require(exposed.ready["host"]) + "/secret-env")
+            let log = (try? String(contentsOfFile: scratch.path + "/fra-3.log", encoding: .utf8)) ?? ""
+            if geteuid() == 0 {
+                #expect(try Self.mode(scratch.path + "/fra/deployments.json") == 0o600)
+                #expect(response.status == 200)
+            } else {
+                #expect(response.status == 404)
+                #expect(log.contains("chmod 600"))
+            }
+            for log in ["cp.log", "fra.log", "fra-2.log", "fra-3.log"] {
                 let text = (try? String(contentsOfFile: scratch.path + "/" + log, encoding: .utf8)) ?? ""
                 #expect(!text.contains(value), "\(log) holds the value")
             }

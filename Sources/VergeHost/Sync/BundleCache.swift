@@ -49,16 +49,18 @@ struct DeploymentsFile: Sendable {
     }
 
     /// The saved deployments. It holds secrets, so it must be readable by its owner only: when it is not, the
-    /// deployments with secrets are not served from it (the control plane sends them again).
-    func load() -> [Deployment] {
+    /// deployments with secrets are not served from it (the control plane sends them again) and are counted in
+    /// `refused`.
+    func load() -> (deployments: [Deployment], refused: Int) {
         guard let data = FileManager.default.contents(atPath: path),
             let deployments = try? JSONDecoder().decode([Deployment].self, from: data)
-        else { return [] }
+        else { return ([], 0) }
         var status = stat()
         guard stat(path, &status) == 0, status.st_mode & 0o077 == 0 else {
-            return deployments.filter { $0.secrets.isEmpty }
+            let kept = deployments.filter { $0.secrets.isEmpty }
+            return (kept, deployments.count - kept.count)
         }
-        return deployments
+        return (deployments, 0)
     }
 
     /// Writes the file atomically, mode 0600 from its creation on.
