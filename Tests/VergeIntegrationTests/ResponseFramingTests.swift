@@ -14,6 +14,8 @@ struct ResponseFramingTests {
         var name: String
         var method = "GET"
         var status: Int
+        /// Longest the three pipelined exchanges may take.
+        var within: Duration? = nil
         var check: @Sendable (RawResponse) -> Void = { _ in }
         var description: String { "\(method) \(name)" }
     }
@@ -55,6 +57,10 @@ struct ResponseFramingTests {
         Case(name: "many-headers", status: 502) { response in
             #expect(response.header("x-h1") == nil)
         },
+        // The 502 does not wait for the rest of a rejected response: the worker is stopped at once.
+        Case(name: "slow-after-bad-head", status: 502, within: .seconds(8)) { response in
+            #expect(!response.text.contains(ResponseFramingTests.marker))
+        },
     ]
 
     @Test func hostileResponsesStayInTheirOwnExchange() async throws {
@@ -77,6 +83,8 @@ struct ResponseFramingTests {
     /// Sends the hostile request and two ordinary ones back to back on one connection and parses all three answers.
     static func pipeline(_ hostileCase: Case, at url: String) async throws {
         let authority = url.replacingOccurrences(of: "http://", with: "")
+        let clock = ContinuousClock()
+        let start = clock.now
         let (hostile, ok, echo, rest) = try await blocking {
             let connection = try RawHTTPConnection(url: url)
             try connection.send(
@@ -89,6 +97,9 @@ struct ResponseFramingTests {
             return (hostile, ok, echo, try connection.readToEnd())
         }
         #expect(hostile.status == hostileCase.status, "\(hostileCase) at \(url): \(hostile)")
+        if let within = hostileCase.within {
+            #expect(clock.now - start < within, "\(hostileCase) at \(url) took \(clock.now - start)")
+        }
         hostileCase.check(hostile)
         #expect(ok.status == 200 && ok.text == "fine", "after \(hostileCase) at \(url): \(ok)")
         #expect(echo.status == 200, "after \(hostileCase) at \(url): \(echo)")

@@ -111,7 +111,7 @@ struct InvocationHandler: Sendable {
         }
 
         // 4. The response: head, then body frames as they come, then the usage record, then the end. A head HTTP
-        // cannot carry fails this call alone (502); a body HTTP forbids is read from the worker and dropped.
+        // cannot carry fails this call alone (502) and stops the worker; a body HTTP forbids is read and dropped.
         let accepted: ResponseHeadPolicy.Accepted
         switch ResponseHeadPolicy().check(
             status: head.status, headers: head.headers, method: request.method,
@@ -120,10 +120,10 @@ struct InvocationHandler: Sendable {
         case .success(let head):
             accepted = head
         case .failure(let rejected):
-            let ending = await drainResponse(from: worker)
-            let timedOut = worker.end()
+            // The worker is stopped rather than drained: whatever else it would send is never read or waited for.
+            _ = worker.end()
             call.exec = clock.now - dispatched
-            pool.release(lease, reusable: !timedOut && ending.isCleanEnd)
+            pool.release(lease, reusable: false)
             call.finish(
                 .functionError, httpStatus: VergeError.Code.invalidResponse.status, clock: clock, arrival: arrival)
             logger.info("function response rejected", metadata: ["reason": "\(rejected)"])
@@ -218,14 +218,6 @@ struct InvocationHandler: Sendable {
         case clientAborted
         case ended
 
-        /// The worker finished the call as the protocol says and can take another.
-        var isCleanEnd: Bool {
-            switch self {
-            case .ended, .failed: true
-            default: false
-            }
-        }
-
         var description: String {
             switch self {
             case .sent: "sent"
@@ -289,24 +281,6 @@ struct InvocationHandler: Sendable {
             }
         } catch {
             return .broken("\(error)")
-        }
-    }
-
-    /// Reads the rest of a response whose head was rejected, so the worker ends its call cleanly and can serve
-    /// the next one; nothing of it goes anywhere. The deadline bounds the wait.
-    private func drainResponse(from worker: WorkerProcess) async -> WorkerOutcome {
-        while true {
-            let frame: WireFrame?
-            do { frame = try await worker.receive() } catch { return .broken("\(error)") }
-            guard let frame else { return .exited }
-            switch frame.kind {
-            case .responseBody: continue
-            case .responseEnd: return .ended
-            case .invocationError:
-                return .failed(
-                    (try? frame.decode(FailureReport.self)) ?? FailureReport(type: "Error", message: "unknown"))
-            default: return .broken("unexpected \(frame.kind) inside a response")
-            }
         }
     }
 

@@ -4,7 +4,10 @@ hostile function could by writing its own frames.
 
 Cases: 204-body, 304-body, 1xx, head-body (any body; call it with HEAD), framing (content-length and
 transfer-encoding of its own), crlf (CR/LF in a header value), bad-name (a space in a header name), huge-header
-(one 100 KiB header), many-headers (1000 headers), ok (a plain 200 "fine")."""
+(one 100 KiB header), many-headers (1000 headers), slow-after-bad-head (CR/LF in a value, then a body that takes
+20 s to stream), ok (a plain 200 "fine")."""
+
+import time
 
 import verge._worker as _worker
 from verge import Response
@@ -13,8 +16,11 @@ MARKER = "HOSTILE-BYTES-" * 4
 
 
 def _unchecked_prepare(result):
-    body = result.body.encode("utf-8") if isinstance(result.body, str) else bytes(result.body)
-    return result.status, [[name, value] for name, value in result.headers], body, "text/plain"
+    headers = [[name, value] for name, value in result.headers]
+    if isinstance(result.body, (str, bytes)):
+        body = result.body.encode("utf-8") if isinstance(result.body, str) else result.body
+        return result.status, headers, body, "text/plain"
+    return result.status, headers, iter(result.body), None
 
 
 _worker.prepare = _unchecked_prepare
@@ -42,4 +48,10 @@ def handle(request):
         return Response(MARKER, status=200, headers=[["x-huge", "h" * 100 * 1024]])
     if case == "many-headers":
         return Response(MARKER, status=200, headers=[[f"x-h{index}", "1"] for index in range(1000)])
+    if case == "slow-after-bad-head":
+        def slowly():
+            for _ in range(40):
+                time.sleep(0.5)
+                yield MARKER
+        return Response(slowly(), status=200, headers=[["x-note", "a\r\nb"]])
     return Response("fine", status=200, headers=[["content-type", "text/plain"]])
