@@ -218,7 +218,7 @@ public final class Gateway: Service, Sendable {
             }
             let peerIP = peer?.ipAddress ?? "unknown"
             upstream.headers.add(name: "x-forwarded-for", value: forwardedFor.map { "\($0), \(peerIP)" } ?? peerIP)
-            upstream.headers.add(name: "x-forwarded-proto", value: "http")
+            upstream.headers.add(name: "x-forwarded-proto", value: configuration.tls.serves ? "https" : "http")
             if let host = request.head.authority { upstream.headers.add(name: "x-forwarded-host", value: host) }
             upstream.headers.add(name: VergeHeaders.clientLatitude, value: "\(client.location.latitude)")
             upstream.headers.add(name: VergeHeaders.clientLongitude, value: "\(client.location.longitude)")

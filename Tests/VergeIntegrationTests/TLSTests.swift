@@ -45,6 +45,8 @@ struct TLSTests {
                     let response = try? await TestHTTP.get(gatewayURL + "/echo", trusting: files.ca)
                     return response?.status == 200 && response?.header("x-verge-host") == "fra"
                 })
+            let echoed = try await TestHTTP.get(gatewayURL + "/echo", trusting: files.ca).json()
+            #expect((echoed["headers"] as? [String: Any])?["x-forwarded-proto"] as? String == "https")
 
             // A certificate from another CA is refused: by the CLI, by an HTTPS client, by a host.
             let refused = try await CommandRunner.verge(["functions", "--api", api, "--tls-ca", wrong.ca])
