@@ -1,7 +1,9 @@
 /// Token buckets by caller: a pure state machine, fed the time by its owner.
 struct TokenBuckets: Sendable {
     let limit: RateLimit
-    /// Most callers remembered; beyond it, buckets that are full again are forgotten (they hold no information).
+    /// Most callers remembered. Beyond it, buckets that are full again are forgotten (they hold no information);
+    /// if that is not enough (a flood of new callers), the least recently seen go until half remain, so memory
+    /// stays bounded and the clean-up runs rarely.
     var maxCallers = 10_000
     private var buckets: [String: (tokens: Double, at: Double)] = [:]
 
@@ -31,5 +33,8 @@ struct TokenBuckets: Sendable {
         buckets = buckets.filter { _, bucket in
             bucket.tokens + (now - bucket.at) * limit.perSecond < Double(limit.burst)
         }
+        guard buckets.count > maxCallers * 9 / 10 else { return }
+        let keep = buckets.sorted { $0.value.at > $1.value.at }.prefix(maxCallers / 2)
+        buckets = Dictionary(uniqueKeysWithValues: keep.map { ($0.key, $0.value) })
     }
 }

@@ -23,10 +23,17 @@ import Testing
         // Much later every bucket is full again: remembering them holds no information.
         _ = buckets.take("new", now: 1000)
         #expect(buckets.callers <= 2)
-        // A caller that is still limited is remembered.
-        _ = buckets.take("busy", now: 1000)
-        for index in 0..<20 { _ = buckets.take("other-\(index)", now: 1000) }
-        #expect(buckets.take("busy", now: 1000) != nil)
+    }
+
+    @Test func aFloodOfNewCallersKeepsMemoryBounded() {
+        var buckets = TokenBuckets(limit: RateLimit(perSecond: 0.001, burst: 1))
+        buckets.maxCallers = 100
+        for index in 0..<10_000 {
+            _ = buckets.take("flood-\(index)", now: Double(index) / 1000)
+            #expect(buckets.callers <= 101)
+        }
+        // The most recent callers are still limited.
+        #expect(buckets.take("flood-9999", now: 10) != nil)
     }
 }
 
