@@ -16,7 +16,8 @@ struct TLSTests {
         var components: [ComponentProcess] = []
         do {
             let controlPlane = try await ComponentProcess.start(
-                ["control-plane", "--api", "127.0.0.1:0", "--data", scratch.path + "/cp"] + key + tls,
+                ["control-plane", "--api", "127.0.0.1:0", "--data", scratch.path + "/cp", "--connection-idle-timeout", "2"]
+                    + key + tls,
                 logPath: scratch.path + "/cp.log")
             components.append(controlPlane)
             let api = try #require(controlPlane.ready["api"])
@@ -67,6 +68,9 @@ struct TLSTests {
                     let log = (try? String(contentsOfFile: scratch.path + "/iad.log", encoding: .utf8)) ?? ""
                     return log.contains("control plane unreachable")
                 })
+            // A connection that never starts its TLS handshake is closed by the idle timeout.
+            let silent = try RawHTTPConnection(url: api.replacingOccurrences(of: "https://", with: "http://"))
+            #expect(try await blocking { silent.waitForClose() })
             // Plain HTTP on a TLS port gets no HTTP answer.
             let plain = try? await TestHTTP.request(
                 api.replacingOccurrences(of: "https://", with: "http://") + "/v1/health")
