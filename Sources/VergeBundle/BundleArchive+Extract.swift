@@ -22,7 +22,7 @@ extension BundleArchive {
         to directory: String,
         limits: BundleLimits = .default
     ) throws(VergeError) -> Manifest {
-        let checked = try CheckedArchive(archive, limits: limits)
+        let checked = try CheckedArchive(Data(archive), limits: limits)
 
         let target = URL(fileURLWithPath: directory).standardizedFileURL
         let targetPath = target.path

@@ -16,7 +16,22 @@ extension BundleArchive {
     /// - every file's data inflate to exactly its declared size with a matching CRC-32; reading stops as soon as
     ///   an entry produces more than it declared, so a lying header cannot bomb.
     public static func inspect(_ archive: [UInt8], limits: BundleLimits = .default) throws(VergeError) -> Manifest {
-        let checked = try CheckedArchive(archive, limits: limits)
+        try inspect(CheckedArchive(Data(archive), limits: limits), limits: limits)
+    }
+
+    /// Validates the archive in the file at `path` like ``inspect(_:limits:)``, reading it through a memory map:
+    /// the archive is never copied into memory as a whole, so an upload can go to disk first and be checked there.
+    public static func inspect(fileAt path: String, limits: BundleLimits = .default) throws(VergeError) -> Manifest {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+        } catch {
+            throw VergeError(.internalError, "cannot read bundle file \(Quoted.single(path))", underlying: error)
+        }
+        return try inspect(CheckedArchive(data, limits: limits), limits: limits)
+    }
+
+    private static func inspect(_ checked: CheckedArchive, limits: BundleLimits) throws(VergeError) -> Manifest {
         var budget = limits.maxUncompressedBytes
         for entry in checked.entries where !entry.isDirectory {
             try checked.readFile(entry, budget: &budget) { _ throws(VergeError) in }
@@ -38,11 +53,12 @@ struct ArchiveEntry {
 /// An archive whose structure, paths, types, declared sizes and manifest passed every check. File contents are
 /// checked as they are read with ``readFile(_:budget:into:)``.
 struct CheckedArchive {
-    let bytes: [UInt8]
+    /// Indexed from 0; possibly a memory map of a file.
+    let bytes: Data
     let entries: [ArchiveEntry]
     let manifest: Manifest
 
-    init(_ bytes: [UInt8], limits: BundleLimits) throws(VergeError) {
+    init(_ bytes: Data, limits: BundleLimits) throws(VergeError) {
         guard bytes.count <= limits.maxArchiveBytes else {
             throw VergeError(
                 .payloadTooLarge,
@@ -52,7 +68,7 @@ struct CheckedArchive {
         let layout = try ZipLayout(bytes, maxEntries: limits.maxFiles)
         let archive: Archive
         do {
-            archive = try Archive(data: Data(bytes), accessMode: .read)
+            archive = try Archive(data: bytes, accessMode: .read)
         } catch {
             throw VergeError(.invalidBundle, "bundle is not a zip archive", underlying: error)
         }
@@ -115,7 +131,7 @@ struct CheckedArchive {
 
     private static func readFile(
         _ entry: ArchiveEntry,
-        of bytes: [UInt8],
+        of bytes: Data,
         budget: inout Int,
         into consumer: (Data) throws(VergeError) -> Void
     ) throws(VergeError) {
@@ -222,7 +238,7 @@ struct CheckedArchive {
     }
 
     private static func readManifest(
-        _ bytes: [UInt8],
+        _ bytes: Data,
         _ entries: [ArchiveEntry],
         isDirectoryByPath: [BundlePath.Key: Bool]
     ) throws(VergeError) -> Manifest {

@@ -167,7 +167,7 @@ extension Manifest {
     }
 
     /// `^[A-Z_][A-Z0-9_]{0,127}$`
-    private static func isEnvName(_ text: String) -> Bool {
+    static func isEnvName(_ text: String) -> Bool {
         let bytes = Array(text.utf8)
         guard (1...128).contains(bytes.count), !isDigit(bytes[0]) else { return false }
         return bytes.allSatisfy {

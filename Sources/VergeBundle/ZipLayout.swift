@@ -1,3 +1,4 @@
+import Foundation
 import VergeCore
 
 /// A bounds-checked map of a zip archive's structure, made before ZIPFoundation reads the archive.
@@ -42,7 +43,7 @@ struct ZipLayout {
     private static let centralRecordSize = 46
     private static let localHeaderSize = 30
 
-    init(_ bytes: [UInt8], maxEntries: Int) throws(VergeError) {
+    init(_ bytes: Data, maxEntries: Int) throws(VergeError) {
         let reader = Reader(bytes: bytes)
         let end = try Self.findEndRecord(reader)
 
@@ -186,7 +187,8 @@ struct ZipLayout {
 
     /// Little-endian integers at offsets that are checked against the end of the archive.
     private struct Reader {
-        let bytes: [UInt8]
+        /// Indexed from 0 (a `Data` of its own, not a slice).
+        let bytes: Data
 
         func u16(_ offset: Int) throws(VergeError) -> UInt16 {
             guard offset >= 0, offset + 2 <= bytes.count else { throw ZipLayout.damaged("it is cut short") }

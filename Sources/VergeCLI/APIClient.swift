@@ -18,6 +18,10 @@ struct APIClient: Sendable {
         try decode(type, try await send(path, method: .POST, body: body, contentType: contentType))
     }
 
+    func put<T: Decodable>(_ path: String, body: [UInt8], contentType: String, as type: T.Type) async throws -> T {
+        try decode(type, try await send(path, method: .PUT, body: body, contentType: contentType))
+    }
+
     func delete<T: Decodable>(_ path: String, as type: T.Type) async throws -> T {
         try decode(type, try await send(path, method: .DELETE))
     }

@@ -34,8 +34,37 @@ struct ClusterConfig: Decodable, Sendable {
     /// Functions are reachable through the gateway at `FUNCTION.TENANT.DOMAIN`.
     var domain: String = "localhost"
 
+
+    var maxConnections: Int = ListenerLimits.default.maxConnections
+    var connectionIdleTimeoutSeconds: Double = 60
+    var writeRatePerSecond: Double = 10
+    var writeBurst: Int = 30
+    var tlsCertificate: String?
+    var tlsKey: String?
+    var tlsCA: String?
+
+    /// TLS for every listener of the cluster and the CA its components trust for one another.
+    var tls: TLSSettings {
+        TLSSettings(
+            certificateFile: tlsCertificate.map(RuntimeLocator.absolute), keyFile: tlsKey.map(RuntimeLocator.absolute),
+            caFile: tlsCA.map(RuntimeLocator.absolute))
+    }
+
+    /// The connection cap and idle timeout every listener of the cluster gets.
+    var listener: ListenerLimits {
+        ListenerLimits(
+            maxConnections: maxConnections, idleTimeout: .milliseconds(Int64(connectionIdleTimeoutSeconds * 1000)))
+    }
+
     enum CodingKeys: String, CodingKey, CaseIterable {
         case gateway, api, hosts, python, isolation, domain
+        case maxConnections = "max_connections"
+        case connectionIdleTimeoutSeconds = "connection_idle_timeout_s"
+        case writeRatePerSecond = "write_rate_per_s"
+        case writeBurst = "write_burst"
+        case tlsCertificate = "tls_cert"
+        case tlsKey = "tls_key"
+        case tlsCA = "tls_ca"
         case trustedProxies = "trusted_proxies"
         case defaultLocation = "default_location"
         case idleTimeoutSeconds = "idle_timeout_s"
@@ -71,6 +100,16 @@ struct ClusterConfig: Decodable, Sendable {
         maxMemoryMB = try container.decodeIfPresent(Int.self, forKey: .maxMemoryMB)
         maxQueuedCalls = try container.decodeIfPresent(Int.self, forKey: .maxQueuedCalls)
         domain = try container.decodeIfPresent(String.self, forKey: .domain) ?? defaults.domain
+        maxConnections = try container.decodeIfPresent(Int.self, forKey: .maxConnections) ?? defaults.maxConnections
+        connectionIdleTimeoutSeconds =
+            try container.decodeIfPresent(Double.self, forKey: .connectionIdleTimeoutSeconds)
+            ?? defaults.connectionIdleTimeoutSeconds
+        writeRatePerSecond =
+            try container.decodeIfPresent(Double.self, forKey: .writeRatePerSecond) ?? defaults.writeRatePerSecond
+        writeBurst = try container.decodeIfPresent(Int.self, forKey: .writeBurst) ?? defaults.writeBurst
+        tlsCertificate = try container.decodeIfPresent(String.self, forKey: .tlsCertificate)
+        tlsKey = try container.decodeIfPresent(String.self, forKey: .tlsKey)
+        tlsCA = try container.decodeIfPresent(String.self, forKey: .tlsCA)
         try validate()
     }
 
@@ -94,6 +133,14 @@ struct ClusterConfig: Decodable, Sendable {
         guard (10...60_000).contains(syncIntervalMs) else {
             throw VergeCLIError("sync_interval_ms must be between 10 and 60000")
         }
+        guard maxConnections >= 1 else { throw VergeCLIError("max_connections must be at least 1") }
+        guard connectionIdleTimeoutSeconds > 0, connectionIdleTimeoutSeconds <= 3600 else {
+            throw VergeCLIError("connection_idle_timeout_s must be between 0 and 3600")
+        }
+        guard writeRatePerSecond > 0, writeBurst >= 1 else {
+            throw VergeCLIError("write_rate_per_s must be above 0 and write_burst at least 1")
+        }
+        do { try tls.validate() } catch { throw VergeCLIError("tls_cert/tls_key/tls_ca: \(error.message)") }
         var host = HostConfiguration(name: "check", location: GeoPoint(0, 0), dataDirectory: "", runtimeDirectory: "")
         applyCapacity(to: &host)
         do { try host.validateCapacity() } catch { throw VergeCLIError(error.message) }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -16,6 +17,48 @@ struct ComponentOptions: ParsableArguments {
 
     @Flag(name: .customLong("stop-on-stdin-eof"), help: "Shut down when standard input closes.")
     var stopOnStdinEOF = false
+
+    @Option(name: .customLong("max-connections"), help: "Most open connections on the listener (default 1024).")
+    var maxConnections: Int = ListenerLimits.default.maxConnections
+
+    @Option(
+        name: .customLong("connection-idle-timeout"),
+        help: "Seconds a connection without a request in progress stays open (default 60).")
+    var connectionIdleTimeout: Double = 60
+
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate chain to serve TLS with (needs --tls-key).")
+    var tlsCertificate: String?
+
+    @Option(name: .customLong("tls-key"), help: "PEM private key of --tls-cert.")
+    var tlsKey: String?
+
+    @Option(
+        name: .customLong("tls-ca"),
+        help: "PEM CA certificates trusted when calling the cluster's other components (or set VERGE_TLS_CA).")
+    var tlsCA: String? = ProcessInfo.processInfo.environment["VERGE_TLS_CA"]
+
+    /// The TLS settings, checked (every file loads), and `HTTPClient.verge` set to trust the CA.
+    func tls() throws -> TLSSettings {
+        let settings = TLSSettings(
+            certificateFile: tlsCertificate.map(RuntimeLocator.absolute), keyFile: tlsKey.map(RuntimeLocator.absolute),
+            caFile: tlsCA.map(RuntimeLocator.absolute))
+        do {
+            try settings.validate()
+            try HTTPClient.useVergeTrust(settings)
+        } catch {
+            throw ValidationError(error.message)
+        }
+        return settings
+    }
+
+    func listener() throws -> ListenerLimits {
+        guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        guard connectionIdleTimeout > 0, connectionIdleTimeout <= 3600 else {
+            throw ValidationError("--connection-idle-timeout must be between 0 and 3600 seconds")
+        }
+        return ListenerLimits(
+            maxConnections: maxConnections, idleTimeout: .milliseconds(Int64(connectionIdleTimeout * 1000)))
+    }
 
     func address(_ text: String, _ flag: String) throws -> BindAddress {
         guard let address = BindAddress(text) else {
@@ -66,12 +109,27 @@ struct ControlPlaneCommand: AsyncParsableCommand {
     )
     @Option(help: "API address HOST:PORT.") var api: String = "127.0.0.1:8787"
     @Option(help: "Data directory.") var data: String = ".verge/control"
+    @Option(
+        name: .customLong("secret-key-file"),
+        help: "Key that seals secrets at rest (created 0600 when absent). Default: DATA/secret.key.")
+    var secretKeyFile: String?
+    @Option(name: .customLong("write-rate"), help: "API writes allowed per second per token (default 10).")
+    var writeRate: Double = 10
+    @Option(name: .customLong("write-burst"), help: "API writes one token may make at once (default 30).")
+    var writeBurst: Int = 30
     @OptionGroup var options: ComponentOptions
 
     func run() async throws {
         let (logger, registry) = ProcessBootstrap.start(logLevel: options.logLevel)
         var configuration = ControlPlaneConfiguration(dataDirectory: RuntimeLocator.absolute(data))
         configuration.bind = try options.address(api, "api")
+        configuration.secretKeyFile = secretKeyFile.map(RuntimeLocator.absolute)
+        configuration.listener = try options.listener()
+        configuration.tls = try options.tls()
+        guard writeRate > 0, writeBurst >= 1 else {
+            throw ValidationError("--write-rate must be above 0 and --write-burst at least 1")
+        }
+        configuration.writeRateLimit = RateLimit(perSecond: writeRate, burst: writeBurst)
         let controlPlane = try ControlPlane(
             configuration: configuration, logger: logger, metricsText: { registry.emitToString() })
         if controlPlane.createdAdminToken {
@@ -129,6 +187,8 @@ struct HostCommand: AsyncParsableCommand {
         configuration.controlPlaneURL = controlPlane
         configuration.advertiseURL = advertiseURL
         configuration.joinToken = try ClusterJoin.secret(file: joinTokenFile, variable: "VERGE_JOIN_TOKEN")
+        configuration.listener = try options.listener()
+        configuration.tls = try options.tls()
         configuration.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
         if let python { configuration.python = python }
         configuration.isolationSettings.level = isolation
@@ -184,6 +244,8 @@ struct GatewayCommand: AsyncParsableCommand {
                 "the gateway has no credential (\(configuration.credentialFile)): create a join token with `verge join-tokens create --role gateway` and pass it with --join-token-file or VERGE_JOIN_TOKEN"
             )
         }
+        configuration.listener = try options.listener()
+        configuration.tls = try options.tls()
         let gateway = Gateway(configuration: configuration, logger: logger)
         try await runServices([gateway], stopOnStdinEOF: options.stopOnStdinEOF, logger: logger) {
             "gateway=\(await gateway.listenAddress.url())"

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
@@ -121,6 +122,11 @@ struct LocalCluster {
     ) throws {
         var controlPlaneConfiguration = ControlPlaneConfiguration(dataDirectory: dataDirectory + "/control")
         controlPlaneConfiguration.bind = cluster.api
+        controlPlaneConfiguration.listener = cluster.listener
+        controlPlaneConfiguration.tls = cluster.tls
+        do { try HTTPClient.useVergeTrust(cluster.tls) } catch { throw VergeCLIError(error.message) }
+        controlPlaneConfiguration.writeRateLimit = RateLimit(
+            perSecond: cluster.writeRatePerSecond, burst: cluster.writeBurst)
         controlPlane = try ControlPlane(
             configuration: controlPlaneConfiguration, logger: logger.withLabel("control-plane"),
             metricsText: metricsText
@@ -138,6 +144,8 @@ struct LocalCluster {
             configuration.idleTimeout = .milliseconds(Int64(cluster.idleTimeoutSeconds * 1000))
             if !cluster.python.isEmpty { configuration.python = cluster.python }
             configuration.credential = try controlPlane.issueHostCredential(name: host.name).token
+            configuration.listener = cluster.listener
+            configuration.tls = cluster.tls
             configuration.syncInterval = .milliseconds(cluster.syncIntervalMs)
             configuration.isolationSettings.level = cluster.isolation
             cluster.applyCapacity(to: &configuration)
@@ -151,6 +159,8 @@ struct LocalCluster {
         gatewayConfiguration.defaultLocation = cluster.defaultLocation
         gatewayConfiguration.credential = try controlPlane.issueGatewayCredential(label: "local-gateway").token
         gatewayConfiguration.domain = cluster.domain
+        gatewayConfiguration.listener = cluster.listener
+        gatewayConfiguration.tls = cluster.tls
         gateway = Gateway(configuration: gatewayConfiguration, logger: logger.withLabel("gateway"))
         self.logger = logger
     }

@@ -1,5 +1,7 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
+import VergeHTTP
 
 /// `verge`: run a local cluster, deploy functions, read usage.
 public struct VergeCommand: AsyncParsableCommand {
@@ -9,7 +11,8 @@ public struct VergeCommand: AsyncParsableCommand {
         subcommands: [
             DevCommand.self, DeployCommand.self, FunctionsCommand.self, VersionsCommand.self, RollbackCommand.self,
             DeleteCommand.self, LogsCommand.self, UsageCommand.self, HostsCommand.self, TenantsCommand.self,
-            TokensCommand.self, JoinTokensCommand.self, ControlPlaneCommand.self, HostCommand.self, GatewayCommand.self,
+            TokensCommand.self, JoinTokensCommand.self, SecretsCommand.self, ControlPlaneCommand.self,
+            HostCommand.self, GatewayCommand.self,
         ]
     )
 
@@ -26,11 +29,23 @@ struct APIOptions: ParsableArguments {
         help: "API token (or set VERGE_TOKEN). Default: the one stored for this URL in the user's credentials file.")
     var token: String? = ProcessInfo.processInfo.environment["VERGE_TOKEN"]
 
+    @Option(
+        name: .customLong("tls-ca"),
+        help: "PEM CA certificates to trust for an https control plane (or set VERGE_TLS_CA).")
+    var tlsCA: String? = ProcessInfo.processInfo.environment["VERGE_TLS_CA"]
+
     var client: APIClient {
-        let url = CLICredentials.key(api)
-        let given = token?.trimmingCharacters(in: .whitespacesAndNewlines)
-        return APIClient(
-            baseURL: url, token: given.flatMap { $0.isEmpty ? nil : $0 } ?? CLICredentials.standard.token(for: url))
+        get throws {
+            do {
+                try HTTPClient.useVergeTrust(TLSSettings(caFile: tlsCA))
+            } catch {
+                throw VergeCLIError(error.message)
+            }
+            let url = CLICredentials.key(api)
+            let given = token?.trimmingCharacters(in: .whitespacesAndNewlines)
+            return APIClient(
+                baseURL: url, token: given.flatMap { $0.isEmpty ? nil : $0 } ?? CLICredentials.standard.token(for: url))
+        }
     }
 }
 

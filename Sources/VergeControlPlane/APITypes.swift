@@ -66,3 +66,19 @@ public struct FunctionDetail: Codable, Sendable {
         case liveEverywhere = "live_everywhere"
     }
 }
+
+/// A secret as the API shows it: its name and when it was last set, never its value.
+public struct SecretSummary: Codable, Sendable, Equatable {
+    public var name: String
+    public var updatedAtMs: Int64
+
+    enum CodingKeys: String, CodingKey {
+        case name
+        case updatedAtMs = "updated_at_ms"
+    }
+
+    public init(name: String, updatedAtMs: Int64) {
+        self.name = name
+        self.updatedAtMs = updatedAtMs
+    }
+}

@@ -23,6 +23,8 @@ public final class ControlPlane: Service, Sendable {
     public var adminTokenPath: String { configuration.dataDirectory + "/admin-token" }
     /// Whether this start created the `default` tenant and its admin token (the first start on this data).
     public let createdAdminToken: Bool
+    let secrets: SecretBox
+    let logQueries = LogQueries()
     private let logger: Logger
     private let metricsText: @Sendable () -> String
 
@@ -45,6 +47,9 @@ public final class ControlPlane: Service, Sendable {
             createdAdminToken = false
         }
         self.bundles = try BundleStore(directory: configuration.dataDirectory + "/bundles")
+        self.secrets = SecretBox(
+            key: try SecretKeyFile.loadOrCreate(
+                path: configuration.secretKeyFile ?? configuration.dataDirectory + "/secret.key"))
         self.logger = logger
         self.metricsText = metricsText
     }
@@ -52,10 +57,11 @@ public final class ControlPlane: Service, Sendable {
     public func run() async throws {
         let router = Router(context: VergeRequestContext.self)
         router.add(middleware: VergeErrorMiddleware())
+        router.add(middleware: WriteRateLimitMiddleware(limit: configuration.writeRateLimit))
         ControlPlaneAPI(controlPlane: self, metricsText: metricsText).register(on: router)
-        let app = HTTPServer.application(
+        let app = try HTTPServer.application(
             responder: router.buildResponder(), bind: configuration.bind, name: "verge-control-plane",
-            listenAddress: listenAddress, logger: logger
+            listenAddress: listenAddress, limits: configuration.listener, tls: configuration.tls, logger: logger
         )
         try await app.run()
     }
@@ -96,7 +102,8 @@ struct BundleStore: Sendable {
         }
     }
 
+    /// The bundle, memory-mapped: reading it copies nothing into memory until it is sent.
     func read(_ version: String) -> Data? {
-        FileManager.default.contents(atPath: path(version))
+        try? Data(contentsOf: URL(fileURLWithPath: path(version)), options: .alwaysMapped)
     }
 }

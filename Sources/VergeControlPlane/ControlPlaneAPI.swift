@@ -84,7 +84,8 @@ struct ControlPlaneAPI: Sendable {
             try HostAddress.validateAdvertised(status.url)
             try await store.bindHostURL(credentialID: principal.credentialID, url: status.url)
             try await store.recordHost(status)
-            return try Response.json(try await store.desiredState(trustedCallers: try await trustedCallers()))
+            return try Response.json(
+                try await withSecretsVersions(try await store.desiredState(trustedCallers: try await trustedCallers())))
         }
         router.post("/v1/internal/usage") { request, _ in
             let principal = try await authorize(request, .host)
@@ -97,6 +98,7 @@ struct ControlPlaneAPI: Sendable {
             let result = try await store.usage.ingest(batch.records)
             return try Response.json(result)
         }
+        registerSecrets(on: router)
         router.get("/v1/bundles/:version") { request, context in
             _ = try await authorize(request, .host)
             let version = try context.parameters.require("version")
@@ -105,9 +107,7 @@ struct ControlPlaneAPI: Sendable {
                 let data = controlPlane.bundles.read(version)
             else { throw VergeError(.notFound, "no bundle \(version)") }
             return Response(
-                status: .ok, headers: [.contentType: "application/zip"],
-                body: .init(byteBuffer: ByteBuffer(bytes: data))
-            )
+                status: .ok, headers: [.contentType: "application/zip"], body: BundleStore.streamed(data))
         }
     }
 
@@ -120,26 +120,24 @@ struct ControlPlaneAPI: Sendable {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
             throw VergeError(.payloadTooLarge, "bundle is \(length) bytes; the limit is \(limit)")
         }
-        var request = request
-        let body: ByteBuffer
+        // Streamed to a file and checked there: no whole-bundle copy in memory.
+        let upload = try await controlPlane.bundles.receive(request.body, limit: limit)
         do {
-            body = try await request.collectBody(upTo: limit)
+            let manifest = try BundleArchive.inspect(fileAt: upload.path, limits: configuration.bundleLimits)
+            guard manifest.name == name else {
+                throw VergeError(
+                    .invalidBundle, "verge.json names the function '\(manifest.name)' but it was uploaded as '\(name)'")
+            }
+            try controlPlane.bundles.commit(upload)
+            let activate = request.uri.queryParameters["activate"].map { $0 != "false" } ?? true
+            let summary = try await store.addVersion(
+                tenant: tenant, manifest: manifest, version: upload.version, size: upload.size, activate: activate
+            )
+            return try Response.json(summary, status: .created)
         } catch {
-            throw VergeError(.payloadTooLarge, "bundle exceeds the limit of \(limit) bytes")
+            controlPlane.bundles.discard(upload)
+            throw error
         }
-        let bytes = Array(body.readableBytesView)
-        let manifest = try BundleArchive.inspect(bytes, limits: configuration.bundleLimits)
-        guard manifest.name == name else {
-            throw VergeError(
-                .invalidBundle, "verge.json names the function '\(manifest.name)' but it was uploaded as '\(name)'")
-        }
-        let version = BundleArchive.sha256Hex(bytes)
-        try controlPlane.bundles.write(bytes, version: version)
-        let activate = request.uri.queryParameters["activate"].map { $0 != "false" } ?? true
-        let summary = try await store.addVersion(
-            tenant: tenant, manifest: manifest, version: version, size: bytes.count, activate: activate
-        )
-        return try Response.json(summary, status: .created)
     }
 
     private func function(_ request: Request, _ context: VergeRequestContext) async throws -> Response {
@@ -214,7 +212,11 @@ struct ControlPlaneAPI: Sendable {
             throw VergeError(.functionNotFound, "no function named '\(name)'")
         }
         let query = request.uri.queryParameters
-        let limit = try integer(query["limit"], name: "limit", default: 100, range: 1...10_000)
+        let limit = try integer(query["limit"], name: "limit", default: 100, range: 1...Int64(LogQueries.maxLines))
+        guard controlPlane.logQueries.enter() else {
+            throw VergeError(.overloaded, "\(LogQueries.maxConcurrent) log queries are running; retry in a moment")
+        }
+        defer { controlPlane.logQueries.leave() }
         var path = "/_verge/logs?tenant=\(tenant)&function=\(name)&limit=\(limit)"
         if let invocation = query["invocation"] {
             guard invocation.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }),
@@ -233,7 +235,7 @@ struct ControlPlaneAPI: Sendable {
                     request.headers.add(name: VergeHeaders.credential, value: credential)
                     guard let response = try? await HTTPClient.verge.execute(request, timeout: .seconds(5)),
                         response.status == .ok,
-                        let body = try? await response.body.collect(upTo: 32 * 1024 * 1024),
+                        let body = try? await response.body.collect(upTo: LogQueries.maxBytesPerHost),
                         let lines = try? JSONCoding.decoder.decode([LogLine].self, from: Data(body.readableBytesView))
                     else { return [] }
                     return lines
@@ -255,7 +257,7 @@ struct ControlPlaneAPI: Sendable {
             + [TrustedCaller(hash: controlPlane.peerCredential.hash, role: .controlPlane)]
     }
 
-    private func functionName(_ context: VergeRequestContext) throws -> String {
+    func functionName(_ context: VergeRequestContext) throws -> String {
         let name = try context.parameters.require("name")
         guard FunctionName.isValid(name) else {
             throw VergeError(

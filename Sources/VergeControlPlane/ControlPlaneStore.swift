@@ -50,6 +50,7 @@ final class ControlPlaneStore: Sendable {
         }
         UsageStore.registerMigrations(&migrator)
         Self.registerCredentialMigrations(&migrator)
+        Self.registerSecretMigrations(&migrator)
         try migrator.migrate(database)
         usage = UsageStore(database: database)
     }

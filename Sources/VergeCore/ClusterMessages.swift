@@ -74,11 +74,20 @@ public struct DesiredState: Codable, Sendable, Equatable {
         public var name: String
         /// SHA-256 of the bundle; fetched from `GET /v1/bundles/{version}` and verified.
         public var version: String
+        /// Changes whenever one of the function's secrets is set or deleted; absent when it has none. The values
+        /// come from `GET /v1/internal/hosts/{host}/secrets/{function}`.
+        public var secretsVersion: String?
 
-        public init(tenant: String, name: String, version: String) {
+        enum CodingKeys: String, CodingKey {
+            case tenant, name, version
+            case secretsVersion = "secrets_version"
+        }
+
+        public init(tenant: String, name: String, version: String, secretsVersion: String? = nil) {
             self.tenant = tenant
             self.name = name
             self.version = version
+            self.secretsVersion = secretsVersion
         }
     }
 
@@ -182,4 +191,23 @@ public struct HostSummary: Codable, Sendable, Equatable {
         self.unshippedRecords = unshippedRecords
         self.functions = functions
     }
+}
+
+/// A function's secrets as the control plane delivers them to a host that runs it, over the cluster channel.
+public struct FunctionSecrets: Codable, Sendable, Equatable {
+    /// The `secrets_version` these values belong to; `nil` when the function has no secrets.
+    public var version: String?
+    /// Name → value. Never logged, never part of an error.
+    public var values: [String: String]
+
+    public init(version: String?, values: [String: String]) {
+        self.version = version
+        self.values = values
+    }
+}
+
+extension FunctionSecrets: CustomStringConvertible, CustomDebugStringConvertible {
+    /// Names only: a stray `"\(secrets)"` in a log line must not print a value.
+    public var description: String { "FunctionSecrets(\(values.keys.sorted()))" }
+    public var debugDescription: String { description }
 }

@@ -23,9 +23,12 @@ public struct VergeError: Error, Sendable, CustomStringConvertible {
         public static let tooManyRequests = Code("too_many_requests", status: 429)
         public static let forbidden = Code("forbidden", status: 403)
         public static let conflict = Code("conflict", status: 409)
+        public static let rateLimited = Code("rate_limited", status: 429)
         public static let functionError = Code("function_error", status: 500)
         public static let internalError = Code("internal_error", status: 500)
         public static let workerCrashed = Code("worker_crashed", status: 502)
+        /// The function answered with a head HTTP cannot carry (status, header names or values, sizes).
+        public static let invalidResponse = Code("invalid_response", status: 502)
         public static let initFailed = Code("init_failed", status: 502)
         public static let upstreamFailed = Code("upstream_failed", status: 502)
         public static let noHealthyHost = Code("no_healthy_host", status: 503)

@@ -56,6 +56,7 @@ public final class Gateway: Service, Sendable {
         )
         clientConfiguration.connectionPool = .init(
             idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        clientConfiguration.tlsConfiguration = try configuration.tls.clientConfiguration()
         // A refused connection fails at once so the call can move to the next host; no retrying the dead one.
         clientConfiguration.connectionPool.retryConnectionEstablishment = false
         let client = HTTPClient(
@@ -64,7 +65,8 @@ public final class Gateway: Service, Sendable {
             gateway: self, client: client, controlPlaneURL: controlPlaneURL, credential: credential)
         let proxy = Proxy(gateway: self, client: client, refresher: refresher, credential: credential)
         let http = try HTTPServer.streaming(
-            bind: configuration.bind, name: "verge-gateway", listenAddress: listenAddress, logger: logger
+            bind: configuration.bind, name: "verge-gateway", listenAddress: listenAddress,
+            limits: configuration.listener, tls: configuration.tls, logger: logger
         ) { request, writer, channel in
             try await proxy.forward(request, writer: writer, peer: channel.remoteAddress)
         }
@@ -186,8 +188,18 @@ public final class Gateway: Service, Sendable {
                 } catch {
                     return
                 }
+                // A host never sends a body HTTP forbids; should one arrive anyway, it is read and dropped here so
+                // no byte of it can reach the client's next exchange.
+                let status = Int(response.status.code)
+                let bodyAllowed = request.method != .head && status != 204 && status != 304
+                var dropped = 0
                 for try await chunk in response.body {
-                    try await body!.write(chunk)
+                    if bodyAllowed { try await body!.write(chunk) } else { dropped += chunk.readableBytes }
+                }
+                if dropped > 0 {
+                    gateway.logger.info(
+                        "response body dropped: HTTP allows none here",
+                        metadata: ["host.name": "\(route.host)", "http.status": "\(status)", "bytes": "\(dropped)"])
                 }
                 try await body!.finish(nil)
                 return
@@ -219,7 +231,7 @@ public final class Gateway: Service, Sendable {
             }
             let peerIP = peer?.ipAddress ?? "unknown"
             upstream.headers.add(name: "x-forwarded-for", value: forwardedFor.map { "\($0), \(peerIP)" } ?? peerIP)
-            upstream.headers.add(name: "x-forwarded-proto", value: "http")
+            upstream.headers.add(name: "x-forwarded-proto", value: gateway.configuration.tls.serves ? "https" : "http")
             if let host = request.head.authority { upstream.headers.add(name: "x-forwarded-host", value: host) }
             upstream.headers.add(name: VergeHeaders.clientLatitude, value: "\(client.location.latitude)")
             upstream.headers.add(name: VergeHeaders.clientLongitude, value: "\(client.location.longitude)")

@@ -33,6 +33,10 @@ public struct GatewayConfiguration: Sendable {
     public var requestTimeout: Duration = .seconds(1860)
     /// Time allowed to connect to a host. Default 2 s.
     public var connectTimeout: Duration = .seconds(2)
+    /// The listener's connection cap and idle timeout.
+    public var listener: ListenerLimits = .default
+    /// TLS for the listener (certificate and key) and the CA trusted when calling hosts and the control plane.
+    public var tls = TLSSettings()
 
     public init(controlPlaneURL: String) {
         self.controlPlaneURL = controlPlaneURL

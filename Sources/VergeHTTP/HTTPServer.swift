@@ -1,6 +1,7 @@
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -14,13 +15,17 @@ public enum HTTPServer {
         bind: BindAddress,
         name: String,
         listenAddress: ListenAddress,
+        limits: ListenerLimits = .default,
+        tls: TLSSettings = TLSSettings(),
         logger: Logger
-    ) -> some Service where Responder.Context == VergeRequestContext {
-        Application(
+    ) throws -> some Service where Responder.Context == VergeRequestContext {
+        let secure = tls.serves
+        return Application(
             responder: responder,
+            server: try serverBuilder(limits: limits, tls: tls, name: name, logger: logger),
             configuration: .init(address: .hostname(bind.host, port: bind.port), serverName: name),
             onServerRunning: { channel in
-                if let address = channel.localAddress { listenAddress.set(address) }
+                if let address = channel.localAddress { listenAddress.set(address, secure: secure) }
             },
             logger: logger
         )
@@ -35,24 +40,47 @@ public enum HTTPServer {
         bind: BindAddress,
         name: String,
         listenAddress: ListenAddress,
-        idleTimeout: Duration = .seconds(75),
+        limits: ListenerLimits = .default,
+        tls: TLSSettings = TLSSettings(),
         logger: Logger,
         responder: @escaping StreamingResponder
     ) throws -> any Service {
-        // Header limits well above what browsers send, well below what would let a client hog memory.
-        let http1 = HTTP1Channel.Configuration(
-            idleTimeout: TimeAmount(idleTimeout),
-            httpDecoderConfiguration: .init(
-                maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 64 * 1024, maxHeaderFieldCount: 200)
-        )
-        return try HTTPServerBuilder.http1(configuration: http1).buildServer(
+        let secure = tls.serves
+        return try serverBuilder(limits: limits, tls: tls, name: name, logger: logger).buildServer(
             configuration: .init(address: .hostname(bind.host, port: bind.port), serverName: name),
             eventLoopGroup: MultiThreadedEventLoopGroupProvider.shared,
             logger: logger,
             responder: responder,
             onServerRunning: { channel in
-                if let address = channel.localAddress { listenAddress.set(address) }
+                if let address = channel.localAddress { listenAddress.set(address, secure: secure) }
             }
+        )
+    }
+}
+
+extension HTTPServer {
+    /// HTTP/1.1, inside TLS when the settings have a certificate.
+    static func serverBuilder(
+        limits: ListenerLimits, tls: TLSSettings, name: String, logger: Logger
+    ) throws -> HTTPServerBuilder {
+        let http1 = HTTPServerBuilder.http1(configuration: http1Configuration(limits, name: name, logger: logger))
+        guard let configuration = try tls.serverConfiguration() else { return http1 }
+        return try .tls(http1, tlsConfiguration: configuration)
+    }
+
+    /// HTTP/1.1 with the listener's limits: its connection cap, its idle timeout, and header limits well above
+    /// what browsers send, well below what would let a client hog memory.
+    static func http1Configuration(
+        _ limits: ListenerLimits, name: String, logger: Logger
+    ) -> HTTP1Channel.Configuration {
+        var logger = logger
+        logger[metadataKey: "listener"] = "\(name)"
+        let limiter = ConnectionLimiter(limit: limits.maxConnections, logger: logger)
+        return HTTP1Channel.Configuration(
+            additionalChannelHandlers: [limiter.handler()],
+            idleTimeout: TimeAmount(limits.idleTimeout),
+            httpDecoderConfiguration: .init(
+                maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 64 * 1024, maxHeaderFieldCount: 200)
         )
     }
 }

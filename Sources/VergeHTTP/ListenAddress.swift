@@ -3,22 +3,22 @@ import VergeCore
 
 /// The address a server actually bound (port 0 becomes a real port), available once it listens.
 public final class ListenAddress: Sendable {
-    private let address = OneShot<SocketAddress>()
+    private let address = OneShot<(address: SocketAddress, secure: Bool)>()
 
     public init() {}
 
-    /// Called by the server once it is listening.
-    public func set(_ address: SocketAddress) { self.address.set(address) }
+    /// Called by the server once it is listening; `secure` when it speaks TLS.
+    public func set(_ address: SocketAddress, secure: Bool = false) { self.address.set((address, secure)) }
 
     /// Waits until the server listens.
-    public func wait() async -> SocketAddress { await address.wait() }
+    public func wait() async -> SocketAddress { await address.wait().address }
 
-    /// `http://ip:port` of the bound address.
+    /// `http://ip:port` (or `https://` with TLS) of the bound address.
     public func url() async -> String {
-        let address = await wait()
+        let (address, secure) = await self.address.wait()
         let ip = address.ipAddress ?? "127.0.0.1"
         let host = ip.contains(":") ? "[\(ip)]" : ip
-        return "http://\(host):\(address.port ?? 0)"
+        return "\(secure ? "https" : "http")://\(host):\(address.port ?? 0)"
     }
 }
 

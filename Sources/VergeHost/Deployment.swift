@@ -9,16 +9,51 @@ public struct Deployment: Sendable, Codable, Equatable {
     public var version: String
     public var manifest: Manifest
     public var bundleDirectory: String
+    /// The function's secrets, given to its workers as environment variables. Kept on disk only in files of mode
+    /// 0600; never logged (`description` lists names only).
+    public var secrets: [String: String]
+    /// The control plane's version of `secrets`; `nil` when the function has none.
+    public var secretsVersion: String?
 
-    public init(tenant: String, name: String, version: String, manifest: Manifest, bundleDirectory: String) {
+    public init(
+        tenant: String, name: String, version: String, manifest: Manifest, bundleDirectory: String,
+        secrets: [String: String] = [:], secretsVersion: String? = nil
+    ) {
         self.tenant = tenant
         self.name = name
         self.version = version
         self.manifest = manifest
         self.bundleDirectory = bundleDirectory
+        self.secrets = secrets
+        self.secretsVersion = secretsVersion
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case tenant, name, version, manifest, bundleDirectory, secrets, secretsVersion
+    }
+
+    /// Reads deployments saved before secrets existed too.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            tenant: try container.decode(String.self, forKey: .tenant),
+            name: try container.decode(String.self, forKey: .name),
+            version: try container.decode(String.self, forKey: .version),
+            manifest: try container.decode(Manifest.self, forKey: .manifest),
+            bundleDirectory: try container.decode(String.self, forKey: .bundleDirectory),
+            secrets: try container.decodeIfPresent([String: String].self, forKey: .secrets) ?? [:],
+            secretsVersion: try container.decodeIfPresent(String.self, forKey: .secretsVersion)
+        )
     }
 
     public var key: FunctionKey { FunctionKey(tenant: tenant, name: name) }
+}
+
+extension Deployment: CustomStringConvertible {
+    /// Identity and secret names only, never a value.
+    public var description: String {
+        "Deployment(\(tenant)/\(name) \(version.prefix(12)), secrets: \(secrets.keys.sorted()))"
+    }
 }
 
 /// A function's identity across versions.

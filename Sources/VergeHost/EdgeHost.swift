@@ -73,7 +73,14 @@ public final class EdgeHost: Service, Sendable {
             logSink: logSink, logger: logger, sandbox: sandbox
         )
         // Serve what was deployed before a restart, even if the control plane never answers.
-        for deployment in deploymentsFile.load()
+        let saved = deploymentsFile.load()
+        if saved.refused > 0 {
+            let message =
+                "\(deploymentsFile.path) can be read by others: \(saved.refused) function(s) with secrets are not "
+                + "served from it until the control plane sends them again; run chmod 600 on it"
+            logger.error("\(message)")
+        }
+        for deployment in saved.deployments
         where cache.cachedManifest(tenant: deployment.tenant, version: deployment.version) == deployment.manifest {
             let pool = FunctionPool(deployment: deployment, environment: environment)
             _ = deployments.install(pool)
@@ -106,7 +113,8 @@ public final class EdgeHost: Service, Sendable {
             reporter: reporter, trustedCallers: trustedCallers
         )
         let http = try HTTPServer.streaming(
-            bind: configuration.bind, name: "verge-host", listenAddress: listenAddress, logger: logger
+            bind: configuration.bind, name: "verge-host", listenAddress: listenAddress,
+            limits: configuration.listener, tls: configuration.tls, logger: logger
         ) { request, writer, _ in
             try await server.respond(request, writer: writer)
         }
@@ -190,7 +198,8 @@ public final class EdgeHost: Service, Sendable {
         let wanted = Set(desired.functions.map { FunctionKey(tenant: $0.tenant, name: $0.name) })
         for function in desired.functions {
             let key = FunctionKey(tenant: function.tenant, name: function.name)
-            if deployments.pool(for: key)?.deployment.version == function.version { continue }
+            let current = deployments.pool(for: key)?.deployment
+            if current?.version == function.version, current?.secretsVersion == function.secretsVersion { continue }
             do {
                 let manifest: Manifest
                 if let cached = cache.cachedManifest(tenant: function.tenant, version: function.version) {
@@ -203,9 +212,23 @@ public final class EdgeHost: Service, Sendable {
                     throw VergeError(
                         .invalidBundle, "bundle \(function.version) names '\(manifest.name)', not '\(function.name)'")
                 }
+                // Without its secrets a version does not start: the one serving now keeps serving.
+                var secrets = FunctionSecrets(version: nil, values: [:])
+                if let wanted = function.secretsVersion {
+                    secrets = try await client.secrets(tenant: function.tenant, function: function.name)
+                    guard secrets.version == wanted else {
+                        throw VergeError(.upstreamFailed, "the function's secrets changed while they were fetched")
+                    }
+                    for (name, value) in secrets.values
+                    where Manifest.environmentNameProblem(name) != nil || value.utf8.contains(0) {
+                        throw VergeError(
+                            .upstreamFailed, "the control plane sent an invalid secret '\(name.prefix(128))'")
+                    }
+                }
                 let deployment = Deployment(
                     tenant: function.tenant, name: function.name, version: function.version, manifest: manifest,
-                    bundleDirectory: cache.bundleDirectory(tenant: function.tenant, version: function.version)
+                    bundleDirectory: cache.bundleDirectory(tenant: function.tenant, version: function.version),
+                    secrets: secrets.values, secretsVersion: secrets.version
                 )
                 if manifest.memoryMB > configuration.maxMemoryMB {
                     logger.warning(

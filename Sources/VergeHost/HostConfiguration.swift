@@ -53,6 +53,10 @@ public struct HostConfiguration: Sendable {
     public var advertiseURL: String?
     /// How workers are isolated, and the limits they get when their manifest sets none.
     public var isolationSettings = IsolationSettings()
+    /// The HTTP listener's connection cap and idle timeout.
+    public var listener: ListenerLimits = .default
+    /// TLS for the listener (certificate and key) and the CA trusted when calling the control plane.
+    public var tls = TLSSettings()
 
     public init(name: String, location: GeoPoint, dataDirectory: String, runtimeDirectory: String) {
         self.name = name

@@ -11,8 +11,9 @@ public enum CommandRunner {
     /// Runs `executable` with `arguments`, waiting at most `timeout`; the process is killed if it overruns.
     /// `environment` is added to the test process's own; `XDG_CONFIG_HOME` always points into a temporary
     /// directory (``Paths/testConfigHome`` unless given), so no test reads or writes the real user's config.
+    /// `stdin` is written to the process's standard input, which is then closed (without it: /dev/null).
     public static func run(
-        _ executable: String, _ arguments: [String], environment: [String: String] = [:],
+        _ executable: String, _ arguments: [String], environment: [String: String] = [:], stdin: [UInt8]? = nil,
         timeout: Duration = .seconds(120)
     ) async throws -> CommandResult {
         let process = Process()
@@ -23,8 +24,15 @@ public enum CommandRunner {
         let err = Pipe()
         process.standardOutput = out
         process.standardError = err
-        process.standardInput = FileHandle.nullDevice
+        let input = Pipe()
+        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
         try process.run()
+        if let stdin {
+            try await blocking {
+                input.fileHandleForWriting.write(Data(stdin))
+                try input.fileHandleForWriting.close()
+            }
+        }
         async let stdout = blocking { out.fileHandleForReading.readDataToEndOfFile() }
         async let stderr = blocking { err.fileHandleForReading.readDataToEndOfFile() }
         let clock = ContinuousClock()
@@ -45,8 +53,9 @@ public enum CommandRunner {
 
     /// Runs the `verge` CLI.
     public static func verge(
-        _ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(120)
+        _ arguments: [String], environment: [String: String] = [:], stdin: [UInt8]? = nil,
+        timeout: Duration = .seconds(120)
     ) async throws -> CommandResult {
-        try await run(Paths.vergeExecutable, arguments, environment: environment, timeout: timeout)
+        try await run(Paths.vergeExecutable, arguments, environment: environment, stdin: stdin, timeout: timeout)
     }
 }

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 
 /// A response as a test sees it.
 public struct TestResponse: Sendable {
@@ -46,6 +47,27 @@ public enum TestHTTP {
             status: Int(response.status.code), headers: response.headers, body: Array(bytes.readableBytesView),
             elapsed: clock.now - start
         )
+    }
+
+    /// A GET over HTTPS trusting only the CA certificates in the PEM file `caFile` (a client of its own).
+    public static func get(_ url: String, trusting caFile: String, timeout: Duration = .seconds(30)) async throws
+        -> TestResponse
+    {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .file(caFile)
+        let client = HTTPClient(
+            eventLoopGroupProvider: .singleton, configuration: HTTPClient.Configuration(tlsConfiguration: tls))
+        do {
+            let response = try await client.execute(HTTPClientRequest(url: url), timeout: TimeAmount(timeout))
+            let bytes = try await response.body.collect(upTo: 64 * 1024 * 1024)
+            try await client.shutdown()
+            return TestResponse(
+                status: Int(response.status.code), headers: response.headers, body: Array(bytes.readableBytesView),
+                elapsed: .zero)
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
     }
 
     /// A GET from a client at the given coordinates, as a trusted proxy (CloudFront) would announce it.

@@ -69,11 +69,12 @@ public final class LocalClusterProcess: @unchecked Sendable {
     /// Runs a `verge` subcommand with `--api` pointed here, with the credential `verge dev` stored (unless
     /// `environment` says otherwise, e.g. `VERGE_TOKEN`).
     public func verge(
-        _ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(120)
+        _ arguments: [String], environment: [String: String] = [:], stdin: [UInt8]? = nil,
+        timeout: Duration = .seconds(120)
     ) async throws -> CommandResult {
         try await CommandRunner.verge(
             arguments + ["--api", apiURL], environment: self.environment.merging(environment) { _, new in new },
-            timeout: timeout)
+            stdin: stdin, timeout: timeout)
     }
 
     /// The admin token `verge dev` created on its first start (mode 0600 in its data directory).

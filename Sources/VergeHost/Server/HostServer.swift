@@ -83,7 +83,7 @@ struct HostServer: Sendable {
                 try await writer.writeError(VergeError(.badRequest, "query parameters 'function' and 'tenant' must be valid names"))
                 return
             }
-            let limit = min(max(query["limit"].flatMap { Int(String($0)) } ?? 100, 1), 10_000)
+            let limit = min(max(query["limit"].flatMap { Int(String($0)) } ?? 100, 1), 1000)
             let lines = try await ledger.logs(
                 tenant: tenant, function: function,
                 invocationID: query["invocation"].map(String.init), limit: limit

@@ -21,12 +21,6 @@ struct InvocationHandler: Sendable {
     let logger: Logger
     let ledgerSignal: @Sendable () -> Void
 
-    /// Response headers a function may not set: framing is the host's job and `x-verge-*` are the platform's.
-    static let reservedResponseHeaders: Set<String> = [
-        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "content-length", "upgrade", "te",
-        "trailer", "date", "server",
-    ]
-
     /// Runs the call on `pool`. `current` returns the pool serving the function now: when a deploy replaces
     /// the version while the call waits for a worker, the call moves to the new version's pool instead of failing.
     func handle(
@@ -123,22 +117,42 @@ struct InvocationHandler: Sendable {
             return
         }
 
-        // 4. The response: head, then body frames as they come, then the usage record, then the end.
-        var fields = call.responseHeaders(host: host.name)
-        for pair in head.headers where pair.count == 2 {
-            let name = pair[0].lowercased()
-            guard !Self.reservedResponseHeaders.contains(name), !name.hasPrefix("x-verge-"),
-                let fieldName = HTTPField.Name(name)
-            else { continue }
-            fields.append(HTTPField(name: fieldName, value: pair[1]))
+        // 4. The response: head, then body frames as they come, then the usage record, then the end. A head HTTP
+        // cannot carry fails this call alone (502) and stops the worker; a body HTTP forbids is read and dropped.
+        let accepted: ResponseHeadPolicy.Accepted
+        switch ResponseHeadPolicy().check(
+            status: head.status, headers: head.headers, method: request.method,
+            platformFields: call.responseHeaders(host: host.name)
+        ) {
+        case .success(let head):
+            accepted = head
+        case .failure(let rejected):
+            // The worker is stopped rather than drained: whatever else it would send is never read or waited for.
+            _ = worker.end()
+            call.exec = clock.now - dispatched
+            pool.release(lease, reusable: false)
+            call.finish(
+                .functionError, httpStatus: VergeError.Code.invalidResponse.status, clock: clock, arrival: arrival)
+            logger.info("function response rejected", metadata: ["reason": "\(rejected)"])
+            try await commit(call)
+            try await writer.writeError(
+                VergeError(.invalidResponse, "the function's response cannot be sent: \(rejected)"),
+                headers: call.responseHeaders(host: host.name)
+            )
+            return
         }
-        let httpStatus = head.status
+        if !accepted.dropped.isEmpty {
+            logger.debug("response headers dropped", metadata: ["headers": "\(accepted.dropped)"])
+        }
+        let httpStatus = accepted.status
         var bodyWriter: (any ResponseBodyWriter)?
         do {
-            bodyWriter = try await writer.writeHead(HTTPResponse(status: .init(code: httpStatus), headerFields: fields))
+            bodyWriter = try await writer.writeHead(
+                HTTPResponse(status: .init(code: httpStatus), headerFields: accepted.fields))
         } catch {
             logger.debug("client went away before the response head", metadata: ["error": "\(error)"])
         }
+        var droppedBytes = 0
         var ending: WorkerOutcome = .ended
         while true {
             let frame: WireFrame?
@@ -152,6 +166,10 @@ struct InvocationHandler: Sendable {
             }
             switch frame.kind {
             case .responseBody:
+                guard accepted.bodyAllowed else {
+                    droppedBytes += frame.payload.readableBytes
+                    continue
+                }
                 call.responseBytes += Int64(frame.payload.readableBytes)
                 if bodyWriter != nil {
                     do { try await bodyWriter!.write(frame.payload) } catch { bodyWriter = nil }
@@ -169,6 +187,13 @@ struct InvocationHandler: Sendable {
         }
         let timedOut = worker.end()
         call.exec = clock.now - dispatched
+        if droppedBytes > 0 {
+            logger.info(
+                "response body dropped: HTTP allows none here",
+                metadata: [
+                    "http.status": "\(httpStatus)", "http.method": "\(request.method)", "bytes": "\(droppedBytes)",
+                ])
+        }
         var status: InvocationStatus
         switch ending {
         case .ended: status = .ok
@@ -261,11 +286,7 @@ struct InvocationHandler: Sendable {
             guard let frame = try await worker.receive() else { return .exited }
             switch frame.kind {
             case .responseHead:
-                let head = try frame.decode(ResponseHead.self)
-                guard (200...599).contains(head.status) else {
-                    return .broken("response status \(head.status) is outside 200-599")
-                }
-                return .head(head)
+                return .head(try frame.decode(ResponseHead.self))
             case .invocationError:
                 return .failed(try frame.decode(FailureReport.self))
             default:

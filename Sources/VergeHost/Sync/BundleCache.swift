@@ -55,14 +55,36 @@ struct DeploymentsFile: Sendable {
         self.path = dataDirectory + "/deployments.json"
     }
 
-    func load() -> [Deployment] {
-        guard let data = FileManager.default.contents(atPath: path) else { return [] }
-        return (try? JSONDecoder().decode([Deployment].self, from: data)) ?? []
+    /// The saved deployments. It holds secrets, so it must be readable by its owner only: when it is not, the
+    /// deployments with secrets are not served from it (the control plane sends them again) and are counted in
+    /// `refused`.
+    func load() -> (deployments: [Deployment], refused: Int) {
+        guard let data = FileManager.default.contents(atPath: path),
+            let deployments = try? JSONDecoder().decode([Deployment].self, from: data)
+        else { return ([], 0) }
+        var status = stat()
+        guard stat(path, &status) == 0, status.st_mode & 0o077 == 0 else {
+            let kept = deployments.filter { $0.secrets.isEmpty }
+            return (kept, deployments.count - kept.count)
+        }
+        return (deployments, 0)
     }
 
+    /// Writes the file atomically, mode 0600 from its creation on.
     func save(_ deployments: [Deployment]) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-        try encoder.encode(deployments).write(to: URL(fileURLWithPath: path), options: .atomic)
+        let bytes = Array(try encoder.encode(deployments))
+        let temporary = path + ".tmp-\(getpid())"
+        unlink(temporary)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw VergeError(.internalError, "cannot create \(temporary): errno \(errno)") }
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard written == bytes.count, synced, rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw VergeError(.internalError, "cannot write \(path)")
+        }
     }
 }

@@ -26,6 +26,16 @@ struct ControlPlaneClient: Sendable {
         return try decode(IngestResult.self, response)
     }
 
+    /// The secrets of a function this host is told to run. The answer is never logged.
+    func secrets(tenant: String, function: String) async throws -> FunctionSecrets {
+        var request = HTTPClientRequest(
+            url: baseURL + "/v1/internal/hosts/\(hostName)/secrets/\(function)?tenant=\(tenant)")
+        authorize(&request)
+        let response = try await HTTPClient.verge.execute(request, timeout: timeout)
+        let body = try await response.body.collect(upTo: 4 * 1024 * 1024)
+        return try decode(FunctionSecrets.self, (Int(response.status.code), body))
+    }
+
     /// The bundle archive of `version`, at most `limit` bytes.
     func bundle(_ version: String, limit: Int) async throws -> [UInt8] {
         var request = HTTPClientRequest(url: baseURL + "/v1/bundles/" + version)

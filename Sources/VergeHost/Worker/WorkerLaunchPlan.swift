@@ -32,6 +32,8 @@ struct WorkerLaunchPlan: Sendable {
         self.cpuLimit = manifest.limits.cpuMs.map { .milliseconds($0) }
         let bundle = sandbox == nil ? deployment.bundleDirectory : SandboxPaths.function
         var environment = manifest.env
+        // The function's secrets; PATH, HOME… and VERGE_* below win over both.
+        environment.merge(deployment.secrets) { _, secret in secret }
         environment["PATH"] = "/usr/local/bin:/usr/bin:/bin"
         environment["LANG"] = "C.UTF-8"
         environment["HOME"] = "/tmp"
