@@ -19,6 +19,7 @@ import VergeCore
         #expect(manifest.maxWorkers == 4)
         #expect(manifest.idleTimeoutSeconds == nil)
         #expect(manifest.env == [:])
+        #expect(manifest.network == .none)
         #expect(manifest.entryPath == "main.py")
         #expect(manifest.executablePath == nil)
     }
@@ -66,6 +67,17 @@ import VergeCore
         #expect(!text.contains("handler"))
         #expect(text.contains(#""idle_timeout_s":60"#))
         #expect(try Manifest.parse(manifest.encoded()) == manifest)
+    }
+
+    @Test func networkIsNoneUnlessOutboundIsAskedFor() throws {
+        #expect(try Self.parse("{\(Self.base),\"network\":\"none\"}").network == .none)
+        let outbound = try Self.parse("{\(Self.base),\"network\":\"outbound\"}")
+        #expect(outbound.network == .outbound)
+        #expect(String(decoding: outbound.encoded(), as: UTF8.self).contains(#""network":"outbound""#))
+        #expect(try Manifest.parse(outbound.encoded()) == outbound)
+        // The default is not written, so manifests without the key keep their canonical bytes.
+        let plain = try Self.parse("{\(Self.base),\"network\":\"none\"}")
+        #expect(!String(decoding: plain.encoded(), as: UTF8.self).contains("network"))
     }
 
     @Test func decodingThroughJSONDecoderAppliesTheSameRules() throws {
@@ -125,6 +137,9 @@ import VergeCore
         ("{\(base),\"max_workers\":257}", ["max_workers must be between 1 and 256, got 257"]),
         ("{\(base),\"max_workers\":null}", ["max_workers must be an integer, got null"]),
         ("{\(base),\"idle_timeout_s\":0}", ["idle_timeout_s must be between 1 and 86400, got 0"]),
+        ("{\(base),\"network\":\"internet\"}", [#"network must be "none" or "outbound", got "internet""#]),
+        ("{\(base),\"network\":true}", [#"network must be "none" or "outbound", got true"#]),
+        ("{\(base),\"network\":\"Outbound\"}", [#"got "Outbound""#]),
         ("{\(base),\"env\":[\"A\"]}", ["env must be an object mapping variable names to strings, got an array"]),
         ("{\(base),\"env\":{\"lower\":\"x\"}}", ["env name 'lower' is invalid", "A-Z, 0-9 and '_'"]),
         ("{\(base),\"env\":{\"1ST\":\"x\"}}", ["env name '1ST' is invalid"]),
