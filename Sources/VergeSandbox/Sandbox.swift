@@ -196,12 +196,14 @@ public final class Sandbox: Sendable {
     /// Runs `/usr/bin/true` through the whole sandbox, so a host that cannot build one refuses to start instead of
     /// failing on its first call.
     func probe(network: SandboxNetwork = .none) throws(VergeError) {
-        let bundle = NSTemporaryDirectory() + "verge-sandbox-probe-\(getpid())"
+        // Unique: sandboxes may be prepared side by side in one process.
+        let unique = UUID().uuidString.prefix(8).lowercased()
+        let bundle = NSTemporaryDirectory() + "verge-sandbox-probe-\(getpid())-\(unique)"
         try? FileManager.default.createDirectory(atPath: bundle, withIntermediateDirectories: true)
         chmod(bundle, 0o755)
         defer { try? FileManager.default.removeItem(atPath: bundle) }
         let spec = SandboxSpec(
-            workerName: "probe", tenant: "verge-probe", bundleDirectory: bundle, runtimeDirectory: nil,
+            workerName: "probe-\(unique)", tenant: "verge-probe", bundleDirectory: bundle, runtimeDirectory: nil,
             sharedDirectories: [], command: ["/usr/bin/true"], environment: ["PATH": "/usr/bin:/bin"],
             limits: SandboxLimits(
                 memoryBytes: 64 << 20, processes: 16, openFiles: 64, fileSizeBytes: 1 << 20, tmpBytes: 1 << 20),

@@ -23,10 +23,15 @@ struct SandboxFirewall: Sendable {
     let uidRange: ClosedRange<UInt32>
 
     init(configuration: SandboxConfiguration) {
-        var tools = [configuration.iptables]
-        if FileManager.default.fileExists(atPath: "/proc/net/if_inet6") { tools.append(configuration.ip6tables) }
+        self.init(
+            range: configuration.uidRange, iptables: configuration.iptables, ip6tables: configuration.ip6tables)
+    }
+
+    init(range: ClosedRange<UInt32>, iptables: String = "/usr/sbin/iptables", ip6tables: String = "/usr/sbin/ip6tables") {
+        var tools = [iptables]
+        if FileManager.default.fileExists(atPath: "/proc/net/if_inet6") { tools.append(ip6tables) }
         self.tools = tools
-        self.uidRange = configuration.uidRange
+        self.uidRange = range
     }
 
     /// The rule in ``chain``.
@@ -37,8 +42,22 @@ struct SandboxFirewall: Sendable {
         ]
     }
 
+    /// Serialises installs of every host process on the machine, so two starting at once do not both add a rule.
+    static let lockFile = "/run/verge-sandbox-firewall.lock"
+
     /// Adds whatever is missing, then checks that everything is in place.
     func install() throws(VergeError) {
+        let lock = open(Self.lockFile, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lock >= 0 else {
+            throw VergeError(
+                .internalError, "cannot open \(Self.lockFile): \(String(cString: strerror(errno)))")
+        }
+        defer { close(lock) }  // releases the lock
+        while flock(lock, LOCK_EX) != 0 {
+            guard errno == EINTR else {
+                throw VergeError(.internalError, "cannot lock \(Self.lockFile): \(String(cString: strerror(errno)))")
+            }
+        }
         for tool in tools {
             guard access(tool, X_OK) == 0 else {
                 throw VergeError(.internalError, "\(tool) is missing (install Debian's iptables)")

@@ -6,11 +6,13 @@
 //   1. reads the sandbox's pid from bubblewrap's --info-fd,
 //   2. opens that process's network namespace and the user namespace owning it (bubblewrap runs the worker in a
 //      nested user namespace, so the pid's own one would not do),
-//   3. starts slirp4netns on them (`--configure --disable-host-loopback --enable-seccomp`), which creates `tap0`
-//      (10.0.2.100/24, gateway 10.0.2.2) and forwards the namespace's traffic through sockets of its own on the
-//      host; the host's firewall rejects those sockets' packets to the host's own addresses,
-//   4. when slirp4netns reports the network up, writes to bubblewrap's --block-fd, and only then does the sandbox
-//      run the function.
+//   3. starts slirp4netns on them (`--disable-host-loopback --enable-seccomp`), which creates `tap0` and forwards
+//      the namespace's traffic through sockets of its own on the host; the host's firewall rejects those sockets'
+//      packets to the host's own addresses,
+//   4. when slirp4netns reports `tap0` made, configures it (10.0.2.100/24, default route via 10.0.2.2) from a child
+//      that joins the namespaces — not slirp4netns's --configure, which also brings `lo` up and so races with
+//      bubblewrap's own set-up of `lo` —
+//   5. writes to bubblewrap's --block-fd, and only then does the sandbox run the function.
 //
 // If slirp4netns fails, the attacher kills bubblewrap (the worker fails to start, with one line on stderr naming the
 // cause): a function is never left waiting, nor running without what it asked for. The attacher then waits for
@@ -19,6 +21,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/nsfs.h>
+#include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -29,6 +35,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
@@ -95,6 +102,57 @@ static pid_t read_child_pid(int fd) {
     return (pid_t)pid;
 }
 
+#define TAP_NAME "tap0"
+#define TAP_MTU 65520
+
+static void set_address(struct ifreq *request, const char *address) {
+    struct sockaddr_in *in = (struct sockaddr_in *)&request->ifr_addr;
+    memset(in, 0, sizeof *in);
+    in->sin_family = AF_INET;
+    inet_pton(AF_INET, address, &in->sin_addr);
+}
+
+// In a child that joins the sandbox's user and network namespaces: tap0 at 10.0.2.100/24, up, default route via
+// slirp4netns's gateway 10.0.2.2. Returns 0, or an errno.
+static int configure_tap(int userns, int netns) {
+    pid_t child = fork();
+    if (child < 0) return errno;
+    if (child == 0) {
+        if (setns(userns, CLONE_NEWUSER) != 0 || setns(netns, CLONE_NEWNET) != 0) _exit(errno);
+        int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (sock < 0) _exit(errno);
+        struct ifreq request;
+        memset(&request, 0, sizeof request);
+        strncpy(request.ifr_name, TAP_NAME, IFNAMSIZ - 1);
+        request.ifr_mtu = TAP_MTU;
+        if (ioctl(sock, SIOCSIFMTU, &request) != 0) _exit(errno);
+        set_address(&request, "10.0.2.100");
+        if (ioctl(sock, SIOCSIFADDR, &request) != 0) _exit(errno);
+        set_address(&request, "255.255.255.0");
+        if (ioctl(sock, SIOCSIFNETMASK, &request) != 0) _exit(errno);
+        if (ioctl(sock, SIOCGIFFLAGS, &request) != 0) _exit(errno);
+        request.ifr_flags |= IFF_UP | IFF_RUNNING;
+        if (ioctl(sock, SIOCSIFFLAGS, &request) != 0) _exit(errno);
+        struct rtentry route;
+        memset(&route, 0, sizeof route);
+        struct sockaddr_in *gateway = (struct sockaddr_in *)&route.rt_gateway;
+        gateway->sin_family = AF_INET;
+        inet_pton(AF_INET, "10.0.2.2", &gateway->sin_addr);
+        ((struct sockaddr_in *)&route.rt_dst)->sin_family = AF_INET;
+        ((struct sockaddr_in *)&route.rt_genmask)->sin_family = AF_INET;
+        route.rt_flags = RTF_UP | RTF_GATEWAY;
+        route.rt_dev = TAP_NAME;
+        if (ioctl(sock, SIOCADDRT, &route) != 0) _exit(errno);
+        _exit(0);
+    }
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0) {
+        if (errno != EINTR) return errno;
+    }
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    return EINTR;
+}
+
 __attribute__((noreturn)) static void attach(const char *slirp4netns, int info, int block) {
     pid_t pid = read_child_pid(info);
     close(info);
@@ -127,8 +185,8 @@ __attribute__((noreturn)) static void attach(const char *slirp4netns, int info, 
         snprintf(userns_option, sizeof userns_option, "--userns-path=/proc/self/fd/%d", userns);
         snprintf(netns_path, sizeof netns_path, "/proc/self/fd/%d", netns);
         char *arguments[] = {
-            (char *)slirp4netns, "--configure", "--mtu=65520", "--disable-host-loopback", "--enable-seccomp",
-            "--netns-type=path", userns_option, ready_option, netns_path, "tap0", NULL,
+            (char *)slirp4netns, "--mtu=65520", "--disable-host-loopback", "--enable-seccomp", "--netns-type=path",
+            userns_option, ready_option, netns_path, TAP_NAME, NULL,
         };
         execv(slirp4netns, arguments);
         fprintf(stderr, "cannot execute %s: %s\n", slirp4netns, strerror(errno));
@@ -136,8 +194,6 @@ __attribute__((noreturn)) static void attach(const char *slirp4netns, int info, 
     }
     close(ready[1]);
     close(errors[1]);
-    close(netns);
-    close(userns);
 
     // Wait for "1" on the ready pipe, keeping what slirp4netns says on stderr in case it fails.
     char said[512];
@@ -180,6 +236,10 @@ __attribute__((noreturn)) static void attach(const char *slirp4netns, int info, 
         }
     }
     close(ready[0]);
+    int problem = configure_tap(userns, netns);
+    if (problem != 0) attach_fail("cannot configure %s: %s", TAP_NAME, strerror(problem));
+    close(netns);
+    close(userns);
     char go = '1';
     if (write(block, &go, 1) != 1) attach_fail("cannot release the sandbox: %s", strerror(errno));
     close(block);
