@@ -27,7 +27,8 @@ struct SandboxFirewall: Sendable {
             range: configuration.uidRange, iptables: configuration.iptables, ip6tables: configuration.ip6tables)
     }
 
-    init(range: ClosedRange<UInt32>, iptables: String = "/usr/sbin/iptables", ip6tables: String = "/usr/sbin/ip6tables") {
+    init(range: ClosedRange<UInt32>, iptables: String = "/usr/sbin/iptables", ip6tables: String = "/usr/sbin/ip6tables")
+    {
         var tools = [iptables]
         if FileManager.default.fileExists(atPath: "/proc/net/if_inet6") { tools.append(ip6tables) }
         self.tools = tools
@@ -75,7 +76,9 @@ struct SandboxFirewall: Sendable {
             }
             if HelperCommand.run(tool, ["-w", "-C", "OUTPUT", "-j", Self.chain]).status != 0 {
                 let inserted = HelperCommand.run(tool, ["-w", "-I", "OUTPUT", "1", "-j", Self.chain])
-                if inserted.status != 0 { throw failure(tool, ["-I", "OUTPUT", "1", "-j", Self.chain], inserted.output) }
+                if inserted.status != 0 {
+                    throw failure(tool, ["-I", "OUTPUT", "1", "-j", Self.chain], inserted.output)
+                }
             }
         }
         try verify()
@@ -87,11 +90,11 @@ struct SandboxFirewall: Sendable {
             for arguments in [["-C", Self.chain] + rule, ["-C", "OUTPUT", "-j", Self.chain]] {
                 let checked = HelperCommand.run(tool, ["-w"] + arguments)
                 guard checked.status == 0 else {
+                    let detail = checked.output.isEmpty ? "status \(checked.status)" : checked.output
                     throw VergeError(
                         .internalError,
                         "the firewall rule `\(tool) \(arguments.joined(separator: " "))` is not in place "
-                            + "(\(checked.output.isEmpty ? "status \(checked.status)" : checked.output)); restart the host "
-                            + "to install it")
+                            + "(\(detail)); restart the host to install it")
                 }
             }
         }
@@ -100,7 +103,8 @@ struct SandboxFirewall: Sendable {
     private func failure(_ tool: String, _ arguments: [String], _ output: String) -> VergeError {
         VergeError(
             .internalError,
-            "cannot install the firewall rule `\(tool) \(arguments.joined(separator: " "))`: \(output). Install Debian's "
-                + "iptables with the owner and addrtype matches (kernel modules xt_owner, xt_addrtype, xt_REJECT)")
+            "cannot install the firewall rule `\(tool) \(arguments.joined(separator: " "))`: \(output). Install "
+                + "Debian's iptables with the owner and addrtype matches (kernel modules xt_owner, xt_addrtype, "
+                + "xt_REJECT)")
     }
 }

@@ -229,9 +229,8 @@ __attribute__((noreturn)) static void attach(const char *slirp4netns, int info, 
                 said[said_length] = '\0';
                 for (char *c = said; *c; c++)
                     if (*c == '\n') *c = ' ';
-                attach_fail(
-                    "%s failed (status %d): %s", slirp4netns, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
-                    said);
+                int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+                attach_fail("%s failed (status %d): %s", slirp4netns, code, said);
             }
         }
     }

@@ -39,7 +39,8 @@ struct OutboundNetworkTests {
                     + platformPorts.map { "10.0.2.2:\($0)" }
                     + platformPorts.map { "\(network.hostAddress):\($0)" }
                 let targets = [network.server] + forbidden
-                let response = try await TestHTTP.get(fra + "/outbound-prober?targets=" + targets.joined(separator: ","))
+                let response = try await TestHTTP.get(
+                    fra + "/outbound-prober?targets=" + targets.joined(separator: ","))
                 #expect(response.status == 200, "\(response.text)")
                 let report = try response.json()
                 let reached = report[network.server] as? String ?? "missing"
@@ -79,7 +80,9 @@ struct OutboundNetworkTests {
                 read("/proc/\(entry)/cgroup").contains("/\(function)-")
             else { continue }
             let uidLine = read("/proc/\(entry)/status").split(separator: "\n").first { $0.hasPrefix("Uid:") }
-            let uid = uidLine?.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first.flatMap { UInt32($0) }
+            let uid = uidLine?.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first.flatMap {
+                UInt32($0)
+            }
             found.append((pid, uid ?? 0))
         }
         return found

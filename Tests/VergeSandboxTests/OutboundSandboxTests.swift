@@ -8,7 +8,9 @@ import VergeCore
 /// protections — when slirp4netns or the firewall rules are missing. Needs a root host.
 @Suite(.serialized, .enabled(if: geteuid() == 0, "sandboxes need a root host (CI runs as root)"))
 struct OutboundSandboxTests {
-    static func run(_ sandbox: Sandbox, bundle: String, network: SandboxNetwork, _ code: String) throws -> (Int32, String) {
+    static func run(
+        _ sandbox: Sandbox, bundle: String, network: SandboxNetwork, _ code: String
+    ) throws -> (Int32, String) {
         let spec = SandboxSpec(
             workerName: "t-\(UUID().uuidString.prefix(8))", tenant: "acme", bundleDirectory: bundle,
             runtimeDirectory: nil, sharedDirectories: [], command: [SandboxTests.python, "-I", "-S", "-c", code],
@@ -59,10 +61,24 @@ struct OutboundSandboxTests {
                 _ = try Self.run(sandbox, bundle: bundle, network: .outbound, "print('ran')")
             }
             #expect(error?.code == .initFailed)
-            #expect(error?.message.contains("cannot give functions outbound network") == true, "\(error?.message ?? "")")
+            #expect(
+                error?.message.contains("cannot give functions outbound network") == true, "\(error?.message ?? "")")
             #expect(error?.message.contains("slirp4netns") == true)
             let (status, output) = try Self.run(sandbox, bundle: bundle, network: .none, "print('ran')")
             #expect(status == 0 && output == "ran\n", "\(output)")
+        }
+    }
+
+    @Test func aNetworkStackThatFailsStopsTheSandboxAndTheHostRefusesOutbound() throws {
+        // Exists and runs, but never reports a network: the attacher must kill the sandbox, not let it run.
+        try SandboxTests.withSandbox(configure: { $0.slirp4netns = "/usr/bin/false" }) { sandbox, bundle in
+            let problem = try #require(sandbox.outboundProblem)
+            #expect(problem.contains("a test sandbox with outbound network failed"), "\(problem)")
+            #expect(problem.contains("/usr/bin/false failed"), "\(problem)")
+            let error = #expect(throws: VergeError.self) {
+                _ = try Self.run(sandbox, bundle: bundle, network: .outbound, "print('ran')")
+            }
+            #expect(error?.code == .initFailed)
         }
     }
 
@@ -70,7 +86,8 @@ struct OutboundSandboxTests {
     static let testRange: ClosedRange<UInt32> = 2_101_000_000...2_101_000_999
 
     @Test func firewallRulesAreInstalledOnceAndAMissingRuleRefusesOutboundWorkers() throws {
-        let rule = "-A \(SandboxFirewall.chain) -m owner --uid-owner \(Self.testRange.lowerBound)-\(Self.testRange.upperBound)"
+        let rule =
+            "-A \(SandboxFirewall.chain) -m owner --uid-owner \(Self.testRange.lowerBound)-\(Self.testRange.upperBound)"
         func rules() -> [String] {
             HelperCommand.run("/usr/sbin/iptables", ["-w", "-S", SandboxFirewall.chain]).output
                 .split(separator: "\n").map { String($0) }.filter { $0.hasPrefix(rule) }
