@@ -37,6 +37,17 @@ extension Manifest {
         if runtime != .python, object[CodingKeys.handler.rawValue] != nil {
             throw Self.invalid("handler applies only to runtime python; remove it for runtime \(runtime.rawValue)")
         }
+        var network = Network.none
+        if let value = object[CodingKeys.network.rawValue] {
+            let choices = Network.allCases.map { Quoted.json($0.rawValue) }.joined(separator: " or ")
+            guard case .string(let text) = value else {
+                throw Self.invalid("network must be \(choices), got \(value.summary)")
+            }
+            guard let chosen = Network(rawValue: text) else {
+                throw Self.invalid("network must be \(choices), got \(Quoted.json(text))")
+            }
+            network = chosen
+        }
         var env: [String: String] = [:]
         if let value = object[CodingKeys.env.rawValue] {
             guard case .object(let variables) = value else {
@@ -63,7 +74,8 @@ extension Manifest {
             env: env,
             limits: try object[CodingKeys.limits.rawValue].map { value throws(VergeError) in
                 try ManifestLimits(json: value)
-            } ?? ManifestLimits()
+            } ?? ManifestLimits(),
+            network: network
         )
         try validate()
     }

@@ -13,6 +13,15 @@ public struct Manifest: Codable, Sendable, Equatable {
         case swift
     }
 
+    /// What a function's workers may reach on the network (`network`).
+    public enum Network: String, Codable, Sendable, CaseIterable {
+        /// Nothing: a network namespace with only loopback (the default).
+        case none
+        /// Outbound connections to other machines, through a user-space network stack; never the host's own
+        /// addresses (its loopback, the control plane, the gateway, other workers on it).
+        case outbound
+    }
+
     /// The name of the manifest file at the root of a bundle.
     public static let fileName = "verge.json"
 
@@ -43,6 +52,8 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var env: [String: String]
     /// Further resource limits of each worker (`limits`); what is left out takes the host's defaults.
     public var limits: ManifestLimits
+    /// Network access of each worker (`network`, `"none"` or `"outbound"`, default `"none"`).
+    public var network: Network
 
     public init(
         name: String,
@@ -56,7 +67,8 @@ public struct Manifest: Codable, Sendable, Equatable {
         minInstances: Int = 0,
         prewarm: Bool = false,
         env: [String: String] = [:],
-        limits: ManifestLimits = ManifestLimits()
+        limits: ManifestLimits = ManifestLimits(),
+        network: Network = .none
     ) {
         self.name = name
         self.runtime = runtime
@@ -70,6 +82,7 @@ public struct Manifest: Codable, Sendable, Equatable {
         self.prewarm = prewarm
         self.env = env
         self.limits = limits
+        self.network = network
     }
 
     public static let defaultHandler = "handle"
@@ -100,8 +113,8 @@ public struct Manifest: Codable, Sendable, Equatable {
     }
 
     /// Canonical JSON: sorted keys, snake_case, no whitespace. `handler` is written for `python` only and
-    /// `idle_timeout_s`, `min_instances`, `prewarm` and `limits` only when set, so equal manifests always encode to
-    /// equal bytes (and manifests written before those keys existed keep their bytes).
+    /// `idle_timeout_s`, `min_instances`, `prewarm`, `limits` and `network` only when set, so equal manifests always
+    /// encode to equal bytes (and manifests written before those keys existed keep their bytes).
     public func encoded() -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -142,6 +155,7 @@ extension Manifest {
         case prewarm
         case env
         case limits
+        case network
     }
 
     public init(from decoder: any Decoder) throws {
@@ -165,5 +179,6 @@ extension Manifest {
         if prewarm { try container.encode(prewarm, forKey: .prewarm) }
         try container.encode(env, forKey: .env)
         if !limits.isEmpty { try container.encode(limits, forKey: .limits) }
+        if network != .none { try container.encode(network, forKey: .network) }
     }
 }

@@ -3,7 +3,8 @@ import Foundation
 /// The bubblewrap arguments of one worker: a new user, PID, IPC, UTS, network and cgroup namespace; a root that
 /// holds `/usr` (read-only), the loader cache, a fresh `/proc` and `/dev`, a private size-limited `/tmp`, the
 /// bundle and runtime read-only, and nothing else of the host; no nested user namespaces; the seccomp program from
-/// a descriptor; killed with its parent.
+/// a descriptor; killed with its parent. With outbound network, bubblewrap reports the sandbox's pid on one
+/// descriptor and waits on another until the network is attached (see `verge-sandbox-exec`).
 enum BubblewrapCommand {
     /// Host paths bound read-only at the same place when they exist (the dynamic loader's cache, the time zone).
     static let etcFiles = ["/etc/ld.so.cache", "/etc/localtime"]
@@ -13,7 +14,8 @@ enum BubblewrapCommand {
 
     /// `stage` maps each staged host path to its name under the stage root.
     static func arguments(
-        spec: SandboxSpec, stageRoot: String, staged: [(source: String, name: String)], seccompDescriptor: Int
+        spec: SandboxSpec, stageRoot: String, staged: [(source: String, name: String)], seccompDescriptor: Int,
+        network: (infoDescriptor: Int, blockDescriptor: Int)? = nil
     ) -> [String] {
         var arguments = [
             "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
@@ -50,8 +52,11 @@ enum BubblewrapCommand {
         arguments += [
             "--chdir", SandboxPaths.function,
             "--seccomp", "\(seccompDescriptor)",
-            "--",
         ]
+        if let network {
+            arguments += ["--info-fd", "\(network.infoDescriptor)", "--block-fd", "\(network.blockDescriptor)"]
+        }
+        arguments += ["--"]
         return arguments + spec.command
     }
 }

@@ -14,15 +14,25 @@ public final class Sandbox: Sendable {
     public let cgroups: CgroupHierarchy
     let users: SandboxUsers
     let seccomp: [UInt8]
+    let firewall: SandboxFirewall
+    /// Why this host cannot give workers outbound network, or `nil` when it can.
+    public let outboundProblem: String?
 
-    private init(configuration: SandboxConfiguration, cgroups: CgroupHierarchy, users: SandboxUsers, seccomp: [UInt8]) {
+    private init(
+        configuration: SandboxConfiguration, cgroups: CgroupHierarchy, users: SandboxUsers, seccomp: [UInt8],
+        outboundProblem: String?
+    ) {
         self.configuration = configuration
         self.cgroups = cgroups
         self.users = users
         self.seccomp = seccomp
+        self.firewall = SandboxFirewall(configuration: configuration)
+        self.outboundProblem = outboundProblem
     }
 
-    /// Checks every part of the sandbox and runs one sandboxed `/usr/bin/true` end to end.
+    /// Checks every part of the sandbox and runs one sandboxed `/usr/bin/true` end to end. Outbound network is
+    /// checked too (slirp4netns, the firewall rules, one sandbox with it end to end), but a host without it still
+    /// starts: it refuses only the workers of functions that ask for it (``outboundProblem`` says why).
     public static func prepare(_ configuration: SandboxConfiguration, logger: Logger) throws(VergeError) -> Sandbox {
         func refuse(_ reason: String) -> VergeError {
             VergeError(
@@ -62,18 +72,53 @@ public final class Sandbox: Sendable {
         } catch {
             throw refuse("cannot create \(configuration.stageRoot): \(error.localizedDescription)")
         }
-        let sandbox = Sandbox(configuration: configuration, cgroups: cgroups, users: users, seccomp: seccomp)
+        let basic = Sandbox(
+            configuration: configuration, cgroups: cgroups, users: users, seccomp: seccomp,
+            outboundProblem: "not checked yet")
         do {
-            try sandbox.probe()
+            try basic.probe()
         } catch {
             throw refuse(error.message)
+        }
+        var outboundProblem = basic.outboundPrerequisitesProblem()
+        var sandbox = Sandbox(
+            configuration: configuration, cgroups: cgroups, users: users, seccomp: seccomp,
+            outboundProblem: outboundProblem)
+        if outboundProblem == nil {
+            do {
+                try sandbox.probe(network: .outbound)
+            } catch {
+                outboundProblem = "a test sandbox with outbound network failed: \(error.message)"
+                sandbox = Sandbox(
+                    configuration: configuration, cgroups: cgroups, users: users, seccomp: seccomp,
+                    outboundProblem: outboundProblem)
+            }
         }
         logger.info(
             "workers run in sandboxes",
             metadata: [
                 "sandbox.cgroup": "\(cgroups.version.rawValue)", "sandbox.bubblewrap": "\(configuration.bubblewrap)",
+                "sandbox.outbound": "\(outboundProblem == nil ? "available" : "unavailable")",
             ])
+        if let outboundProblem {
+            logger.warning(
+                "functions with \"network\": \"outbound\" will be refused on this host",
+                metadata: ["reason": "\(outboundProblem)"])
+        }
         return sandbox
+    }
+
+    /// Why outbound network cannot work here (slirp4netns missing, firewall rules not installable), or `nil`.
+    private func outboundPrerequisitesProblem() -> String? {
+        guard access(configuration.slirp4netns, X_OK) == 0 else {
+            return "\(configuration.slirp4netns) is missing (install Debian's slirp4netns)"
+        }
+        do {
+            try firewall.install()
+        } catch {
+            return error.message
+        }
+        return nil
     }
 
     /// Prepares one worker: its cgroup (limits applied), its seccomp program on a pipe, and the command that
@@ -81,6 +126,18 @@ public final class Sandbox: Sendable {
     /// with ``SandboxLaunch/arguments`` and descriptor ``SandboxLaunch/seccompDescriptor`` at the child's fd
     /// ``SandboxLaunch/seccompChildDescriptor``, then calls ``SandboxLaunch/spawned()``.
     public func launch(_ spec: SandboxSpec) throws(VergeError) -> SandboxLaunch {
+        if spec.network == .outbound {
+            // Fail closed: never without the network stack, never without the firewall rules.
+            if let outboundProblem {
+                throw VergeError(
+                    .initFailed, "this host cannot give functions outbound network: \(outboundProblem)")
+            }
+            do {
+                try firewall.verify()
+            } catch {
+                throw VergeError(.initFailed, "this host cannot give functions outbound network: \(error.message)")
+            }
+        }
         let id = try users.id(for: spec.tenant)
         let cgroup = try cgroups.makeGroup(name: spec.workerName, limits: spec.limits)
         let seccompDescriptor: Int32
@@ -104,9 +161,17 @@ public final class Sandbox: Sendable {
             "--stage-root", configuration.stageRoot,
         ]
         for (source, name) in staged { arguments += ["--stage", source, name] }
-        arguments += ["--user", "\(id):\(id)", "--parent", "\(getpid())", "--", configuration.bubblewrap]
+        arguments += ["--user", "\(id):\(id)", "--parent", "\(getpid())"]
+        var network: (infoDescriptor: Int, blockDescriptor: Int)?
+        if spec.network == .outbound {
+            // The helper makes these two pipes; the descriptors follow the seccomp program's.
+            network = (childDescriptor + 1, childDescriptor + 2)
+            arguments += ["--outbound", configuration.slirp4netns, "\(childDescriptor + 1)", "\(childDescriptor + 2)"]
+        }
+        arguments += ["--", configuration.bubblewrap]
         arguments += BubblewrapCommand.arguments(
-            spec: spec, stageRoot: configuration.stageRoot, staged: staged, seccompDescriptor: childDescriptor)
+            spec: spec, stageRoot: configuration.stageRoot, staged: staged, seccompDescriptor: childDescriptor,
+            network: network)
         return SandboxLaunch(
             executable: configuration.helper, arguments: arguments, environment: spec.environment,
             seccompDescriptor: seccompDescriptor, seccompChildDescriptor: childDescriptor, cgroup: cgroup, uid: id)
@@ -130,17 +195,19 @@ public final class Sandbox: Sendable {
 
     /// Runs `/usr/bin/true` through the whole sandbox, so a host that cannot build one refuses to start instead of
     /// failing on its first call.
-    func probe() throws(VergeError) {
-        let bundle = NSTemporaryDirectory() + "verge-sandbox-probe-\(getpid())"
+    func probe(network: SandboxNetwork = .none) throws(VergeError) {
+        // Unique: sandboxes may be prepared side by side in one process.
+        let unique = UUID().uuidString.prefix(8).lowercased()
+        let bundle = NSTemporaryDirectory() + "verge-sandbox-probe-\(getpid())-\(unique)"
         try? FileManager.default.createDirectory(atPath: bundle, withIntermediateDirectories: true)
         chmod(bundle, 0o755)
         defer { try? FileManager.default.removeItem(atPath: bundle) }
         let spec = SandboxSpec(
-            workerName: "probe", tenant: "verge-probe", bundleDirectory: bundle, runtimeDirectory: nil,
+            workerName: "probe-\(unique)", tenant: "verge-probe", bundleDirectory: bundle, runtimeDirectory: nil,
             sharedDirectories: [], command: ["/usr/bin/true"], environment: ["PATH": "/usr/bin:/bin"],
             limits: SandboxLimits(
                 memoryBytes: 64 << 20, processes: 16, openFiles: 64, fileSizeBytes: 1 << 20, tmpBytes: 1 << 20),
-            inheritedDescriptors: 3
+            inheritedDescriptors: 3, network: network
         )
         let launch = try launch(spec)
         defer { launch.cgroup.remove() }

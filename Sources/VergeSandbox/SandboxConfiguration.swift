@@ -16,6 +16,13 @@ public struct SandboxConfiguration: Sendable {
     public var usersDatabase: String = "/var/lib/verge/sandbox-users.sqlite"
     /// The uids (and gids) handed to tenants. Default 2100000000–2100999999.
     public var uidRange: ClosedRange<UInt32> = SandboxUsers.defaultRange
+    /// The user-space network stack of workers with outbound network. Default `/usr/bin/slirp4netns` (Debian's
+    /// `slirp4netns`).
+    public var slirp4netns: String = "/usr/bin/slirp4netns"
+    /// The firewall tools that install the rules keeping sandbox users off the host's own addresses. Defaults
+    /// `/usr/sbin/iptables` and `/usr/sbin/ip6tables` (Debian's `iptables`).
+    public var iptables: String = "/usr/sbin/iptables"
+    public var ip6tables: String = "/usr/sbin/ip6tables"
 
     public init(hostName: String, scope: String, helper: String) {
         self.hostName = hostName

@@ -19,11 +19,13 @@ public struct SandboxSpec: Sendable {
     public var limits: SandboxLimits
     /// Descriptors 0 … `inheritedDescriptors - 1` pass into the sandbox (stdio and the worker channel).
     public var inheritedDescriptors: Int
+    /// What the worker may reach on the network.
+    public var network: SandboxNetwork
 
     public init(
         workerName: String, tenant: String, bundleDirectory: String, runtimeDirectory: String?,
         sharedDirectories: [String], command: [String], environment: [String: String], limits: SandboxLimits,
-        inheritedDescriptors: Int = 4
+        inheritedDescriptors: Int = 4, network: SandboxNetwork = .none
     ) {
         self.workerName = workerName
         self.tenant = tenant
@@ -34,6 +36,7 @@ public struct SandboxSpec: Sendable {
         self.environment = environment
         self.limits = limits
         self.inheritedDescriptors = inheritedDescriptors
+        self.network = network
     }
 }
 

@@ -9,8 +9,13 @@
 //   4. drops to the worker's unprivileged uid/gid with no supplementary groups and no new privileges,
 //   5. arranges to be killed if the host dies, then executes PROGRAM (bubblewrap).
 //
+// With --outbound, the worker gets outbound network through slirp4netns (see outbound.c): PROGRAM must be
+// bubblewrap started with `--info-fd INFO_FD --block-fd BLOCK_FD`, and nothing of the function runs before the
+// network is up.
+//
 // Usage: verge-sandbox-exec [--join FILE]... [--rlimit NAME=VALUE]... [--stage-root DIR] [--stage SRC NAME]...
-//                           [--user UID:GID] [--parent PID] -- PROGRAM [ARG]...
+//                           [--user UID:GID] [--parent PID] [--outbound SLIRP4NETNS INFO_FD BLOCK_FD]
+//                           -- PROGRAM [ARG]...
 //
 // Any failure exits with status 125 and one line on stderr; nothing is executed then.
 #define _GNU_SOURCE
@@ -31,9 +36,11 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "outbound.h"
+
 #define MAX_ITEMS 32
 
-static void fail(const char *format, ...) {
+void fail(const char *format, ...) {
     va_list args;
     va_start(args, format);
     fputs("verge-sandbox-exec: ", stderr);
@@ -43,7 +50,7 @@ static void fail(const char *format, ...) {
     _exit(125);
 }
 
-static unsigned long long number(const char *text, const char *what) {
+unsigned long long number(const char *text, const char *what) {
     char *end = NULL;
     errno = 0;
     unsigned long long value = strtoull(text, &end, 10);
@@ -108,6 +115,9 @@ int main(int argc, char *argv[]) {
     uid_t uid = 0;
     gid_t gid = 0;
     pid_t parent = 0;
+    const char *slirp4netns = NULL;
+    int info_fd = -1;
+    int block_fd = -1;
 
     int index = 1;
     for (; index < argc; index++) {
@@ -144,6 +154,13 @@ int main(int argc, char *argv[]) {
             switch_user = 1;
         } else if (strcmp(option, "--parent") == 0 && index + 1 < argc) {
             parent = (pid_t)number(argv[++index], "parent pid");
+        } else if (strcmp(option, "--outbound") == 0 && index + 3 < argc) {
+            slirp4netns = argv[++index];
+            info_fd = (int)number(argv[++index], "info descriptor");
+            block_fd = (int)number(argv[++index], "block descriptor");
+            if (slirp4netns[0] != '/') fail("slirp4netns must be an absolute path, not '%s'", slirp4netns);
+            if (info_fd < 3 || block_fd < 3 || info_fd == block_fd || info_fd > 255 || block_fd > 255)
+                fail("invalid --outbound descriptors %d and %d", info_fd, block_fd);
         } else {
             fail("unknown or incomplete option '%s'", option);
         }
@@ -158,6 +175,8 @@ int main(int argc, char *argv[]) {
         if (setrlimit(limit_resources[i], &limit) != 0) fail("cannot set a resource limit: %s", strerror(errno));
     }
     if (stage_root != NULL) stage(stage_root, stage_sources, stage_names, stage_count);
+    // Still root: give the tenant's slirp4netns a usable /dev/net/tun in this private mount namespace.
+    if (slirp4netns != NULL) outbound_prepare_tun(stage_root != NULL);
 
     if (switch_user) {
         if (setgroups(0, NULL) != 0) fail("cannot drop supplementary groups: %s", strerror(errno));
@@ -171,6 +190,9 @@ int main(int argc, char *argv[]) {
     // Set after the user switch (which clears it): if the host dies, so does the sandbox.
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) fail("cannot set the parent-death signal: %s", strerror(errno));
     if (parent != 0 && getppid() != parent) fail("the host exited before the worker started");
+    // As the tenant's user, before bubblewrap: a child that attaches slirp4netns to the sandbox's network namespace
+    // and only then lets the sandbox run.
+    if (slirp4netns != NULL) outbound_start(slirp4netns, info_fd, block_fd);
 
     execv(argv[index], &argv[index]);
     fail("cannot execute %s: %s", argv[index], strerror(errno));

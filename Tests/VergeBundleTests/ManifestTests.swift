@@ -21,6 +21,7 @@ import VergeCore
         #expect(manifest.minInstances == 0)
         #expect(manifest.prewarm == false)
         #expect(manifest.env == [:])
+        #expect(manifest.network == .none)
         #expect(manifest.entryPath == "main.py")
         #expect(manifest.executablePath == nil)
     }
@@ -79,6 +80,17 @@ import VergeCore
         #expect(text.contains(#""min_instances":3"#))
         #expect(text.contains(#""prewarm":true"#))
         #expect(try Manifest.parse(warm.encoded()) == warm)
+    }
+
+    @Test func networkIsNoneUnlessOutboundIsAskedFor() throws {
+        #expect(try Self.parse("{\(Self.base),\"network\":\"none\"}").network == .none)
+        let outbound = try Self.parse("{\(Self.base),\"network\":\"outbound\"}")
+        #expect(outbound.network == .outbound)
+        #expect(String(decoding: outbound.encoded(), as: UTF8.self).contains(#""network":"outbound""#))
+        #expect(try Manifest.parse(outbound.encoded()) == outbound)
+        // The default is not written, so manifests without the key keep their canonical bytes.
+        let plain = try Self.parse("{\(Self.base),\"network\":\"none\"}")
+        #expect(!String(decoding: plain.encoded(), as: UTF8.self).contains("network"))
     }
 
     @Test func decodingThroughJSONDecoderAppliesTheSameRules() throws {
@@ -148,6 +160,9 @@ import VergeCore
         ("{\(base),\"prewarm\":1}", ["prewarm must be true or false, got 1"]),
         ("{\(base),\"prewarm\":\"yes\"}", [#"prewarm must be true or false, got "yes""#]),
         ("{\(base),\"prewarm\":null}", ["prewarm must be true or false, got null"]),
+        ("{\(base),\"network\":\"internet\"}", [#"network must be "none" or "outbound", got "internet""#]),
+        ("{\(base),\"network\":true}", [#"network must be "none" or "outbound", got true"#]),
+        ("{\(base),\"network\":\"Outbound\"}", [#"got "Outbound""#]),
         ("{\(base),\"env\":[\"A\"]}", ["env must be an object mapping variable names to strings, got an array"]),
         ("{\(base),\"env\":{\"lower\":\"x\"}}", ["env name 'lower' is invalid", "A-Z, 0-9 and '_'"]),
         ("{\(base),\"env\":{\"1ST\":\"x\"}}", ["env name '1ST' is invalid"]),

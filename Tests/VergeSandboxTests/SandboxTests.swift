@@ -11,13 +11,16 @@ struct SandboxTests {
     static let python = "/usr/bin/python3"
 
     /// A sandbox whose user registry lives in a temporary directory.
-    static func withSandbox<T>(_ body: (Sandbox, String) throws -> T) throws -> T {
+    static func withSandbox<T>(
+        configure: (inout SandboxConfiguration) -> Void = { _ in }, _ body: (Sandbox, String) throws -> T
+    ) throws -> T {
         let directory = NSTemporaryDirectory() + "verge-sandbox-test-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory + "/bundle", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var configuration = SandboxConfiguration(
             hostName: "test", scope: directory, helper: helperPath())
         configuration.usersDatabase = directory + "/users.sqlite"
+        configure(&configuration)
         let sandbox = try Sandbox.prepare(configuration, logger: Logger(label: "test"))
         return try body(sandbox, directory + "/bundle")
     }

@@ -16,6 +16,8 @@ struct WorkerLaunchPlan: Sendable {
     let runtimeDirectory: String?
     let sharedDirectories: [String]
     let limits: SandboxLimits
+    /// What the worker may reach on the network (sandboxed hosts only).
+    let network: SandboxNetwork
     /// CPU time one call may use; `nil` leaves only the wall deadline.
     let cpuLimit: Duration?
     let sandbox: Sandbox?
@@ -30,6 +32,7 @@ struct WorkerLaunchPlan: Sendable {
         self.limits = configuration.isolationSettings.limits(for: manifest)
         self.refusal = configuration.isolationSettings.limitsProblem(for: manifest)
         self.cpuLimit = manifest.limits.cpuMs.map { .milliseconds($0) }
+        self.network = manifest.network == .outbound ? .outbound : .none
         let bundle = sandbox == nil ? deployment.bundleDirectory : SandboxPaths.function
         var environment = manifest.env
         // The function's secrets; PATH, HOME… and VERGE_* below win over both.
@@ -104,7 +107,7 @@ struct WorkerLaunchPlan: Sendable {
             SandboxSpec(
                 workerName: workerName, tenant: tenant, bundleDirectory: bundleDirectory,
                 runtimeDirectory: runtimeDirectory, sharedDirectories: sharedDirectories, command: command,
-                environment: environment, limits: limits, inheritedDescriptors: 4))
+                environment: environment, limits: limits, inheritedDescriptors: 4, network: network))
         return Prepared(
             spec: ProcessSpec(
                 executable: launch.executable, arguments: launch.arguments, environment: launch.environment,
