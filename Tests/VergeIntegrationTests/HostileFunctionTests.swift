@@ -133,6 +133,10 @@ extension HostileFunctionTests {
     @Test func aDaemonDiesWithItsWorker() async throws {
         try await attacking("daemon") { attack in try await attack.daemon() }
     }
+
+    @Test func aManifestsEnvironmentReachesNoProcessOutsideTheSandbox() async throws {
+        try await attacking("env-injection") { attack in try await attack.envInjection() }
+    }
 }
 
 extension Attack {
@@ -238,4 +242,30 @@ extension Attack {
             "a process of the daemon function outlived its worker")
         #expect(sandboxProcesses("daemon").isEmpty)
     }
+
+    /// The manifest's env asks the dynamic loader for a trace in `/tmp/verge-env-injection.PID`. Only the worker,
+    /// inside its sandbox (with its private `/tmp`), may run with that environment: a trace in the machine's `/tmp`
+    /// means the root helper or bubblewrap obeyed it, and `LD_PRELOAD` pointing at a file of the tenant's bundle
+    /// would run the tenant's code as root on the host.
+    func envInjection() async throws {
+        let prefix = "verge-env-injection."
+        func traces() -> [(name: String, owner: Int)] {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []
+            return names.filter { $0.hasPrefix(prefix) }.map { name in
+                let owner = (try? FileManager.default.attributesOfItem(atPath: "/tmp/" + name))?[.ownerAccountID]
+                return (name, (owner as? NSNumber)?.intValue ?? -1)
+            }
+        }
+        for trace in traces() { try? FileManager.default.removeItem(atPath: "/tmp/" + trace.name) }
+        defer { for trace in traces() { try? FileManager.default.removeItem(atPath: "/tmp/" + trace.name) } }
+
+        let response = try await during("/env-injection")
+        #expect(response.status == 200, "\(response.text)")
+        #expect((try response.json()["uid"] as? Int ?? 0) >= 2_100_000_000)
+        let found = traces().map { "\($0.name) (uid \($0.owner))" }
+        withKnownIssue("the function's environment is the environment of verge-sandbox-exec, which runs as root") {
+            #expect(found.isEmpty, "processes outside the sandbox ran with the function's LD_* variables: \(found)")
+        }
+    }
 }
+
