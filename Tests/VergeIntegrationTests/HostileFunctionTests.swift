@@ -3,6 +3,10 @@ import Synchronization
 import Testing
 import VergeTestSupport
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Real hostile bundles (`Tests/Fixtures/hostile/`) against a live local cluster. For each attack: it is contained,
 /// the host stays healthy, a neighbour function keeps answering at its normal latency while the attack runs, and
 /// the usage record says what happened.
@@ -137,6 +141,41 @@ extension HostileFunctionTests {
     @Test func aManifestsEnvironmentReachesNoProcessOutsideTheSandbox() async throws {
         try await attacking("env-injection") { attack in try await attack.envInjection() }
     }
+
+    @Test(.enabled(if: HostVsock.available, "the kernel has no AF_VSOCK: there is no vsock port space to reach"))
+    func aFunctionCannotOpenVirtualMachineSockets() async throws {
+        try await attacking("vsock") { attack in try await attack.vsock() }
+    }
+}
+
+/// AF_VSOCK on the test machine, outside any sandbox.
+enum HostVsock {
+    static let family: Int32 = 40  // AF_VSOCK
+
+    static var available: Bool {
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue), 0)
+        if fd >= 0 { close(fd) }
+        return fd >= 0
+    }
+
+    /// A listening socket on `port` of every CID, or `nil` when it cannot be made.
+    static func listen(port: UInt32) -> Int32? {
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        // struct sockaddr_vm: family, reserved, port, cid (VMADDR_CID_ANY), 4 zero bytes; host byte order.
+        var address = [UInt8](repeating: 0, count: 16)
+        withUnsafeBytes(of: UInt16(family)) { address.replaceSubrange(0..<2, with: $0) }
+        withUnsafeBytes(of: port) { address.replaceSubrange(4..<8, with: $0) }
+        withUnsafeBytes(of: UInt32.max) { address.replaceSubrange(8..<12, with: $0) }
+        let bound = address.withUnsafeBytes {
+            bind(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count))
+        }
+        guard bound == 0, Glibc.listen(fd, 1) == 0 else {
+            close(fd)
+            return nil
+        }
+        return fd
+    }
 }
 
 extension Attack {
@@ -265,6 +304,21 @@ extension Attack {
         let found = traces().map { "\($0.name) (uid \($0.owner))" }
         withKnownIssue("the function's environment is the environment of verge-sandbox-exec, which runs as root") {
             #expect(found.isEmpty, "processes outside the sandbox ran with the function's LD_* variables: \(found)")
+        }
+    }
+
+    /// The test binds a vsock port on the machine; the function, in its network namespace, must not be able to open
+    /// a vsock socket at all. Today it can, and binding the same port fails with "Address already in use": one port
+    /// space with the host, and a way to the hypervisor that the network namespace does not close.
+    func vsock() async throws {
+        let port = UInt32.random(in: 40_000...60_000)
+        let listener = try #require(HostVsock.listen(port: port), "cannot listen on vsock port \(port)")
+        defer { close(listener) }
+        let response = try await during("/vsock?port=\(port)")
+        #expect(response.status == 200, "\(response.text)")
+        let report = try response.json()
+        withKnownIssue("the seccomp filter does not restrict socket families; AF_VSOCK ignores network namespaces") {
+            #expect(report["socket"] as? String != "created", "the sandbox opened a vsock socket: \(report)")
         }
     }
 }
