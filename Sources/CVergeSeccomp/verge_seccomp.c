@@ -7,10 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <unistd.h>
 
 int verge_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int verge_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
 
 int verge_seccomp_build(const char *const *denied, size_t count, int error, unsigned char **program, size_t *length,
                         const char **unknown) {
@@ -37,6 +40,19 @@ int verge_seccomp_build(const char *const *denied, size_t count, int error, unsi
                               SCMP_A0(SCMP_CMP_MASKED_EQ, namespaces[index], namespaces[index]));
     }
     if (rc == 0) rc = seccomp_rule_add(filter, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+    // Sockets of the families a function needs only: AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK. Others (AF_VSOCK,
+    // AF_PACKET, AF_BLUETOOTH, ...) fail with EAFNOSUPPORT; some ignore network namespaces.
+    for (int family = 0; family < 64 && rc == 0; family++) {
+        if (family == AF_UNIX || family == AF_INET || family == AF_INET6 || family == AF_NETLINK) continue;
+        rc = seccomp_rule_add(filter, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1,
+                              SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)family));
+        if (rc == 0)
+            rc = seccomp_rule_add(filter, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socketpair), 1,
+                                  SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)family));
+    }
+    if (rc == 0)
+        rc = seccomp_rule_add(filter, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1,
+                              SCMP_A0(SCMP_CMP_GE, (scmp_datum_t)64));
     if (rc == 0) {
         int fd = memfd_create("verge-seccomp", MFD_CLOEXEC);
         if (fd < 0) {

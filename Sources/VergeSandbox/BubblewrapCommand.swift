@@ -12,12 +12,20 @@ enum BubblewrapCommand {
     /// The top-level entries that merged-/usr systems keep as links into `/usr`.
     static let usrLinks = ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"]
 
+    /// `--clearenv` and a `--setenv NAME VALUE` per variable, NUL-terminated, as `bwrap --args FD` reads them.
+    static func environmentArguments(_ environment: [String: String]) -> [UInt8] {
+        var arguments = ["--clearenv"]
+        for (name, value) in environment.sorted(by: { $0.key < $1.key }) { arguments += ["--setenv", name, value] }
+        return arguments.flatMap { Array($0.utf8) + [0] }
+    }
+
     /// `stage` maps each staged host path to its name under the stage root.
     static func arguments(
         spec: SandboxSpec, stageRoot: String, staged: [(source: String, name: String)], seccompDescriptor: Int,
-        network: (infoDescriptor: Int, blockDescriptor: Int)? = nil
+        argsDescriptor: Int, network: (infoDescriptor: Int, blockDescriptor: Int)? = nil
     ) -> [String] {
         var arguments = [
+            "--args", "\(argsDescriptor)",
             "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
             "--unshare-cgroup-try", "--disable-userns", "--die-with-parent", "--new-session",
             "--hostname", "verge",

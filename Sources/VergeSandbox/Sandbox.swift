@@ -151,8 +151,20 @@ public final class Sandbox: Sendable {
         if let runtime = spec.runtimeDirectory { staged.append((runtime, "runtime")) }
         for (index, directory) in spec.sharedDirectories.enumerated() { staged.append((directory, "shared\(index)")) }
 
+        // The worker's environment reaches bubblewrap on a descriptor (`--args`), never through the environment
+        // of the helper, which runs as root (a manifest's LD_PRELOAD must not run there), nor on a command line
+        // that `ps` shows (secrets are in it).
+        let argsDescriptor: Int32
+        do {
+            argsDescriptor = try Self.file(containing: BubblewrapCommand.environmentArguments(spec.environment))
+        } catch {
+            close(seccompDescriptor)
+            cgroup.remove()
+            throw error
+        }
         let childDescriptor = spec.inheritedDescriptors
-        var arguments: [String] = []
+        let argsChildDescriptor = childDescriptor + 1
+        var arguments: [String] = ["--keep-fds", "\(argsChildDescriptor + 1)"]
         for file in cgroup.joinFiles { arguments += ["--join", file] }
         arguments += [
             "--rlimit", "nofile=\(spec.limits.openFiles)",
@@ -164,17 +176,39 @@ public final class Sandbox: Sendable {
         arguments += ["--user", "\(id):\(id)", "--parent", "\(getpid())"]
         var network: (infoDescriptor: Int, blockDescriptor: Int)?
         if spec.network == .outbound {
-            // The helper makes these two pipes; the descriptors follow the seccomp program's.
-            network = (childDescriptor + 1, childDescriptor + 2)
-            arguments += ["--outbound", configuration.slirp4netns, "\(childDescriptor + 1)", "\(childDescriptor + 2)"]
+            // The helper makes these two pipes; the descriptors follow the environment's.
+            network = (argsChildDescriptor + 1, argsChildDescriptor + 2)
+            arguments += [
+                "--outbound", configuration.slirp4netns, "\(argsChildDescriptor + 1)", "\(argsChildDescriptor + 2)",
+            ]
         }
         arguments += ["--", configuration.bubblewrap]
         arguments += BubblewrapCommand.arguments(
             spec: spec, stageRoot: configuration.stageRoot, staged: staged, seccompDescriptor: childDescriptor,
-            network: network)
+            argsDescriptor: argsChildDescriptor, network: network)
         return SandboxLaunch(
-            executable: configuration.helper, arguments: arguments, environment: spec.environment,
-            seccompDescriptor: seccompDescriptor, seccompChildDescriptor: childDescriptor, cgroup: cgroup, uid: id)
+            executable: configuration.helper, arguments: arguments,
+            seccompDescriptor: seccompDescriptor, seccompChildDescriptor: childDescriptor,
+            argsDescriptor: argsDescriptor, argsChildDescriptor: argsChildDescriptor, cgroup: cgroup, uid: id)
+    }
+
+    /// An anonymous file holding `bytes`, positioned at its start, close-on-exec (any size, unlike a pipe).
+    static func file(containing bytes: [UInt8]) throws(VergeError) -> Int32 {
+        let fd = verge_memfd("verge-sandbox")
+        guard fd >= 0 else {
+            throw VergeError(.internalError, "cannot create a memory file: \(String(cString: strerror(errno)))")
+        }
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            guard written > 0 else {
+                close(fd)
+                throw VergeError(.internalError, "cannot write the sandbox's arguments")
+            }
+            offset += written
+        }
+        lseek(fd, 0, SEEK_SET)
+        return fd
     }
 
     /// A pipe holding `bytes` (written whole, write end closed); returns the read end, close-on-exec.
@@ -224,18 +258,25 @@ public final class Sandbox: Sendable {
 public struct SandboxLaunch: Sendable {
     public let executable: String
     public let arguments: [String]
-    public let environment: [String: String]
+    /// The helper's environment: empty. It runs as root; the worker's environment reaches bubblewrap through
+    /// ``argsDescriptor``.
+    public var environment: [String: String] { [:] }
     /// The read end of the pipe holding the seccomp program (close-on-exec here); the child gets it at
     /// ``seccompChildDescriptor``.
     public let seccompDescriptor: Int32
     public let seccompChildDescriptor: Int
+    /// A memory file with bubblewrap's `--clearenv --setenv …` arguments (close-on-exec here); the child gets it at
+    /// ``argsChildDescriptor``.
+    public let argsDescriptor: Int32
+    public let argsChildDescriptor: Int
     public let cgroup: WorkerCgroup
     /// The worker's uid (and gid).
     public let uid: UInt32
 
-    /// Closes the host's copy of the seccomp pipe once the child has its own.
+    /// Closes the host's copies of the descriptors once the child has its own.
     public func spawned() {
         close(seccompDescriptor)
+        close(argsDescriptor)
     }
 
     /// Runs the command with stdout and stderr captured; returns the exit status (128 + signal when killed) and
@@ -250,6 +291,7 @@ public struct SandboxLaunch: Sendable {
         posix_spawn_file_actions_adddup2(&actions, output[1], 1)
         posix_spawn_file_actions_adddup2(&actions, output[1], 2)
         posix_spawn_file_actions_adddup2(&actions, seccompDescriptor, Int32(seccompChildDescriptor))
+        posix_spawn_file_actions_adddup2(&actions, argsDescriptor, Int32(argsChildDescriptor))
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {

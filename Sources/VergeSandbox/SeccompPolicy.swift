@@ -3,8 +3,9 @@ import Foundation
 import VergeCore
 
 /// The system calls a function never needs. Each fails with EPERM, as does `clone` with a namespace flag; `clone3`
-/// fails with ENOSYS so the C library falls back to `clone`, whose flags the filter can inspect. System calls of
-/// other architectures' entry points kill the process.
+/// fails with ENOSYS so the C library falls back to `clone`, whose flags the filter can inspect. Sockets of other
+/// families than AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK fail with EAFNOSUPPORT (AF_VSOCK, for one, ignores
+/// network namespaces). System calls of other architectures' entry points kill the process.
 public enum SeccompPolicy {
     public static let denied: [String] = [
         // Debugging and inspecting other processes.
@@ -19,6 +20,10 @@ public enum SeccompPolicy {
         // Keys, BPF, performance counters, page-fault handling, raw handles.
         "keyctl", "add_key", "request_key", "bpf", "perf_event_open", "userfaultfd", "open_by_handle_at",
         "name_to_handle_at", "fanotify_init",
+        // io_uring: a large kernel surface whose operations bypass seccomp's argument checks.
+        "io_uring_setup", "io_uring_enter", "io_uring_register",
+        // Watching shared files would show what other workers start and load; segment tricks and secret memory.
+        "inotify_init", "inotify_init1", "inotify_add_watch", "modify_ldt", "memfd_secret",
     ]
 
     /// The compiled BPF program, built once per process.

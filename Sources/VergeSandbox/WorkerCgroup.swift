@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import VergeCore
 
 #if canImport(Glibc)
@@ -12,6 +13,16 @@ public final class WorkerCgroup: Sendable {
     public let version: CgroupHierarchy.Version
     /// Controller name → directory (v2: a single entry).
     let directories: [String: String]
+    /// The counters as they were when the group was removed: a call that ended because its worker died may ask
+    /// what killed it after the host has already reaped the worker and removed its group.
+    private let final = Mutex<Counters?>(nil)
+
+    struct Counters {
+        var oomKills: Int
+        var processLimitHits: Int
+        var cpuUsage: Duration?
+        var memoryPeak: Int64?
+    }
 
     init(version: CgroupHierarchy.Version, directories: [String: String]) {
         self.version = version
@@ -55,6 +66,7 @@ public final class WorkerCgroup: Sendable {
 
     /// CPU time (user + system) all the worker's processes have used.
     public func cpuUsage() -> Duration? {
+        if let final = final.withLock({ $0 }) { return final.cpuUsage }
         switch version {
         case .v2:
             guard let text = read(memory + "/cpu.stat") else { return nil }
@@ -69,7 +81,8 @@ public final class WorkerCgroup: Sendable {
 
     /// The most memory the worker has used at once since it started, in bytes.
     public func memoryPeak() -> Int64? {
-        switch version {
+        if let final = final.withLock({ $0 }) { return final.memoryPeak }
+        return switch version {
         case .v2: read(memory + "/memory.peak").flatMap(Int64.init)
         case .v1: read(memory + "/memory.max_usage_in_bytes").flatMap(Int64.init)
         }
@@ -85,13 +98,15 @@ public final class WorkerCgroup: Sendable {
 
     /// How often the kernel's OOM killer ended a process of the worker.
     public func oomKills() -> Int {
+        if let final = final.withLock({ $0 }) { return final.oomKills }
         let file = version == .v2 ? memory + "/memory.events" : memory + "/memory.oom_control"
         return counter("oom_kill", in: file)
     }
 
     /// How often a fork or clone failed because the worker was at its process limit.
     public func processLimitHits() -> Int {
-        counter("max", in: pids + "/pids.events")
+        if let final = final.withLock({ $0 }) { return final.processLimitHits }
+        return counter("max", in: pids + "/pids.events")
     }
 
     private func counter(_ name: String, in file: String) -> Int {
@@ -139,6 +154,12 @@ public final class WorkerCgroup: Sendable {
     @discardableResult
     public func remove() -> Bool {
         if !processes().isEmpty { killAll() }
+        if final.withLock({ $0 }) == nil {
+            let counters = Counters(
+                oomKills: oomKills(), processLimitHits: processLimitHits(), cpuUsage: cpuUsage(),
+                memoryPeak: memoryPeak())
+            final.withLock { $0 = $0 ?? counters }
+        }
         var removed = true
         for directory in Set(directories.values) where rmdir(directory) != 0 && errno != ENOENT {
             removed = false

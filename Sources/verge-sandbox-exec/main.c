@@ -13,7 +13,10 @@
 // bubblewrap started with `--info-fd INFO_FD --block-fd BLOCK_FD`, and nothing of the function runs before the
 // network is up.
 //
-// Usage: verge-sandbox-exec [--join FILE]... [--rlimit NAME=VALUE]... [--stage-root DIR] [--stage SRC NAME]...
+// Before anything else, every descriptor from --keep-fds N on is closed: whatever the host had open without
+// close-on-exec (listening sockets, connections) must never reach a function.
+//
+// Usage: verge-sandbox-exec --keep-fds N [--join FILE]... [--rlimit NAME=VALUE]... [--stage-root DIR] [--stage SRC NAME]...
 //                           [--user UID:GID] [--parent PID] [--outbound SLIRP4NETNS INFO_FD BLOCK_FD]
 //                           -- PROGRAM [ARG]...
 //
@@ -118,6 +121,7 @@ int main(int argc, char *argv[]) {
     const char *slirp4netns = NULL;
     int info_fd = -1;
     int block_fd = -1;
+    int keep_fds = -1;
 
     int index = 1;
     for (; index < argc; index++) {
@@ -152,6 +156,9 @@ int main(int argc, char *argv[]) {
             gid = (gid_t)number(colon + 1, "gid");
             if (uid == 0 || gid == 0) fail("refusing to run a worker as root");
             switch_user = 1;
+        } else if (strcmp(option, "--keep-fds") == 0 && index + 1 < argc) {
+            keep_fds = (int)number(argv[++index], "descriptor count");
+            if (keep_fds < 3 || keep_fds > 64) fail("--keep-fds must be between 3 and 64");
         } else if (strcmp(option, "--parent") == 0 && index + 1 < argc) {
             parent = (pid_t)number(argv[++index], "parent pid");
         } else if (strcmp(option, "--outbound") == 0 && index + 3 < argc) {
@@ -165,6 +172,9 @@ int main(int argc, char *argv[]) {
             fail("unknown or incomplete option '%s'", option);
         }
     }
+    if (keep_fds < 0) fail("--keep-fds is required");
+    // First: nothing of the host beyond the descriptors the worker is given.
+    if (close_range((unsigned)keep_fds, ~0U, 0) != 0) fail("cannot close inherited descriptors: %s", strerror(errno));
     if (index >= argc) fail("no program to execute");
     if (argv[index][0] != '/') fail("the program must be an absolute path, not '%s'", argv[index]);
     if (stage_count > 0 && stage_root == NULL) fail("--stage needs --stage-root");

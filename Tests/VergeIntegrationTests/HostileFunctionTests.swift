@@ -330,14 +330,12 @@ extension Attack {
         #expect(response.status == 200, "\(response.text)")
         #expect((try response.json()["uid"] as? Int ?? 0) >= 2_100_000_000)
         let found = traces().map { "\($0.name) (uid \($0.owner))" }
-        withKnownIssue("the function's environment is the environment of verge-sandbox-exec, which runs as root") {
-            #expect(found.isEmpty, "processes outside the sandbox ran with the function's LD_* variables: \(found)")
-        }
+        #expect(found.isEmpty, "processes outside the sandbox ran with the function's LD_* variables: \(found)")
     }
 
     /// The test binds a vsock port on the machine; the function, in its network namespace, must not be able to open
-    /// a vsock socket at all. Today it can, and binding the same port fails with "Address already in use": one port
-    /// space with the host, and a way to the hypervisor that the network namespace does not close.
+    /// a vsock socket at all: vsock has one port space with the host and a way to the hypervisor that a network
+    /// namespace does not close. The seccomp filter refuses the family.
     func vsock() async throws {
         let port = UInt32.random(in: 40_000...60_000)
         let listener = try #require(HostVsock.listen(port: port), "cannot listen on vsock port \(port)")
@@ -345,16 +343,14 @@ extension Attack {
         let response = try await during("/vsock?port=\(port)")
         #expect(response.status == 200, "\(response.text)")
         let report = try response.json()
-        withKnownIssue("the seccomp filter does not restrict socket families; AF_VSOCK ignores network namespaces") {
-            #expect(report["socket"] as? String != "created", "the sandbox opened a vsock socket: \(report)")
-        }
+        #expect(report["socket"] as? String != "created", "the sandbox opened a vsock socket: \(report)")
     }
 
-    /// A worker must start with fds 0-3 only. Today it inherits every descriptor of the host process that lacks
-    /// close-on-exec (libuv's spawn closes nothing, bubblewrap passes everything on to the sandboxed program): the
-    /// listening sockets of the control plane, the gateway and the hosts, and their live connections. The Python
-    /// runtime closes them before the function's module loads, but a Swift function's code (here a preloaded
-    /// library) runs first and can accept the control plane's connections and read their bearer tokens.
+    /// A worker must start with fds 0-3 only: none of the host process's descriptors that lack close-on-exec
+    /// (libuv's spawn closes nothing, bubblewrap passes everything on): the listening sockets of the control plane,
+    /// the gateway and the hosts, and their live connections. `verge-sandbox-exec` closes everything above what the
+    /// worker is given before anything else; native code that runs before any runtime (here a preloaded library)
+    /// sees nothing.
     func fdInheritance() async throws {
         let response = try await during("/fd-inheritance")
         #expect(response.status == 200, "\(response.text)")
@@ -362,10 +358,8 @@ extension Attack {
         let inherited = try #require(report["inherited"] as? [String], "\(report)")
         let ports = [cluster.apiURL, cluster.gatewayURL, fra].compactMap { URL(string: $0)?.port }
         let platform = inherited.filter { line in ports.contains { line.hasSuffix(":\($0)") } }
-        withKnownIssue("the host's descriptors lack close-on-exec and reach the sandboxed worker") {
-            #expect(inherited.isEmpty, "the worker inherited \(inherited.count) descriptors: \(inherited)")
-            #expect(platform.isEmpty, "among them the platform's own sockets: \(platform)")
-        }
+        #expect(inherited.isEmpty, "the worker inherited \(inherited.count) descriptors: \(inherited)")
+        #expect(platform.isEmpty, "among them the platform's own sockets: \(platform)")
     }
 }
 

@@ -5,7 +5,8 @@
 
 /// Builds a seccomp program for the native architecture: every system call is allowed except those named in
 /// `denied` (they fail with `error`), `clone` with any namespace flag (fails with `error`) and `clone3` (fails with
-/// ENOSYS, so the C library falls back to `clone`, whose flags the filter can see). System calls of other
+/// ENOSYS, so the C library falls back to `clone`, whose flags the filter can see), and `socket`/`socketpair` of
+/// any family but AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK (EAFNOSUPPORT). System calls of other
 /// architectures (32-bit entry points) kill the process.
 ///
 /// On success returns 0 and a malloc'd BPF program in `*program` (`*length` bytes; the caller frees it). Returns a
@@ -15,5 +16,8 @@ int verge_seccomp_build(const char *const *denied, size_t count, int error, unsi
 
 /// pipe2(fds, O_CLOEXEC), which Swift's Glibc module does not declare.
 int verge_pipe_cloexec(int fds[2]);
+
+/// memfd_create(name, MFD_CLOEXEC): an anonymous file, for data handed to a child at a descriptor.
+int verge_memfd(const char *name);
 
 #endif

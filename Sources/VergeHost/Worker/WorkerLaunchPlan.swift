@@ -111,7 +111,7 @@ struct WorkerLaunchPlan: Sendable {
         return Prepared(
             spec: ProcessSpec(
                 executable: launch.executable, arguments: launch.arguments, environment: launch.environment,
-                workingDirectory: "/", fileDescriptors: [nil, stdout, stderr, channel, launch.seccompDescriptor],
+                workingDirectory: "/", fileDescriptors: [nil, stdout, stderr, channel, launch.seccompDescriptor, launch.argsDescriptor],
                 newProcessGroup: true),
             cgroup: launch.cgroup, sandbox: launch)
     }
