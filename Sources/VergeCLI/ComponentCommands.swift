@@ -97,7 +97,10 @@ private struct Announcer: Service {
     let announce: @Sendable () async -> String
 
     func run() async throws {
-        Output.line("ready " + (await announce()))
+        let line = await announce()
+        // A component that failed before it listened cancels this: no ready line then.
+        guard !Task.isCancelled else { return }
+        Output.line("ready " + line)
         try? await gracefulShutdown()
     }
 }

@@ -13,9 +13,10 @@ public final class ListenAddress: Sendable {
     /// Waits until the server listens.
     public func wait() async -> SocketAddress { await address.wait().address }
 
-    /// `http://ip:port` (or `https://` with TLS) of the bound address.
+    /// `http://ip:port` (or `https://` with TLS) of the bound address; `""` when the waiting task is cancelled
+    /// first (the server never came up).
     public func url() async -> String {
-        let (address, secure) = await self.address.wait()
+        guard let (address, secure) = await self.address.waitUnlessCancelled() else { return "" }
         let ip = address.ipAddress ?? "127.0.0.1"
         let host = ip.contains(":") ? "[\(ip)]" : ip
         return "\(secure ? "https" : "http")://\(host):\(address.port ?? 0)"

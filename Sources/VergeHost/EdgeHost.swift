@@ -269,6 +269,8 @@ extension EdgeHost {
     static func protect(dataDirectory: String) {
         chmod(dataDirectory, 0o700)
         for suffix in ["", "-wal", "-shm"] { chmod(dataDirectory + "/host.sqlite" + suffix, 0o600) }
+        // It holds the functions' secrets (see `DeploymentsFile`).
+        chmod(dataDirectory + "/deployments.json", 0o600)
     }
 }
 

@@ -134,7 +134,11 @@ struct APILimitsTests {
     @Test func logQueriesAreBounded() async throws {
         try await Self.withComponent(Self.controlPlane) { cp, scratch in
             let api = try #require(cp.ready["api"])
-            let auth = [("authorization", "Bearer " + (try Self.adminToken(scratch)))]
+            let admin = try Self.adminToken(scratch)
+            let auth = [("authorization", "Bearer " + admin)]
+            let deploy = try await CommandRunner.verge(
+                ["deploy", Paths.fixtureFunction("echo"), "--no-wait", "--api", api], environment: ["VERGE_TOKEN": admin])
+            #expect(deploy.status == 0, "\(deploy.stderr)")
             let tooMany = try await TestHTTP.request(api + "/v1/functions/echo/logs?limit=1001", headers: auth)
             #expect(tooMany.status == 400 && tooMany.text.contains("limit"))
             #expect(try await TestHTTP.request(api + "/v1/functions/echo/logs?limit=1000", headers: auth).status == 200)

@@ -25,7 +25,9 @@ struct SecretsTests {
             // Names only, from the CLI and the API.
             let list = try await cluster.verge(["secrets", "list", "secret-env"])
             #expect(list.status == 0 && list.stdout.contains("API_TOKEN") && !list.stdout.contains(value))
-            let listed = try await TestHTTP.request(cluster.apiURL + "/v1/functions/secret-env/secrets")
+            let listed = try await TestHTTP.request(
+                cluster.apiURL + "/v1/functions/secret-env/secrets",
+                headers: [("authorization", "Bearer " + (try cluster.adminToken()))])
             #expect(listed.status == 200 && listed.text.contains("API_TOKEN") && !listed.text.contains(value))
 
             // Names are checked like manifest env names; VERGE_* stays Verge's.
