@@ -58,6 +58,8 @@ enum BubblewrapCommand {
             arguments += ["--ro-bind", stageRoot + "/" + name, inside]
         }
         arguments += [
+            // The sandbox's own root holds nothing to write: only /tmp (sized) is writable.
+            "--remount-ro", "/",
             "--chdir", SandboxPaths.function,
             "--seccomp", "\(seccompDescriptor)",
         ]

@@ -232,10 +232,14 @@ public final class Sandbox: Sendable {
     func probe(network: SandboxNetwork = .none) throws(VergeError) {
         // Unique: sandboxes may be prepared side by side in one process.
         let unique = UUID().uuidString.prefix(8).lowercased()
-        let bundle = NSTemporaryDirectory() + "verge-sandbox-probe-\(getpid())-\(unique)"
-        try? FileManager.default.createDirectory(atPath: bundle, withIntermediateDirectories: true)
-        chmod(bundle, 0o755)
-        defer { try? FileManager.default.removeItem(atPath: bundle) }
+        // A fresh directory of our own (mkdtemp: never an existing path or a link someone planted).
+        var template = Array((NSTemporaryDirectory() + "verge-sandbox-probe.XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else {
+            throw VergeError(.internalError, "cannot create a directory for the test sandbox: \(String(cString: strerror(errno)))")
+        }
+        let bundle = String(cString: made)
+        defer { rmdir(bundle) }
+        chmod(bundle, 0o755)  // the tenant's user enters it; /tmp's sticky bit keeps it ours
         let spec = SandboxSpec(
             workerName: "probe-\(unique)", tenant: "verge-probe", bundleDirectory: bundle, runtimeDirectory: nil,
             sharedDirectories: [], command: ["/usr/bin/true"], environment: ["PATH": "/usr/bin:/bin"],

@@ -33,7 +33,7 @@ public final class RawHTTPConnection: @unchecked Sendable {
         guard let parsed = URL(string: url), let host = parsed.host, let port = parsed.port else {
             throw TestFailure("not an http://host:port URL: \(url)")
         }
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw TestFailure("socket() failed: \(errno)") }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)

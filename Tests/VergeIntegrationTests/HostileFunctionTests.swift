@@ -181,14 +181,14 @@ enum HostVsock {
     static let family: Int32 = 40  // AF_VSOCK
 
     static var available: Bool {
-        let fd = socket(family, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         if fd >= 0 { close(fd) }
         return fd >= 0
     }
 
     /// A listening socket on `port` of every CID, or `nil` when it cannot be made.
     static func listen(port: UInt32) -> Int32? {
-        let fd = socket(family, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return nil }
         // struct sockaddr_vm: family, reserved, port, cid (VMADDR_CID_ANY), 4 zero bytes; host byte order.
         var address = [UInt8](repeating: 0, count: 16)
