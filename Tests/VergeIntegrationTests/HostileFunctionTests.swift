@@ -136,6 +136,10 @@ extension HostileFunctionTests {
         try await attacking("prober") { attack in try await attack.prober() }
     }
 
+    @Test func aLogFloodSlowsTheFunctionNotItsHost() async throws {
+        try await attacking("log-flood") { attack in try await attack.logFlood() }
+    }
+
     @Test func aDaemonDiesWithItsWorker() async throws {
         try await attacking("daemon") { attack in try await attack.daemon() }
     }
@@ -296,6 +300,30 @@ extension Attack {
             #expect(!outcome.hasPrefix("connected"), "\(target): \(outcome)")
         }
         #expect(report["interfaces"] as? [String] == ["lo"], "a network namespace with loopback only")
+    }
+
+    /// 2 MiB of long lines and 20000 empty ones, against a budget of 256 KiB/s after a 1 MiB burst: the function
+    /// waits for its pipe, and the host spends little CPU on it.
+    func logFlood() async throws {
+        let clusterPID = cluster.process.processIdentifier
+        let before = Self.cpuTime(of: clusterPID)
+        let response = try await during("/log-flood")
+        let used = Self.cpuTime(of: clusterPID) - before
+        #expect(response.status == 200, "\(response.text)")
+        let seconds = try #require(try response.json()["seconds"] as? Double)
+        #expect(seconds >= 3, "the flood was not slowed down: \(seconds) s")
+        #expect(used < .seconds(seconds * 0.5), "the host used \(used) of CPU over a \(seconds) s flood")
+    }
+
+    /// User + system CPU time of a process so far.
+    static func cpuTime(of pid: Int32) -> Duration {
+        let stat = KernelFileForTests.read("/proc/\(pid)/stat") ?? ""
+        guard let close = stat.lastIndex(of: ")") else { return .zero }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // Fields 14 and 15 of the line, counted after the command name: utime, stime (clock ticks).
+        guard fields.count > 13, let user = Int64(fields[11]), let system = Int64(fields[12]) else { return .zero }
+        let hertz = Int64(sysconf(Int32(_SC_CLK_TCK)))
+        return .milliseconds((user + system) * 1000 / hertz)
     }
 
     func daemon() async throws {

@@ -40,19 +40,84 @@ struct LogLineDecoder: ByteToMessageDecoder {
     }
 }
 
-/// Hands each captured line to a closure with the stream it came from.
+/// How much a worker may log, shared by its stdout and stderr: a token bucket of bytes (each line counts at least
+/// `minimumLineCost`, so a flood of empty lines is bounded too). Over it, the host stops reading the worker's pipes
+/// until the bucket refills: the worker's own writes block, so a function that floods its logs slows itself, not
+/// its host's CPU, disk or other tenants' log lines.
+final class LogBudget: Sendable {
+    /// Bytes per second. Default 256 KiB/s.
+    let rate: Double
+    /// Bytes at once. Default 1 MiB.
+    let burst: Double
+    static let minimumLineCost = 128
+    private let state: Mutex<(tokens: Double, last: ContinuousClock.Instant)>
+
+    init(rate: Int = 256 * 1024, burst: Int = 1024 * 1024) {
+        self.rate = Double(rate)
+        self.burst = Double(burst)
+        self.state = Mutex((Double(burst), ContinuousClock.now))
+    }
+
+    /// Takes the cost of a line of `bytes`; returns how long to pause reading when the bucket is now empty.
+    func take(_ bytes: Int) -> Duration? {
+        refill(spending: Double(max(bytes, Self.minimumLineCost)))
+    }
+
+    /// How long until the bucket is no longer in debt, or `nil` when it is not.
+    func debt() -> Duration? {
+        refill(spending: 0)
+    }
+
+    private func refill(spending cost: Double) -> Duration? {
+        state.withLock { state in
+            let now = ContinuousClock.now
+            let elapsed = now - state.last
+            state.last = now
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            state.tokens = min(burst, state.tokens + seconds * rate) - cost
+            guard state.tokens < 0 else { return nil }
+            return .nanoseconds(Int64(-state.tokens / rate * 1e9) + 1_000_000)
+        }
+    }
+}
+
+/// Hands each captured line to a closure with the stream it came from, within the worker's ``LogBudget``.
 final class LogLineHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = String
     let stream: String
+    let budget: LogBudget
     let sink: @Sendable (_ stream: String, _ line: String) -> Void
 
-    init(stream: String, sink: @escaping @Sendable (String, String) -> Void) {
+    init(stream: String, budget: LogBudget, sink: @escaping @Sendable (String, String) -> Void) {
         self.stream = stream
+        self.budget = budget
         self.sink = sink
     }
 
+    /// Whether reading is paused until the budget recovers (touched on the channel's event loop only).
+    private let paused = Mutex(false)
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        sink(stream, unwrapInboundIn(data))
+        let line = unwrapInboundIn(data)
+        sink(stream, line)
+        guard let pause = budget.take(line.utf8.count + 1), !paused.withLock({ $0 }) else { return }
+        paused.withLock { $0 = true }
+        let channel = context.channel
+        channel.setOption(ChannelOptions.autoRead, value: false).whenSuccess {
+            self.resume(channel, after: pause)
+        }
+    }
+
+    /// Turns reading back on once the budget is out of debt (lines already read may have deepened it).
+    private func resume(_ channel: any Channel, after pause: Duration) {
+        channel.eventLoop.scheduleTask(in: TimeAmount(pause)) {
+            if let more = self.budget.debt() {
+                self.resume(channel, after: more)
+                return
+            }
+            self.paused.withLock { $0 = false }
+            channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

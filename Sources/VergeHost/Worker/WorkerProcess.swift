@@ -126,6 +126,7 @@ final class WorkerProcess: Sendable {
         // The child holds its own copies now; ours would keep the channel open after the worker dies.
         for fd in [socket.child, stdout.write, stderr.write] { Descriptors.close(fd) }
 
+        let logBudget = LogBudget()
         let sink: @Sendable (String, String) -> Void = { stream, line in
             logSink(workerBox.withLock { $0 }, stream, line)
         }
@@ -135,7 +136,8 @@ final class WorkerProcess: Sendable {
                     .takingOwnershipOfDescriptor(input: fd) { channel in
                         channel.eventLoop.makeCompletedFuture {
                             try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LogLineDecoder()))
-                            try channel.pipeline.syncOperations.addHandler(LogLineHandler(stream: stream, sink: sink))
+                            try channel.pipeline.syncOperations.addHandler(
+                                LogLineHandler(stream: stream, budget: logBudget, sink: sink))
                             return channel
                         }
                     }
