@@ -22,7 +22,9 @@ int verge_seccomp_build(const char *const *denied, size_t count, int error, unsi
     if (unknown) *unknown = NULL;
     scmp_filter_ctx filter = seccomp_init(SCMP_ACT_ALLOW);
     if (filter == NULL) return -ENOMEM;
-    int rc = 0;
+    // A binary tree over system call numbers: every call of the function passes the filter, in a few comparisons
+    // rather than one per rule.
+    int rc = seccomp_attr_set(filter, SCMP_FLTATR_CTL_OPTIMIZE, 2);
     for (size_t index = 0; index < count && rc == 0; index++) {
         int number = seccomp_syscall_resolve_name(denied[index]);
         if (number == __NR_SCMP_ERROR) {

@@ -109,13 +109,32 @@ public final class WorkerCgroup: Sendable {
         return counter("max", in: pids + "/pids.events")
     }
 
+    /// The value of `name` in a flat-keyed cgroup file (`key value` lines). Read on every call's start, so it
+    /// stays cheap: one small read into a stack buffer, no strings.
     private func counter(_ name: String, in file: String) -> Int {
-        guard let text = read(file) else { return 0 }
-        for line in text.split(separator: "\n") {
-            let parts = line.split(separator: " ")
-            if parts.count == 2, parts[0] == name { return Int(parts[1]) ?? 0 }
+        let fd = open(file, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buffer -> Int in
+            let count = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            guard count > 0 else { return 0 }
+            let bytes = UnsafeBufferPointer(rebasing: buffer[0..<count])
+            let key = Array(name.utf8) + [UInt8(ascii: " ")]
+            var lineStart = 0
+            while lineStart < bytes.count {
+                var lineEnd = lineStart
+                while lineEnd < bytes.count, bytes[lineEnd] != UInt8(ascii: "\n") { lineEnd += 1 }
+                if lineEnd - lineStart > key.count, bytes[lineStart..<lineStart + key.count].elementsEqual(key) {
+                    var value = 0
+                    for byte in bytes[(lineStart + key.count)..<lineEnd] where (48...57).contains(byte) {
+                        value = value * 10 + Int(byte - 48)
+                    }
+                    return value
+                }
+                lineStart = lineEnd + 1
+            }
+            return 0
         }
-        return 0
     }
 
     /// The pids of the worker's processes now.
