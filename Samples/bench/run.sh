@@ -48,8 +48,7 @@ trap 'die "line $LINENO: \"$BASH_COMMAND\" failed with status $?"' ERR
 [[ -x $PYTHON ]] || die "PYTHON=$PYTHON is not an executable (set PYTHON to a python3 interpreter)"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/verge-bench.XXXXXX")
-# Traversable by everyone: a host running as root starts each function's workers as a user of their own, and they
-# must reach their bundle in the data directory below.
+# Traversable by everyone (harmless; sandboxed workers reach their bundles through bind mounts, not this path).
 chmod 711 "$WORK"
 # verge dev stores its admin token for the CLI under XDG_CONFIG_HOME: keep the benchmark's clusters out of the
 # user's own configuration.

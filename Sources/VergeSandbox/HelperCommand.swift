@@ -10,6 +10,16 @@ import Glibc
 enum HelperCommand {
     /// The exit status (128 + signal when killed, -1 when it could not run) and the output.
     static func run(_ executable: String, _ arguments: [String]) -> (status: Int32, output: String) {
+        let (status, output) = run(executable, arguments, environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"])
+        return (status, output.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// Runs `executable` with exactly `environment` (`NAME=value` entries) and, besides stdio, each of
+    /// `descriptors` (ours → the child's number); `afterSpawn` runs once the child has its copies.
+    static func run(
+        _ executable: String, _ arguments: [String], environment: [String], descriptors: [(Int32, Int32)] = [],
+        afterSpawn: () -> Void = {}
+    ) -> (status: Int32, output: String) {
         var output: [Int32] = [-1, -1]
         guard verge_pipe_cloexec(&output) == 0 else { return (-1, "cannot create a pipe") }
         var actions = posix_spawn_file_actions_t()
@@ -18,8 +28,8 @@ enum HelperCommand {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, output[1], 1)
         posix_spawn_file_actions_adddup2(&actions, output[1], 2)
+        for (ours, theirs) in descriptors { posix_spawn_file_actions_adddup2(&actions, ours, theirs) }
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let environment: [String] = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"]
         let envp = environment.map { strdup($0) } + [nil]
         defer {
             for pointer in argv { free(pointer) }
@@ -28,6 +38,7 @@ enum HelperCommand {
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, executable, &actions, nil, argv, envp)
         close(output[1])
+        afterSpawn()
         guard rc == 0 else {
             close(output[0])
             return (-1, "cannot start \(executable): \(String(cString: strerror(rc)))")
@@ -45,6 +56,6 @@ enum HelperCommand {
         repeat { waited = waitpid(pid, &status, 0) } while waited < 0 && errno == EINTR
         guard waited == pid else { return (-1, "cannot wait for \(executable)") }
         let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return (exitStatus, String(decoding: collected, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        return (exitStatus, String(decoding: collected, as: UTF8.self))
     }
 }

@@ -286,41 +286,11 @@ public struct SandboxLaunch: Sendable {
     /// Runs the command with stdout and stderr captured; returns the exit status (128 + signal when killed) and
     /// the output. For the start-up probe only: it blocks.
     func runToCompletion() -> (Int32, String) {
-        var output: [Int32] = [-1, -1]
-        guard verge_pipe_cloexec(&output) == 0 else { return (-1, "cannot create a pipe") }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, output[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, output[1], 2)
-        posix_spawn_file_actions_adddup2(&actions, seccompDescriptor, Int32(seccompChildDescriptor))
-        posix_spawn_file_actions_adddup2(&actions, argsDescriptor, Int32(argsChildDescriptor))
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            for pointer in argv { free(pointer) }
-            for pointer in envp { free(pointer) }
-        }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, executable, &actions, nil, argv, envp)
-        close(output[1])
-        spawned()
-        guard rc == 0 else {
-            close(output[0])
-            return (-1, "cannot start \(executable): \(String(cString: strerror(rc)))")
-        }
-        var collected: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(output[0], $0.baseAddress, $0.count) }
-            if count > 0 && collected.count < 64 * 1024 { collected += buffer[0..<count] }
-            if count == 0 || (count < 0 && errno != EINTR) { break }
-        }
-        close(output[0])
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return (exitStatus, String(decoding: collected, as: UTF8.self))
+        HelperCommand.run(
+            executable, arguments, environment: environment.map { "\($0.key)=\($0.value)" },
+            descriptors: [
+                (seccompDescriptor, Int32(seccompChildDescriptor)), (argsDescriptor, Int32(argsChildDescriptor)),
+            ],
+            afterSpawn: spawned)
     }
 }
