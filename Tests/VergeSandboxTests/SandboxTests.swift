@@ -128,6 +128,27 @@ extension SandboxTests {
         }
     }
 
+    @Test func openFilesStopAtTheLimit() throws {
+        try Self.withSandbox { sandbox, bundle in
+            // limits.openFiles is 64 here.
+            let (status, output) = try Self.run(
+                sandbox, bundle: bundle,
+                """
+                import errno, os
+                opened = []
+                try:
+                    while len(opened) < 10000:
+                        opened.append(os.open("/dev/null", os.O_RDONLY))
+                except OSError as error:
+                    print(len(opened), errno.errorcode[error.errno])
+                """)
+            #expect(status == 0, "\(output)")
+            let parts = output.split(separator: " ")
+            #expect(parts.count == 2 && parts[1].hasPrefix("EMFILE"), "\(output)")
+            #expect((Int(parts.first ?? "") ?? .max) < 64, "\(output)")
+        }
+    }
+
     @Test func eachTenantHasItsOwnStableUserNeverSharedWithAnother() throws {
         let directory = NSTemporaryDirectory() + "verge-users-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: directory) }
