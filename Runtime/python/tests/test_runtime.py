@@ -370,7 +370,7 @@ class RuntimeTests(unittest.TestCase):
         self.assertEqual(slow.finish()[1], "sleeping 20 ms\n")
         flaky = self.worker(os.path.join(FIXTURES, "flaky"))
         flaky.ready()
-        self.assertEqual(json.loads(flaky.request()[2]), {"pid": flaky.process.pid})
+        self.assertEqual(json.loads(flaky.request()[2])["pid"], flaky.process.pid)
         flaky.start_request(query="crash=1")
         self.assertIsNone(flaky.receive())
         self.assertEqual(flaky.finish()[0], -9)
