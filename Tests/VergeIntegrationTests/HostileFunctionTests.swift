@@ -140,6 +140,10 @@ extension HostileFunctionTests {
         try await attacking("log-flood") { attack in try await attack.logFlood() }
     }
 
+    @Test func aWorkerThatAnswersAheadIsReplacedBeforeAnyoneReadsIt() async throws {
+        try await attacking("answer-ahead") { attack in try await attack.answerAhead() }
+    }
+
     @Test func aDaemonDiesWithItsWorker() async throws {
         try await attacking("daemon") { attack in try await attack.daemon() }
     }
@@ -327,6 +331,27 @@ extension Attack {
         guard fields.count > 13, let user = Int64(fields[11]), let system = Int64(fields[12]) else { return .zero }
         let hertz = Int64(sysconf(Int32(_SC_CLK_TCK)))
         return .milliseconds((user + system) * 1000 / hertz)
+    }
+
+    /// The function writes a complete forged response on its channel while idle, for whoever calls next. The host
+    /// kills the worker on the first frame it sends outside a call, so the next caller gets a fresh worker's answer.
+    func answerAhead() async throws {
+        let first = try await during("/answer-ahead?mode=later")
+        #expect(first.status == 200, "\(first.text)")
+        let worker = try #require(try first.json()["worker_id"] as? String)
+        var pids: [Int32] = []
+        #expect(
+            try await eventually {
+                pids = try await cluster.workerPIDs(function: "answer-ahead", host: "fra")
+                return !pids.isEmpty
+            })
+        #expect(
+            try await eventually { pids.allSatisfy { kill($0, 0) != 0 } },
+            "the worker that wrote outside a call is still alive")
+        let next = try await TestHTTP.get(fra + "/answer-ahead")
+        #expect(next.status == 200)
+        #expect(!next.text.contains("FORGED"), "the next caller got the forged answer")
+        #expect((try? next.json()["worker_id"] as? String) != worker)
     }
 
     func daemon() async throws {

@@ -30,6 +30,8 @@ final class WorkerProcess: Sendable {
     let cgroup: WorkerCgroup?
     /// CPU time one call may use.
     private let cpuLimit: Duration?
+    /// Kills the worker when it sends a frame while no call holds it.
+    private let idleGuard: IdleFrameGuard
     private let state = Mutex<MutableState>(MutableState())
     /// Set once the process has been reaped.
     let exit: OneShot<ProcessExit>
@@ -52,8 +54,9 @@ final class WorkerProcess: Sendable {
     private init(
         id: Int, pid: Int32, initDuration: Duration, channel: NIOAsyncChannel<WireFrame, WireFrame>,
         reader: FrameReader, supervisor: Supervisor, exit: OneShot<ProcessExit>, cgroup: WorkerCgroup?,
-        cpuLimit: Duration?
+        cpuLimit: Duration?, idleGuard: IdleFrameGuard
     ) {
+        self.idleGuard = idleGuard
         self.exit = exit
         self.cgroup = cgroup
         self.cpuLimit = cpuLimit
@@ -147,10 +150,12 @@ final class WorkerProcess: Sendable {
         }
 
         let channel: NIOAsyncChannel<WireFrame, WireFrame>
+        let idleGuard = IdleFrameGuard { killEverything(pid: pid, cgroup: cgroup, supervisor: supervisor) }
         do {
             channel = try await ClientBootstrap(group: eventLoopGroup).withConnectedSocket(socket.parent) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WireFrameDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(idleGuard)
                     try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(WireFrameEncoder()))
                     return try NIOAsyncChannel<WireFrame, WireFrame>(wrappingChannelSynchronously: channel)
                 }
@@ -211,8 +216,10 @@ final class WorkerProcess: Sendable {
         }
         let worker = WorkerProcess(
             id: id, pid: pid, initDuration: clock.now - start, channel: channel, reader: reader,
-            supervisor: supervisor, exit: exit, cgroup: cgroup, cpuLimit: plan.cpuLimit
+            supervisor: supervisor, exit: exit, cgroup: cgroup, cpuLimit: plan.cpuLimit, idleGuard: idleGuard
         )
+        // Ready: from now on the worker speaks only while a call holds it.
+        idleGuard.expectFrames(false)
         workerBox.withLock { $0 = worker }
         return worker
     }
@@ -230,6 +237,7 @@ final class WorkerProcess: Sendable {
     /// Marks the start of an invocation and arms its deadline (when it passes, everything of the worker is killed)
     /// and, with a CPU limit, a check of the CPU time the call has used.
     func begin(invocationID: String, deadline: Duration) {
+        idleGuard.expectFrames(true)
         let oomKills = cgroup?.oomKills() ?? 0
         let processLimitHits = cgroup?.processLimitHits() ?? 0
         let invocation = state.withLock {
@@ -291,7 +299,8 @@ final class WorkerProcess: Sendable {
     /// Ends the invocation: disarms the deadline. Returns whether the deadline had passed.
     @discardableResult
     func end() -> Bool {
-        state.withLock {
+        idleGuard.expectFrames(false)
+        return state.withLock {
             $0.deadlineTimer?.cancel()
             $0.deadlineTimer = nil
             $0.cpuTimer?.cancel()
@@ -359,6 +368,39 @@ final class WorkerProcess: Sendable {
         channel.channel.close(promise: nil)
         killEverything(pid: pid, cgroup: cgroup, supervisor: supervisor)
         removeWhenEmpty(cgroup, supervisor: supervisor)
+    }
+}
+
+/// A worker speaks only while a call holds it (and before it is ready): a frame at any other time — a response
+/// written ahead for the next caller, say — is a protocol violation, and the worker is killed before any call can
+/// read it.
+final class IdleFrameGuard: ChannelInboundHandler, Sendable {
+    typealias InboundIn = WireFrame
+    typealias InboundOut = WireFrame
+    private let expecting = Atomic<Bool>(true)
+    private let violation: @Sendable () -> Void
+
+    init(onViolation: @escaping @Sendable () -> Void) {
+        self.violation = onViolation
+    }
+
+    func expectFrames(_ expected: Bool) {
+        expecting.store(expected, ordering: .sequentiallyConsistent)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard expecting.load(ordering: .sequentiallyConsistent) else {
+            violation()
+            context.close(promise: nil)
+            return
+        }
+        // The frame that ends a call (or the start) closes the gate at once, on the event loop: frames written
+        // right behind it, in the same read, are already a violation.
+        switch unwrapInboundIn(data).kind {
+        case .ready, .initError, .responseEnd, .invocationError: expectFrames(false)
+        default: break
+        }
+        context.fireChannelRead(data)
     }
 }
 
