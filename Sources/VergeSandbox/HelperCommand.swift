@@ -18,7 +18,7 @@ enum HelperCommand {
     /// `descriptors` (ours → the child's number); `afterSpawn` runs once the child has its copies.
     static func run(
         _ executable: String, _ arguments: [String], environment: [String], descriptors: [(Int32, Int32)] = [],
-        afterSpawn: () -> Void = {}
+        afterSpawn: () -> Void = {}, onChildExit: () -> Void = {}
     ) -> (status: Int32, output: String) {
         var output: [Int32] = [-1, -1]
         guard verge_pipe_cloexec(&output) == 0 else { return (-1, "cannot create a pipe") }
@@ -45,16 +45,31 @@ enum HelperCommand {
         }
         var collected: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
+        var status: Int32 = 0
+        var exited = false
+        // Read until EOF; but once the child itself has exited, `onChildExit` ends whatever it left behind holding
+        // the pipe (a sandbox's processes), so this never waits on a straggler.
         while true {
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(output[0], $0.baseAddress, $0.count) }
-            if count > 0 && collected.count < 64 * 1024 { collected += buffer[0..<count] }
-            if count == 0 || (count < 0 && errno != EINTR) { break }
+            var poller = pollfd(fd: output[0], events: Int16(POLLIN), revents: 0)
+            let ready = poll(&poller, 1, 100)
+            if ready > 0 {
+                let count = buffer.withUnsafeMutableBytes { Glibc.read(output[0], $0.baseAddress, $0.count) }
+                if count > 0 && collected.count < 64 * 1024 { collected += buffer[0..<count] }
+                if count == 0 || (count < 0 && errno != EINTR) { break }
+            } else if ready < 0 && errno != EINTR {
+                break
+            }
+            if !exited, waitpid(pid, &status, WNOHANG) == pid {
+                exited = true
+                onChildExit()
+            }
         }
         close(output[0])
-        var status: Int32 = 0
-        var waited: pid_t
-        repeat { waited = waitpid(pid, &status, 0) } while waited < 0 && errno == EINTR
-        guard waited == pid else { return (-1, "cannot wait for \(executable)") }
+        if !exited {
+            var waited: pid_t
+            repeat { waited = waitpid(pid, &status, 0) } while waited < 0 && errno == EINTR
+            guard waited == pid else { return (-1, "cannot wait for \(executable)") }
+        }
         let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         return (exitStatus, String(decoding: collected, as: UTF8.self))
     }

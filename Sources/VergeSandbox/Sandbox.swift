@@ -291,6 +291,6 @@ public struct SandboxLaunch: Sendable {
             descriptors: [
                 (seccompDescriptor, Int32(seccompChildDescriptor)), (argsDescriptor, Int32(argsChildDescriptor)),
             ],
-            afterSpawn: spawned)
+            afterSpawn: spawned, onChildExit: { cgroup.killAll() })
     }
 }

@@ -68,6 +68,9 @@ static int moved_high(int fd) {
 }
 
 static pid_t sandbox_launcher;
+// The sandbox's own first process (bubblewrap's child), once bubblewrap has reported it: it waits on the block
+// descriptor before it sets up its own death with its parent, so killing the launcher alone could leave it behind.
+static pid_t sandbox_child;
 
 // Fails in the attacher: the sandbox must not run without the network it was promised.
 __attribute__((noreturn, format(printf, 1, 2))) static void attach_fail(const char *format, ...) {
@@ -77,6 +80,7 @@ __attribute__((noreturn, format(printf, 1, 2))) static void attach_fail(const ch
     vfprintf(stderr, format, args);
     fputc('\n', stderr);
     va_end(args);
+    if (sandbox_child > 1) kill(sandbox_child, SIGKILL);
     kill(sandbox_launcher, SIGKILL);
     _exit(125);
 }
@@ -157,6 +161,7 @@ __attribute__((noreturn)) static void attach(const char *slirp4netns, int info, 
     pid_t pid = read_child_pid(info);
     close(info);
     if (pid == 0) _exit(0);
+    sandbox_child = pid;
 
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/ns/net", (int)pid);
