@@ -18,12 +18,12 @@ struct PoolLifecycleTests {
             let worker = try #require(try first.json()["worker_id"] as? String)
             #expect(try second.json()["worker_id"] as? String == worker, "the warm call reuses the worker")
             var pids: [Int32] = []
+            // Seen alive in the same look: on a slow machine the 2 s idle timeout may pass soon after.
             #expect(
                 try await eventually {
                     pids = try await cluster.workerPIDs(function: "echo", host: "fra")
-                    return pids.count == 1
-                }, "fra reports its one warm worker")
-            #expect(pids.allSatisfy { kill($0, 0) == 0 }, "the worker is alive while warm")
+                    return pids.count == 1 && pids.allSatisfy { kill($0, 0) == 0 }
+                }, "fra reports its one warm worker, alive")
 
             // After the idle timeout the function is at zero: no worker process at all.
             let scaledToZero = try await eventually(timeout: .seconds(15)) {
