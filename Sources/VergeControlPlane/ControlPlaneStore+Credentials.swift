@@ -220,26 +220,23 @@ extension ControlPlaneStore {
 
     /// Issues a host's credential directly (the embedded local cluster), revoking earlier ones of that name.
     func issueHostCredential(name: String) throws -> Credential {
-        let credential = Credential.generate(.host)
-        try database.write { db in
-            try db.execute(
-                sql:
-                    "UPDATE credentials SET revoked_at_ms = ? WHERE kind = ? AND subject = ? AND revoked_at_ms IS NULL",
-                arguments: [WallClock.milliseconds(), Credential.Kind.host.rawValue, name])
-            try Self.insert(db, credential, tenant: defaultTenant, scopes: [], subject: name, expiresAtMs: nil)
-        }
-        return credential
+        try issueReplacing(.host, subject: name)
     }
 
     /// Issues a gateway credential directly (the embedded local cluster), revoking earlier ones with that label.
     func issueGatewayCredential(label: String) throws -> Credential {
-        let credential = Credential.generate(.gateway)
+        try issueReplacing(.gateway, subject: label)
+    }
+
+    /// A new credential of `kind` for `subject`, in one transaction with the revocation of the live ones it replaces.
+    private func issueReplacing(_ kind: Credential.Kind, subject: String) throws -> Credential {
+        let credential = Credential.generate(kind)
         try database.write { db in
             try db.execute(
                 sql:
                     "UPDATE credentials SET revoked_at_ms = ? WHERE kind = ? AND subject = ? AND revoked_at_ms IS NULL",
-                arguments: [WallClock.milliseconds(), Credential.Kind.gateway.rawValue, label])
-            try Self.insert(db, credential, tenant: defaultTenant, scopes: [], subject: label, expiresAtMs: nil)
+                arguments: [WallClock.milliseconds(), kind.rawValue, subject])
+            try Self.insert(db, credential, tenant: defaultTenant, scopes: [], subject: subject, expiresAtMs: nil)
         }
         return credential
     }
