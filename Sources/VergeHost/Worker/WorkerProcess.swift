@@ -135,7 +135,13 @@ final class WorkerProcess: Sendable {
         }
         for (fd, stream) in [(stdout.read, "stdout"), (stderr.read, "stderr")] {
             do {
+                // One bounded read per wake-up: when the budget pauses reading, at most a read's worth of lines
+                // more (plus what the pipe holds) gets through before the worker's own writes block.
                 _ = try await NIOPipeBootstrap(group: eventLoopGroup)
+                    .channelOption(ChannelOptions.maxMessagesPerRead, value: 1)
+                    .channelOption(
+                        ChannelOptions.recvAllocator,
+                        value: FixedSizeRecvByteBufferAllocator(capacity: LogLineDecoder.maxLineLength))
                     .takingOwnershipOfDescriptor(input: fd) { channel in
                         channel.eventLoop.makeCompletedFuture {
                             try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LogLineDecoder()))
