@@ -344,6 +344,23 @@ class RuntimeTests(unittest.TestCase):
         self.assertEqual(body, b"x" * (200 * 1024 + 7))
         self.assertEqual(sizes, [65536, 65536, 65536, 8199])
 
+    def test_a_whole_body_is_announced_with_its_length_and_a_stream_is_not(self):
+        worker = self.worker(self.cases)
+        worker.ready()
+        for path, length in (("/big", 200 * 1024 + 7), ("/stream", None)):
+            worker.start_request(path=path)
+            kind, payload = worker.receive()
+            self.assertEqual(kind, RESPONSE_HEAD)
+            self.assertEqual(json.loads(payload).get("body_length"), length, path)
+            body = b""
+            while True:
+                kind, chunk = worker.receive()
+                if kind == RESPONSE_END:
+                    break
+                body += chunk
+            if length is not None:
+                self.assertEqual(len(body), length)
+
     def test_generator_body_is_streamed_chunk_by_chunk(self):
         worker = self.worker(self.cases)
         worker.ready()

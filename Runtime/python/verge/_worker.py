@@ -197,7 +197,7 @@ def invoke(channel, handler, request):
             if body and not has_content_type(headers):
                 headers.append(["content-type", content_type])
             flush_logs()
-            channel.write([head_frame(status, headers), *body_frames(body), (RESPONSE_END, b"")])
+            channel.write([head_frame(status, headers, len(body)), *body_frames(body), (RESPONSE_END, b"")])
             return
         stream = body
         first = next(stream, _END)  # the first chunk decides the default content type
@@ -285,8 +285,12 @@ def chunk_bytes(chunk):
     raise TypeError(f"stream chunks must be str or bytes, not {type(chunk).__name__}")
 
 
-def head_frame(status, headers):
-    return json_frame(RESPONSE_HEAD, {"status": status, "headers": headers})
+def head_frame(status, headers, body_length=None):
+    """The response head; `body_length` when the whole body follows at once (the host may then send the response
+    in one piece with a Content-Length)."""
+    if body_length is None:
+        return json_frame(RESPONSE_HEAD, {"status": status, "headers": headers})
+    return json_frame(RESPONSE_HEAD, {"status": status, "headers": headers, "body_length": body_length})
 
 
 def json_frame(kind, message):

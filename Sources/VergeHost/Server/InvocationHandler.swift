@@ -96,9 +96,17 @@ struct InvocationHandler: Sendable {
             outcome = .broken("\(error)")
         }
 
-        // 3. The response head, or what went wrong instead.
+        // 3. The response head, or what went wrong instead. A worker with the whole body at hand says how long it
+        // is and sends it right behind the head: it is read now, so the response goes out in one write.
         if case .sent = outcome {
             outcome = await receiveHead(from: worker)
+        }
+        var wholeBody: ByteBuffer?
+        if case .head(let head) = outcome, let length = head.bodyLength {
+            switch await receiveWholeBody(from: worker, length: length) {
+            case .success(let body): wholeBody = body
+            case .failure(let failure): outcome = failure.outcome
+            }
         }
         call.exec = clock.now - dispatched
 
@@ -119,7 +127,7 @@ struct InvocationHandler: Sendable {
 
         // 4. The response: head, then body frames as they come, then the usage record, then the end. A head HTTP
         // cannot carry fails this call alone (502) and stops the worker; a body HTTP forbids is read and dropped.
-        let accepted: ResponseHeadPolicy.Accepted
+        var accepted: ResponseHeadPolicy.Accepted
         switch ResponseHeadPolicy().check(
             status: head.status, headers: head.headers, method: request.method,
             platformFields: call.responseHeaders(host: host.name)
@@ -145,6 +153,31 @@ struct InvocationHandler: Sendable {
             logger.debug("response headers dropped", metadata: ["headers": "\(accepted.dropped)"])
         }
         let httpStatus = accepted.status
+        if var body = wholeBody {
+            // The whole answer is here: its record first, then head, body and end in one write.
+            _ = worker.end()
+            pool.release(lease, reusable: true)
+            if accepted.bodyAllowed {
+                call.responseBytes = Int64(body.readableBytes)
+                accepted.fields[.contentLength] = String(body.readableBytes)
+            } else {
+                if body.readableBytes > 0 {
+                    logger.info(
+                        "response body dropped: HTTP allows none here",
+                        metadata: [
+                            "http.status": "\(httpStatus)", "http.method": "\(request.method)",
+                            "bytes": "\(body.readableBytes)",
+                        ])
+                }
+                body.clear()
+            }
+            call.finish(.ok, httpStatus: httpStatus, clock: clock, arrival: arrival)
+            try await commit(call)
+            try await writer.write(
+                response: HTTPResponse(status: .init(code: httpStatus), headerFields: accepted.fields),
+                body: body.readableBytes > 0 ? ResponseBody(byteBuffer: body) : ResponseBody())
+            return
+        }
         var bodyWriter: (any ResponseBodyWriter)?
         do {
             bodyWriter = try await writer.writeHead(
@@ -264,6 +297,13 @@ struct InvocationHandler: Sendable {
             host: host,
             function: FunctionInfo(tenant: call.tenant, name: call.function, version: call.version)
         )
+        // HTTP/1.1 framing: without Content-Length and Transfer-Encoding a request has no body. Then head and end
+        // go to the worker in one write.
+        let contentLength = request.headers[.contentLength]
+        if request.headers[.transferEncoding] == nil, contentLength == nil || contentLength == "0" {
+            try await worker.send(contentsOf: [.json(.requestHead, head), WireFrame(.requestEnd)])
+            return .sent
+        }
         try await worker.send(.json(.requestHead, head))
         var body = request.body.makeAsyncIterator()
         while true {
@@ -279,6 +319,61 @@ struct InvocationHandler: Sendable {
         }
         try await worker.send(WireFrame(.requestEnd))
         return .sent
+    }
+
+    /// Why a whole body could not be read.
+    private struct WholeBodyFailure: Error {
+        var outcome: WorkerOutcome
+    }
+
+    /// The most body bytes a worker may announce for a response sent in one piece; a longer body is streamed.
+    static let wholeBodyLimit = 1 << 20
+
+    /// Reads the `length` body bytes a worker announced and the `response_end` behind them. More or fewer bytes, or
+    /// a length over ``wholeBodyLimit``, is a protocol error: nothing has reached the client yet, so the call fails
+    /// cleanly.
+    private func receiveWholeBody(
+        from worker: WorkerProcess, length: Int
+    ) async -> Result<ByteBuffer, WholeBodyFailure> {
+        guard (0...Self.wholeBodyLimit).contains(length) else {
+            return .failure(.init(outcome: .broken("announced a body of \(length) bytes")))
+        }
+        var body: ByteBuffer?
+        while true {
+            let frame: WireFrame?
+            do { frame = try await worker.receive() } catch {
+                return .failure(.init(outcome: .broken("\(error)")))
+            }
+            guard var frame else { return .failure(.init(outcome: .exited)) }
+            switch frame.kind {
+            case .responseBody:
+                let received = (body?.readableBytes ?? 0) + frame.payload.readableBytes
+                guard received <= length else {
+                    return .failure(.init(outcome: .broken("sent more than the \(length) body bytes it announced")))
+                }
+                if body == nil {
+                    // Usually the whole body is one frame: keep its slice instead of copying it.
+                    body = frame.payload
+                } else {
+                    body!.writeBuffer(&frame.payload)
+                }
+            case .responseEnd:
+                let received = body?.readableBytes ?? 0
+                guard received == length else {
+                    return .failure(
+                        .init(outcome: .broken("sent \(received) body bytes, having announced \(length)")))
+                }
+                return .success(body ?? ByteBuffer())
+            case .invocationError:
+                return .failure(
+                    .init(
+                        outcome: .failed(
+                            (try? frame.decode(FailureReport.self))
+                                ?? FailureReport(type: "Error", message: "unknown"))))
+            default:
+                return .failure(.init(outcome: .broken("unexpected \(frame.kind) inside a response")))
+            }
+        }
     }
 
     private func receiveHead(from worker: WorkerProcess) async -> WorkerOutcome {

@@ -341,6 +341,11 @@ final class WorkerProcess: Sendable {
         try await channel.outbound.write(frame)
     }
 
+    /// Sends `frames` in one write.
+    func send(contentsOf frames: [WireFrame]) async throws {
+        try await channel.outbound.write(contentsOf: frames)
+    }
+
     /// The next frame from the worker; `nil` when its channel closed (it exited or was killed).
     func receive() async throws -> WireFrame? {
         try await reader.next()

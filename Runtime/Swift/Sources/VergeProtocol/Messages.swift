@@ -111,10 +111,20 @@ public struct RequestHead: Codable, Sendable, Equatable {
 public struct ResponseHead: Codable, Sendable, Equatable {
     public var status: Int
     public var headers: [[String]]
+    /// The exact number of body bytes that follow, when the worker has the whole body at hand: it then sends the
+    /// body frames and `response_end` right behind the head, and the host may send the response in one piece with
+    /// a `Content-Length`. Absent for a streamed body.
+    public var bodyLength: Int?
 
-    public init(status: Int, headers: [[String]]) {
+    enum CodingKeys: String, CodingKey {
+        case status, headers
+        case bodyLength = "body_length"
+    }
+
+    public init(status: Int, headers: [[String]], bodyLength: Int? = nil) {
         self.status = status
         self.headers = headers
+        self.bodyLength = bodyLength
     }
 }
 
