@@ -41,7 +41,7 @@ final class WorkerProcess: Sendable {
         var invocationID: String?
         var inCall = false
         var invocationCount = 0
-        var deadlineTimer: SupervisorTimer?
+        var deadline: DeadlineSweep.Token?
         var cpuTimer: SupervisorTimer?
         var timedOut = false
         /// The limit that ended the current call, when the host ended it (CPU time).
@@ -256,16 +256,16 @@ final class WorkerProcess: Sendable {
             $0.processLimitHitsAtStart = processLimitHits
             return $0.invocationCount
         }
-        let timer = supervisor.startTimer(after: deadline) { [weak self] in
+        let token = supervisor.deadlines.arm(after: deadline) { [weak self] in
             guard let self else { return }
-            // A timer already firing when its call ended must not touch the next call: check under the lock.
+            // A deadline already firing when its call ended must not touch the next call: check under the lock.
             self.state.withLock { state in
                 guard state.invocationCount == invocation, state.inCall else { return }
                 state.timedOut = true
             }
             self.killIfStill(invocation)
         }
-        state.withLock { $0.deadlineTimer = timer }
+        state.withLock { $0.deadline = token }
         if let cpuLimit, let cgroup, let used = cgroup.cpuUsage() {
             armCPUCheck(invocation: invocation, budget: cpuLimit, startedAt: used, after: cpuLimit)
         }
@@ -307,8 +307,8 @@ final class WorkerProcess: Sendable {
     func end() -> Bool {
         idleGuard.expectFrames(false)
         return state.withLock {
-            $0.deadlineTimer?.cancel()
-            $0.deadlineTimer = nil
+            if let deadline = $0.deadline { supervisor.deadlines.disarm(deadline) }
+            $0.deadline = nil
             $0.cpuTimer?.cancel()
             $0.cpuTimer = nil
             $0.inCall = false
