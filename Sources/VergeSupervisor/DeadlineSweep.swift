@@ -1,9 +1,14 @@
 import Synchronization
 
-/// Deadlines of calls in progress, checked together instead of with a timer each. Arming and disarming one takes a
-/// lock and nothing more — no trip to the loop thread per call, which on a busy host costs more than the call's own
-/// work. While any deadline is armed, one timer on the loop checks them every `resolution`, so a deadline fires at
-/// most `resolution` late; after a second with none armed the timer stops and an idle host wakes for nothing.
+/// Deadlines the host arms and disarms on every call — a call's deadline, a queued call's patience, an idle
+/// worker's retirement — kept in one table instead of a loop timer each. Arming or disarming one takes a lock and
+/// nothing more in the common case: a timer per deadline would cost two trips to the loop thread per call (start,
+/// cancel), which on a busy host costs more than the call's own work.
+///
+/// One loop timer is armed for the earliest deadline. A new deadline later than that wake-up (the usual case: the
+/// same timeout, armed later) needs no timer of its own; only one earlier by more than `resolution` schedules a new
+/// wake-up. A wake-up fires what is due, then schedules the next for the earliest deadline left, if any: a host with
+/// nothing armed never wakes. Deadlines never fire early, and at most `resolution` late.
 public final class DeadlineSweep: Sendable {
     /// Names one armed deadline, to disarm it.
     public struct Token: Sendable, Hashable {
@@ -18,15 +23,12 @@ public final class DeadlineSweep: Sendable {
     private struct State {
         var entries: [UInt64: Entry] = [:]
         var lastID: UInt64 = 0
-        /// Whether the sweep timer is scheduled.
-        var sweeping = false
-        /// Sweeps in a row that found nothing armed.
-        var emptySweeps = 0
+        /// When the earliest scheduled wake-up comes, if one is scheduled.
+        var wake: ContinuousClock.Instant?
     }
 
     /// How late a deadline may fire.
     public let resolution: Duration
-    private let emptySweepsBeforeStopping: Int
     private let state = Mutex(State())
     private let schedule: @Sendable (Duration, @escaping @Sendable () -> Void) -> Void
 
@@ -36,22 +38,23 @@ public final class DeadlineSweep: Sendable {
         schedule: @escaping @Sendable (Duration, @escaping @Sendable () -> Void) -> Void
     ) {
         self.resolution = resolution
-        self.emptySweepsBeforeStopping = max(1, Int(Duration.seconds(1) / resolution))
         self.schedule = schedule
     }
 
-    /// Runs `fire` once `delay` has passed (within ``resolution``), unless the deadline is disarmed first. `fire` runs
-    /// on the supervisor's loop thread and must not block.
+    /// Runs `fire` once `delay` has passed (at most ``resolution`` late), unless the deadline is disarmed first.
+    /// `fire` runs on the supervisor's loop thread and must not block.
     public func arm(after delay: Duration, _ fire: @escaping @Sendable () -> Void) -> Token {
-        let deadline = ContinuousClock.now + delay
-        let (token, start) = state.withLock { state -> (Token, Bool) in
+        let now = ContinuousClock.now
+        let deadline = now + delay
+        let (token, wakeIn) = state.withLock { state -> (Token, Duration?) in
             state.lastID += 1
             state.entries[state.lastID] = Entry(deadline: deadline, fire: fire)
-            state.emptySweeps = 0
-            defer { state.sweeping = true }
-            return (Token(id: state.lastID), !state.sweeping)
+            let token = Token(id: state.lastID)
+            if let wake = state.wake, wake <= deadline + resolution { return (token, nil) }
+            state.wake = deadline
+            return (token, max(.zero, deadline - now))
         }
-        if start { schedule(resolution) { self.sweep() } }
+        if let wakeIn { schedule(wakeIn) { self.sweep() } }
         return token
     }
 
@@ -66,24 +69,23 @@ public final class DeadlineSweep: Sendable {
 
     private func sweep() {
         let now = ContinuousClock.now
-        let (due, again) = state.withLock { state -> ([Entry], Bool) in
+        let (due, wakeIn) = state.withLock { state -> ([Entry], Duration?) in
+            // A wake-up scheduled for later than this one (an earlier deadline came along meanwhile) stays.
+            if let wake = state.wake, wake > now + resolution { return ([], nil) }
             var due: [Entry] = []
-            for (id, entry) in state.entries where entry.deadline <= now {
-                due.append(entry)
-                state.entries[id] = nil
-            }
-            if state.entries.isEmpty {
-                state.emptySweeps += 1
-                if state.emptySweeps >= emptySweepsBeforeStopping {
-                    state.sweeping = false
-                    return (due, false)
+            var earliest: ContinuousClock.Instant?
+            for (id, entry) in state.entries {
+                if entry.deadline <= now {
+                    due.append(entry)
+                    state.entries[id] = nil
+                } else if earliest.map({ entry.deadline < $0 }) ?? true {
+                    earliest = entry.deadline
                 }
-            } else {
-                state.emptySweeps = 0
             }
-            return (due, true)
+            state.wake = earliest
+            return (due, earliest.map { $0 - now })
         }
         for entry in due { entry.fire() }
-        if again { schedule(resolution) { self.sweep() } }
+        if let wakeIn { schedule(wakeIn) { self.sweep() } }
     }
 }
