@@ -37,6 +37,8 @@ struct PoolEnvironment: Sendable {
 final class FunctionPool: AdmissionClient {
     let deployment: Deployment
     let idleTimeout: Duration
+    /// The calls' metrics, made once.
+    let metrics: FunctionMetrics
     private let environment: PoolEnvironment
     private let plan: WorkerLaunchPlan
     private let state: Mutex<State>
@@ -71,6 +73,8 @@ final class FunctionPool: AdmissionClient {
     init(deployment: Deployment, environment: PoolEnvironment) {
         self.deployment = deployment
         self.environment = environment
+        self.metrics = FunctionMetrics(
+            host: environment.configuration.name, tenant: deployment.tenant, function: deployment.name)
         self.idleTimeout =
             deployment.manifest.idleTimeoutSeconds.map { .seconds($0) } ?? environment.configuration.idleTimeout
         self.plan = WorkerLaunchPlan(

@@ -2,7 +2,6 @@ import Foundation
 import HTTPTypes
 import HummingbirdCore
 import Logging
-import Metrics
 import NIOCore
 import VergeBundle
 import VergeCore
@@ -43,7 +42,7 @@ struct InvocationHandler: Sendable {
 
         if let length = request.headers[.contentLength].flatMap(Int.init), length > configuration.maxRequestBodyBytes {
             call.finish(.rejected, httpStatus: 413, clock: clock, arrival: arrival)
-            try await commit(call)
+            try await commit(call, metrics: pool.metrics)
             try await writer.writeError(
                 VergeError(.payloadTooLarge, "request body exceeds \(configuration.maxRequestBodyBytes) bytes"),
                 headers: call.responseHeaders(host: host.name)
@@ -68,7 +67,7 @@ struct InvocationHandler: Sendable {
             call.finish(status, httpStatus: error.code.status, clock: clock, arrival: arrival)
             call.queue = clock.now - arrival
             logger.info("call not served", metadata: ["error": "\(error)"])
-            try await commit(call)
+            try await commit(call, metrics: pool.metrics)
             var headers = call.responseHeaders(host: host.name)
             if [.overloaded, .tooManyRequests, .shuttingDown].contains(error.code) { headers[.retryAfter] = "1" }
             try await writer.writeError(error, headers: headers)
@@ -120,7 +119,7 @@ struct InvocationHandler: Sendable {
             call.limit = limit?.rawValue
             call.finish(status, httpStatus: error.code.status, clock: clock, arrival: arrival)
             logger.info("call failed", metadata: ["error": "\(error)"])
-            try await commit(call)
+            try await commit(call, metrics: pool.metrics)
             try await writer.writeError(error, headers: call.responseHeaders(host: host.name))
             return
         }
@@ -142,7 +141,7 @@ struct InvocationHandler: Sendable {
             call.finish(
                 .functionError, httpStatus: VergeError.Code.invalidResponse.status, clock: clock, arrival: arrival)
             logger.info("function response rejected", metadata: ["reason": "\(rejected)"])
-            try await commit(call)
+            try await commit(call, metrics: pool.metrics)
             try await writer.writeError(
                 VergeError(.invalidResponse, "the function's response cannot be sent: \(rejected)"),
                 headers: call.responseHeaders(host: host.name)
@@ -172,7 +171,7 @@ struct InvocationHandler: Sendable {
                 body.clear()
             }
             call.finish(.ok, httpStatus: httpStatus, clock: clock, arrival: arrival)
-            try await commit(call)
+            try await commit(call, metrics: pool.metrics)
             try await writer.write(
                 response: HTTPResponse(status: .init(code: httpStatus), headerFields: accepted.fields),
                 body: body.readableBytes > 0 ? ResponseBody(byteBuffer: body) : ResponseBody())
@@ -242,7 +241,7 @@ struct InvocationHandler: Sendable {
         pool.release(lease, reusable: !timedOut && limit == nil && (status == .ok || status == .functionError))
         call.finish(status, httpStatus: httpStatus, clock: clock, arrival: arrival)
         if status != .ok { logger.info("response failed after its head", metadata: ["outcome": "\(ending)"]) }
-        try await commit(call)
+        try await commit(call, metrics: pool.metrics)
         guard let bodyWriter else { return }
         guard status == .ok else {
             // The head is out with a success status; the only honest signal left is to abort the connection.
@@ -429,7 +428,7 @@ struct InvocationHandler: Sendable {
         }
     }
 
-    private func commit(_ call: CallRecord) async throws {
+    private func commit(_ call: CallRecord, metrics: FunctionMetrics) async throws {
         let record = call.usageRecord
         do {
             try await ledger.record(record)
@@ -439,36 +438,29 @@ struct InvocationHandler: Sendable {
             throw error
         }
         ledgerSignal()
-        Counter(
-            label: "verge_invocations_total",
-            dimensions: [
-                ("host", record.host), ("tenant", record.tenant), ("function", record.function),
-                ("status", record.status.rawValue),
-            ]
-        ).increment()
-        if record.coldStart {
-            Counter(
-                label: "verge_cold_starts_total",
-                dimensions: [("host", record.host), ("tenant", record.tenant), ("function", record.function)]
-            )
-            .increment()
-        }
-        Timer(
-            label: "verge_invocation_duration_seconds",
-            dimensions: [("host", record.host), ("tenant", record.tenant), ("function", record.function)],
-            preferredDisplayUnit: .seconds
-        )
-        .recordMicroseconds(record.durationUs)
+        metrics.record(record)
     }
 
-    /// A time-ordered, unique invocation id: 12 hex digits of milliseconds, then 20 random hex digits.
+    /// A time-ordered, unique invocation id: 12 hex digits of milliseconds, then 20 random hex digits (80 bits from
+    /// the system's generator).
     static func newInvocationID() -> String {
         let millis = UInt64(WallClock.milliseconds())
-        var id = String(millis, radix: 16)
-        id = String(repeating: "0", count: max(0, 12 - id.count)) + id
         var random = SystemRandomNumberGenerator()
-        for _ in 0..<20 { id.append(String(random.next(upperBound: UInt8(16)), radix: 16)) }
-        return id
+        let high: UInt64 = random.next()
+        let low: UInt64 = random.next()
+        return String(unsafeUninitializedCapacity: 32) { buffer in
+            let digits: StaticString = "0123456789abcdef"
+            func put(_ value: UInt64, _ count: Int, at start: Int) {
+                for index in 0..<count {
+                    let nibble = Int((value >> UInt64(4 * (count - 1 - index))) & 0xF)
+                    buffer[start + index] = digits.utf8Start[nibble]
+                }
+            }
+            put(millis, 12, at: 0)
+            put(high, 16, at: 12)
+            put(low, 4, at: 28)
+            return 32
+        }
     }
 }
 
@@ -522,9 +514,11 @@ struct CallRecord {
         return fields
     }
 
-    private static func ms(_ duration: Duration) -> String {
-        let micros = Double(duration.microseconds)
-        return String(format: "%.3f", micros / 1000)
+    /// Milliseconds with three decimals, as `server-timing` writes them.
+    static func ms(_ duration: Duration) -> String {
+        let micros = max(0, duration.microseconds)
+        let fraction = String(micros % 1000)
+        return "\(micros / 1000)." + String(repeating: "0", count: 3 - fraction.utf8.count) + fraction
     }
 
     var usageRecord: UsageRecord {

@@ -46,9 +46,12 @@ final class WorkerProcess: Sendable {
         var timedOut = false
         /// The limit that ended the current call, when the host ended it (CPU time).
         var limitHit: SandboxLimit?
-        /// The cgroup's counters when the call began.
-        var oomKillsAtStart = 0
-        var processLimitHitsAtStart = 0
+        /// The cgroup's OOM-kill and process-limit counters when the host last looked: at the worker's start (a new
+        /// cgroup counts from 0) and after every failed call. Reading them costs two file reads, so a call that ends
+        /// well does not: a child process the OOM killer took during a call that still answered is counted against
+        /// the worker's next failed call.
+        var oomKillsSeen = 0
+        var processLimitHitsSeen = 0
     }
 
     private init(
@@ -244,16 +247,12 @@ final class WorkerProcess: Sendable {
     /// and, with a CPU limit, a check of the CPU time the call has used.
     func begin(invocationID: String, deadline: Duration) {
         idleGuard.expectFrames(true)
-        let oomKills = cgroup?.oomKills() ?? 0
-        let processLimitHits = cgroup?.processLimitHits() ?? 0
         let invocation = state.withLock {
             $0.invocationID = invocationID
             $0.inCall = true
             $0.invocationCount += 1
             $0.timedOut = false
             $0.limitHit = nil
-            $0.oomKillsAtStart = oomKills
-            $0.processLimitHitsAtStart = processLimitHits
             return $0.invocationCount
         }
         let token = supervisor.deadlines.arm(after: deadline) { [weak self] in
@@ -324,16 +323,22 @@ final class WorkerProcess: Sendable {
     /// kernel's OOM killer struck during it, processes when it failed while at its process limit, file size when
     /// the worker was killed by SIGXFSZ. Call after the call failed.
     func limitThatEndedTheCall() async -> SandboxLimit? {
-        let (hit, oomAtStart, pidsAtStart) = state.withLock {
-            ($0.limitHit, $0.oomKillsAtStart, $0.processLimitHitsAtStart)
+        let oomKills = cgroup?.oomKills() ?? 0
+        let processLimitHits = cgroup?.processLimitHits() ?? 0
+        let (hit, oomBefore, pidsBefore) = state.withLock { state in
+            defer {
+                state.oomKillsSeen = oomKills
+                state.processLimitHitsSeen = processLimitHits
+            }
+            return (state.limitHit, state.oomKillsSeen, state.processLimitHitsSeen)
         }
         if let hit { return hit }
-        guard let cgroup else { return nil }
-        if cgroup.oomKills() > oomAtStart { return .memory }
+        guard cgroup != nil else { return nil }
+        if oomKills > oomBefore { return .memory }
         if let status = exit.value, status == .exited(128 + SIGXFSZ) || status == .signaled(SIGXFSZ) {
             return .fileSize
         }
-        if cgroup.processLimitHits() > pidsAtStart { return .processes }
+        if processLimitHits > pidsBefore { return .processes }
         return nil
     }
 
