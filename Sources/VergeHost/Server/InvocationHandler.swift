@@ -298,12 +298,13 @@ struct InvocationHandler: Sendable {
         )
         // HTTP/1.1 framing: without Content-Length and Transfer-Encoding a request has no body. Then head and end
         // go to the worker in one write.
+        let headFrame = WireFrame(.requestHead, payload: ByteBuffer(bytes: head.jsonBytes()))
         let contentLength = request.headers[.contentLength]
         if request.headers[.transferEncoding] == nil, contentLength == nil || contentLength == "0" {
-            try await worker.send(contentsOf: [.json(.requestHead, head), WireFrame(.requestEnd)])
+            try await worker.send(contentsOf: [headFrame, WireFrame(.requestEnd)])
             return .sent
         }
-        try await worker.send(.json(.requestHead, head))
+        try await worker.send(headFrame)
         var body = request.body.makeAsyncIterator()
         while true {
             let next: ByteBuffer?
