@@ -117,7 +117,7 @@ public enum Verge {
             status: response.status, headers: response.headers.map { [$0.name, $0.value] },
             bodyLength: response.body.count)
         // Head, body and end in one write: the host reads the whole answer at once.
-        var out = try Frame.json(.responseHead, head).encoded()
+        var out = Frame(.responseHead, payload: head.jsonBytes()).encoded()
         Channel.appendBody(.responseBody, response.body, to: &out)
         out.append(contentsOf: Frame(.responseEnd).encoded())
         try channel.write(bytes: out)

@@ -3,7 +3,7 @@ import Testing
 
 @testable import VergeProtocol
 
-@Suite struct RequestHeadJSONTests {
+@Suite struct MessagesJSONTests {
     static let awkward = "quote \" backslash \\ slash / tab \t newline \n nul \u{0} bell \u{7} del \u{7F} é 東京 🚀"
 
     static func head(client: ClientLocation?) -> RequestHead {
@@ -39,5 +39,13 @@ import Testing
             let nested = try #require(object[key] as? [String: Any], "\(key)")
             #expect(nested.count == Mirror(reflecting: value).children.count, "\(key)")
         }
+    }
+
+    @Test(arguments: [nil, 0, 1_048_576])
+    func responseHeadsDecodeBackEqual(bodyLength: Int?) throws {
+        let head = ResponseHead(status: 204, headers: [["x-a", Self.awkward], ["b", ""]], bodyLength: bodyLength)
+        #expect(try JSONDecoder().decode(ResponseHead.self, from: Data(head.jsonBytes())) == head)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(head.jsonBytes())) as? [String: Any])
+        #expect(object.count == Mirror(reflecting: head).children.count - (bodyLength == nil ? 1 : 0))
     }
 }

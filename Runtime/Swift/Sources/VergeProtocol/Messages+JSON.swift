@@ -1,7 +1,6 @@
-/// The host writes a `request_head` on every call: its JSON is written directly, field by field, instead of through
-/// `JSONEncoder` (whose generic machinery cost more than the rest of the host's per-call work). Any JSON parser reads
-/// it; `JSONDecoder` decodes it back to an equal ``RequestHead`` (tested, including that every stored property is
-/// written).
+/// Heads are sent on every call: their JSON is written directly, field by field, instead of through `JSONEncoder`
+/// (whose generic machinery cost more than the rest of the host's per-call work). Any JSON parser reads it;
+/// `JSONDecoder` decodes it back to an equal value (tested, including that every stored property is written).
 extension RequestHead {
     /// The UTF-8 JSON text of the head.
     public func jsonBytes() -> [UInt8] {
@@ -110,5 +109,34 @@ enum JSONText {
         } else {
             out.append(contentsOf: value.description.utf8)
         }
+    }
+}
+
+extension ResponseHead {
+    /// The UTF-8 JSON text of the head, written directly (the Swift runtime sends one per call).
+    public func jsonBytes() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(64 + headers.reduce(0) { $0 + 8 + $1.reduce(0) { $0 + $1.utf8.count } })
+        out.append(UInt8(ascii: "{"))
+        JSONText.key("status", first: true, &out)
+        JSONText.integer(Int64(status), &out)
+        JSONText.key("headers", &out)
+        out.append(UInt8(ascii: "["))
+        for (index, pair) in headers.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(UInt8(ascii: "["))
+            for (position, part) in pair.enumerated() {
+                if position > 0 { out.append(UInt8(ascii: ",")) }
+                JSONText.string(part, &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        out.append(UInt8(ascii: "]"))
+        if let bodyLength {
+            JSONText.key("body_length", &out)
+            JSONText.integer(Int64(bodyLength), &out)
+        }
+        out.append(UInt8(ascii: "}"))
+        return out
     }
 }
