@@ -104,13 +104,14 @@ public final class EdgeHost: Service, Sendable {
             longitude: configuration.location.longitude
         )
         let shipBell = self.shipBell
+        let ledgerHealth = LedgerHealth(ledger: ledger, logger: logger)
         let invocations = InvocationHandler(
             host: hostInfo, configuration: configuration, ledger: ledger, logger: logger,
-            ledgerSignal: { shipBell.ring() }
+            ledgerSignal: { shipBell.ring() }, ledgerHealth: ledgerHealth
         )
         let server = HostServer(
             configuration: configuration, deployments: deployments, invocations: invocations, ledger: ledger,
-            reporter: reporter, trustedCallers: trustedCallers
+            reporter: reporter, trustedCallers: trustedCallers, ledgerHealth: ledgerHealth
         )
         let http = try HTTPServer.streaming(
             bind: configuration.bind, name: "verge-host", listenAddress: listenAddress,
@@ -228,7 +229,7 @@ public final class EdgeHost: Service, Sendable {
                 let deployment = Deployment(
                     tenant: function.tenant, name: function.name, version: function.version, manifest: manifest,
                     bundleDirectory: cache.bundleDirectory(tenant: function.tenant, version: function.version),
-                    secrets: secrets.values, secretsVersion: secrets.version
+                    secrets: secrets.values, secretsVersion: secrets.version, versionNumber: function.number
                 )
                 if manifest.memoryMB > configuration.maxMemoryMB {
                     logger.warning(

@@ -96,6 +96,71 @@ public final class WorkerCgroup: Sendable {
         }
     }
 
+    /// The counters a call's usage record is computed from, read at its start and at its end.
+    public struct CallSample: Sendable, Equatable {
+        /// CPU time (user + system) of the whole group since it was made.
+        public var cpu: Duration
+        /// The group's memory high-water mark in bytes: since the last ``beginCall()`` on cgroup v1 (which resets
+        /// it), since the worker started on v2.
+        public var memoryPeak: Int64
+    }
+
+    /// Reads the CPU counter and, on cgroup v1, resets the memory high-water mark (writes 0 to
+    /// `memory.max_usage_in_bytes`), so the peak read at the end of the call is the call's own. On v2 the peak is
+    /// not reset: `memory.peak` can only be reset per open file on kernels from 6.12 on, so a call's peak there is
+    /// the worker's high-water mark since it started (an upper bound of the call's). Cheap: a few syscalls into
+    /// a stack buffer, no strings.
+    public func beginCall() -> CallSample? {
+        if version == .v1 { _ = writeSmall("0", to: memory + "/memory.max_usage_in_bytes") }
+        return sampleCall()
+    }
+
+    /// The counters now (or, once the group was removed, as they were then).
+    public func sampleCall() -> CallSample? {
+        if let final = final.withLock({ $0 }) {
+            guard let cpu = final.cpuUsage else { return nil }
+            return CallSample(cpu: cpu, memoryPeak: final.memoryPeak ?? 0)
+        }
+        let cpu: Duration?
+        let peak: Int64?
+        switch version {
+        case .v2:
+            cpu = optionalCounter("usage_usec", in: memory + "/cpu.stat").map { .microseconds($0) }
+            peak = integer(in: memory + "/memory.peak").map(Int64.init)
+        case .v1:
+            cpu = integer(in: self.cpu + "/cpuacct.usage").map { .nanoseconds($0) }
+            peak = integer(in: memory + "/memory.max_usage_in_bytes").map(Int64.init)
+        }
+        guard let cpu else { return nil }
+        return CallSample(cpu: cpu, memoryPeak: peak ?? 0)
+    }
+
+    /// A file holding one decimal integer, read into a stack buffer.
+    private func integer(in file: String) -> Int? {
+        let fd = open(file, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { buffer -> Int? in
+            let count = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            guard count > 0 else { return nil }
+            var value = 0
+            var digits = 0
+            for byte in buffer[0..<count] {
+                guard (48...57).contains(byte) else { break }
+                value = value &* 10 &+ Int(byte - 48)
+                digits += 1
+            }
+            return digits > 0 ? value : nil
+        }
+    }
+
+    private func writeSmall(_ value: StaticString, to file: String) -> Bool {
+        let fd = open(file, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return Glibc.write(fd, value.utf8Start, value.utf8CodeUnitCount) == value.utf8CodeUnitCount
+    }
+
     /// How often the kernel's OOM killer ended a process of the worker.
     public func oomKills() -> Int {
         if let final = final.withLock({ $0 }) { return final.oomKills }
@@ -112,12 +177,17 @@ public final class WorkerCgroup: Sendable {
     /// The value of `name` in a flat-keyed cgroup file (`key value` lines). Read on every call's start, so it
     /// stays cheap: one small read into a stack buffer, no strings.
     private func counter(_ name: String, in file: String) -> Int {
+        optionalCounter(name, in: file) ?? 0
+    }
+
+    /// The value of `name` in a flat-keyed cgroup file, nil when the file or the key is missing.
+    private func optionalCounter(_ name: String, in file: String) -> Int? {
         let fd = open(file, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return 0 }
+        guard fd >= 0 else { return nil }
         defer { close(fd) }
-        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buffer -> Int in
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buffer -> Int? in
             let count = Glibc.read(fd, buffer.baseAddress, buffer.count)
-            guard count > 0 else { return 0 }
+            guard count > 0 else { return nil }
             let bytes = UnsafeBufferPointer(rebasing: buffer[0..<count])
             let key = Array(name.utf8) + [UInt8(ascii: " ")]
             var lineStart = 0
@@ -133,7 +203,7 @@ public final class WorkerCgroup: Sendable {
                 }
                 lineStart = lineEnd + 1
             }
-            return 0
+            return nil
         }
     }
 

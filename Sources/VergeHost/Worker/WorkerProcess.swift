@@ -49,6 +49,8 @@ final class WorkerProcess: Sendable {
         /// The cgroup's counters when the call began.
         var oomKillsAtStart = 0
         var processLimitHitsAtStart = 0
+        /// CPU and memory counters when the call began (the memory peak reset on cgroup v1), for its usage record.
+        var usageAtStart: WorkerCgroup.CallSample?
     }
 
     private init(
@@ -246,7 +248,9 @@ final class WorkerProcess: Sendable {
         idleGuard.expectFrames(true)
         let oomKills = cgroup?.oomKills() ?? 0
         let processLimitHits = cgroup?.processLimitHits() ?? 0
+        let usage = cgroup?.beginCall()
         let invocation = state.withLock {
+            $0.usageAtStart = usage
             $0.invocationID = invocationID
             $0.inCall = true
             $0.invocationCount += 1
@@ -266,7 +270,7 @@ final class WorkerProcess: Sendable {
             self.killIfStill(invocation)
         }
         state.withLock { $0.deadlineTimer = timer }
-        if let cpuLimit, let cgroup, let used = cgroup.cpuUsage() {
+        if let cpuLimit, let used = usage?.cpu {
             armCPUCheck(invocation: invocation, budget: cpuLimit, startedAt: used, after: cpuLimit)
         }
     }
@@ -319,6 +323,13 @@ final class WorkerProcess: Sendable {
     }
 
     var deadlinePassed: Bool { state.withLock { $0.timedOut } }
+
+    /// What the last call used: CPU time of the worker's cgroup since ``begin(invocationID:deadline:)`` and the
+    /// cgroup's memory peak (see ``WorkerCgroup/beginCall()``). Nil without a cgroup. Call once, after the call.
+    func callUsage() -> (cpu: Duration, memoryPeak: Int64)? {
+        guard let start = state.withLock({ $0.usageAtStart }), let now = cgroup?.sampleCall() else { return nil }
+        return (max(.zero, now.cpu - start.cpu), now.memoryPeak)
+    }
 
     /// The sandbox limit that ended the last call, if one did: CPU time when the host stopped it, memory when the
     /// kernel's OOM killer struck during it, processes when it failed while at its process limit, file size when
