@@ -151,6 +151,9 @@ public final class EdgeHost: Service, Sendable {
                 "host.location": "\(configuration.location)",
                 "host.isolation": "\(configuration.isolationSettings.level.rawValue)",
             ])
+        #if VERGE_BENCH_NO_LEDGER
+        logger.critical("benchmark-only build (VERGE_BENCH_NO_LEDGER): this host writes NO usage records")
+        #endif
         defer { sandbox?.cgroups.removeOwn() }
         try await group.run()
     }

@@ -361,6 +361,7 @@ struct InvocationHandler: Sendable {
 
     private func commit(_ call: CallRecord) async throws {
         let record = call.usageRecord
+        #if !VERGE_BENCH_NO_LEDGER
         do {
             try await ledger.record(record)
         } catch {
@@ -369,6 +370,7 @@ struct InvocationHandler: Sendable {
             if (error as? VergeError)?.code != .badRequest { ledgerHealth.commitFailed(error) }
             throw error
         }
+        #endif
         ledgerSignal()
         Counter(
             label: "verge_invocations_total",
