@@ -96,43 +96,74 @@ public final class WorkerCgroup: Sendable {
         }
     }
 
-    /// The counters a call's usage record is computed from, read at its start and at its end.
-    public struct CallSample: Sendable, Equatable {
-        /// CPU time (user + system) of the whole group since it was made.
+    /// What ``beginCall()`` noted; hand it to ``endCall(_:)`` exactly once.
+    public struct CallStart: Sendable, Equatable {
+        /// CPU time (user + system) of the whole group when the call began.
         public var cpu: Duration
-        /// The group's memory high-water mark in bytes: since the last ``beginCall()`` on cgroup v1 (which resets
-        /// it), since the worker started on v2.
-        public var memoryPeak: Int64
+        /// cgroup v2 on kernels from 6.12: an open `memory.peak` whose peak was reset for this descriptor; -1
+        /// otherwise.
+        var peakFile: Int32
     }
 
-    /// Reads the CPU counter and, on cgroup v1, resets the memory high-water mark (writes 0 to
-    /// `memory.max_usage_in_bytes`), so the peak read at the end of the call is the call's own. On v2 the peak is
-    /// not reset: `memory.peak` can only be reset per open file on kernels from 6.12 on, so a call's peak there is
-    /// the worker's high-water mark since it started (an upper bound of the call's). Cheap: a few syscalls into
-    /// a stack buffer, no strings.
-    public func beginCall() -> CallSample? {
-        if version == .v1 { _ = writeSmall("0", to: memory + "/memory.max_usage_in_bytes") }
-        return sampleCall()
+    /// Notes the counters at the start of a call and makes the memory peak read at its end the call's own:
+    /// - cgroup v1: writes 0 to `memory.max_usage_in_bytes`, which resets the group's high-water mark;
+    /// - cgroup v2 from kernel 6.12: opens `memory.peak` and writes to it, which resets the peak seen through that
+    ///   descriptor only (other readers are unaffected);
+    /// - older v2 kernels cannot reset it: the peak read at the end is then the worker's high-water mark since it
+    ///   started, an upper bound of the call's.
+    /// Cheap: a few syscalls into a stack buffer, no strings.
+    public func beginCall() -> CallStart? {
+        if final.withLock({ $0 }) != nil { return nil }
+        var peakFile: Int32 = -1
+        let cpu: Duration?
+        switch version {
+        case .v1:
+            _ = writeSmall("0", to: memory + "/memory.max_usage_in_bytes")
+            cpu = integer(in: self.cpu + "/cpuacct.usage").map { .nanoseconds($0) }
+        case .v2:
+            let fd = open(memory + "/memory.peak", O_RDWR | O_CLOEXEC)
+            if fd >= 0 {
+                let reset: StaticString = "reset\n"
+                if Glibc.write(fd, reset.utf8Start, reset.utf8CodeUnitCount) == reset.utf8CodeUnitCount {
+                    peakFile = fd
+                } else {
+                    close(fd)  // a kernel before 6.12: the file is read-only
+                }
+            }
+            cpu = optionalCounter("usage_usec", in: memory + "/cpu.stat").map { .microseconds($0) }
+        }
+        guard let cpu else {
+            if peakFile >= 0 { close(peakFile) }
+            return nil
+        }
+        return CallStart(cpu: cpu, peakFile: peakFile)
     }
 
-    /// The counters now (or, once the group was removed, as they were then).
-    public func sampleCall() -> CallSample? {
+    /// The CPU time the group used since `start` and its memory peak during the call (see ``beginCall()``); the
+    /// counters as they were when the group was removed, if it was. Releases what `start` holds.
+    public func endCall(_ start: CallStart) -> (cpu: Duration, memoryPeak: Int64)? {
+        defer { if start.peakFile >= 0 { close(start.peakFile) } }
         if let final = final.withLock({ $0 }) {
             guard let cpu = final.cpuUsage else { return nil }
-            return CallSample(cpu: cpu, memoryPeak: final.memoryPeak ?? 0)
+            return (max(.zero, cpu - start.cpu), final.memoryPeak ?? 0)
         }
         let cpu: Duration?
-        let peak: Int64?
+        let peak: Int?
         switch version {
-        case .v2:
-            cpu = optionalCounter("usage_usec", in: memory + "/cpu.stat").map { .microseconds($0) }
-            peak = integer(in: memory + "/memory.peak").map(Int64.init)
         case .v1:
             cpu = integer(in: self.cpu + "/cpuacct.usage").map { .nanoseconds($0) }
-            peak = integer(in: memory + "/memory.max_usage_in_bytes").map(Int64.init)
+            peak = integer(in: memory + "/memory.max_usage_in_bytes")
+        case .v2:
+            cpu = optionalCounter("usage_usec", in: memory + "/cpu.stat").map { .microseconds($0) }
+            peak = start.peakFile >= 0 ? integer(fd: start.peakFile) : integer(in: memory + "/memory.peak")
         }
         guard let cpu else { return nil }
-        return CallSample(cpu: cpu, memoryPeak: peak ?? 0)
+        return (max(.zero, cpu - start.cpu), Int64(peak ?? 0))
+    }
+
+    /// Closes what `start` holds, for a call whose end is never measured.
+    public func discard(_ start: CallStart) {
+        if start.peakFile >= 0 { close(start.peakFile) }
     }
 
     /// A file holding one decimal integer, read into a stack buffer.
@@ -140,8 +171,13 @@ public final class WorkerCgroup: Sendable {
         let fd = open(file, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { buffer -> Int? in
-            let count = Glibc.read(fd, buffer.baseAddress, buffer.count)
+        return integer(fd: fd)
+    }
+
+    /// The decimal integer at the start of the open file `fd` (read from offset 0).
+    private func integer(fd: Int32) -> Int? {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { buffer -> Int? in
+            let count = pread(fd, buffer.baseAddress, buffer.count, 0)
             guard count > 0 else { return nil }
             var value = 0
             var digits = 0

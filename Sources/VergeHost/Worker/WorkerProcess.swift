@@ -50,7 +50,7 @@ final class WorkerProcess: Sendable {
         var oomKillsAtStart = 0
         var processLimitHitsAtStart = 0
         /// CPU and memory counters when the call began (the memory peak reset on cgroup v1), for its usage record.
-        var usageAtStart: WorkerCgroup.CallSample?
+        var usageAtStart: WorkerCgroup.CallStart?
     }
 
     private init(
@@ -249,17 +249,20 @@ final class WorkerProcess: Sendable {
         let oomKills = cgroup?.oomKills() ?? 0
         let processLimitHits = cgroup?.processLimitHits() ?? 0
         let usage = cgroup?.beginCall()
-        let invocation = state.withLock {
-            $0.usageAtStart = usage
-            $0.invocationID = invocationID
-            $0.inCall = true
-            $0.invocationCount += 1
-            $0.timedOut = false
-            $0.limitHit = nil
-            $0.oomKillsAtStart = oomKills
-            $0.processLimitHitsAtStart = processLimitHits
-            return $0.invocationCount
+        let (invocation, unmeasured) = state.withLock { state -> (Int, WorkerCgroup.CallStart?) in
+            let unmeasured = state.usageAtStart
+            state.usageAtStart = usage
+            state.invocationID = invocationID
+            state.inCall = true
+            state.invocationCount += 1
+            state.timedOut = false
+            state.limitHit = nil
+            state.oomKillsAtStart = oomKills
+            state.processLimitHitsAtStart = processLimitHits
+            return (state.invocationCount, unmeasured)
         }
+        // A call whose usage was never read (it cannot happen today; every path reads it) releases what it held.
+        if let unmeasured { cgroup?.discard(unmeasured) }
         let timer = supervisor.startTimer(after: deadline) { [weak self] in
             guard let self else { return }
             // A timer already firing when its call ended must not touch the next call: check under the lock.
@@ -327,8 +330,12 @@ final class WorkerProcess: Sendable {
     /// What the last call used: CPU time of the worker's cgroup since ``begin(invocationID:deadline:)`` and the
     /// cgroup's memory peak (see ``WorkerCgroup/beginCall()``). Nil without a cgroup. Call once, after the call.
     func callUsage() -> (cpu: Duration, memoryPeak: Int64)? {
-        guard let start = state.withLock({ $0.usageAtStart }), let now = cgroup?.sampleCall() else { return nil }
-        return (max(.zero, now.cpu - start.cpu), now.memoryPeak)
+        let start = state.withLock { state in
+            defer { state.usageAtStart = nil }
+            return state.usageAtStart
+        }
+        guard let cgroup, let start else { return nil }
+        return cgroup.endCall(start)
     }
 
     /// The sandbox limit that ended the last call, if one did: CPU time when the host stopped it, memory when the
