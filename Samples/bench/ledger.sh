@@ -147,6 +147,7 @@ until line=$(grep -m1 '^ready ' "$WORK/cp.out"); do
 done
 CP=$(sed -n 's/.* api=\([^ ]*\).*/\1/p' <<<"$line")
 INGEST=()
+umask 077  # join tokens and credentials are written below
 for concurrency in 1 4; do
     VERGE_TOKEN=$(cat "$WORK/cp/admin-token") "$WORK/verge-ledger" join-tokens create --role host --api "$CP" \
         >"$WORK/join-$concurrency"

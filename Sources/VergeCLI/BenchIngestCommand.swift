@@ -4,6 +4,7 @@ import Foundation
 import NIOCore
 import VergeCore
 import VergeHTTP
+import VergeUsage
 
 /// `verge bench-ingest` (hidden, benchmark only; see `Samples/bench/ledger.sh`): joins a control plane as a host and
 /// ships synthetic usage records through `POST /v1/internal/usage`, the path real hosts use, and reports the rate
@@ -12,10 +13,14 @@ import VergeHTTP
 struct BenchIngestCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-ingest", abstract: "Benchmark the control plane's usage ingestion.", shouldDisplay: false)
-    @Option(help: "The control plane's URL.") var api: String
+    @Option(help: "The control plane's URL.") var api: String?
     @Option(name: .customLong("join-token-file"), help: "A host join token (joins once; the credential is kept).")
     var joinTokenFile: String?
-    @Option(name: .customLong("credential-file"), help: "Where the host credential is kept.") var credentialFile: String
+    @Option(name: .customLong("credential-file"), help: "Where the host credential is kept.") var credentialFile: String?
+    @Option(
+        name: .customLong("in-process"),
+        help: "Instead of a control plane: decode and store in this process, into a new database in this directory.")
+    var inProcess: String?
     @Option(name: .customLong("host-name"), help: "The host name to join as.") var hostName: String = "bench"
     @Option(help: "Records to ship.") var records: Int = 200_000
     @Option(help: "Records per batch (a host ships up to 1000).") var batch: Int = 1000
@@ -28,6 +33,13 @@ struct BenchIngestCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if let inProcess {
+            try await reportingErrors { try await runInProcess(directory: inProcess) }
+            return
+        }
+        guard let api, let credentialFile else {
+            throw ValidationError("--api and --credential-file, or --in-process DIRECTORY")
+        }
         try await reportingErrors {
             let credential: String
             do {
@@ -97,6 +109,44 @@ struct BenchIngestCommand: AsyncParsableCommand {
 }
 
 extension BenchIngestCommand {
+    /// The control plane's ingest work without HTTP, split into decoding (with the field checks) and storing.
+    func runInProcess(directory: String) async throws {
+        let store = try UsageStore.standalone(path: directory + "/usage.sqlite")
+        let start = WallClock.microseconds()
+        var bodies: [Data] = []
+        var index = 0
+        while index < records {
+            let count = min(batch, records - index)
+            let batchRecords = (index..<index + count).map { Self.record($0, run: "inproc", host: hostName, start: start) }
+            bodies.append(try JSONCoding.encoder.encode(UsageBatch(host: hostName, records: batchRecords)))
+            index += count
+        }
+        let clock = ContinuousClock()
+        var decodeTime = Duration.zero
+        var storeTime = Duration.zero
+        var inserted = 0
+        for body in bodies {
+            let began = clock.now
+            let decoded = try JSONCoding.decoder.decode(UsageBatch.self, from: body)
+            for record in decoded.records where record.validationProblem() != nil {
+                throw VergeCLIError("a generated record is invalid: \(record.validationProblem()!)")
+            }
+            let decodedAt = clock.now
+            inserted += try await store.ingest(decoded.records).inserted
+            storeTime += clock.now - decodedAt
+            decodeTime += decodedAt - began
+        }
+        guard inserted == records else { throw VergeCLIError("stored \(inserted) of \(records) records") }
+        func rate(_ d: Duration) -> Double {
+            Double(records) / (Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
+        }
+        Output.line(
+            String(
+                format: "in process, %d records in batches of %d: decode+check %.0f records/s, store %.0f records/s, "
+                    + "both %.0f records/s", records, batch, rate(decodeTime), rate(storeTime),
+                rate(decodeTime + storeTime)))
+    }
+
     static func record(_ i: Int, run: String, host: String, start: Int64) -> UsageRecord {
         let cold = i % 100 == 0
         let n = Int64(i)

@@ -26,6 +26,18 @@ public final class UsageStore: Sendable {
         self.database = database
     }
 
+    /// A store of its own in a new SQLite database at `path`, configured as the control plane's (WAL,
+    /// `synchronous = NORMAL`) — for benchmarks and tools.
+    public static func standalone(path: String) throws -> UsageStore {
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        var migrator = DatabaseMigrator()
+        registerMigrations(&migrator)
+        try migrator.migrate(pool)
+        return UsageStore(database: pool)
+    }
+
     /// Registers the store's tables with the control plane's migrator. Append-only: never edit a registered
     /// migration.
     public static func registerMigrations(_ migrator: inout DatabaseMigrator) {
