@@ -82,96 +82,130 @@ cp "$BIN/verge-sandbox-exec" "$WORK/verge-sandbox-exec"
 # Hosts find verge-sandbox-exec next to their own executable.
 
 export VERGE_RUNTIME_DIR=$ROOT/Runtime
-CONFIG=$WORK/cluster.json
-echo '{"hosts":[{"name":"fra","location":{"latitude":50.11,"longitude":8.68}}]}' >"$CONFIG"
+umask 077  # join tokens and credentials are written below
+HZ=$(getconf CLK_TCK)
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
-# start_cluster BUILD: sets API, FRA, CLUSTER_PID.
-start_cluster() {
-    local build=$1 started=$SECONDS line=""
-    rm -rf "$WORK/data-$build"
-    "$WORK/verge-$build" dev --config "$CONFIG" --gateway 127.0.0.1:0 --api 127.0.0.1:0 --data "$WORK/data-$build" \
-        --isolation "$ISOLATION" --idle-timeout 3600 --python "$PYTHON" >"$WORK/$build.out" 2>"$WORK/$build.log" &
-    CLUSTER_PID=$!
-    PIDS+=("$CLUSTER_PID")
-    until line=$(grep -m1 '^ready ' "$WORK/$build.out"); do
-        kill -0 "$CLUSTER_PID" 2>/dev/null || { tail -n 20 "$WORK/$build.log" >&2; die "verge dev exited"; }
-        ((SECONDS - started < 60)) || die "verge dev printed no ready line within 60 s"
+# start_process NAME COMMAND…: runs it in the background until its ready line; sets PID and READY.
+start_process() {
+    local name=$1 started=$SECONDS
+    shift
+    "$@" >"$WORK/$name.out" 2>"$WORK/$name.log" &
+    PID=$!
+    PIDS+=("$PID")
+    until READY=$(grep -m1 '^ready ' "$WORK/$name.out"); do
+        kill -0 "$PID" 2>/dev/null || { tail -n 20 "$WORK/$name.log" >&2; die "$name exited"; }
+        ((SECONDS - started < 60)) || die "$name printed no ready line within 60 s"
         sleep 0.05
     done
-    API=$(sed -n 's/.* api=\([^ ]*\).*/\1/p' <<<"$line")
-    FRA=$(sed -n 's/.* hosts=fra=\([^ ,]*\).*/\1/p' <<<"$line")
-    [[ -n $API && -n $FRA ]] || die "cannot read api and fra from: $line"
 }
 
-stop_cluster() {
-    kill -TERM "$CLUSTER_PID"
-    wait "$CLUSTER_PID" || die "verge dev exited with status $? on SIGTERM"
-    CLUSTER_PID=""
+stop_process() {
+    kill -TERM "$1"
+    wait "$1" || die "a process exited with status $? on SIGTERM"
 }
 
-declare -A SUM COUNT RECORDED
+# A control plane and one host as separate processes, so each one's CPU is its own. Sets CP_PID, API, HOST_PID, FRA.
+start_components() {
+    local build=$1
+    rm -rf "$WORK/$build"
+    start_process "cp-$build" "$WORK/verge-$build" control-plane --api 127.0.0.1:0 --data "$WORK/$build/cp"
+    CP_PID=$PID
+    API=$(sed -n 's/.* api=\([^ ]*\).*/\1/p' <<<"$READY")
+    VERGE_TOKEN=$(cat "$WORK/$build/cp/admin-token") "$WORK/verge-$build" join-tokens create --role host --api "$API" \
+        >"$WORK/$build/join"
+    start_process "host-$build" "$WORK/verge-$build" host --name fra --location 50.11,8.68 --control-plane "$API" \
+        --data "$WORK/$build/fra" --isolation "$ISOLATION" --idle-timeout 3600 --python "$PYTHON" \
+        --join-token-file "$WORK/$build/join"
+    HOST_PID=$PID
+    FRA=$(sed -n 's/.* host=\([^ ]*\).*/\1/p' <<<"$READY")
+    [[ -n $API && -n $FRA ]] || die "cannot read the control plane's and the host's URLs"
+}
+
+declare -A SUM COUNT HOST_US CP_US RECORDED
 # ---------------------------------------------------------------------------------------------------------------
 step "warm throughput, ledger on vs off (wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds, isolation $ISOLATION)"
 for round in $(seq 1 "$ROUNDS"); do
     for build in ledger noledger; do
-        start_cluster "$build"
-        grep -q 'writes NO usage records' "$WORK/$build.log" && [[ $build == ledger ]] && die "the ledger build does not write records"
+        start_components "$build"
+        if [[ $build == ledger ]] && grep -q 'writes NO usage records' "$WORK/host-$build.log"; then
+            die "the ledger build does not write records"
+        fi
         for function in $FUNCTIONS; do
-            "$WORK/verge-$build" deploy "$ROOT/Functions/$function" --api "$API" >/dev/null 2>"$WORK/deploy.err" ||
-                { cat "$WORK/deploy.err" >&2; die "cannot deploy $function"; }
-            curl -fsS -o /dev/null "$FRA/$function" || die "$function does not answer"
+            VERGE_TOKEN=$(cat "$WORK/$build/cp/admin-token") "$WORK/verge-$build" deploy "$ROOT/Functions/$function" \
+                --api "$API" >/dev/null 2>"$WORK/deploy.err" || { cat "$WORK/deploy.err" >&2; die "cannot deploy $function"; }
+            waited=$SECONDS
+            until curl -fsS -o /dev/null "$FRA/$function" 2>/dev/null; do
+                ((SECONDS - waited < 60)) || die "$function does not answer"
+                sleep 0.1
+            done
             wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$FRA/$function" >/dev/null
-            rps=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "$FRA/$function" | awk '/^Requests\/sec/ { print $2 }')
-            [[ -n $rps ]] || die "wrk printed no rate"
-            note "round $round, $build, $function: $rps req/s"
-            SUM[$build-$function]=$(awk -v a="${SUM[$build-$function]:-0}" -v b="$rps" 'BEGIN { print a + b }')
-            COUNT[$build-$function]=$((${COUNT[$build-$function]:-0} + 1))
+            host0=$(ticks "$HOST_PID")
+            cp0=$(ticks "$CP_PID")
+            out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "$FRA/$function")
+            host1=$(ticks "$HOST_PID")
+            cp1=$(ticks "$CP_PID")
+            rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
+            requests=$(awk '/requests in/ { print $1 }' <<<"$out")
+            [[ -n $rps && -n $requests ]] || die "wrk printed no rate"
+            key=$build-$function
+            host_us=$(awk -v t=$((host1 - host0)) -v n="$requests" -v hz="$HZ" 'BEGIN { printf "%.1f", t / hz / n * 1e6 }')
+            cp_us=$(awk -v t=$((cp1 - cp0)) -v n="$requests" -v hz="$HZ" 'BEGIN { printf "%.1f", t / hz / n * 1e6 }')
+            note "round $round, $build, $function: $rps req/s; host $host_us µs/request, control plane $cp_us µs/request"
+            SUM[$key]=$(awk -v a="${SUM[$key]:-0}" -v b="$rps" 'BEGIN { print a + b }')
+            HOST_US[$key]=$(awk -v a="${HOST_US[$key]:-0}" -v b="$host_us" 'BEGIN { print a + b }')
+            CP_US[$key]=$(awk -v a="${CP_US[$key]:-0}" -v b="$cp_us" 'BEGIN { print a + b }')
+            COUNT[$key]=$((${COUNT[$key]:-0} + 1))
         done
         if [[ $build == ledger ]]; then
-            RECORDED[$round]=$(sqlite3 "$WORK/data-ledger/hosts/fra/host.sqlite" 'SELECT COUNT(*) FROM usage_records' 2>/dev/null || echo "?")
+            RECORDED[$round]=$(sqlite3 "$WORK/ledger/fra/host.sqlite" 'SELECT COUNT(*) FROM usage_records' 2>/dev/null || echo "?")
         fi
-        stop_cluster
+        stop_process "$HOST_PID"
+        stop_process "$CP_PID"
     done
 done
 
 # ---------------------------------------------------------------------------------------------------------------
 step "control-plane ingest through POST /v1/internal/usage ($RECORDS records, batches of $BATCH)"
-"$WORK/verge-ledger" control-plane --api 127.0.0.1:0 --data "$WORK/cp" >"$WORK/cp.out" 2>"$WORK/cp.log" &
-CP_PID=$!
-PIDS+=("$CP_PID")
-started=$SECONDS
-until line=$(grep -m1 '^ready ' "$WORK/cp.out"); do
-    kill -0 "$CP_PID" 2>/dev/null || { tail -n 20 "$WORK/cp.log" >&2; die "the control plane exited"; }
-    ((SECONDS - started < 60)) || die "the control plane printed no ready line within 60 s"
-    sleep 0.05
-done
-CP=$(sed -n 's/.* api=\([^ ]*\).*/\1/p' <<<"$line")
+start_process cp-ingest "$WORK/verge-ledger" control-plane --api 127.0.0.1:0 --data "$WORK/cp"
+CP_PID=$PID
+CP=$(sed -n 's/.* api=\([^ ]*\).*/\1/p' <<<"$READY")
 INGEST=()
-umask 077  # join tokens and credentials are written below
 for concurrency in 1 4; do
     VERGE_TOKEN=$(cat "$WORK/cp/admin-token") "$WORK/verge-ledger" join-tokens create --role host --api "$CP" \
         >"$WORK/join-$concurrency"
+    cp0=$(ticks "$CP_PID")
     result=$("$WORK/verge-ledger" bench-ingest --api "$CP" --join-token-file "$WORK/join-$concurrency" \
         --credential-file "$WORK/credential-$concurrency" --host-name "bench-$concurrency" --records "$RECORDS" \
         --batch "$BATCH" --concurrency "$concurrency")
+    cp1=$(ticks "$CP_PID")
+    result="$result; control-plane CPU $(awk -v t=$((cp1 - cp0)) -v n="$RECORDS" -v hz="$HZ" 'BEGIN { printf "%.1f µs/record", t / hz / n * 1e6 }')"
     note "$result"
     INGEST+=("$result")
 done
+result=$("$WORK/verge-ledger" bench-ingest --in-process "$WORK" --records "$RECORDS" --batch "$BATCH")
+note "$result"
+INGEST+=("$result")
 
 # ---------------------------------------------------------------------------------------------------------------
 {
     echo "## Usage ledger benchmark ($(date -u +%Y-%m-%d), $(nproc) CPUs, kernel $(uname -r), isolation $ISOLATION)"
     echo
-    echo "| function | ledger on, req/s | ledger off, req/s | cost |"
-    echo "|---|---:|---:|---:|"
+    echo "| function | ledger on, req/s | ledger off, req/s | cost | host CPU on, µs/req | off | control plane CPU on, µs/req | off |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
     for function in $FUNCTIONS; do
-        on=$(awk -v s="${SUM[ledger-$function]}" -v n="${COUNT[ledger-$function]}" 'BEGIN { printf "%.0f", s / n }')
-        off=$(awk -v s="${SUM[noledger-$function]}" -v n="${COUNT[noledger-$function]}" 'BEGIN { printf "%.0f", s / n }')
+        avg() { awk -v s="$1" -v n="$2" 'BEGIN { printf "%.1f", s / n }'; }
+        on=$(avg "${SUM[ledger-$function]}" "${COUNT[ledger-$function]}")
+        off=$(avg "${SUM[noledger-$function]}" "${COUNT[noledger-$function]}")
         cost=$(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.1f %%", (b - a) / b * 100 }')
-        echo "| $function | $on | $off | $cost |"
+        echo "| $function | $on | $off | $cost | $(avg "${HOST_US[ledger-$function]}" "${COUNT[ledger-$function]}") |" \
+            "$(avg "${HOST_US[noledger-$function]}" "${COUNT[noledger-$function]}") |" \
+            "$(avg "${CP_US[ledger-$function]}" "${COUNT[ledger-$function]}") |" \
+            "$(avg "${CP_US[noledger-$function]}" "${COUNT[noledger-$function]}") |"
     done
     echo
-    echo "Means over $ROUNDS alternating rounds of wrk -t$THREADS -c$CONNECTIONS -d$DURATION straight at the host."
+    echo "Means over $ROUNDS alternating rounds of wrk -t$THREADS -c$CONNECTIONS -d$DURATION straight at the host (a"
+    echo "control plane and a host as separate processes; CPU from /proc/PID/stat over the measured run)."
     echo "Records the ledger build's host committed per round: ${RECORDED[*]}."
     echo
     echo "Control-plane ingest (POST /v1/internal/usage, $RECORDS records, batches of $BATCH):"
