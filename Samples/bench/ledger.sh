@@ -90,6 +90,8 @@ ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 start_process() {
     local name=$1 started=$SECONDS
     shift
+    # Emptied before the process starts: a ready line left from an earlier run must never be read as this one's.
+    : >"$WORK/$name.out"
     "$@" >"$WORK/$name.out" 2>"$WORK/$name.log" &
     PID=$!
     PIDS+=("$PID")

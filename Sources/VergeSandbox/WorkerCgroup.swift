@@ -16,6 +16,18 @@ public final class WorkerCgroup: Sendable {
     /// The counters as they were when the group was removed: a call that ended because its worker died may ask
     /// what killed it after the host has already reaped the worker and removed its group.
     private let final = Mutex<Counters?>(nil)
+    /// The counter files every call reads, opened once and kept for the worker's life (reads and writes at offset
+    /// 0, no path lookups); closed by ``remove()``. Used under the lock, so a file is never read after it closed.
+    private let callFiles = Mutex<CallFiles>(CallFiles())
+
+    private struct CallFiles {
+        var opened = false
+        var closed = false
+        /// v1 `cpuacct.usage`, v2 `cpu.stat`.
+        var cpu: Int32 = -1
+        /// v1 `memory.max_usage_in_bytes`; -1 on v2.
+        var peak: Int32 = -1
+    }
 
     struct Counters {
         var oomKills: Int
@@ -111,16 +123,18 @@ public final class WorkerCgroup: Sendable {
     ///   descriptor only (other readers are unaffected);
     /// - older v2 kernels cannot reset it: the peak read at the end is then the worker's high-water mark since it
     ///   started, an upper bound of the call's.
-    /// Cheap: a few syscalls into a stack buffer, no strings.
+    /// Cheap: the counter files stay open for the worker's life, so a call costs one `pwrite` and one `pread` at
+    /// its start and two `pread`s at its end (v1), into a stack buffer, no strings.
     public func beginCall() -> CallStart? {
-        if final.withLock({ $0 }) != nil { return nil }
-        var peakFile: Int32 = -1
-        let cpu: Duration?
         switch version {
         case .v1:
-            _ = writeSmall("0", to: memory + "/memory.max_usage_in_bytes")
-            cpu = integer(in: self.cpu + "/cpuacct.usage").map { .nanoseconds($0) }
+            let cpu = withCallFiles { files -> Int? in
+                _ = pwrite(files.peak, "0", 1, 0)
+                return integer(fd: files.cpu)
+            }
+            return cpu.flatMap { $0 }.map { CallStart(cpu: .nanoseconds($0), peakFile: -1) }
         case .v2:
+            var peakFile: Int32 = -1
             let fd = open(memory + "/memory.peak", O_RDWR | O_CLOEXEC)
             if fd >= 0 {
                 let reset: StaticString = "reset\n"
@@ -130,35 +144,62 @@ public final class WorkerCgroup: Sendable {
                     close(fd)  // a kernel before 6.12: the file is read-only
                 }
             }
-            cpu = optionalCounter("usage_usec", in: memory + "/cpu.stat").map { .microseconds($0) }
+            guard let cpu = withCallFiles({ optionalCounter("usage_usec", fd: $0.cpu) }).flatMap({ $0 }) else {
+                if peakFile >= 0 { close(peakFile) }
+                return nil
+            }
+            return CallStart(cpu: .microseconds(cpu), peakFile: peakFile)
         }
-        guard let cpu else {
-            if peakFile >= 0 { close(peakFile) }
-            return nil
-        }
-        return CallStart(cpu: cpu, peakFile: peakFile)
     }
 
     /// The CPU time the group used since `start` and its memory peak during the call (see ``beginCall()``); the
     /// counters as they were when the group was removed, if it was. Releases what `start` holds.
     public func endCall(_ start: CallStart) -> (cpu: Duration, memoryPeak: Int64)? {
         defer { if start.peakFile >= 0 { close(start.peakFile) } }
-        if let final = final.withLock({ $0 }) {
-            guard let cpu = final.cpuUsage else { return nil }
+        let now: (cpu: Duration?, peak: Int?)? = withCallFiles { files in
+            switch version {
+            case .v1:
+                return (integer(fd: files.cpu).map { .nanoseconds($0) }, integer(fd: files.peak))
+            case .v2:
+                let peak = start.peakFile >= 0 ? integer(fd: start.peakFile) : integer(in: memory + "/memory.peak")
+                return (optionalCounter("usage_usec", fd: files.cpu).map { .microseconds($0) }, peak)
+            }
+        }
+        guard let now else {
+            // The group is gone: its counters as they were when it was removed.
+            guard let final = final.withLock({ $0 }), let cpu = final.cpuUsage else { return nil }
             return (max(.zero, cpu - start.cpu), final.memoryPeak ?? 0)
         }
-        let cpu: Duration?
-        let peak: Int?
-        switch version {
-        case .v1:
-            cpu = integer(in: self.cpu + "/cpuacct.usage").map { .nanoseconds($0) }
-            peak = integer(in: memory + "/memory.max_usage_in_bytes")
-        case .v2:
-            cpu = optionalCounter("usage_usec", in: memory + "/cpu.stat").map { .microseconds($0) }
-            peak = start.peakFile >= 0 ? integer(fd: start.peakFile) : integer(in: memory + "/memory.peak")
+        guard let cpu = now.cpu else { return nil }
+        return (max(.zero, cpu - start.cpu), Int64(now.peak ?? 0))
+    }
+
+    /// Runs `body` with the open counter files (opening them the first time); nil once the group was removed or
+    /// when they cannot be opened.
+    private func withCallFiles<T>(_ body: (CallFiles) -> T) -> T? {
+        callFiles.withLock { files -> T? in
+            if files.closed { return nil }
+            if !files.opened {
+                files.opened = true
+                switch version {
+                case .v1:
+                    files.cpu = open(cpu + "/cpuacct.usage", O_RDONLY | O_CLOEXEC)
+                    files.peak = open(memory + "/memory.max_usage_in_bytes", O_RDWR | O_CLOEXEC)
+                case .v2:
+                    files.cpu = open(memory + "/cpu.stat", O_RDONLY | O_CLOEXEC)
+                }
+            }
+            guard files.cpu >= 0, version == .v2 || files.peak >= 0 else { return nil }
+            return body(files)
         }
-        guard let cpu else { return nil }
-        return (max(.zero, cpu - start.cpu), Int64(peak ?? 0))
+    }
+
+    private func closeCallFiles() {
+        callFiles.withLock { files in
+            if files.cpu >= 0 { close(files.cpu) }
+            if files.peak >= 0 { close(files.peak) }
+            files = CallFiles(opened: true, closed: true)
+        }
     }
 
     /// Closes what `start` holds, for a call whose end is never measured.
@@ -190,12 +231,6 @@ public final class WorkerCgroup: Sendable {
         }
     }
 
-    private func writeSmall(_ value: StaticString, to file: String) -> Bool {
-        let fd = open(file, O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        return Glibc.write(fd, value.utf8Start, value.utf8CodeUnitCount) == value.utf8CodeUnitCount
-    }
 
     /// How often the kernel's OOM killer ended a process of the worker.
     public func oomKills() -> Int {
@@ -221,8 +256,13 @@ public final class WorkerCgroup: Sendable {
         let fd = open(file, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buffer -> Int? in
-            let count = Glibc.read(fd, buffer.baseAddress, buffer.count)
+        return optionalCounter(name, fd: fd)
+    }
+
+    /// The value of `name` in the open flat-keyed cgroup file `fd` (read from offset 0).
+    private func optionalCounter(_ name: String, fd: Int32) -> Int? {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buffer -> Int? in
+            let count = pread(fd, buffer.baseAddress, buffer.count, 0)
             guard count > 0 else { return nil }
             let bytes = UnsafeBufferPointer(rebasing: buffer[0..<count])
             let key = Array(name.utf8) + [UInt8(ascii: " ")]
@@ -285,6 +325,7 @@ public final class WorkerCgroup: Sendable {
                 memoryPeak: memoryPeak())
             final.withLock { $0 = $0 ?? counters }
         }
+        closeCallFiles()
         var removed = true
         for directory in Set(directories.values) where rmdir(directory) != 0 && errno != ENOENT {
             removed = false
