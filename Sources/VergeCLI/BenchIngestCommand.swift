@@ -16,7 +16,8 @@ struct BenchIngestCommand: AsyncParsableCommand {
     @Option(help: "The control plane's URL.") var api: String?
     @Option(name: .customLong("join-token-file"), help: "A host join token (joins once; the credential is kept).")
     var joinTokenFile: String?
-    @Option(name: .customLong("credential-file"), help: "Where the host credential is kept.") var credentialFile: String?
+    @Option(name: .customLong("credential-file"), help: "Where the host credential is kept.") var credentialFile:
+        String?
     @Option(
         name: .customLong("in-process"),
         help: "Instead of a control plane: decode and store in this process, into a new database in this directory.")
@@ -44,7 +45,8 @@ struct BenchIngestCommand: AsyncParsableCommand {
             let credential: String
             do {
                 credential = try await ClusterJoin.credential(
-                    file: credentialFile, joinToken: try ClusterJoin.secret(file: joinTokenFile, variable: "VERGE_JOIN_TOKEN"),
+                    file: credentialFile,
+                    joinToken: try ClusterJoin.secret(file: joinTokenFile, variable: "VERGE_JOIN_TOKEN"),
                     role: .host, name: hostName, controlPlaneURL: api)
             } catch let error as VergeError {
                 throw VergeCLIError(error.message)
@@ -55,7 +57,9 @@ struct BenchIngestCommand: AsyncParsableCommand {
             var index = 0
             while index < records {
                 let count = min(batch, records - index)
-                let batchRecords = (index..<index + count).map { Self.record($0, run: run, host: hostName, start: start) }
+                let batchRecords = (index..<index + count).map {
+                    Self.record($0, run: run, host: hostName, start: start)
+                }
                 bodies.append(
                     ByteBuffer(bytes: try JSONCoding.encoder.encode(UsageBatch(host: hostName, records: batchRecords))))
                 index += count
@@ -117,7 +121,9 @@ extension BenchIngestCommand {
         var index = 0
         while index < records {
             let count = min(batch, records - index)
-            let batchRecords = (index..<index + count).map { Self.record($0, run: "inproc", host: hostName, start: start) }
+            let batchRecords = (index..<index + count).map {
+                Self.record($0, run: "inproc", host: hostName, start: start)
+            }
             bodies.append(try JSONCoding.encoder.encode(UsageBatch(host: hostName, records: batchRecords)))
             index += count
         }

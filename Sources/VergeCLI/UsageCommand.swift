@@ -42,8 +42,11 @@ struct UsageListCommand: AsyncParsableCommand {
                 try Output.json(records.map(UsageLine.init))
             } else if format == .table {
                 Output.table(
-                    ["INVOCATION", "FUNCTION", "V", "HOST", "STATUS", "HTTP", "COLD", "DURATION", "INIT", "CPU", "PEAK MEM",
-                     "IN", "OUT"],
+                    [
+                        "INVOCATION", "FUNCTION", "V", "HOST", "STATUS", "HTTP", "COLD", "DURATION", "INIT", "CPU",
+                        "PEAK MEM",
+                        "IN", "OUT",
+                    ],
                     records.map { r in
                         [
                             r.invocationID, r.function, r.versionNumber > 0 ? "\(r.versionNumber)" : "",
@@ -77,7 +80,8 @@ struct UsageExportCommand: AsyncParsableCommand {
     @OptionGroup var api: APIOptions
     @Option(help: "Start after this cursor (0: from the first record).") var since: Int64?
     @Option(help: "jsonl or csv") var format: OutputFormat = .jsonl
-    @Option(name: .customLong("cursor-file"), help: "Read the starting cursor from, and write the next one to, this file.")
+    @Option(
+        name: .customLong("cursor-file"), help: "Read the starting cursor from, and write the next one to, this file.")
     var cursorFile: String?
     @Option(help: "Only this function's records.") var function: String?
     @Option(help: "Stop after this many records (the cursor then points after the last one written).")
@@ -96,7 +100,8 @@ struct UsageExportCommand: AsyncParsableCommand {
                 let text = try String(contentsOfFile: cursorFile, encoding: .utf8)
                     .trimmingCharacters(in: .whitespacesAndNewlines)
                 guard let value = Int64(text), value >= 0 else {
-                    throw VergeCLIError("\(cursorFile) does not hold a cursor (a non-negative integer): '\(text.prefix(40))'")
+                    throw VergeCLIError(
+                        "\(cursorFile) does not hold a cursor (a non-negative integer): '\(text.prefix(40))'")
                 }
                 start = value
             }
@@ -106,7 +111,9 @@ struct UsageExportCommand: AsyncParsableCommand {
                 after: start, remaining: limit
             ) { page in
                 for record in page.records {
-                    if format == .csv { Output.line(UsageLine(record).csv) } else {
+                    if format == .csv {
+                        Output.line(UsageLine(record).csv)
+                    } else {
                         try Output.json(record, pretty: false)
                     }
                 }
@@ -149,7 +156,9 @@ struct UsageSummaryCommand: AsyncParsableCommand {
             let fromUs = try from.map { try UsageSummaryQuery.parseTime($0, name: "--from") } ?? now - 86_400_000_000
             let toUs = try to.map { try UsageSummaryQuery.parseTime($0, name: "--to") } ?? now + 1
             var path = "/v1/usage/summary?from=\(fromUs)&to=\(toUs)&group_by=\(groupBy)"
-            if let tenant { path += "&tenant=\(tenant.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }
+            if let tenant {
+                path += "&tenant=\(tenant.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")"
+            }
             let summary = try await api.client.get(path, as: UsageSummary.self)
             if format == .json {
                 try Output.json(summary)

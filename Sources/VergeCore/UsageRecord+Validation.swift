@@ -19,7 +19,9 @@ extension UsageRecord {
             if value.utf8.count > maximum { return "\(name) is longer than \(maximum) bytes" }
             if value.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) { return "\(name) contains control characters" }
         }
-        for (name, value) in [("invocation_id", invocationID), ("tenant", tenant), ("function", function), ("host", host)]
+        for (name, value) in [
+            ("invocation_id", invocationID), ("tenant", tenant), ("function", function), ("host", host),
+        ]
         where value.isEmpty {
             return "\(name) is empty"
         }

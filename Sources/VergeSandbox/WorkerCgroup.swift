@@ -231,7 +231,6 @@ public final class WorkerCgroup: Sendable {
         }
     }
 
-
     /// How often the kernel's OOM killer ended a process of the worker.
     public func oomKills() -> Int {
         if let final = final.withLock({ $0 }) { return final.oomKills }

@@ -69,7 +69,8 @@ public final class UsageStore: Sendable {
                     arguments: [sequence])
                 if db.changesCount == 0 {
                     try db.execute(
-                        sql: "INSERT INTO sqlite_sequence (name, seq) VALUES ('usage_records', ?)", arguments: [sequence])
+                        sql: "INSERT INTO sqlite_sequence (name, seq) VALUES ('usage_records', ?)",
+                        arguments: [sequence])
                 }
             }
         }
@@ -172,10 +173,11 @@ public final class UsageStore: Sendable {
         }
         // Grouped by status too, always: the rows carry their counts per status.
         let groupColumns = expressions.map(\.1) + (query.groupBy.contains(.status) ? [] : ["status"])
-        let select = (groupColumns + [
-            "COUNT(*)", "SUM(billed_ms)", "SUM(memory_mb_ms)", "SUM(cpu_us)", "SUM(init_us)", "SUM(response_bytes)",
-            "SUM(request_bytes)",
-        ]).joined(separator: ", ")
+        let select =
+            (groupColumns + [
+                "COUNT(*)", "SUM(billed_ms)", "SUM(memory_mb_ms)", "SUM(cpu_us)", "SUM(init_us)", "SUM(response_bytes)",
+                "SUM(request_bytes)",
+            ]).joined(separator: ", ")
         var filter = "start_time_us >= ? AND start_time_us < ?"
         var queryArguments: StatementArguments = [query.fromUs, query.toUs]
         if let tenant = query.tenant {

@@ -34,7 +34,8 @@ struct LedgerDiskFullTests {
         let scratch = try TemporaryDirectory(prefix: "verge-disk-full")
         let data = scratch.path + "/fra"
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
-        let mount = try await CommandRunner.run("/bin/mount", ["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", data])
+        let mount = try await CommandRunner.run(
+            "/bin/mount", ["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", data])
         try #require(mount.status == 0, "mount failed: \(mount.stderr)")
         var components: [ComponentProcess] = []
         defer {
@@ -64,7 +65,8 @@ struct LedgerDiskFullTests {
             let deploy = try await CommandRunner.verge(
                 ["deploy", Paths.fixtureFunction("echo"), "--api", api], environment: admin)
             #expect(deploy.status == 0, "\(deploy.stderr)")
-            #expect(try await eventually(timeout: .seconds(10)) { try await TestHTTP.get(hostURL + "/echo").status == 200 })
+            #expect(
+                try await eventually(timeout: .seconds(10)) { try await TestHTTP.get(hostURL + "/echo").status == 200 })
             #expect(try await TestHTTP.get(hostURL + "/_verge/health").status == 200)
 
             let filler = data + "/filler"
@@ -96,7 +98,10 @@ struct LedgerDiskFullTests {
 
             // Space returns: the host probes its ledger and takes calls again.
             try FileManager.default.removeItem(atPath: filler)
-            #expect(try await eventually(timeout: .seconds(10)) { try await TestHTTP.get(hostURL + "/_verge/health").status == 200 })
+            #expect(
+                try await eventually(timeout: .seconds(10)) {
+                    try await TestHTTP.get(hostURL + "/_verge/health").status == 200
+                })
             let again = try await TestHTTP.get(hostURL + "/echo")
             #expect(again.status == 200)
             if let id = again.header("x-verge-invocation-id") { answered.append(id) }

@@ -54,7 +54,8 @@ struct UsageLedgerCrashTests {
         var components: [ComponentProcess] = []
         do {
             let controlPlane = try await ComponentProcess.start(
-                ["control-plane", "--api", "127.0.0.1:0", "--data", scratch.path + "/cp"], logPath: scratch.path + "/cp.log")
+                ["control-plane", "--api", "127.0.0.1:0", "--data", scratch.path + "/cp"],
+                logPath: scratch.path + "/cp.log")
             components.append(controlPlane)
             let api = try #require(controlPlane.ready["api"])
             let port = try #require(api.split(separator: ":").last.map(String.init))
@@ -76,7 +77,8 @@ struct UsageLedgerCrashTests {
             let deploy = try await CommandRunner.verge(
                 ["deploy", Paths.fixtureFunction("echo"), "--api", api], environment: admin)
             #expect(deploy.status == 0, "\(deploy.stderr)")
-            #expect(try await eventually(timeout: .seconds(10)) { try await TestHTTP.get(hostURL + "/echo").status == 200 })
+            #expect(
+                try await eventually(timeout: .seconds(10)) { try await TestHTTP.get(hostURL + "/echo").status == 200 })
 
             let received = Received()
             let target = Mutex(hostURL + "/echo")

@@ -32,7 +32,9 @@ struct UsageLedgerTests {
     }
 
     /// The CPU-hungry and memory-hungry fixtures measure themselves; their records agree within 10 %.
-    @Test(.enabled(if: geteuid() == 0, "CPU and memory come from worker cgroups, which need a root host (CI runs as root)"))
+    @Test(
+        .enabled(
+            if: geteuid() == 0, "CPU and memory come from worker cgroups, which need a root host (CI runs as root)"))
     func cpuAndPeakMemoryMatchWhatTheFunctionMeasured() async throws {
         try await LocalClusterProcess.with { cluster in
             for name in ["cpu-hungry", "memory-hungry"] {
@@ -44,18 +46,23 @@ struct UsageLedgerTests {
             for ms in [300, 600] {
                 let response = try await TestHTTP.request(fra + "/cpu-hungry?ms=\(ms)", timeout: .seconds(60))
                 #expect(response.status == 200, "\(response.text)")
-                calls.append(("cpu", response.header("x-verge-invocation-id"), try response.json()["cpu_us"] as? Int ?? 0))
+                calls.append(
+                    ("cpu", response.header("x-verge-invocation-id"), try response.json()["cpu_us"] as? Int ?? 0))
             }
             for mb in [150, 300] {
                 let response = try await TestHTTP.request(fra + "/memory-hungry?mb=\(mb)", timeout: .seconds(60))
                 #expect(response.status == 200, "\(response.text)")
                 calls.append(
-                    ("memory", response.header("x-verge-invocation-id"), try response.json()["vm_hwm_bytes"] as? Int ?? 0))
+                    (
+                        "memory", response.header("x-verge-invocation-id"),
+                        try response.json()["vm_hwm_bytes"] as? Int ?? 0
+                    ))
             }
             let records = try await Self.exported(cluster, atLeast: calls.count)
             for call in calls {
                 let record = try Self.record(call.id, in: records)
-                let billed = call.kind == "cpu" ? record["cpu_us"] as? Int ?? 0 : record["memory_peak_bytes"] as? Int ?? 0
+                let billed =
+                    call.kind == "cpu" ? record["cpu_us"] as? Int ?? 0 : record["memory_peak_bytes"] as? Int ?? 0
                 #expect(call.measured > 0)
                 let ratio = Double(billed) / Double(max(call.measured, 1))
                 #expect(
@@ -84,7 +91,8 @@ struct UsageLedgerTests {
             var ids: [String] = []
             for index in 0..<6 {
                 let response = try await TestHTTP.request(
-                    fra + (index == 5 ? "/error" : "/echo"), method: .POST, body: Array(repeating: 7, count: 100 * index))
+                    fra + (index == 5 ? "/error" : "/echo"), method: .POST,
+                    body: Array(repeating: 7, count: 100 * index))
                 ids.append(try #require(response.header("x-verge-invocation-id")))
             }
             let records = try await Self.exported(cluster, atLeast: 6)
@@ -116,7 +124,8 @@ struct UsageLedgerTests {
             #expect(csv.first?.hasPrefix("invocation_id,tenant,function,version,version_number,host,region") == true)
             let exportedIDs =
                 first.stdout.split(separator: "\n").compactMap {
-                    (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["invocation_id"] as? String
+                    (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["invocation_id"]
+                        as? String
                 } + csv.dropFirst().map { String($0.split(separator: ",")[0]) }
             #expect(exportedIDs.sorted() == ids.sorted())
             let third = try await cluster.verge(["usage", "export", "--cursor-file", cursorFile])
@@ -164,7 +173,8 @@ struct UsageLedgerTests {
                     // acme's function by its host name through the gateway; the default tenant's at the host.
                     let response =
                         tenant == "acme"
-                        ? try await TestHTTP.request(cluster.gatewayURL + "/", headers: [("host", "echo.acme.localhost")])
+                        ? try await TestHTTP.request(
+                            cluster.gatewayURL + "/", headers: [("host", "echo.acme.localhost")])
                         : try await TestHTTP.get(fra + "/echo")
                     #expect(response.status == 200, "\(response.text)")
                 }

@@ -18,7 +18,9 @@ import VergeUsage
 
     /// Records over two tenants, three functions, three hours and every status, with varied billing fields.
     private func varied(_ count: Int) -> [UsageRecord] {
-        let statuses: [InvocationStatus] = [.ok, .ok, .ok, .functionError, .timeout, .crashed, .rejected, .limitExceeded]
+        let statuses: [InvocationStatus] = [
+            .ok, .ok, .ok, .functionError, .timeout, .crashed, .rejected, .limitExceeded,
+        ]
         let hour: Int64 = 3_600_000_000
         let base: Int64 = 1_764_237_600_000_000  // 2025-11-27T10:00:00Z
         return (0..<count).map { i in
@@ -75,7 +77,8 @@ import VergeUsage
                         case .status: key.status = r.status.rawValue
                         }
                     }
-                    let id = "\(key.tenant ?? "")|\(key.function ?? "")|\(key.hour ?? "")|\(key.day ?? "")|"
+                    let id =
+                        "\(key.tenant ?? "")|\(key.function ?? "")|\(key.hour ?? "")|\(key.day ?? "")|"
                         + "\(key.host ?? "")|\(key.region ?? "")|\(key.status ?? "")"
                     expected[id, default: key].add(r)
                 }
@@ -135,7 +138,8 @@ import VergeUsage
         #expect(object["cpu_us"] as? Int == 900)
         #expect(try JSONDecoder().decode(UsageRecord.self, from: JSONEncoder().encode(record)) == record)
         // A record from a host that predates the billing fields.
-        let old = #"{"invocation_id":"i","tenant":"t","function":"f","version":"v","host":"h","start_time_us":1,"duration_us":5,"queue_us":0,"cold_start":false,"init_us":0,"status":"ok","http_status":200,"request_bytes":1,"response_bytes":2}"#
+        let old =
+            #"{"invocation_id":"i","tenant":"t","function":"f","version":"v","host":"h","start_time_us":1,"duration_us":5,"queue_us":0,"cold_start":false,"init_us":0,"status":"ok","http_status":200,"request_bytes":1,"response_bytes":2}"#
         let decoded = try JSONDecoder().decode(UsageRecord.self, from: Data(old.utf8))
         #expect(decoded.cpuUs == 0 && decoded.memoryMB == 0 && decoded.region == "" && decoded.billedMs == 1)
     }
