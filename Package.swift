@@ -3,6 +3,11 @@ import PackageDescription
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
 
+/// Benchmark-only (`Samples/bench/ledger.sh`): `VERGE_BENCH_NO_LEDGER=1 swift build -c release …` builds a host that
+/// does not write usage records, to measure what writing them costs. Never deploy such a build: it bills nothing.
+let hostSettings: [SwiftSetting] =
+    strict + (Context.environment["VERGE_BENCH_NO_LEDGER"] == "1" ? [.define("VERGE_BENCH_NO_LEDGER")] : [])
+
 let package = Package(
     name: "Verge",
     platforms: [.macOS(.v15)],
@@ -127,7 +132,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             exclude: ["README.md"],
-            swiftSettings: strict
+            swiftSettings: hostSettings
         ),
         // The gateway: client location, nearest healthy host, streaming proxy.
         .target(

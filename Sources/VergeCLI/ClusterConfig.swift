@@ -10,6 +10,14 @@ struct ClusterConfig: Decodable, Sendable {
     struct Host: Decodable, Sendable {
         var name: String
         var location: GeoPoint
+        /// Written into the host's usage records; optional.
+        var region: String?
+
+        init(name: String, location: GeoPoint, region: String? = nil) {
+            self.name = name
+            self.location = location
+            self.region = region
+        }
     }
 
     var gateway: BindAddress = BindAddress(host: "127.0.0.1", port: 8080)
@@ -122,6 +130,9 @@ struct ClusterConfig: Decodable, Sendable {
             }
             guard names.insert(host.name).inserted else {
                 throw VergeCLIError("host name '\(host.name)' appears twice")
+            }
+            if let region = host.region, region.isEmpty || !HostName.isValid(region) {
+                throw VergeCLIError("region '\(region.prefix(64))' of host '\(host.name)' is invalid (a-z, 0-9, '-')")
             }
         }
         for proxy in trustedProxies where CIDR(proxy) == nil {

@@ -151,6 +151,7 @@ struct HostCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "host", abstract: "Run one edge host.")
     @Option(help: "Host name (a-z, 0-9, '-').") var name: String
     @Option(help: "Location LATITUDE,LONGITUDE.") var location: String
+    @Option(help: "Region written into usage records (a-z, 0-9, '-'), e.g. eu-central.") var region: String = ""
     @Option(name: .customLong("control-plane"), help: "The control plane's URL.") var controlPlane: String
     @Option(help: "Listen address HOST:PORT.") var bind: String = "127.0.0.1:0"
     @Option(help: "Data directory.") var data: String?
@@ -187,6 +188,9 @@ struct HostCommand: AsyncParsableCommand {
             dataDirectory: RuntimeLocator.absolute(data ?? ".verge/hosts/\(name)"), runtimeDirectory: runtime
         )
         configuration.bind = try options.address(bind, "bind")
+        guard region.utf8.count <= 64, region.utf8.allSatisfy({ (97...122).contains($0) || (48...57).contains($0) || $0 == 45 })
+        else { throw ValidationError("--region: '\(region.prefix(64))' must be up to 64 of a-z, 0-9 and '-'") }
+        configuration.region = region
         configuration.controlPlaneURL = controlPlane
         configuration.advertiseURL = advertiseURL
         configuration.joinToken = try ClusterJoin.secret(file: joinTokenFile, variable: "VERGE_JOIN_TOKEN")

@@ -142,6 +142,7 @@ struct LocalCluster {
                 runtimeDirectory: runtimeDirectory
             )
             configuration.idleTimeout = .milliseconds(Int64(cluster.idleTimeoutSeconds * 1000))
+            configuration.region = host.region ?? ""
             if !cluster.python.isEmpty { configuration.python = cluster.python }
             configuration.credential = try controlPlane.issueHostCredential(name: host.name).token
             configuration.listener = cluster.listener

@@ -77,17 +77,20 @@ public struct DesiredState: Codable, Sendable, Equatable {
         /// Changes whenever one of the function's secrets is set or deleted; absent when it has none. The values
         /// come from `GET /v1/internal/hosts/{host}/secrets/{function}`.
         public var secretsVersion: String?
+        /// The version's number (1, 2, …) for usage records; absent from control planes that predate it.
+        public var number: Int?
 
         enum CodingKeys: String, CodingKey {
-            case tenant, name, version
+            case tenant, name, version, number
             case secretsVersion = "secrets_version"
         }
 
-        public init(tenant: String, name: String, version: String, secretsVersion: String? = nil) {
+        public init(tenant: String, name: String, version: String, secretsVersion: String? = nil, number: Int? = nil) {
             self.tenant = tenant
             self.name = name
             self.version = version
             self.secretsVersion = secretsVersion
+            self.number = number
         }
     }
 

@@ -17,11 +17,22 @@ struct HostServer: Sendable {
     let ledger: HostLedger
     let reporter: HostStatusReporter
     let trustedCallers: TrustedCallerList
+    let ledgerHealth: LedgerHealth
 
     func respond(_ request: Request, writer: consuming ResponseWriter) async throws {
         let path = request.uri.path
         if path.hasPrefix("/_verge/") {
             try await platform(request, path: path, writer: writer)
+            return
+        }
+        // A call the host cannot bill is not served (see `LedgerHealth`).
+        if !ledgerHealth.isHealthy, await ledgerHealth.problem() != nil {
+            var headers = HTTPFields()
+            headers[HTTPField.Name(VergeHeaders.host)!] = configuration.name
+            headers[.retryAfter] = "1"
+            try await writer.writeError(
+                VergeError(.ledgerUnavailable, "this host cannot record usage right now; retry on another host"),
+                headers: headers)
             return
         }
         let name =
@@ -71,7 +82,15 @@ struct HostServer: Sendable {
     private func platform(_ request: Request, path: String, writer: consuming ResponseWriter) async throws {
         switch path {
         case "/_verge/health":
-            try await writer.writeJSON(["status": "ok", "host": configuration.name])
+            if await ledgerHealth.problem() != nil {
+                // The gateway routes away from a host whose health check is not 200. The database's error is in
+                // the host's log, not here: this endpoint answers anyone.
+                try await writer.writeJSON(
+                    ["status": "unhealthy", "host": configuration.name, "reason": "usage ledger cannot commit"],
+                    status: .serviceUnavailable)
+            } else {
+                try await writer.writeJSON(["status": "ok", "host": configuration.name])
+            }
         case "/_verge/status" where caller(request) != nil:
             try await writer.writeJSON(await reporter.status())
         case "/_verge/logs" where caller(request) == .controlPlane:

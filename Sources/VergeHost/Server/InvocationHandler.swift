@@ -19,6 +19,7 @@ struct InvocationHandler: Sendable {
     let ledger: HostLedger
     let logger: Logger
     let ledgerSignal: @Sendable () -> Void
+    let ledgerHealth: LedgerHealth
 
     /// Runs the call on `pool`. `current` returns the pool serving the function now: when a deploy replaces
     /// the version while the call waits for a worker, the call moves to the new version's pool instead of failing.
@@ -32,7 +33,7 @@ struct InvocationHandler: Sendable {
         let deployment = pool.deployment
         var call = CallRecord(
             invocationID: Self.newInvocationID(), deployment: deployment, host: host.name,
-            startTimeUs: WallClock.microseconds()
+            region: configuration.region, startTimeUs: WallClock.microseconds()
         )
         var timeout = Duration.milliseconds(deployment.manifest.timeoutMs)
         var logger = self.logger
@@ -42,6 +43,7 @@ struct InvocationHandler: Sendable {
 
         if let length = request.headers[.contentLength].flatMap(Int.init), length > configuration.maxRequestBodyBytes {
             call.finish(.rejected, httpStatus: 413, clock: clock, arrival: arrival)
+            call.reason = "request_too_large"
             try await commit(call, metrics: pool.metrics)
             try await writer.writeError(
                 VergeError(.payloadTooLarge, "request body exceeds \(configuration.maxRequestBodyBytes) bytes"),
@@ -66,6 +68,7 @@ struct InvocationHandler: Sendable {
             let status: InvocationStatus = error.code == .initFailed ? .initError : .rejected
             call.finish(status, httpStatus: error.code.status, clock: clock, arrival: arrival)
             call.queue = clock.now - arrival
+            if status == .rejected { call.reason = Self.rejectionReason(error) }
             logger.info("call not served", metadata: ["error": "\(error)"])
             try await commit(call, metrics: pool.metrics)
             var headers = call.responseHeaders(host: host.name)
@@ -74,7 +77,7 @@ struct InvocationHandler: Sendable {
             return
         }
         guard let lease else { return }
-        call.version = pool.deployment.version
+        call.served(by: pool.deployment)
         timeout = .milliseconds(pool.deployment.manifest.timeoutMs)
         call.coldStart = lease.coldStart
         if lease.coldStart {
@@ -111,12 +114,14 @@ struct InvocationHandler: Sendable {
 
         guard case .head(let head) = outcome else {
             let timedOut = worker.end()
+            call.measure(worker)
             let limit = await worker.limitThatEndedTheCall()
             let (status, error) =
                 limit.map { Self.limitFailure($0, manifest: pool.deployment.manifest) }
                 ?? Self.failure(outcome, timedOut: timedOut, timeout: timeout)
             pool.release(lease, reusable: !timedOut && limit == nil && status == .functionError)
             call.limit = limit?.rawValue
+            if status == .rejected { call.reason = Self.rejectionReason(outcome) }
             call.finish(status, httpStatus: error.code.status, clock: clock, arrival: arrival)
             logger.info("call failed", metadata: ["error": "\(error)"])
             try await commit(call, metrics: pool.metrics)
@@ -136,6 +141,7 @@ struct InvocationHandler: Sendable {
         case .failure(let rejected):
             // The worker is stopped rather than drained: whatever else it would send is never read or waited for.
             _ = worker.end()
+            call.measure(worker)
             call.exec = clock.now - dispatched
             pool.release(lease, reusable: false)
             call.finish(
@@ -218,6 +224,7 @@ struct InvocationHandler: Sendable {
             break
         }
         let timedOut = worker.end()
+        call.measure(worker)
         call.exec = clock.now - dispatched
         if droppedBytes > 0 {
             logger.info(
@@ -429,15 +436,36 @@ struct InvocationHandler: Sendable {
         }
     }
 
+    /// Why a call was refused before it reached a worker, for its usage record.
+    static func rejectionReason(_ error: VergeError) -> String {
+        switch error.code {
+        case .tooManyRequests: "function_concurrency"
+        case .shuttingDown: "shutting_down"
+        case .payloadTooLarge: "request_too_large"
+        case .initFailed: "function_not_ready"
+        default: "capacity"
+        }
+    }
+
+    private static func rejectionReason(_ outcome: WorkerOutcome) -> String {
+        switch outcome {
+        case .clientAborted: "client_aborted"
+        default: "request_too_large"
+        }
+    }
+
     private func commit(_ call: CallRecord, metrics: FunctionMetrics) async throws {
         let record = call.usageRecord
+        #if !VERGE_BENCH_NO_LEDGER
         do {
             try await ledger.record(record)
         } catch {
             logger.error(
                 "usage record not committed", metadata: ["request.id": "\(record.invocationID)", "error": "\(error)"])
+            if (error as? VergeError)?.code != .badRequest { ledgerHealth.commitFailed(error) }
             throw error
         }
+        #endif
         ledgerSignal()
         metrics.record(record)
     }
@@ -472,7 +500,9 @@ struct CallRecord {
     let function: String
     /// The version that served the call (it can change while the call waits, when a deploy replaces it).
     var version: String
+    var versionNumber: Int
     let host: String
+    let region: String
     let startTimeUs: Int64
     var duration: Duration = .zero
     var queue: Duration = .zero
@@ -485,14 +515,36 @@ struct CallRecord {
     var responseBytes: Int64 = 0
     /// The sandbox limit that ended the call, for `limit_exceeded`.
     var limit: String?
+    /// Why the call was refused, for `rejected`.
+    var reason: String?
+    var memoryMB: Int
+    var cpu: Duration = .zero
+    var memoryPeakBytes: Int64 = 0
 
-    init(invocationID: String, deployment: Deployment, host: String, startTimeUs: Int64) {
+    init(invocationID: String, deployment: Deployment, host: String, region: String, startTimeUs: Int64) {
         self.invocationID = invocationID
         self.tenant = deployment.tenant
         self.function = deployment.name
         self.version = deployment.version
+        self.versionNumber = deployment.versionNumber ?? 0
+        self.memoryMB = deployment.manifest.memoryMB
         self.host = host
+        self.region = region
         self.startTimeUs = startTimeUs
+    }
+
+    /// The version that got the call (a deploy may have replaced the one it arrived for).
+    mutating func served(by deployment: Deployment) {
+        version = deployment.version
+        versionNumber = deployment.versionNumber ?? 0
+        memoryMB = deployment.manifest.memoryMB
+    }
+
+    /// What the worker's cgroup used during the call; call once, right after `worker.end()`.
+    mutating func measure(_ worker: WorkerProcess) {
+        guard let usage = worker.callUsage() else { return }
+        cpu = usage.cpu
+        memoryPeakBytes = usage.memoryPeak
     }
 
     mutating func finish(
@@ -524,10 +576,12 @@ struct CallRecord {
 
     var usageRecord: UsageRecord {
         UsageRecord(
-            invocationID: invocationID, tenant: tenant, function: function, version: version, host: host,
-            startTimeUs: startTimeUs, durationUs: duration.microseconds, queueUs: queue.microseconds,
-            coldStart: coldStart, initUs: coldStart ? initDuration.microseconds : 0, status: status,
-            httpStatus: httpStatus, requestBytes: requestBytes, responseBytes: responseBytes, limit: limit
+            invocationID: invocationID, tenant: tenant, function: function, version: version,
+            versionNumber: versionNumber, host: host, region: region, startTimeUs: startTimeUs,
+            durationUs: duration.microseconds, queueUs: queue.microseconds, coldStart: coldStart,
+            initUs: coldStart ? initDuration.microseconds : 0, cpuUs: cpu.microseconds,
+            memoryPeakBytes: memoryPeakBytes, memoryMB: memoryMB, status: status, httpStatus: httpStatus,
+            requestBytes: requestBytes, responseBytes: responseBytes, limit: limit, reason: reason
         )
     }
 }

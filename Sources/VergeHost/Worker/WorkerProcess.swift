@@ -52,6 +52,8 @@ final class WorkerProcess: Sendable {
         /// the worker's next failed call.
         var oomKillsSeen = 0
         var processLimitHitsSeen = 0
+        /// CPU and memory counters when the call began (the memory peak reset on cgroup v1), for its usage record.
+        var usageAtStart: WorkerCgroup.CallStart?
     }
 
     private init(
@@ -247,14 +249,19 @@ final class WorkerProcess: Sendable {
     /// and, with a CPU limit, a check of the CPU time the call has used.
     func begin(invocationID: String, deadline: Duration) {
         idleGuard.expectFrames(true)
-        let invocation = state.withLock {
-            $0.invocationID = invocationID
-            $0.inCall = true
-            $0.invocationCount += 1
-            $0.timedOut = false
-            $0.limitHit = nil
-            return $0.invocationCount
+        let usage = cgroup?.beginCall()
+        let (invocation, unmeasured) = state.withLock { state -> (Int, WorkerCgroup.CallStart?) in
+            let unmeasured = state.usageAtStart
+            state.usageAtStart = usage
+            state.invocationID = invocationID
+            state.inCall = true
+            state.invocationCount += 1
+            state.timedOut = false
+            state.limitHit = nil
+            return (state.invocationCount, unmeasured)
         }
+        // A call whose usage was never read (it cannot happen today; every path reads it) releases what it held.
+        if let unmeasured { cgroup?.discard(unmeasured) }
         let token = supervisor.deadlines.arm(after: deadline) { [weak self] in
             guard let self else { return }
             // A deadline already firing when its call ended must not touch the next call: check under the lock.
@@ -265,7 +272,7 @@ final class WorkerProcess: Sendable {
             self.killIfStill(invocation)
         }
         state.withLock { $0.deadline = token }
-        if let cpuLimit, let cgroup, let used = cgroup.cpuUsage() {
+        if let cpuLimit, let used = usage?.cpu {
             armCPUCheck(invocation: invocation, budget: cpuLimit, startedAt: used, after: cpuLimit)
         }
     }
@@ -318,6 +325,17 @@ final class WorkerProcess: Sendable {
     }
 
     var deadlinePassed: Bool { state.withLock { $0.timedOut } }
+
+    /// What the last call used: CPU time of the worker's cgroup since ``begin(invocationID:deadline:)`` and the
+    /// cgroup's memory peak (see ``WorkerCgroup/beginCall()``). Nil without a cgroup. Call once, after the call.
+    func callUsage() -> (cpu: Duration, memoryPeak: Int64)? {
+        let start = state.withLock { state in
+            defer { state.usageAtStart = nil }
+            return state.usageAtStart
+        }
+        guard let cgroup, let start else { return nil }
+        return cgroup.endCall(start)
+    }
 
     /// The sandbox limit that ended the last call, if one did: CPU time when the host stopped it, memory when the
     /// kernel's OOM killer struck during it, processes when it failed while at its process limit, file size when
