@@ -161,6 +161,7 @@ struct InvocationHandler: Sendable {
         if var body = wholeBody {
             // The whole answer is here: its record first, then head, body and end in one write.
             _ = worker.end()
+            call.measure(worker)
             pool.release(lease, reusable: true)
             if accepted.bodyAllowed {
                 call.responseBytes = Int64(body.readableBytes)
