@@ -81,6 +81,12 @@ let package = Package(
             pkgConfig: "libuv",
             providers: [.apt(["libuv1-dev"])]
         ),
+        // libmaxminddb: IP address → place, from MaxMind DB (.mmdb) files.
+        .systemLibrary(
+            name: "CMaxMindDB",
+            pkgConfig: "libmaxminddb",
+            providers: [.apt(["libmaxminddb-dev"])]
+        ),
         // Worker processes: spawn, exit and timers on a libuv loop.
         .target(
             name: "VergeSupervisor",
@@ -133,7 +139,7 @@ let package = Package(
         .target(
             name: "VergeGateway",
             dependencies: [
-                "VergeCore", "VergeHTTP",
+                "CMaxMindDB", "VergeCore", "VergeHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -225,8 +231,9 @@ let package = Package(
         .testTarget(
             name: "VergeGatewayTests",
             dependencies: [
-                "VergeGateway", "VergeCore", "VergeHTTP",
+                "VergeGateway", "VergeCore", "VergeHTTP", "VergeTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

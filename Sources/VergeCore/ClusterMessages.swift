@@ -140,6 +140,13 @@ public enum VergeHeaders {
     public static let clientLatitude = "x-verge-client-latitude"
     public static let clientLongitude = "x-verge-client-longitude"
     public static let clientSource = "x-verge-client-source"
+    /// The client's country (ISO 3166-1 alpha-2), when the gateway knows it.
+    public static let clientCountry = "x-verge-client-country"
+    /// The client address the gateway located (the peer, or from a trusted proxy's `x-forwarded-for`).
+    public static let clientAddress = "x-verge-client-address"
+    /// The host the gateway chose and its great-circle distance from the client, in whole kilometres.
+    public static let routeHost = "x-verge-route-host"
+    public static let routeDistanceKm = "x-verge-route-distance-km"
     public static let host = "x-verge-host"
     public static let invocationID = "x-verge-invocation-id"
 }
