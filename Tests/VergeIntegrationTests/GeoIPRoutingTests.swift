@@ -1,0 +1,92 @@
+import Foundation
+import Testing
+import VergeTestSupport
+
+/// `verge dev --geoip FILE`: clients located by address through a real MaxMind DB, end to end.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct GeoIPRoutingTests {
+    static let singapore = TestGeoIPDatabase.Network.city(
+        "203.0.113.0/24", "Singapore", country: "SG", latitude: 1.29, longitude: 103.85)
+    static let newYork = TestGeoIPDatabase.Network.city(
+        "198.51.100.0/24", "New York", country: "US", latitude: 40.71, longitude: -74.01)
+
+    @Test func clientsAreRoutedByTheirAddressAndAChangedDatabaseIsPickedUp() async throws {
+        let directory = try TemporaryDirectory(prefix: "verge-geoip")
+        defer { directory.remove() }
+        let database = directory.path + "/city.mmdb"
+        try await TestGeoIPDatabase.write([Self.singapore, Self.newYork], to: database)
+        try await LocalClusterProcess.with(extraArguments: ["--geoip", database]) { cluster in
+            #expect(try await cluster.deploy(Paths.fixtureFunction("echo")).status == 0)
+
+            // The local cluster trusts loopback, so the test client's x-forwarded-for names the client.
+            let fromSingapore = try await TestHTTP.request(
+                cluster.gatewayURL + "/echo", headers: [("x-forwarded-for", "203.0.113.9")])
+            #expect(fromSingapore.status == 200)
+            #expect(fromSingapore.header("x-verge-host") == "sin")
+            let client = try #require(try fromSingapore.json()["client"] as? [String: Any])
+            #expect(client["source"] as? String == "geoip")
+            #expect(client["latitude"] as? Double == 1.29)
+            let timing = fromSingapore.headers["server-timing"].joined(separator: ", ")
+            #expect(timing.contains("desc=\"sin "), "server-timing: \(timing)")
+            #expect(timing.contains("geoip SG"), "server-timing: \(timing)")
+
+            let fromNewYork = try await TestHTTP.request(
+                cluster.gatewayURL + "/echo", headers: [("x-forwarded-for", "192.0.2.1, 198.51.100.20")])
+            #expect(fromNewYork.header("x-verge-host") == "iad")
+
+            let health = try await TestHTTP.get(cluster.gatewayURL + "/_verge/health").json()
+            #expect(health["locator"] as? String == "maxmind")
+            #expect(health["geoip_database"] as? String == database)
+
+            // The database is replaced (written beside it and renamed over it): Singapore's network moves to New York.
+            try await TestGeoIPDatabase.write(
+                [.city("203.0.113.0/24", "New York", country: "US", latitude: 40.71, longitude: -74.01)], to: database)
+            let moved = try await eventually(timeout: .seconds(20)) {
+                let response = try await TestHTTP.request(
+                    cluster.gatewayURL + "/echo", headers: [("x-forwarded-for", "203.0.113.9")])
+                return response.header("x-verge-host") == "iad"
+            }
+            #expect(moved)
+            #expect(cluster.log.contains("GeoIP database reloaded"))
+        }
+    }
+
+    @Test func anUntrustedClientsForwardedForAndGeoHeadersAreIgnored() async throws {
+        let directory = try TemporaryDirectory(prefix: "verge-geoip")
+        defer { directory.remove() }
+        let database = directory.path + "/city.mmdb"
+        try await TestGeoIPDatabase.write([Self.singapore], to: database)
+        let config = directory.path + "/cluster.json"
+        // Nobody is trusted: the test client's claims must change nothing.
+        try Data(#"{"trusted_proxies": [], "geoip_database": "\#(database)"}"#.utf8)
+            .write(to: URL(fileURLWithPath: config))
+        try await LocalClusterProcess.with(extraArguments: ["--config", config]) { cluster in
+            #expect(try await cluster.deploy(Paths.fixtureFunction("echo")).status == 0)
+            let response = try await TestHTTP.request(
+                cluster.gatewayURL + "/echo",
+                headers: [
+                    ("x-forwarded-for", "203.0.113.9"), ("cloudfront-viewer-latitude", "1.29"),
+                    ("cloudfront-viewer-longitude", "103.85"), ("x-verge-client-source", "header"),
+                ])
+            #expect(response.status == 200)
+            #expect(response.header("x-verge-host") == "fra")
+            let client = try #require(try response.json()["client"] as? [String: Any])
+            #expect(client["source"] as? String == "default")
+            let headers = try #require(try response.json()["headers"] as? [String: Any])
+            #expect(headers["cloudfront-viewer-latitude"] == nil)
+        }
+    }
+
+    @Test func aConfiguredDatabaseThatCannotBeOpenedStopsTheStart() async throws {
+        let directory = try TemporaryDirectory(prefix: "verge-geoip")
+        defer { directory.remove() }
+        let missing = directory.path + "/missing.mmdb"
+        let result = try await CommandRunner.verge(
+            [
+                "dev", "--gateway", "127.0.0.1:0", "--api", "127.0.0.1:0", "--data", directory.path + "/data",
+                "--geoip", missing,
+            ], timeout: .seconds(60))
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("cannot open GeoIP database \(missing)"), "stderr: \(result.stderr)")
+    }
+}
