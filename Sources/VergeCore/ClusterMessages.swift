@@ -11,9 +11,11 @@ public struct HostStatus: Codable, Sendable, Equatable {
         public var queuedCalls: Int
         /// Pids of the live workers.
         public var workerPIDs: [Int32]
+        /// The regions the function's manifest pins it to; absent when it may run anywhere.
+        public var regions: [String]?
 
         enum CodingKeys: String, CodingKey {
-            case tenant, name, version
+            case tenant, name, version, regions
             case warmWorkers = "warm_workers"
             case idleWorkers = "idle_workers"
             case busyWorkers = "busy_workers"
@@ -23,8 +25,9 @@ public struct HostStatus: Codable, Sendable, Equatable {
 
         public init(
             tenant: String, name: String, version: String, warmWorkers: Int, idleWorkers: Int, busyWorkers: Int,
-            queuedCalls: Int, workerPIDs: [Int32]
+            queuedCalls: Int, workerPIDs: [Int32], regions: [String]? = nil
         ) {
+            self.regions = regions
             self.tenant = tenant
             self.name = name
             self.version = version

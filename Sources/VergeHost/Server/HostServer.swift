@@ -117,7 +117,8 @@ struct HostStatusReporter: Sendable {
             return HostStatus.FunctionStatus(
                 tenant: pool.deployment.tenant, name: pool.deployment.name, version: pool.deployment.version,
                 warmWorkers: stats.live, idleWorkers: stats.idle, busyWorkers: stats.busy, queuedCalls: stats.queued,
-                workerPIDs: pool.workerPIDs
+                workerPIDs: pool.workerPIDs,
+                regions: pool.deployment.manifest.regions.isEmpty ? nil : pool.deployment.manifest.regions
             )
         }
         let unshipped = (try? await ledger.unshippedCount()) ?? 0
