@@ -18,6 +18,8 @@ public final class Gateway: Service, Sendable {
     public let configuration: GatewayConfiguration
     public let listenAddress = ListenAddress()
     public let directory: HostDirectory
+    /// Chooses candidate hosts from ``directory``; rate-limits the refreshes calls may ask for.
+    public let resolver: RouteResolver
     let locator: ClientLocator
     /// The IP → place lookup behind ``locator`` (a MaxMind database, the tor-geoipdb fallback, or none).
     public let geoIP: GeoIPService
@@ -27,6 +29,7 @@ public final class Gateway: Service, Sendable {
     public init(configuration: GatewayConfiguration, logger: Logger) throws {
         self.configuration = configuration
         self.directory = HostDirectory(unhealthyThreshold: configuration.unhealthyThreshold)
+        self.resolver = RouteResolver(directory: directory)
         self.geoIP = try GeoIPService(
             databasePath: configuration.geoipDatabase, reloadInterval: configuration.geoipReloadInterval,
             fallbackIPv4: configuration.countryFallbackFiles.ipv4,
@@ -134,13 +137,10 @@ public final class Gateway: Service, Sendable {
             let name = address.name
             let function = FunctionRef(tenant: address.tenant, name: name)
             let client = gateway.locator.locate(headers: request.headers, peer: peer)
-            var routes = gateway.directory.routes(for: function, from: client.location)
-            if routes.first?.host != gateway.directory.nearestHealthy(to: client.location)?.name {
-                // A nearer healthy host does not list the function (or none does): a deploy may have reached it
-                // after the last periodic refresh, so ask once more now. Refreshes are coalesced, so this cannot
-                // turn into a flood of control-plane calls.
-                await refresher.refresh(after: clock.now)
-                routes = gateway.directory.routes(for: function, from: client.location)
+            // Nearest first; waits for a (coalesced, rate-limited) host-list refresh only in the cases RouteResolver
+            // describes.
+            let routes = await gateway.resolver.routes(for: function, from: client.location) { moment in
+                await refresher.refresh(after: moment)
             }
             guard !routes.isEmpty else {
                 if gateway.directory.isDeployed(function) {

@@ -51,6 +51,7 @@ public final class HostDirectory: Sendable {
         var table = RoutingTable([])
         /// Host → until when it said it is saturated, per function.
         var saturated: [FunctionRef: [String: ContinuousClock.Instant]] = [:]
+        var generation: UInt64 = 0
     }
 
     private let state = Mutex(State())
@@ -90,8 +91,12 @@ public final class HostDirectory: Sendable {
             guard next != state.hosts else { return }
             state.hosts = next
             state.table = RoutingTable(next.values)
+            state.generation &+= 1
         }
     }
+
+    /// Changes whenever ``update(_:)`` brings a different host list.
+    public var generation: UInt64 { state.withLock { $0.generation } }
 
     public var snapshot: [RoutableHost] { state.withLock { Array($0.hosts.values) }.sorted { $0.name < $1.name } }
 
