@@ -183,6 +183,13 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(name: "verge", dependencies: ["VergeCLI"], swiftSettings: strict),
+        // Route-decision micro-benchmark (Samples/bench/route-decision.sh builds it in release and runs it).
+        .executableTarget(
+            name: "verge-route-bench",
+            dependencies: ["VergeGateway", "VergeCore"],
+            path: "Samples/bench/route-decision",
+            swiftSettings: strict
+        ),
         // Harnesses for tests: a temporary cluster process on port 0, an HTTP client, temporary directories.
         .target(
             name: "VergeTestSupport",
