@@ -221,7 +221,10 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(help: "Functions are reachable at FUNCTION.TENANT.DOMAIN.") var domain: String = "localhost"
     @Option(
         name: .customLong("geoip"),
-        help: "MaxMind DB file (.mmdb) that locates clients by address; reloaded when it changes. Default: the country-level fallback from tor-geoipdb.")
+        help: """
+            MaxMind DB file (.mmdb) that locates clients by address; reloaded when it changes. \
+            Default: the country-level fallback from tor-geoipdb.
+            """)
     var geoip: String?
     @Option(name: .customLong("credential-file"), help: "Where the gateway keeps its credential (mode 0600).")
     var credentialFile: String = ".verge/gateway/credential"

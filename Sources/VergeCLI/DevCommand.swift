@@ -34,7 +34,9 @@ struct DevCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("geoip"),
-        help: "MaxMind DB file (.mmdb) that locates clients by address; reloaded when it changes. Overrides the config.")
+        help: """
+            MaxMind DB file (.mmdb) that locates clients by address; reloaded when it changes. Overrides the config.
+            """)
     var geoip: String?
 
     @Option(help: "Data directory (control plane and host databases, bundle caches).")

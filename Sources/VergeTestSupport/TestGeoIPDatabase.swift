@@ -34,7 +34,9 @@ public enum TestGeoIPDatabase {
     }
 
     /// Writes a database holding `networks` to `path` (atomically: written beside it, then renamed over it).
-    public static func write(_ networks: [Network], to path: String, databaseType: String = "Verge-Test-City")
+    public static func write(
+        _ networks: [Network], to path: String, databaseType: String = "Verge-Test-City"
+    )
         async throws
     {
         let spec = path + ".spec.json"

@@ -84,8 +84,11 @@ import VergeCore
 
     @Test func aCityAnswerIsGeoIPACountryAnswerIsTheCentroid() throws {
         let city = Self.locator.locate(headers: [:], peer: try Self.peer("198.51.100.7"))
-        #expect(city == LocatedClient(
-            location: GeoPoint(1.29, 103.85), source: .geoip, countryCode: "SG", address: IPAddress("198.51.100.7")))
+        #expect(
+            city
+                == LocatedClient(
+                    location: GeoPoint(1.29, 103.85), source: .geoip, countryCode: "SG",
+                    address: IPAddress("198.51.100.7")))
         let country = Self.locator.locate(headers: [:], peer: try Self.peer("198.51.100.8"))
         #expect(country.source == .country)
         #expect(country.countryCode == "JP")
@@ -105,8 +108,11 @@ import VergeCore
         fields[ClientLocator.cfLongitude] = "2.3522"
         fields[ClientLocator.cfCountry] = "fr"
         let located = Self.locator.locate(headers: fields, peer: try Self.peer("10.0.0.1"))
-        #expect(located == LocatedClient(
-            location: GeoPoint(48.8566, 2.3522), source: .header, countryCode: "FR", address: IPAddress("198.51.100.7")))
+        #expect(
+            located
+                == LocatedClient(
+                    location: GeoPoint(48.8566, 2.3522), source: .header, countryCode: "FR",
+                    address: IPAddress("198.51.100.7")))
     }
 
     @Test func cloudFrontIsPreferredAndAPairMustBeComplete() throws {
@@ -129,7 +135,8 @@ import VergeCore
         fields[ClientLocator.cfLongitude] = "2.3522"
         fields[ClientLocator.country] = "FR"
         let located = Self.locator.locate(headers: fields, peer: try Self.peer("192.0.2.1"))
-        #expect(located == LocatedClient(location: Self.defaultLocation, source: .default, address: IPAddress("192.0.2.1")))
+        #expect(
+            located == LocatedClient(location: Self.defaultLocation, source: .default, address: IPAddress("192.0.2.1")))
     }
 
     @Test(arguments: ["F", "FRA", "F1", "é", "", "  "])
@@ -138,7 +145,8 @@ import VergeCore
     }
 
     @Test func ipv4MappedPeersAreIPv4() throws {
-        let located = Self.locator.locate(headers: Self.forwarded("198.51.100.7"), peer: try Self.peer("::ffff:10.0.0.1"))
+        let located = Self.locator.locate(
+            headers: Self.forwarded("198.51.100.7"), peer: try Self.peer("::ffff:10.0.0.1"))
         #expect(located.address == IPAddress("198.51.100.7"))
         #expect(IPAddress("::ffff:10.0.0.1")?.description == "10.0.0.1")
     }

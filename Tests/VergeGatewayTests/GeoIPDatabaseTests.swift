@@ -100,8 +100,9 @@ struct GeoIPDatabaseTests {
             let client = locator.locate(headers: headers, peer: try SocketAddress(ipAddress: "198.51.100.20", port: 1))
             #expect(client.address == IPAddress("198.51.100.20"))
             #expect(client.countryCode == "US")
-            #expect(Self.directory().routes(for: FunctionRef(tenant: "default", name: "hello"), from: client.location)
-                .first?.host == "iad")
+            #expect(
+                Self.directory().routes(for: FunctionRef(tenant: "default", name: "hello"), from: client.location)
+                    .first?.host == "iad")
         }
     }
 
@@ -203,7 +204,8 @@ struct GeoIPDatabaseTests {
         #expect(geoIP.summary.contains("default location only"))
     }
 
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: TorGeoIPDatabase.debianIPv4), "needs Debian's tor-geoipdb"))
+    @Test(
+        .enabled(if: FileManager.default.fileExists(atPath: TorGeoIPDatabase.debianIPv4), "needs Debian's tor-geoipdb"))
     func debiansTorGeoIPDatabaseLoads() throws {
         let clock = ContinuousClock()
         let start = clock.now

@@ -63,7 +63,8 @@ import VergeCore
         #expect(first >= 1 && first <= 2, "control-plane calls: \(first)")
         // Now every name is known to be unknown: no call at all.
         for name in names {
-            #expect(await resolver.routes(for: name, from: Self.paris) { await controlPlane.refresh(after: $0) }.isEmpty)
+            #expect(
+                await resolver.routes(for: name, from: Self.paris) { await controlPlane.refresh(after: $0) }.isEmpty)
         }
         #expect(controlPlane.calls.load(ordering: .relaxed) == first)
     }
@@ -94,13 +95,16 @@ import VergeCore
         let controlPlane = FakeControlPlane(directory: directory, hosts: hosts)
         let resolver = RouteResolver(directory: directory, recheckInterval: .seconds(60))
         for _ in 0..<50 {
-            let routes = await resolver.routes(for: Self.hello, from: Self.paris) { await controlPlane.refresh(after: $0) }
+            let routes = await resolver.routes(for: Self.hello, from: Self.paris) {
+                await controlPlane.refresh(after: $0)
+            }
             #expect(routes.map(\.host) == ["sin"])
         }
         #expect(controlPlane.calls.load(ordering: .relaxed) == 1)
         // When the nearest host runs it, no call waits at all.
-        #expect(await resolver.routes(for: Self.hello, from: GeoPoint(1.3, 103.8)) { _ in Issue.record("waited") }
-            .map(\.host) == ["sin"])
+        #expect(
+            await resolver.routes(for: Self.hello, from: GeoPoint(1.3, 103.8)) { _ in Issue.record("waited") }
+                .map(\.host) == ["sin"])
     }
 
     @Test func refreshesStartAtLeastTheSpacingApart() async {

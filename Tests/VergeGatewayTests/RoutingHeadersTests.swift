@@ -17,7 +17,9 @@ import VergeCore
         #expect(RoutingHeaders.mustStrip(name))
     }
 
-    @Test(arguments: ["accept", "x-forwarded-proto", "user-agent", "cf-ray", "x-verge", "cookie", "cloudfront-is-mobile"])
+    @Test(arguments: [
+        "accept", "x-forwarded-proto", "user-agent", "cf-ray", "x-verge", "cookie", "cloudfront-is-mobile",
+    ])
     func otherHeadersAreKept(name: String) {
         #expect(!RoutingHeaders.mustStrip(name))
     }
@@ -37,11 +39,13 @@ import VergeCore
         let client = LocatedClient(
             location: GeoPoint(1.29, 103.85), source: .geoip, countryCode: "SG", address: IPAddress("203.0.113.9"))
         let headers = Dictionary(uniqueKeysWithValues: RoutingHeaders.forwarded(client: client, route: Self.route))
-        #expect(headers == [
-            "x-verge-client-latitude": "1.29", "x-verge-client-longitude": "103.85", "x-verge-client-source": "geoip",
-            "x-verge-client-country": "SG", "x-verge-client-address": "203.0.113.9", "x-verge-route-host": "sin",
-            "x-verge-route-distance-km": "13",
-        ])
+        #expect(
+            headers == [
+                "x-verge-client-latitude": "1.29", "x-verge-client-longitude": "103.85",
+                "x-verge-client-source": "geoip",
+                "x-verge-client-country": "SG", "x-verge-client-address": "203.0.113.9", "x-verge-route-host": "sin",
+                "x-verge-route-distance-km": "13",
+            ])
         let bare = RoutingHeaders.forwarded(
             client: LocatedClient(location: GeoPoint(50, 8), source: .default), route: Self.route)
         #expect(bare.map(\.name).contains("x-verge-client-country") == false)

@@ -78,7 +78,9 @@ measure("candidates, function on a ninth of the hosts", count: decisions) { inde
 }
 // The whole decision a call makes: RouteResolver.routes (index query, nearest healthy host, deployed check). Run
 // from a nonisolated function, as the proxy calls it, so the loop does not hop to and from the main actor.
-func resolverLoop(_ resolver: RouteResolver, _ function: FunctionRef, _ clients: [GeoPoint], _ count: Int) async
+func resolverLoop(
+    _ resolver: RouteResolver, _ function: FunctionRef, _ clients: [GeoPoint], _ count: Int
+) async
     -> (Duration, Int)
 {
     let clock = ContinuousClock()

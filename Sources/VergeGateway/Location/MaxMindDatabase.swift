@@ -43,7 +43,8 @@ public final class MaxMindDatabase: IPGeolocator, @unchecked Sendable {
         var mmdbError: Int32 = 0
         var result = MMDB_lookup_string(handle, address.description, &gaiError, &mmdbError)
         guard gaiError == 0, mmdbError == MMDB_SUCCESS, result.found_entry else { return nil }
-        let country = string(&result.entry, ["country", "iso_code"]) ?? string(&result.entry, ["registered_country", "iso_code"])
+        let country =
+            string(&result.entry, ["country", "iso_code"]) ?? string(&result.entry, ["registered_country", "iso_code"])
         let countryCode = ClientLocator.countryCode(country)
         var location: GeoPoint?
         if let latitude = double(&result.entry, ["location", "latitude"]),

@@ -112,7 +112,8 @@ public final class TorGeoIPDatabase: IPGeolocator, Sendable {
                     if commas.count > 2 { break }
                 }
                 guard commas.count == 2, end - commas[1] == 3 else { continue }
-                let code = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[(commas[1] + 1)..<end]), as: UTF8.self)
+                let code = String(
+                    decoding: UnsafeRawBufferPointer(rebasing: bytes[(commas[1] + 1)..<end]), as: UTF8.self)
                 body(
                     UnsafeRawBufferPointer(rebasing: bytes[lineStart..<commas[0]]),
                     UnsafeRawBufferPointer(rebasing: bytes[(commas[0] + 1)..<commas[1]]), code)
