@@ -101,3 +101,17 @@ measure("nearestHealthy alone", count: decisions) { index in
 measure("baseline: scan and sort every host (routes(for:from:))", count: max(100, decisions / 1000)) { index in
     directory.routes(for: hello, from: clients[index & 4095]).count
 }
+
+// Locating a client: the country-level fallback's lookup (and its load time), when tor-geoipdb is installed.
+let loadStart = clock.now
+if let database = try? TorGeoIPDatabase() {
+    print("tor-geoipdb: \(database.rangeCount) ranges loaded in \(clock.now - loadStart)")
+    let addresses = (0..<4096).map { _ in
+        IPAddress(
+            "\(UInt8.random(in: 1...223, using: &generator)).\(UInt8.random(in: 0...255, using: &generator)).0.1")!
+    }
+    let texts = addresses.map(\.description)
+    measure("client address parse and tor-geoipdb lookup", count: decisions) { index in
+        IPAddress(texts[index & 4095]).flatMap(database.lookup) == nil ? 0 : 1
+    }
+}
