@@ -56,12 +56,12 @@ public final class MaxMindDatabase: IPGeolocator, @unchecked Sendable {
         return GeoIPMatch(location: location, countryCode: countryCode)
     }
 
-    private func value(_ entry: inout MMDB_entry_s, _ path: [String]) -> MMDB_entry_data_s? {
+    private func value(_ entry: inout MMDB_entry_s, _ path: [StaticString]) -> MMDB_entry_data_s? {
         var data = MMDB_entry_data_s()
-        // `MMDB_aget_value` takes a NULL-terminated array of C strings.
-        let cStrings = path.map { strdup($0) }
-        defer { cStrings.forEach { free($0) } }
-        var pointers: [UnsafePointer<CChar>?] = cStrings.map { UnsafePointer($0) } + [nil]
+        // `MMDB_aget_value` takes a NULL-terminated array of C strings; static strings are NUL-terminated and live
+        // for the whole program, so no copy is needed.
+        var pointers: [UnsafePointer<CChar>?] =
+            path.map { UnsafeRawPointer($0.utf8Start).assumingMemoryBound(to: CChar.self) } + [nil]
         let status = pointers.withUnsafeMutableBufferPointer { buffer in
             MMDB_aget_value(&entry, &data, buffer.baseAddress)
         }
@@ -69,7 +69,7 @@ public final class MaxMindDatabase: IPGeolocator, @unchecked Sendable {
         return data
     }
 
-    private func string(_ entry: inout MMDB_entry_s, _ path: [String]) -> String? {
+    private func string(_ entry: inout MMDB_entry_s, _ path: [StaticString]) -> String? {
         guard let data = value(&entry, path), data.type == UInt32(MMDB_DATA_TYPE_UTF8_STRING),
             let bytes = data.utf8_string, data.data_size <= 64
         else { return nil }
@@ -77,7 +77,7 @@ public final class MaxMindDatabase: IPGeolocator, @unchecked Sendable {
         return String(decoding: buffer, as: UTF8.self)
     }
 
-    private func double(_ entry: inout MMDB_entry_s, _ path: [String]) -> Double? {
+    private func double(_ entry: inout MMDB_entry_s, _ path: [StaticString]) -> Double? {
         guard let data = value(&entry, path) else { return nil }
         switch data.type {
         case UInt32(MMDB_DATA_TYPE_DOUBLE): return data.double_value
