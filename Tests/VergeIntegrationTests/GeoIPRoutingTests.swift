@@ -81,6 +81,24 @@ struct GeoIPRoutingTests {
         }
     }
 
+    @Test func aFunctionPinnedToRegionsRunsOnlyThere() async throws {
+        let directory = try TemporaryDirectory(prefix: "verge-regions")
+        defer { directory.remove() }
+        let function = try directory.copy(Paths.fixtureFunction("echo"), as: "pinned")
+        try Data(#"{"name": "pinned", "runtime": "python", "entry": "main.py", "regions": ["sin", "iad"]}"#.utf8)
+            .write(to: URL(fileURLWithPath: function + "/verge.json"))
+        try await LocalClusterProcess.with { cluster in
+            let deploy = try await cluster.deploy(function)
+            #expect(deploy.status == 0, "deploy failed: \(deploy.stderr)")
+            // From Paris the nearest host is fra, but the function may run only in sin and iad: iad is nearer.
+            let fromParis = try await TestHTTP.get(cluster.gatewayURL + "/pinned", from: (48.85, 2.35))
+            #expect(fromParis.status == 200)
+            #expect(fromParis.header("x-verge-host") == "iad")
+            let fromTokyo = try await TestHTTP.get(cluster.gatewayURL + "/pinned", from: (35.68, 139.69))
+            #expect(fromTokyo.header("x-verge-host") == "sin")
+        }
+    }
+
     @Test func aConfiguredDatabaseThatCannotBeOpenedStopsTheStart() async throws {
         let directory = try TemporaryDirectory(prefix: "verge-geoip")
         defer { directory.remove() }
