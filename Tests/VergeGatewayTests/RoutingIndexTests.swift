@@ -123,6 +123,37 @@ import VergeCore
         #expect(directory.candidates(for: Self.hello, from: paris).map(\.host) == ["fra", "iad", "lon"])
     }
 
+    @Test func concurrentListAndHealthChangesLeaveATableThatMatchesTheHosts() async {
+        let directory = HostDirectory(unhealthyThreshold: 1)
+        var generator = SeededGenerator(state: 7)
+        let lists: [[HostSummary]] = (0..<3).map { round in
+            (0..<60).map { index in
+                Self.summary(
+                    "h\(index)", Self.randomPoint(&generator, clustered: false),
+                    serves: (index + round) % 3 == 0 ? [Self.other] : [Self.hello])
+            }
+        }
+        directory.update(lists[0])
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                for iteration in 0..<300 { directory.update(lists[iteration % 3]) }
+            }
+            for worker in 0..<3 {
+                group.addTask {
+                    for iteration in 0..<300 {
+                        let host = "h\((iteration * 7 + worker * 13) % 60)"
+                        directory.record(host) { iteration % 2 == 0 ? $0.connectionFailed() : $0.checkSucceeded() }
+                    }
+                }
+            }
+        }
+        for client in [GeoPoint(48.85, 2.35), GeoPoint(1.3, 103.8), GeoPoint(-33.9, 151.2), GeoPoint(40.7, -74)] {
+            #expect(
+                directory.candidates(for: Self.hello, from: client, limit: 5).map(\.host)
+                    == directory.routes(for: Self.hello, from: client).prefix(5).map(\.host))
+        }
+    }
+
     @Test func anUnchangedListKeepsItsTable() {
         let directory = HostDirectory(unhealthyThreshold: 2)
         let hosts = [Self.summary("fra", GeoPoint(50.11, 8.68), serves: [Self.hello])]

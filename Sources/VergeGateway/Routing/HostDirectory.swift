@@ -52,6 +52,8 @@ public final class HostDirectory: Sendable {
         /// Host → until when it said it is saturated, per function.
         var saturated: [FunctionRef: [String: ContinuousClock.Instant]] = [:]
         var generation: UInt64 = 0
+        /// Changes with every change of `hosts` that the table depends on.
+        var version: UInt64 = 0
     }
 
     private let state = Mutex(State())
@@ -61,38 +63,53 @@ public final class HostDirectory: Sendable {
         self.unhealthyThreshold = unhealthyThreshold
     }
 
-    /// Replaces the host list, keeping the health of hosts already known. Rebuilds the indexes only on a change.
+    /// Replaces the host list, keeping the health of hosts already known. Rebuilds the indexes only on a change,
+    /// and outside the lock: calls keep routing with the previous table while a new one is built.
     public func update(_ summaries: [HostSummary]) {
-        state.withLock { state in
-            var next: [String: RoutableHost] = [:]
-            for summary in summaries {
-                let functions = Set(summary.functions.map { FunctionRef(tenant: $0.tenant, name: $0.name) })
-                var regions: [FunctionRef: [String]] = [:]
-                for function in summary.functions {
-                    if let pinned = function.regions, !pinned.isEmpty {
-                        regions[FunctionRef(tenant: function.tenant, name: function.name)] = pinned
-                    }
-                }
-                var host =
-                    state.hosts[summary.name]
-                    ?? RoutableHost(
-                        name: summary.name, url: summary.url, location: summary.location, functions: functions,
-                        health: HostHealthStateMachine(unhealthyThreshold: unhealthyThreshold)
-                    )
-                if host.url != summary.url {
-                    host.health = HostHealthStateMachine(unhealthyThreshold: unhealthyThreshold)
-                }
-                host.url = summary.url
-                host.location = summary.location
-                host.functions = functions
-                host.regions = regions
-                next[summary.name] = host
+        for attempt in 1...3 {
+            let (current, version) = state.withLock { ($0.hosts, $0.version) }
+            let next = merge(summaries, into: current)
+            guard next != current else { return }
+            let table = RoutingTable(next.values)
+            let installed = state.withLock { state -> Bool in
+                // A health change since the snapshot: start again from the new state (build in the lock at last).
+                guard state.version == version || attempt == 3 else { return false }
+                state.hosts = state.version == version ? next : merge(summaries, into: state.hosts)
+                state.table = state.version == version ? table : RoutingTable(state.hosts.values)
+                state.version &+= 1
+                state.generation &+= 1
+                return true
             }
-            guard next != state.hosts else { return }
-            state.hosts = next
-            state.table = RoutingTable(next.values)
-            state.generation &+= 1
+            if installed { return }
         }
+    }
+
+    private func merge(_ summaries: [HostSummary], into current: [String: RoutableHost]) -> [String: RoutableHost] {
+        var next: [String: RoutableHost] = [:]
+        for summary in summaries {
+            let functions = Set(summary.functions.map { FunctionRef(tenant: $0.tenant, name: $0.name) })
+            var regions: [FunctionRef: [String]] = [:]
+            for function in summary.functions {
+                if let pinned = function.regions, !pinned.isEmpty {
+                    regions[FunctionRef(tenant: function.tenant, name: function.name)] = pinned
+                }
+            }
+            var host =
+                current[summary.name]
+                ?? RoutableHost(
+                    name: summary.name, url: summary.url, location: summary.location, functions: functions,
+                    health: HostHealthStateMachine(unhealthyThreshold: unhealthyThreshold)
+                )
+            if host.url != summary.url {
+                host.health = HostHealthStateMachine(unhealthyThreshold: unhealthyThreshold)
+            }
+            host.url = summary.url
+            host.location = summary.location
+            host.functions = functions
+            host.regions = regions
+            next[summary.name] = host
+        }
+        return next
     }
 
     /// Changes whenever ``update(_:)`` brings a different host list.
@@ -106,13 +123,23 @@ public final class HostDirectory: Sendable {
     )
         -> HostHealthStateMachine.Transition
     {
-        state.withLock { state in
-            guard state.hosts[host] != nil else { return .none }
+        let (transition, rebuild) = state.withLock {
+            state -> (HostHealthStateMachine.Transition, (hosts: [String: RoutableHost], version: UInt64)?) in
+            guard state.hosts[host] != nil else { return (.none, nil) }
             let transition = event(&state.hosts[host]!.health)
             // Failure counts change on every check; only a change of rotation changes the indexes.
-            if transition != .none { state.table = RoutingTable(state.hosts.values) }
-            return transition
+            guard transition != .none else { return (transition, nil) }
+            state.version &+= 1
+            return (transition, (state.hosts, state.version))
         }
+        if let rebuild {
+            let table = RoutingTable(rebuild.hosts.values)
+            // A later change builds (and installs) a table of its own.
+            state.withLock { state in
+                if state.version == rebuild.version { state.table = table }
+            }
+        }
+        return transition
     }
 
     /// Up to `limit` healthy hosts that run `function` and may (its `regions`), nearest to `client` first — except
