@@ -150,6 +150,9 @@ public enum VergeHeaders {
     /// The host the gateway chose and its great-circle distance from the client, in whole kilometres.
     public static let routeHost = "x-verge-route-host"
     public static let routeDistanceKm = "x-verge-route-distance-km"
+    /// On a host's own refusal of a call (its error code, e.g. `overloaded`), never on a function's response (a
+    /// function cannot set `x-verge-*` headers): how the gateway tells "host saturated" from a function's own 503.
+    public static let rejected = "x-verge-rejected"
     public static let host = "x-verge-host"
     public static let invocationID = "x-verge-invocation-id"
 }

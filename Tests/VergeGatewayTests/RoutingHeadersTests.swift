@@ -52,6 +52,14 @@ import VergeCore
         #expect(bare.map(\.name).contains("x-verge-client-address") == false)
     }
 
+    @Test func onlyTheHostsOwnRefusalIsSaturation() {
+        #expect(RoutingHeaders.isHostSaturated(status: 503, rejected: "overloaded"))
+        #expect(RoutingHeaders.isHostSaturated(status: 503, rejected: "shutting_down"))
+        #expect(!RoutingHeaders.isHostSaturated(status: 503, rejected: nil))  // the function's own 503
+        #expect(!RoutingHeaders.isHostSaturated(status: 429, rejected: "too_many_requests"))
+        #expect(!RoutingHeaders.isHostSaturated(status: 502, rejected: "init_failed"))
+    }
+
     @Test func serverTimingSaysTheSame() {
         let client = LocatedClient(location: GeoPoint(1.29, 103.85), source: .country, countryCode: "SG")
         #expect(

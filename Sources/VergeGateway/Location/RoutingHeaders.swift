@@ -42,6 +42,13 @@ public enum RoutingHeaders {
         return headers
     }
 
+    /// Whether a host's answer says the host itself is saturated (`503` with its own `x-verge-rejected: overloaded`
+    /// or `shutting_down`), so the call never reached a function and may go to the next candidate
+    /// (``HostDirectory/markSaturated(_:function:for:)``). A function's own `503` carries no such marker.
+    public static func isHostSaturated(status: Int, rejected: String?) -> Bool {
+        status == 503 && (rejected == "overloaded" || rejected == "shutting_down")
+    }
+
     /// The gateway's `server-timing` entry, e.g. `gateway;dur=0.412;desc="fra 478km geoip DE"`: time spent in the
     /// gateway before the host answered, the host, the distance, how the client was located and its country.
     public static func serverTiming(client: LocatedClient, route: Route, duration: Duration) -> String {

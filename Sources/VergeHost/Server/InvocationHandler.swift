@@ -71,6 +71,7 @@ struct InvocationHandler: Sendable {
             try await commit(call)
             var headers = call.responseHeaders(host: host.name)
             if [.overloaded, .tooManyRequests, .shuttingDown].contains(error.code) { headers[.retryAfter] = "1" }
+            headers[HTTPField.Name(VergeHeaders.rejected)!] = error.code.rawValue
             try await writer.writeError(error, headers: headers)
             return
         }
