@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VergeCore
+import VergeTestSupport
 
 @testable import VergeGateway
 
@@ -47,11 +48,17 @@ import VergeCore
         return GeoPoint(latitude, Double.random(in: -180...180, using: &generator))
     }
 
-    @Test(arguments: [(1 as UInt64, false), (2, false), (3, true), (4, true)])
-    func theIndexAgreesWithAScan(seed: UInt64, clustered: Bool) {
+    @Test(arguments: [(1 as UInt64, false), (3, true)])
+    func theIndexAgreesWithAScan(seed: UInt64, clustered: Bool) async throws {
+        // Thousands of comparisons: on a thread of its own, so the other tests' tasks are not starved meanwhile.
+        let mismatches = try await blocking { Self.compareIndexWithScan(seed: seed, clustered: clustered) }
+        #expect(mismatches.isEmpty, "\(mismatches.prefix(5))")
+    }
+
+    static func compareIndexWithScan(seed: UInt64, clustered: Bool) -> [String] {
         var generator = SeededGenerator(state: seed)
         var summaries: [HostSummary] = []
-        for index in 0..<800 {
+        for index in 0..<400 {
             let serves: [FunctionRef] =
                 Int.random(in: 0..<3, using: &generator) == 0 ? [Self.other] : [Self.hello, Self.other]
             summaries.append(
@@ -62,22 +69,29 @@ import VergeCore
         for name in ["tie-c", "tie-a", "tie-b"] { summaries.append(Self.summary(name, shared, serves: [Self.hello])) }
         let directory = HostDirectory(unhealthyThreshold: 1)
         directory.update(summaries)
-        for index in stride(from: 0, to: 800, by: 7) { directory.record("h\(index)") { $0.connectionFailed() } }
+        for index in stride(from: 0, to: 400, by: 7) { directory.record("h\(index)") { $0.connectionFailed() } }
 
-        let healthy = directory.snapshot.filter(\.health.isHealthy)
-        var clients = (0..<100).map { _ in Self.randomPoint(&generator, clustered: clustered) }
+        let hosts = directory.snapshot
+        let healthy = hosts.filter(\.health.isHealthy)
+        var clients = (0..<60).map { _ in Self.randomPoint(&generator, clustered: clustered) }
         clients += [shared, GeoPoint(90, 0), GeoPoint(-90, 0), GeoPoint(0, 180), GeoPoint(0, -180)]
+        var mismatches: [String] = []
         for client in clients {
-            let scanned = directory.routes(for: Self.hello, from: client)
+            let scanned = HostDirectory.rank(hosts, for: Self.hello, from: client)
             for limit in [1, 4] {
                 let indexed = directory.candidates(for: Self.hello, from: client, limit: limit)
-                #expect(indexed.map(\.host) == scanned.prefix(limit).map(\.host), "client \(client)")
+                if indexed.map(\.host) != scanned.prefix(limit).map(\.host) {
+                    mismatches.append("client \(client): index \(indexed.map(\.host)), scan \(scanned.prefix(limit))")
+                }
             }
             let nearest = healthy.min {
                 ($0.location.distanceKm(to: client), $0.name) < ($1.location.distanceKm(to: client), $1.name)
             }
-            #expect(directory.nearestHealthy(to: client)?.name == nearest?.name)
+            if directory.nearestHealthy(to: client)?.name != nearest?.name {
+                mismatches.append("client \(client): nearest healthy differs")
+            }
         }
+        return mismatches
     }
 
     @Test func regionsPinAFunctionToItsHosts() {
@@ -134,15 +148,23 @@ import VergeCore
             }
         }
         directory.update(lists[0])
+        // Real threads (not the cooperative pool, which other tests need meanwhile) race list updates against
+        // health transitions.
         await withDiscardingTaskGroup { group in
             group.addTask {
-                for iteration in 0..<300 { directory.update(lists[iteration % 3]) }
+                _ = try? await blocking {
+                    for iteration in 0..<100 { directory.update(lists[iteration % 3]) }
+                }
             }
             for worker in 0..<3 {
                 group.addTask {
-                    for iteration in 0..<300 {
-                        let host = "h\((iteration * 7 + worker * 13) % 60)"
-                        directory.record(host) { iteration % 2 == 0 ? $0.connectionFailed() : $0.checkSucceeded() }
+                    _ = try? await blocking {
+                        for iteration in 0..<100 {
+                            let host = "h\((iteration * 7 + worker * 13) % 60)"
+                            directory.record(host) {
+                                iteration % 2 == 0 ? $0.connectionFailed() : $0.checkSucceeded()
+                            }
+                        }
                     }
                 }
             }
