@@ -99,6 +99,27 @@ struct GeoIPRoutingTests {
         }
     }
 
+    @Test(
+        .enabled(if: FileManager.default.fileExists(atPath: "/usr/share/tor/geoip"), "needs Debian's tor-geoipdb"))
+    func withoutADatabaseTorGeoIPLocatesClientsByCountry() async throws {
+        try await LocalClusterProcess.with { cluster in
+            #expect(try await cluster.deploy(Paths.fixtureFunction("echo")).status == 0)
+            let health = try await TestHTTP.get(cluster.gatewayURL + "/_verge/health").json()
+            #expect(health["locator"] as? String == "tor-geoipdb")
+            // Google's public resolver is in the US in tor-geoipdb's data: placed at the US centroid, nearest iad.
+            // The fallback loads in the background after start-up, so the first calls may still get the default.
+            var last: TestResponse?
+            let located = try await eventually(timeout: .seconds(20)) {
+                last = try await TestHTTP.request(
+                    cluster.gatewayURL + "/echo", headers: [("x-forwarded-for", "8.8.8.8")])
+                return (try last?.json()["client"] as? [String: Any])?["source"] as? String == "country"
+            }
+            #expect(located)
+            #expect(last?.header("x-verge-host") == "iad")
+            #expect((try last?.json()["client"] as? [String: Any])?["country"] as? String == "US")
+        }
+    }
+
     @Test func aConfiguredDatabaseThatCannotBeOpenedStopsTheStart() async throws {
         let directory = try TemporaryDirectory(prefix: "verge-geoip")
         defer { directory.remove() }
