@@ -6,6 +6,8 @@ public struct GatewayHealth: Codable, Sendable, Equatable {
     public var locator: GeoIPService.Kind
     /// The locator in words, as the start-up log says it.
     public var locatorDetail: String
+    /// Whether the locator answers yet (the tor-geoipdb fallback loads in the background after start-up).
+    public var locatorReady: Bool
     public var geoipDatabase: String?
     public var geoipReloads: Int
     public var hosts: Int
@@ -14,6 +16,7 @@ public struct GatewayHealth: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case status, locator, hosts
         case locatorDetail = "locator_detail"
+        case locatorReady = "locator_ready"
         case geoipDatabase = "geoip_database"
         case geoipReloads = "geoip_reloads"
         case healthyHosts = "healthy_hosts"
@@ -24,7 +27,8 @@ extension Gateway {
     public var health: GatewayHealth {
         let hosts = directory.snapshot
         return GatewayHealth(
-            status: "ok", locator: geoIP.kind, locatorDetail: geoIP.summary, geoipDatabase: geoIP.databasePath,
+            status: "ok", locator: geoIP.kind, locatorDetail: geoIP.summary, locatorReady: geoIP.isReady,
+            geoipDatabase: geoIP.databasePath,
             geoipReloads: geoIP.reloads, hosts: hosts.count, healthyHosts: hosts.filter(\.health.isHealthy).count)
     }
 }

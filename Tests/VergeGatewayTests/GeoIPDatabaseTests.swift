@@ -168,7 +168,9 @@ struct GeoIPDatabaseTests {
         let geoIP = try GeoIPService(databasePath: nil, fallbackIPv4: v4, fallbackIPv6: v6, logger: Self.logger)
         #expect(geoIP.kind == .torGeoIP)
         #expect(geoIP.lookup(IPAddress("203.0.113.200")!) == nil)  // not loaded yet: the default applies
+        #expect(!geoIP.isReady && geoIP.summary.contains("loading"))
         geoIP.loadFallbackIfNeeded()
+        #expect(geoIP.isReady && !geoIP.summary.contains("loading"))
         #expect(geoIP.summary.contains("tor-geoipdb"))
         #expect(geoIP.lookup(IPAddress("203.0.113.200")!) == GeoIPMatch(location: nil, countryCode: "SG"))
         #expect(geoIP.lookup(IPAddress("198.51.100.0")!)?.countryCode == "US")

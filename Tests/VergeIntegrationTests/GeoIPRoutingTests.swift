@@ -115,6 +115,8 @@ struct GeoIPRoutingTests {
                 return (try last?.json()["client"] as? [String: Any])?["source"] as? String == "country"
             }
             #expect(located)
+            let ready = try await TestHTTP.get(cluster.gatewayURL + "/_verge/health").json()
+            #expect(ready["locator_ready"] as? Bool == true)
             #expect(last?.header("x-verge-host") == "iad")
             #expect((try last?.json()["client"] as? [String: Any])?["country"] as? String == "US")
         }

@@ -112,12 +112,17 @@ public final class GeoIPService: IPGeolocator, Service, Sendable {
             let database = state.withLock { $0.database } as? MaxMindDatabase
             return "GeoIP database \(databasePath ?? "") (\(database?.databaseType ?? "unknown"))"
         case .torGeoIP:
-            return "country-level fallback from tor-geoipdb \(fallbackFiles.ipv4) (no geoip_database configured)"
+            let loading = isReady ? "" : ", loading"
+            return
+                "country-level fallback from tor-geoipdb \(fallbackFiles.ipv4) (no geoip_database configured\(loading))"
         case .none:
             return
                 "default location only: no geoip_database configured and tor-geoipdb is not installed (\(TorGeoIPDatabase.debianIPv4))"
         }
     }
+
+    /// Whether lookups answer: false while the tor-geoipdb fallback is still loading (and with no locator at all).
+    public var isReady: Bool { state.withLock { $0.database != nil } }
 
     /// How many times a changed database file has been swapped in.
     public var reloads: Int { state.withLock { $0.reloads } }
