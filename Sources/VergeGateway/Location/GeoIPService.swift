@@ -116,8 +116,8 @@ public final class GeoIPService: IPGeolocator, Service, Sendable {
             return
                 "country-level fallback from tor-geoipdb \(fallbackFiles.ipv4) (no geoip_database configured\(loading))"
         case .none:
-            return
-                "default location only: no geoip_database configured and tor-geoipdb is not installed (\(TorGeoIPDatabase.debianIPv4))"
+            return "default location only: no geoip_database configured, and tor-geoipdb (\(fallbackFiles.ipv4)) "
+                + "is not installed or cannot be read"
         }
     }
 
