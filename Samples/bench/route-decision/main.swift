@@ -115,3 +115,14 @@ if let database = try? TorGeoIPDatabase() {
         IPAddress(texts[index & 4095]).flatMap(database.lookup) == nil ? 0 : 1
     }
 }
+
+// A MaxMind city lookup (libmaxminddb), in the database the script generates.
+if let path = arguments.dropFirst(2).first {
+    let database = try MaxMindDatabase(path: path)
+    let addresses = (0..<4096).map { index in
+        IPAddress("\(1 + (index * 7) % 78).\(UInt8.random(in: 0...255, using: &generator)).3.4")!
+    }
+    measure("MaxMind city lookup (\(database.databaseType))", count: decisions) { index in
+        database.lookup(addresses[index & 4095])?.location == nil ? 0 : 1
+    }
+}
