@@ -86,6 +86,12 @@ let package = Package(
             pkgConfig: "libuv",
             providers: [.apt(["libuv1-dev"])]
         ),
+        // libmaxminddb: IP address → place, from MaxMind DB (.mmdb) files.
+        .systemLibrary(
+            name: "CMaxMindDB",
+            pkgConfig: "libmaxminddb",
+            providers: [.apt(["libmaxminddb-dev"])]
+        ),
         // Worker processes: spawn, exit and timers on a libuv loop.
         .target(
             name: "VergeSupervisor",
@@ -138,7 +144,7 @@ let package = Package(
         .target(
             name: "VergeGateway",
             dependencies: [
-                "VergeCore", "VergeHTTP",
+                "CMaxMindDB", "VergeCore", "VergeHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -182,6 +188,13 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(name: "verge", dependencies: ["VergeCLI"], swiftSettings: strict),
+        // Route-decision micro-benchmark (Samples/bench/route-decision.sh builds it in release and runs it).
+        .executableTarget(
+            name: "verge-route-bench",
+            dependencies: ["VergeGateway", "VergeCore"],
+            path: "Samples/bench/route-decision",
+            swiftSettings: strict
+        ),
         // Harnesses for tests: a temporary cluster process on port 0, an HTTP client, temporary directories.
         .target(
             name: "VergeTestSupport",
@@ -230,8 +243,9 @@ let package = Package(
         .testTarget(
             name: "VergeGatewayTests",
             dependencies: [
-                "VergeGateway", "VergeCore", "VergeHTTP",
+                "VergeGateway", "VergeCore", "VergeHTTP", "VergeTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

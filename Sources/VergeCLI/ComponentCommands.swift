@@ -223,6 +223,13 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(name: .customLong("default-location"), help: "LATITUDE,LONGITUDE assumed for unknown clients.")
     var defaultLocation: String = "50.11,8.68"
     @Option(help: "Functions are reachable at FUNCTION.TENANT.DOMAIN.") var domain: String = "localhost"
+    @Option(
+        name: .customLong("geoip"),
+        help: """
+            MaxMind DB file (.mmdb) that locates clients by address; reloaded when it changes. \
+            Default: the country-level fallback from tor-geoipdb.
+            """)
+    var geoip: String?
     @Option(name: .customLong("credential-file"), help: "Where the gateway keeps its credential (mode 0600).")
     var credentialFile: String = ".verge/gateway/credential"
     @Option(
@@ -244,6 +251,7 @@ struct GatewayCommand: AsyncParsableCommand {
         configuration.trustedProxies = proxies
         configuration.defaultLocation = try options.point(defaultLocation, "default-location")
         configuration.domain = domain
+        configuration.geoipDatabase = geoip.map(RuntimeLocator.absolute)
         configuration.credentialFile = RuntimeLocator.absolute(credentialFile)
         configuration.joinToken = try ClusterJoin.secret(file: joinTokenFile, variable: "VERGE_JOIN_TOKEN")
         if configuration.joinToken == nil, try SecretFile.read(configuration.credentialFile) == nil {
@@ -253,7 +261,12 @@ struct GatewayCommand: AsyncParsableCommand {
         }
         configuration.listener = try options.listener()
         configuration.tls = try options.tls()
-        let gateway = Gateway(configuration: configuration, logger: logger)
+        let gateway: Gateway
+        do {
+            gateway = try Gateway(configuration: configuration, logger: logger)
+        } catch let error as VergeError {
+            throw ValidationError(error.message)
+        }
         try await runServices([gateway], stopOnStdinEOF: options.stopOnStdinEOF, logger: logger) {
             "gateway=\(await gateway.listenAddress.url())"
         }

@@ -71,7 +71,18 @@ struct HostServer: Sendable {
             let point = GeoPoint(latitude: latitude, longitude: longitude)
         else { return nil }
         let source = request.headers[HTTPField.Name(VergeHeaders.clientSource)!] ?? "gateway"
-        return ClientLocation(latitude: point.latitude, longitude: point.longitude, source: String(source.prefix(32)))
+        // The gateway is trusted, but its headers are still checked: two letters, an address literal's characters.
+        let country = request.headers[HTTPField.Name(VergeHeaders.clientCountry)!].flatMap { code in
+            code.utf8.count == 2 && code.utf8.allSatisfy { (65...90).contains($0) } ? code : nil
+        }
+        let address = request.headers[HTTPField.Name(VergeHeaders.clientAddress)!].flatMap { text in
+            (2...45).contains(text.utf8.count)
+                && text.utf8.allSatisfy { (48...58).contains($0) || (97...102).contains($0) || $0 == 46 } ? text : nil
+        }
+        let distance = (point.distanceKm(to: configuration.location) * 10).rounded() / 10
+        return ClientLocation(
+            latitude: point.latitude, longitude: point.longitude, source: String(source.prefix(32)), country: country,
+            address: address, distanceKm: distance)
     }
 
     /// The role of the cluster credential the request presents, if any.
@@ -136,7 +147,8 @@ struct HostStatusReporter: Sendable {
             return HostStatus.FunctionStatus(
                 tenant: pool.deployment.tenant, name: pool.deployment.name, version: pool.deployment.version,
                 warmWorkers: stats.live, idleWorkers: stats.idle, busyWorkers: stats.busy, queuedCalls: stats.queued,
-                workerPIDs: pool.workerPIDs
+                workerPIDs: pool.workerPIDs,
+                regions: pool.deployment.manifest.regions.isEmpty ? nil : pool.deployment.manifest.regions
             )
         }
         let unshipped = (try? await ledger.unshippedCount()) ?? 0

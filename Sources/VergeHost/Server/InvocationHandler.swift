@@ -73,6 +73,7 @@ struct InvocationHandler: Sendable {
             try await commit(call, metrics: pool.metrics)
             var headers = call.responseHeaders(host: host.name)
             if [.overloaded, .tooManyRequests, .shuttingDown].contains(error.code) { headers[.retryAfter] = "1" }
+            headers[HTTPField.Name(VergeHeaders.rejected)!] = error.code.rawValue
             try await writer.writeError(error, headers: headers)
             return
         }

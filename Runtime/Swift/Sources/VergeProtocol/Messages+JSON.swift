@@ -38,6 +38,18 @@ extension RequestHead {
             JSONText.number(client.longitude, &out)
             JSONText.key("source", &out)
             JSONText.string(client.source, &out)
+            if let country = client.country {
+                JSONText.key("country", &out)
+                JSONText.string(country, &out)
+            }
+            if let address = client.address {
+                JSONText.key("address", &out)
+                JSONText.string(address, &out)
+            }
+            if let distanceKm = client.distanceKm {
+                JSONText.key("distance_km", &out)
+                JSONText.number(distanceKm, &out)
+            }
             out.append(UInt8(ascii: "}"))
         }
         JSONText.key("host", &out)

@@ -32,13 +32,31 @@ public struct FailureReport: Codable, Sendable, Equatable {
 public struct ClientLocation: Codable, Sendable, Equatable {
     public var latitude: Double
     public var longitude: Double
-    /// How the location was found: `header` (a trusted proxy's geo headers) or `default` (configured fallback).
+    /// How the location was found: `header` (a trusted proxy's geo headers), `geoip` (the client address in the
+    /// gateway's MaxMind database), `country` (the address's country, placed at its centroid) or `default`.
     public var source: String
+    /// ISO 3166-1 alpha-2 code, when known.
+    public var country: String?
+    /// The client's IP address as the gateway located it (the peer, or from a trusted proxy's `x-forwarded-for`).
+    public var address: String?
+    /// Great-circle distance from the client to the host running the call, in kilometres.
+    public var distanceKm: Double?
 
-    public init(latitude: Double, longitude: Double, source: String) {
+    enum CodingKeys: String, CodingKey {
+        case latitude, longitude, source, country, address
+        case distanceKm = "distance_km"
+    }
+
+    public init(
+        latitude: Double, longitude: Double, source: String, country: String? = nil, address: String? = nil,
+        distanceKm: Double? = nil
+    ) {
         self.latitude = latitude
         self.longitude = longitude
         self.source = source
+        self.country = country
+        self.address = address
+        self.distanceKm = distanceKm
     }
 }
 

@@ -18,6 +18,9 @@ import Testing
         nil, ClientLocation(latitude: 48.85, longitude: 2.35, source: "header"),
         ClientLocation(latitude: -33.0, longitude: 1e-05, source: Self.awkward),
         ClientLocation(latitude: 0, longitude: -179.999999, source: "default"),
+        ClientLocation(
+            latitude: 35.68, longitude: 139.69, source: "geoip", country: "JP", address: "2001:db8::1",
+            distanceKm: 9353.4),
     ])
     func decodesBackToAnEqualHead(client: ClientLocation?) throws {
         let head = Self.head(client: client)
@@ -30,7 +33,9 @@ import Testing
     /// The writer names every stored property: a field added to the head (or to a value inside it) must be added to
     /// `jsonBytes()` too, or this fails.
     @Test func everyStoredPropertyIsWritten() throws {
-        let head = Self.head(client: ClientLocation(latitude: 1.5, longitude: 2.5, source: "geoip"))
+        let head = Self.head(
+            client: ClientLocation(
+                latitude: 1.5, longitude: 2.5, source: "geoip", country: "FR", address: "192.0.2.1", distanceKm: 12.5))
         let object = try #require(try JSONSerialization.jsonObject(with: Data(head.jsonBytes())) as? [String: Any])
         #expect(object.count == Mirror(reflecting: head).children.count)
         for (key, value) in [
