@@ -62,7 +62,7 @@ public final class Gateway: Service, Sendable {
             bind: configuration.bind, name: "verge-gateway", listenAddress: listenAddress,
             limits: configuration.listener, tls: configuration.tls, logger: logger
         ) { request, writer, channel in
-            try await proxy.forward(request, writer: writer, peer: channel.remoteAddress)
+            try await proxy.forward(request, writer: writer, channel: channel)
         }
         let group = ServiceGroup(
             configuration: .init(

@@ -29,7 +29,8 @@ struct GatewayProxy: Sendable {
     static let requestIDField = HTTPField.Name("x-request-id")!
     static let serverTiming = HTTPField.Name("server-timing")!
 
-    func forward(_ request: Request, writer: consuming ResponseWriter, peer: SocketAddress?) async throws {
+    func forward(_ request: Request, writer: consuming ResponseWriter, channel: any Channel) async throws {
+        let peer = channel.remoteAddress
         let clock = ContinuousClock()
         let start = clock.now
         let configuration = gateway.configuration
@@ -166,7 +167,7 @@ struct GatewayProxy: Sendable {
             }
             try await relay(
                 response, request: request, route: route, client: client, start: start, requestID: requestID,
-                writer: writer)
+                writer: writer, channel: channel)
             return
         }
         gateway.logger.info(
@@ -180,7 +181,7 @@ struct GatewayProxy: Sendable {
     /// gateway's `server-timing`.
     private func relay(
         _ response: HTTPClientResponse, request: Request, route: Route, client: LocatedClient,
-        start: ContinuousClock.Instant, requestID: String, writer: consuming ResponseWriter
+        start: ContinuousClock.Instant, requestID: String, writer: consuming ResponseWriter, channel: any Channel
     ) async throws {
         var fields = HTTPFields()
         let dropped = ForwardingRules.connectionFields(named: response.headers["connection"])
@@ -210,8 +211,19 @@ struct GatewayProxy: Sendable {
         // it can reach the client's next exchange.
         let bodyAllowed = request.method != .head && status != 204 && status != 304
         var droppedBytes = 0
-        for try await chunk in response.body {
-            if bodyAllowed { try await body.write(chunk) } else { droppedBytes += chunk.readableBytes }
+        do {
+            for try await chunk in response.body {
+                if bodyAllowed { try await body.write(chunk) } else { droppedBytes += chunk.readableBytes }
+            }
+        } catch {
+            // The host (or the client) went away in the middle of the body. The head is out, so the only honest
+            // signal left is to close the client's connection: the client sees a truncated response, never bytes
+            // of another one.
+            gateway.logger.info(
+                "response cut short: the connection closed mid-body",
+                metadata: ["host.name": "\(route.host)", "request.id": "\(requestID)", "error": "\(error)"])
+            try? await channel.close()
+            return
         }
         if droppedBytes > 0 {
             gateway.logger.info(
