@@ -134,6 +134,7 @@ let package = Package(
             name: "VergeGateway",
             dependencies: [
                 "VergeCore", "VergeHTTP",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -7,6 +7,7 @@ import Metrics
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 import VergeCore
 import VergeHTTP
@@ -57,12 +58,14 @@ public final class Gateway: Service, Sendable {
             eventLoopGroup: MultiThreadedEventLoopGroupProvider.shared, configuration: clientConfiguration)
         let refresher = HostListRefresher(
             gateway: self, client: client, controlPlaneURL: controlPlaneURL, credential: credential)
-        let proxy = GatewayProxy(gateway: self, client: client, refresher: refresher, credential: credential)
-        let http = try HTTPServer.streaming(
+        let pools = UpstreamPools(
+            connectTimeout: TimeAmount(configuration.connectTimeout),
+            tls: try configuration.tls.clientConfiguration().map { try NIOSSLContext(configuration: $0) })
+        let http = try HandlerServer.make(
             bind: configuration.bind, name: "verge-gateway", listenAddress: listenAddress,
             limits: configuration.listener, tls: configuration.tls, logger: logger
-        ) { request, writer, channel in
-            try await proxy.forward(request, writer: writer, channel: channel)
+        ) { [self] _ in
+            [ProxyHandler(gateway: self, pools: pools, refresher: refresher, credential: credential)]
         }
         let group = ServiceGroup(
             configuration: .init(
