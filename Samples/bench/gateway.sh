@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The gateway hop's cost: the same host (fra) serving `hello`, measured in one run
+# The gateway hop's cost: the same host (fra) serving `hello`, measured in one run, with the control plane, the
+# host and the gateway each a process of its own (as nginx is):
 #   1. directly,
 #   2. through the Verge gateway,
 #   3. through nginx as a reverse proxy with a keep-alive upstream pool,
@@ -54,19 +55,22 @@ VERGE=$ROOT/.build-release/release/verge
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/verge-gateway-bench.XXXXXX")
 chmod 711 "$WORK"
 export XDG_CONFIG_HOME="$WORK/config"
-CLUSTER_PID=""
 NGINX_PID=""
 cleanup() {
     local status=$?
     set +e
     [[ -n $NGINX_PID ]] && kill -TERM "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
-    if [[ -n $CLUSTER_PID ]]; then
-        kill -TERM "$CLUSTER_PID" 2>/dev/null
-        for _ in $(seq 1 300); do kill -0 "$CLUSTER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$CLUSTER_PID" 2>/dev/null
-        wait "$CLUSTER_PID" 2>/dev/null
+    for name in gateway fra cp; do
+        local pid=${PIDS[$name]:-}
+        [[ -n $pid ]] || continue
+        kill -TERM "$pid" 2>/dev/null
+        for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    if ((status != 0)); then
+        for log in "$WORK"/*.log; do [[ -s $log ]] && { printf -- '---- %s\n' "$log"; tail -n 20 "$log"; } >&2; done
     fi
-    ((status == 0)) || { [[ -s $WORK/cluster.log ]] && tail -n 30 "$WORK/cluster.log" >&2; }
     rm -rf "$WORK"
     exit "$status"
 }
@@ -74,20 +78,34 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-printf '==> starting the local cluster\n' >&2
-"$VERGE" dev --gateway 127.0.0.1:0 --api 127.0.0.1:0 --data "$WORK/data" --idle-timeout 3600 --python "$PYTHON" \
-    >"$WORK/cluster.out" 2>"$WORK/cluster.log" &
-CLUSTER_PID=$!
-started=$SECONDS
-until line=$(grep -m1 '^ready ' "$WORK/cluster.out"); do
-    kill -0 "$CLUSTER_PID" 2>/dev/null || die "verge dev exited before it was ready (log below)"
-    ((SECONDS - started < 60)) || die "verge dev was not ready within 60 s"
-    sleep 0.05
-done
-GATEWAY=$(sed -n 's/.* gateway=\([^ ]*\).*/\1/p' <<<"$line")
-API=$(sed -n 's/.* api=\([^ ]*\).*/\1/p' <<<"$line")
-FRA=$(sed -n 's/.* hosts=\([^ ]*\).*/\1/p' <<<"$line" | tr ',' '\n' | sed -n 's/^fra=//p')
-[[ -n $GATEWAY && -n $API && -n $FRA ]] || die "cannot read gateway, api and fra from: $line"
+# Each component is a process of its own, as nginx is: the control plane, the host fra and the gateway.
+declare -A PIDS
+start() { # start NAME ARGS…: runs `verge ARGS…` and waits for its ready line (left in LINE)
+    local name=$1 started=$SECONDS
+    shift
+    "$VERGE" "$@" >"$WORK/$name.out" 2>"$WORK/$name.log" &
+    PIDS[$name]=$!
+    until LINE=$(grep -m1 '^ready ' "$WORK/$name.out"); do
+        kill -0 "${PIDS[$name]}" 2>/dev/null || { tail -n 20 "$WORK/$name.log" >&2; die "$name exited before it was ready"; }
+        ((SECONDS - started < 60)) || die "$name was not ready within 60 s"
+        sleep 0.05
+    done
+}
+printf '==> starting the control plane, the host fra and the gateway (separate processes)\n' >&2
+start cp control-plane --api 127.0.0.1:0 --data "$WORK/cp"
+API=$(sed -n 's/.* api=\([^ ]*\).*/\1/p' <<<"$LINE")
+export VERGE_TOKEN
+VERGE_TOKEN=$(cat "$WORK/cp/admin-token")
+"$VERGE" join-tokens create --role host --api "$API" >"$WORK/fra.join"
+"$VERGE" join-tokens create --role gateway --api "$API" >"$WORK/gateway.join"
+chmod 600 "$WORK/fra.join" "$WORK/gateway.join"
+start fra host --name fra --location 50.11,8.68 --control-plane "$API" --data "$WORK/fra" \
+    --idle-timeout 3600 --python "$PYTHON" --join-token-file "$WORK/fra.join"
+FRA=$(sed -n 's/.* host=\([^ ]*\).*/\1/p' <<<"$LINE")
+start gateway gateway --bind 127.0.0.1:0 --control-plane "$API" --trusted-proxy 127.0.0.0/8 \
+    --credential-file "$WORK/gateway/credential" --join-token-file "$WORK/gateway.join"
+GATEWAY=$(sed -n 's/.* gateway=\([^ ]*\).*/\1/p' <<<"$LINE")
+[[ -n $API && -n $FRA && -n $GATEWAY ]] || die "cannot read the components' URLs"
 "$VERGE" deploy "Functions/$FUNCTION" --api "$API" >&2 || die "deploy of $FUNCTION failed"
 
 printf '==> starting nginx in front of fra (%s) with a keep-alive upstream pool\n' "$FRA" >&2
@@ -145,24 +163,44 @@ to_ms() {
     }'
 }
 
-declare -A RPS P50 P99
+# cpu_ticks PID…: CPU time (user + system, clock ticks) the processes and their children used so far.
+cpu_ticks() {
+    local total=0 pid
+    for pid in "$@" $(for p in "$@"; do pgrep -P "$p"; done); do
+        [[ -r /proc/$pid/stat ]] || continue
+        total=$((total + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat")))
+    done
+    echo "$total"
+}
+
+declare -A RPS P50 P99 CPU
 measure() {
-    local name=$1 url=$2 report=$WORK/wrk.txt
+    local name=$1 url=$2 report=$WORK/wrk.txt pids=()
+    [[ $name == verge ]] && pids=("${PIDS[gateway]}")
+    [[ $name == nginx ]] && pids=("$NGINX_PID")
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$url" >/dev/null || die "wrk warm-up against $url failed"
+    local before=0 after=0
+    ((${#pids[@]})) && before=$(cpu_ticks "${pids[@]}")
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url" >"$report" || die "wrk against $url failed"
-    local rps p50 p99 bad
+    ((${#pids[@]})) && after=$(cpu_ticks "${pids[@]}")
+    local rps p50 p99 bad requests us=""
+    requests=$(awk '/requests in/ { print $1 }' "$report")
+    if ((${#pids[@]})); then
+        us=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" 'BEGIN { printf "%.0f", t / hz * 1e6 / n }')
+        CPU[$name]="${CPU[$name]:-} $us"
+    fi
     rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$report")
     p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$report")")
     p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$report")")
     bad=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$report")
     [[ -z $bad ]] || die "$name: $bad non-2xx answers ($(cat "$report"))"
     if grep -q 'Socket errors' "$report"; then note "$name: $(grep 'Socket errors' "$report")"; fi
-    note "round $round $name: $rps req/s, p50 $p50 ms, p99 $p99 ms"
+    note "round $round $name: $rps req/s, p50 $p50 ms, p99 $p99 ms${us:+, proxy CPU $us µs per request}"
     RPS[$name]="${RPS[$name]:-} $rps"
     P50[$name]="${P50[$name]:-} $p50"
     P99[$name]="${P99[$name]:-} $p99"
 }
-median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 printf '==> wrk -t%s -c%s -d%s (after %s warm-up), %s round(s), function %s\n' \
     "$THREADS" "$CONNECTIONS" "$DURATION" "$WARMUP" "$ROUNDS" "$FUNCTION" >&2
@@ -172,16 +210,17 @@ for round in $(seq 1 "$ROUNDS"); do
     measure nginx "$NGINX_URL/$FUNCTION"
 done
 
-printf '\n| path (%s, wrk -t%s -c%s -d%s, median of %s) | req/s | p50 ms | p99 ms |\n|---|---:|---:|---:|\n' \
+printf '\n| path (%s, wrk -t%s -c%s -d%s, median of %s) | req/s | p50 ms | p99 ms | proxy CPU µs/request |\n|---|---:|---:|---:|---:|\n' \
     "$FUNCTION" "$THREADS" "$CONNECTIONS" "$DURATION" "$ROUNDS"
 for name in direct verge nginx; do
     label=$name
     [[ $name == direct ]] && label="fra host directly"
     [[ $name == verge ]] && label="Verge gateway → fra"
     [[ $name == nginx ]] && label="nginx (keep-alive pool) → fra"
-    printf '| %s | %s | %s | %s |\n' "$label" "$(median "${RPS[$name]}")" "$(median "${P50[$name]}")" \
-        "$(median "${P99[$name]}")"
+    printf '| %s | %s | %s | %s | %s |\n' "$label" "$(median "${RPS[$name]}")" "$(median "${P50[$name]}")" \
+        "$(median "${P99[$name]}")" "$( [[ -n ${CPU[$name]:-} ]] && median "${CPU[$name]}" || echo -)"
 done
 awk -v v="$(median "${RPS[verge]}")" -v n="$(median "${RPS[nginx]}")" \
     -v vp="$(median "${P99[verge]}")" -v np="$(median "${P99[nginx]}")" \
-    'BEGIN { printf "\nVerge gateway / nginx: %.2f x req/s, p99 %.2f ms vs %.2f ms\n", v / n, vp, np }'
+    -v vc="$(median "${CPU[verge]}")" -v nc="$(median "${CPU[nginx]}")" \
+    'BEGIN { printf "\nVerge gateway / nginx: %.2f x req/s, p99 %.2f ms vs %.2f ms, CPU per request %.0f µs vs %.0f µs\n", v / n, vp, np, vc, nc }'

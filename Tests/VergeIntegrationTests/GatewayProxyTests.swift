@@ -138,6 +138,20 @@ struct GatewayProxyTests {
         }
     }
 
+    @Test func http10ClientsGetBodiesEndedByTheConnection() async throws {
+        try await LocalClusterProcess.with { cluster in
+            #expect(try await cluster.deploy(Paths.fixtureFunction("echo")).status == 0)
+            // HTTP/1.0 has no chunked coding: the body runs to the end of the connection, which then closes.
+            let connection = try RawHTTPConnection(url: cluster.gatewayURL)
+            try connection.send("GET /echo HTTP/1.0\r\nHost: a\r\n\r\n")
+            let bytes = String(decoding: try connection.readToEnd(), as: UTF8.self)
+            #expect(bytes.hasPrefix("HTTP/1.0 200 "), "\(bytes.prefix(200))")
+            let head = bytes.components(separatedBy: "\r\n\r\n").first ?? ""
+            #expect(!head.lowercased().contains("transfer-encoding"), "\(head)")
+            #expect(bytes.contains("\"path\":\"/echo\"") || bytes.contains("\"path\": \"/echo\""))
+        }
+    }
+
     @Test func slowHeadsAndOversizedBodiesAreCutOff() async throws {
         let directory = try TemporaryDirectory(prefix: "verge-proxy-config")
         defer { directory.remove() }

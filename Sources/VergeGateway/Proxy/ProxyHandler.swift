@@ -75,6 +75,10 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         var bodyAllowed = true
         var routed = false
         var closeAfterResponse = false
+        /// Reading paused for backpressure: the client's connection (its host reads slowly) or the host's (the
+        /// client reads slowly).
+        var clientPaused = false
+        var upstreamPaused = false
 
         init(head: HTTPRequestHead, requestID: String) {
             self.head = head
@@ -163,8 +167,9 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         // The client reads slowly: stop reading the host until it catches up.
-        if let upstream = call?.upstream {
-            upstream.channel.setOption(ChannelOptions.autoRead, value: context.channel.isWritable).whenFailure { _ in }
+        if let call, let upstream = call.upstream {
+            call.upstreamPaused = !context.channel.isWritable
+            upstream.channel.setOption(ChannelOptions.autoRead, value: !call.upstreamPaused).whenFailure { _ in }
         }
         context.fireChannelWritabilityChanged()
     }
@@ -205,7 +210,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.call = call
         if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
             context.writeAndFlush(
-                wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
         }
         let uri = head.uri
         let path = uri.firstIndex(of: "?").map { String(uri[..<$0]) } ?? uri
@@ -254,7 +259,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             let moment = ContinuousClock.now
             context.eventLoop.makeFutureWithTask {
                 await refresher.refresh(after: moment)
-            }.whenComplete { [weak self, weak call] _ in
+            }.assumeIsolated().whenComplete { [weak self, weak call] _ in
                 guard let self, let call, self.call === call else { return }
                 self.routed(call, self.gateway.directory.routes(for: function, from: client.location))
             }
@@ -294,7 +299,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             nextAttempt(call, error: nil)
             return
         }
-        pool.acquire(target).whenComplete { [weak self, weak call] result in
+        pool.acquire(target).assumeIsolated().whenComplete { [weak self, weak call] result in
             guard let self, let call, self.call === call else {
                 if case .success(let connection) = result { connection.channel.close(promise: nil) }
                 return
@@ -341,7 +346,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             channel.flush()
         }
         let timeout = TimeAmount(gateway.configuration.firstByteTimeout)
-        call.firstByteTimer = context.eventLoop.scheduleTask(in: timeout) { [weak self, weak call] in
+        call.firstByteTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self, weak call] in
             guard let self, let call, self.call === call, !call.responseStarted else { return }
             self.dropUpstream(call)
             call.closeAfterResponse = !call.requestComplete
@@ -400,7 +405,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             wrapOutboundOut(
                 .head(
                     HTTPResponseHead(
-                        version: call.head.version, status: HTTPResponseStatus(statusCode: error.code.status),
+                        version: .http1_1, status: HTTPResponseStatus(statusCode: error.code.status),
                         headers: headers))), promise: nil)
         if call.head.method != .HEAD {
             context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
@@ -408,12 +413,21 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         endResponse(call)
     }
 
+    private func resumeClient(_ call: Call) {
+        guard call.clientPaused, let context else { return }
+        call.clientPaused = false
+        context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+    }
+
     private func endResponse(_ call: Call) {
         guard let context else { return }
+        resumeClient(call)
         call.responseDone = true
         if call.closeAfterResponse || !call.keepAlive {
             self.call = nil
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
             return
         }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
@@ -531,6 +545,11 @@ extension ProxyHandler: UpstreamDelegate {
         case .end:
             let reusable = call.requestComplete && !call.pending.contains { if case .end = $0 { true } else { false } }
             call.upstream = nil
+            if call.upstreamPaused {
+                call.upstreamPaused = false
+                upstream.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+            }
+            resumeClient(call)
             pool?.release(upstream, reusable: reusable && upstream.channel.isActive)
             if call.discarding {
                 call.discarding = false
@@ -550,6 +569,7 @@ extension ProxyHandler: UpstreamDelegate {
     func upstreamWritabilityChanged(_ writable: Bool, from connection: UpstreamHandler) {
         guard let call, call.upstream?.handler === connection, let context else { return }
         // The host reads the body slowly: stop reading the client until it catches up.
+        call.clientPaused = !writable
         context.channel.setOption(ChannelOptions.autoRead, value: writable).whenFailure { _ in }
     }
 
@@ -558,7 +578,7 @@ extension ProxyHandler: UpstreamDelegate {
         call.upstream = nil
         call.firstByteTimer?.cancel()
         call.firstByteTimer = nil
-        context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+        resumeClient(call)
         let route = call.routes[call.attempt]
         if call.responseStarted && !call.discarding {
             // The head is out: the only honest signal left is to close the client's connection (the client sees a
@@ -595,7 +615,12 @@ extension ProxyHandler: UpstreamDelegate {
             headers.add(name: name, value: value)
         }
         if call.bodyAllowed && !headers.contains(name: "content-length") {
-            headers.add(name: "transfer-encoding", value: "chunked")
+            if call.head.version.major == 1 && call.head.version.minor == 0 {
+                // HTTP/1.0 has no chunked coding: the body ends where the connection does.
+                call.closeAfterResponse = true
+            } else {
+                headers.add(name: "transfer-encoding", value: "chunked")
+            }
         }
         headers.add(name: "x-request-id", value: call.requestID)
         let micros = (ContinuousClock.now - call.start).microseconds
@@ -605,8 +630,11 @@ extension ProxyHandler: UpstreamDelegate {
             value:
                 "gateway;dur=\(micros / 1000).\(String(repeating: "0", count: 3 - String(micros % 1000).count))\(micros % 1000);desc=\"\(route.host) \(Int(route.distanceKm.rounded()))km \(source)\""
         )
-        if !call.keepAlive { headers.add(name: "connection", value: "close") }
-        return HTTPResponseHead(version: call.head.version, status: response.status, headers: headers)
+        if !call.keepAlive || call.closeAfterResponse { headers.add(name: "connection", value: "close") }
+        // An HTTP/1.0 client gets an HTTP/1.0 head when the body is delimited by the connection's end (the encoder
+        // frames an HTTP/1.1 head without a length as chunked, which HTTP/1.0 does not know).
+        let version: HTTPVersion = call.head.version.minor == 0 && call.head.version.major == 1 ? .http1_0 : .http1_1
+        return HTTPResponseHead(version: version, status: response.status, headers: headers)
     }
 }
 

@@ -91,14 +91,15 @@ final class UpstreamPool {
             guard let self, let connection else { return }
             self.idle[connection.target]?.removeAll { $0 === connection }
         }
-        connection.idleTimer = eventLoop.scheduleTask(in: maxIdle) { [weak connection] in
+        connection.idleTimer = eventLoop.assumeIsolated().scheduleTask(in: maxIdle) { [weak connection] in
             connection?.channel.close(promise: nil)
         }
     }
 }
 
-/// One keep-alive connection to a host.
-final class UpstreamConnection {
+/// One keep-alive connection to a host. Created, used and released on its channel's event loop only (the pool
+/// asserts it): unchecked Sendable only so a connect future can carry it back to that same event loop.
+final class UpstreamConnection: @unchecked Sendable {
     let channel: any Channel
     let handler: UpstreamHandler
     let target: UpstreamTarget
@@ -119,8 +120,9 @@ protocol UpstreamDelegate: AnyObject {
     func upstreamWritabilityChanged(_ writable: Bool, from connection: UpstreamHandler)
 }
 
-/// The last handler of a host connection: hands what it reads to the call using the connection.
-final class UpstreamHandler: ChannelInboundHandler {
+/// The last handler of a host connection: hands what it reads to the call using the connection. Lives on its
+/// channel's event loop (unchecked Sendable only to be handed to the channel initializer running there).
+final class UpstreamHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = HTTPClientResponsePart
     weak var delegate: (any UpstreamDelegate)?
     /// Run when the connection closes (the pool forgets an idle connection).
