@@ -192,9 +192,10 @@ printf '==> load: %s connection(s) per location for %s s; SIGKILL to %s after %s
     $GEO_CLIENTS $XFF_CLIENTS >"$WORK/results.json" &
 LOAD=$!
 sleep "$KILL_AT"
-KILLED_AT=$(date +%s.%N)
 kill -KILL "${PID[$KILL]}"
 wait "${PID[$KILL]}" 2>/dev/null || true
+# Calls that started from here on found the host dead; those before may have been in flight on it.
+KILLED_AT=$(date +%s.%N)
 unset "PID[$KILL]"
 note "killed $KILL"
 wait "$LOAD" || die "the load generator failed"

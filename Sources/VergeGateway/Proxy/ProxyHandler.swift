@@ -32,6 +32,13 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var context: ChannelHandlerContext?
     private var call: Call?
     private var pool: UpstreamPool?
+    /// Parts of pipelined requests that arrived while the current call's response was still being sent; served in
+    /// order when it ends. Reading stops while more than `maxQueued` wait.
+    private var queued: [HTTPServerRequestPart] = []
+    private let maxQueued = 64
+    private var pausedForQueue = false
+    /// The server is shutting down: close once the current call is answered.
+    private var quiescing = false
 
     init(gateway: Gateway, pools: UpstreamPools, refresher: HostListRefresher, credential: String) {
         self.gateway = gateway
@@ -108,7 +115,21 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     // MARK: Client side
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        // A part of the next (pipelined) request while this one's response is still going out: it waits its turn.
+        if !queued.isEmpty || (call.map { $0.requestComplete } ?? false) {
+            queued.append(part)
+            if queued.count > maxQueued && !pausedForQueue {
+                pausedForQueue = true
+                context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+            }
+            return
+        }
+        handle(part, context: context)
+    }
+
+    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let head):
             begin(head, context: context)
         case .body(let buffer):
@@ -181,7 +202,17 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent {
-            if call == nil { context.close(promise: nil) }
+            if call == nil && queued.isEmpty { context.close(promise: nil) }
+            return
+        }
+        if event is ChannelShouldQuiesceEvent {
+            // Shutting down: an idle connection closes now, a busy one once its current call is answered.
+            quiescing = true
+            if let call {
+                call.closeAfterResponse = true
+            } else {
+                context.close(promise: nil)
+            }
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -423,8 +454,9 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard let context else { return }
         resumeClient(call)
         call.responseDone = true
-        if call.closeAfterResponse || !call.keepAlive {
+        if call.closeAfterResponse || !call.keepAlive || quiescing {
             self.call = nil
+            queued.removeAll()
             context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
@@ -438,10 +470,25 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard self.call === call else { return }
         call.firstByteTimer?.cancel()
         self.call = nil
+        drainQueue()
+    }
+
+    /// Serves the pipelined parts that waited for the call that just ended, up to the end of the next request.
+    private func drainQueue() {
+        guard let context else { return }
+        while !queued.isEmpty {
+            if let call, call.requestComplete { break }
+            handle(queued.removeFirst(), context: context)
+        }
+        if queued.count <= maxQueued && pausedForQueue {
+            pausedForQueue = false
+            context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+        }
     }
 
     /// The client went away or the handler is removed: nothing of the call survives.
     private func abandonCall() {
+        queued.removeAll()
         guard let call else { return }
         self.call = nil
         dropUpstream(call)
