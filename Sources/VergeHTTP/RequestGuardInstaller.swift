@@ -23,7 +23,8 @@ final class RequestGuardInstaller: ChannelInboundHandler, RemovableChannelHandle
             try pipeline.addHandler(deadline, position: .before(decoder))
             try pipeline.addHandler(RequestFramingHandler(deadline: deadline), position: .after(decoder))
         } catch {
-            logger.error("connection closed: the request guards could not be installed", metadata: ["error": "\(error)"])
+            logger.error(
+                "connection closed: the request guards could not be installed", metadata: ["error": "\(error)"])
             context.close(promise: nil)
             return
         }

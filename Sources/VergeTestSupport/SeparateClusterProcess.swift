@@ -43,7 +43,8 @@ public final class SeparateClusterProcess: @unchecked Sendable {
     public var logs: String {
         let names = ["cp", "gateway"] + hosts.keys.sorted()
         return names.map { name in
-            "---- \(name) ----\n" + ((try? String(contentsOfFile: scratch.path + "/\(name).log", encoding: .utf8)) ?? "")
+            "---- \(name) ----\n"
+                + ((try? String(contentsOfFile: scratch.path + "/\(name).log", encoding: .utf8)) ?? "")
         }.joined(separator: "\n")
     }
 

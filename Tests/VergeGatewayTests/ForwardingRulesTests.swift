@@ -49,7 +49,9 @@ import VergeGateway
         #expect(ForwardingRules.classify(status: 503, errorMarker: "shutting_down") == .spill)
         #expect(ForwardingRules.classify(status: 500, errorMarker: "internal_error") == .hostFailure)
         // The function's own failures say nothing about the host.
-        for code in ["function_error", "worker_crashed", "timeout", "invalid_response", "init_failed", "limit_exceeded"] {
+        for code in [
+            "function_error", "worker_crashed", "timeout", "invalid_response", "init_failed", "limit_exceeded",
+        ] {
             #expect(ForwardingRules.classify(status: 502, errorMarker: code) == .served)
         }
         // A per-function cap (429) is not saturation of the host.

@@ -31,17 +31,20 @@ struct GatewayProxyTests {
             bytes: "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
         Smuggle(
             name: "chunked, identity",
-            bytes: "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+            bytes:
+                "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
         Smuggle(
             name: "identity, chunked",
-            bytes: "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+            bytes:
+                "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
         Smuggle(
             name: "space before colon",
             bytes: "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
         Smuggle(
             name: "two TE fields",
             bytes:
-                "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+                "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        ),
         Smuggle(
             name: "TE on HTTP/1.0",
             bytes: "POST /echo HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
@@ -54,7 +57,8 @@ struct GatewayProxyTests {
         Smuggle(
             name: "overflowing chunk size",
             bytes:
-                "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\nhello\r\n0\r\n\r\n"),
+                "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\nhello\r\n0\r\n\r\n"
+        ),
         Smuggle(name: "two Host fields", bytes: "GET /echo HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
         Smuggle(name: "no Host on HTTP/1.1", bytes: "GET /echo HTTP/1.1\r\n\r\n"),
         Smuggle(name: "obs-fold", bytes: "GET /echo HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n"),

@@ -13,7 +13,8 @@ struct NetworkNamespaceFailoverTests {
         _ = try await CommandRunner.run("/usr/sbin/ip", ["netns", "add", namespace])
         defer { _ = try? Process.run(URL(fileURLWithPath: "/usr/sbin/ip"), arguments: ["netns", "del", namespace]) }
         let probe = try await CommandRunner.run(
-            "/usr/sbin/ip", ["netns", "exec", namespace, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"])
+            "/usr/sbin/ip",
+            ["netns", "exec", namespace, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"])
         return probe.status == 0
     }
 

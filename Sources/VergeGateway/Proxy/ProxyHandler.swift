@@ -403,7 +403,8 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         let backoff = gateway.configuration.ejectionBackoff
         if gateway.directory.record(host, { $0.connectionFailed(now: now, backoff: backoff) }) == .becameUnhealthy {
             gateway.logger.warning(
-                "host ejected: \(reason)", metadata: ["host.name": "\(host)", "error": "\(error.map { "\($0)" } ?? "")"])
+                "host ejected: \(reason)",
+                metadata: ["host.name": "\(host)", "error": "\(error.map { "\($0)" } ?? "")"])
         }
         Counter(label: "verge_gateway_upstream_failures_total", dimensions: [("host", host)]).increment()
     }
