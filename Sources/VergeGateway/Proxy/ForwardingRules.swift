@@ -16,6 +16,8 @@ public enum ForwardingRules {
     /// The lower-cased names of a message's hop-by-hop fields: the fixed list plus those its `Connection` fields
     /// (`values`) name.
     public static func connectionFields(named values: [String]) -> Set<String> {
+        // The common cases name nothing beyond the fixed list: no set is built per message.
+        if values.allSatisfy({ ["keep-alive", "close", ""].contains($0.lowercased()) }) { return hopByHop }
         var names = hopByHop
         for value in values {
             for token in value.split(separator: ",") {

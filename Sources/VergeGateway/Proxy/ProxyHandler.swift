@@ -32,6 +32,8 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var context: ChannelHandlerContext?
     private var call: Call?
     private var pool: UpstreamPool?
+    /// `verge_gateway_requests_total` per host, made once per connection rather than looked up per call.
+    private var requestCounters: [String: Counter] = [:]
     /// Parts of pipelined requests that arrived while the current call's response was still being sent; served in
     /// order when it ends. Reading stops while more than `maxQueued` wait.
     private var queued: [HTTPServerRequestPart] = []
@@ -445,6 +447,13 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         endResponse(call)
     }
 
+    private func requestCounter(_ host: String) -> Counter {
+        if let counter = requestCounters[host] { return counter }
+        let counter = Counter(label: "verge_gateway_requests_total", dimensions: [("host", host)])
+        if requestCounters.count < 64 { requestCounters[host] = counter }
+        return counter
+    }
+
     private func resumeClient(_ call: Call) {
         guard call.clientPaused, let context else { return }
         call.clientPaused = false
@@ -581,7 +590,7 @@ extension ProxyHandler: UpstreamDelegate {
                     return .none
                 }
             }
-            Counter(label: "verge_gateway_requests_total", dimensions: [("host", route.host)]).increment()
+            requestCounter(route.host).increment()
             call.responseStarted = true
             call.bodyAllowed = call.head.method != .HEAD && status != 204 && status != 304
             context.write(wrapOutboundOut(.head(responseHead(response, call: call, route: route))), promise: nil)
