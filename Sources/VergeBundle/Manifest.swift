@@ -54,6 +54,10 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var limits: ManifestLimits
     /// Network access of each worker (`network`, `"none"` or `"outbound"`, default `"none"`).
     public var network: Network
+    /// Methods besides GET, HEAD and OPTIONS that this function handles idempotently (`idempotent_methods`, e.g.
+    /// `["PUT", "DELETE"]`): the gateway may send such a call to another host when the first failed before
+    /// answering. Default none.
+    public var idempotentMethods: [String]
 
     public init(
         name: String,
@@ -68,7 +72,8 @@ public struct Manifest: Codable, Sendable, Equatable {
         prewarm: Bool = false,
         env: [String: String] = [:],
         limits: ManifestLimits = ManifestLimits(),
-        network: Network = .none
+        network: Network = .none,
+        idempotentMethods: [String] = []
     ) {
         self.name = name
         self.runtime = runtime
@@ -83,6 +88,7 @@ public struct Manifest: Codable, Sendable, Equatable {
         self.env = env
         self.limits = limits
         self.network = network
+        self.idempotentMethods = idempotentMethods
     }
 
     public static let defaultHandler = "handle"
@@ -113,7 +119,7 @@ public struct Manifest: Codable, Sendable, Equatable {
     }
 
     /// Canonical JSON: sorted keys, snake_case, no whitespace. `handler` is written for `python` only and
-    /// `idle_timeout_s`, `min_instances`, `prewarm`, `limits` and `network` only when set, so equal manifests always
+    /// `idle_timeout_s`, `min_instances`, `prewarm`, `limits`, `network` and `idempotent_methods` only when set, so equal manifests always
     /// encode to equal bytes (and manifests written before those keys existed keep their bytes).
     public func encoded() -> [UInt8] {
         let encoder = JSONEncoder()
@@ -156,6 +162,7 @@ extension Manifest {
         case env
         case limits
         case network
+        case idempotentMethods = "idempotent_methods"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -180,5 +187,6 @@ extension Manifest {
         try container.encode(env, forKey: .env)
         if !limits.isEmpty { try container.encode(limits, forKey: .limits) }
         if network != .none { try container.encode(network, forKey: .network) }
+        if !idempotentMethods.isEmpty { try container.encode(idempotentMethods, forKey: .idempotentMethods) }
     }
 }

@@ -11,6 +11,9 @@ public struct HostStatus: Codable, Sendable, Equatable {
         public var queuedCalls: Int
         /// Pids of the live workers.
         public var workerPIDs: [Int32]
+        /// Methods besides GET, HEAD and OPTIONS the version's manifest marks idempotent (`idempotent_methods`);
+        /// absent when none.
+        public var idempotentMethods: [String]?
 
         enum CodingKeys: String, CodingKey {
             case tenant, name, version
@@ -19,12 +22,14 @@ public struct HostStatus: Codable, Sendable, Equatable {
             case busyWorkers = "busy_workers"
             case queuedCalls = "queued_calls"
             case workerPIDs = "worker_pids"
+            case idempotentMethods = "idempotent_methods"
         }
 
         public init(
             tenant: String, name: String, version: String, warmWorkers: Int, idleWorkers: Int, busyWorkers: Int,
-            queuedCalls: Int, workerPIDs: [Int32]
+            queuedCalls: Int, workerPIDs: [Int32], idempotentMethods: [String]? = nil
         ) {
+            self.idempotentMethods = idempotentMethods
             self.tenant = tenant
             self.name = name
             self.version = version

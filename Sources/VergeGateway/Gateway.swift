@@ -9,6 +9,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import ServiceLifecycle
+import Synchronization
 import VergeCore
 import VergeHTTP
 
@@ -100,6 +101,29 @@ public final class Gateway: Service, Sendable {
         )
     }
 
+    /// Methods besides GET, HEAD and OPTIONS each function's manifest marks idempotent, as its hosts report them;
+    /// a method counts only when every host running the function says so (during a rollout, versions differ).
+    private let idempotentMethods = Mutex<[FunctionRef: Set<String>]>([:])
+
+    func updateIdempotentMethods(_ summaries: [HostSummary]) {
+        var methods: [FunctionRef: Set<String>] = [:]
+        for host in summaries {
+            for function in host.functions {
+                let ref = FunctionRef(tenant: function.tenant, name: function.name)
+                let marked = Set(function.idempotentMethods ?? [])
+                methods[ref] = methods[ref].map { $0.intersection(marked) } ?? marked
+            }
+        }
+        idempotentMethods.withLock { $0 = methods.filter { !$0.value.isEmpty } }
+    }
+
+    /// Whether `method` may be sent to another host after a failure before the answer: GET, HEAD, OPTIONS, and
+    /// the methods the function's manifest marks idempotent.
+    func isIdempotent(_ method: String, for function: FunctionRef) -> Bool {
+        if ["GET", "HEAD", "OPTIONS"].contains(method) { return true }
+        return idempotentMethods.withLock { $0[function]?.contains(method) ?? false }
+    }
+
     static let locatorInputs: Set<String> = [
         "cloudfront-viewer-latitude", "cloudfront-viewer-longitude", "cf-iplatitude", "cf-iplongitude",
     ]
@@ -159,7 +183,9 @@ struct HostListRefresher: Service {
         guard response.status == .ok else {
             throw VergeError(.upstreamFailed, "control plane answered \(response.status.code)")
         }
-        gateway.directory.update(try JSONCoding.decoder.decode([HostSummary].self, from: Data(body.readableBytesView)))
+        let summaries = try JSONCoding.decoder.decode([HostSummary].self, from: Data(body.readableBytesView))
+        gateway.directory.update(summaries)
+        gateway.updateIdempotentMethods(summaries)
     }
 }
 

@@ -47,14 +47,19 @@ struct GatewayFailoverTests {
 
     @Test func aHostKilledUnderLoadCostsNoIdempotentCall() async throws {
         try await SeparateClusterProcess.with(hosts: [Self.fra, Self.iad]) { cluster in
-            try await Self.deploy(["echo", "hold"], to: cluster)
+            try await Self.deploy(["echo", "hold", "hold-put"], to: cluster)
             let gateway = cluster.gatewayURL
-            // Two slow calls in flight on fra when it dies: a GET (sent again to iad) and a POST (never sent twice).
+            // Slow calls in flight on fra when it dies: a GET (sent again to iad), a POST (never sent twice) and a
+            // PUT to a function whose manifest marks PUT idempotent (sent again to iad).
             async let heldGet = TestHTTP.request(gateway + "/hold?ms=3000", headers: Self.fromParis())
             async let heldPost = TestHTTP.request(
                 gateway + "/hold?ms=3000", method: .POST, headers: Self.fromParis(), body: Array("once".utf8))
+            async let heldPut = TestHTTP.request(
+                gateway + "/hold-put?ms=3000", method: .PUT, headers: Self.fromParis(), body: Array("again".utf8))
             let inFlight = try await eventually(timeout: .seconds(10)) {
-                try await Self.workers(cluster, host: "fra", function: "hold") >= 2
+                let held = try await Self.workers(cluster, host: "fra", function: "hold")
+                let heldPut = try await Self.workers(cluster, host: "fra", function: "hold-put")
+                return held >= 2 && heldPut >= 1
             }
             #expect(inFlight, "the held calls never reached fra")
 
@@ -109,6 +114,9 @@ struct GatewayFailoverTests {
             let post = try await heldPost
             #expect(post.status == 502, "\(post.status) \(post.text)")
             #expect(post.text.contains("upstream_failed") && post.text.contains("not retried"))
+            let put = try await heldPut
+            #expect(put.status == 200, "\(put.status) \(put.text)")
+            #expect(put.header("x-verge-host") == "iad")
             // After the kill every call goes to iad at once: fra is out of rotation.
             let after = try await TestHTTP.request(gateway + "/echo", headers: Self.fromParis())
             #expect(after.header("x-verge-host") == "iad")

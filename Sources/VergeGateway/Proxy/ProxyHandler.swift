@@ -61,7 +61,9 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         let requestID: String
         let start = ContinuousClock.now
         let keepAlive: Bool
-        let idempotent: Bool
+        /// Whether the call may go to another host after one failed before answering (its method, or the
+        /// function's manifest, says it is idempotent).
+        var idempotent: Bool
         var address: FunctionAddress?
         var client: LocatedClient?
         var routes: [Route] = []
@@ -93,7 +95,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             self.head = head
             self.requestID = requestID
             self.keepAlive = head.isKeepAlive
-            self.idempotent = ForwardingRules.isIdempotent(HTTPRequest.Method(head.method.rawValue) ?? .post)
+            self.idempotent = false
         }
 
         var replayable: Bool {
@@ -284,6 +286,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
 
         let function = FunctionRef(tenant: address.tenant, name: address.name)
+        call.idempotent = gateway.isIdempotent(head.method.rawValue, for: function)
         let routes = gateway.directory.routes(for: function, from: client.location)
         if routes.first?.host != gateway.directory.nearestHealthy(to: client.location)?.name {
             // A nearer healthy host does not list the function (or none does): a deploy may have reached it after

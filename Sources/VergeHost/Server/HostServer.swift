@@ -117,7 +117,9 @@ struct HostStatusReporter: Sendable {
             return HostStatus.FunctionStatus(
                 tenant: pool.deployment.tenant, name: pool.deployment.name, version: pool.deployment.version,
                 warmWorkers: stats.live, idleWorkers: stats.idle, busyWorkers: stats.busy, queuedCalls: stats.queued,
-                workerPIDs: pool.workerPIDs
+                workerPIDs: pool.workerPIDs,
+                idempotentMethods: pool.deployment.manifest.idempotentMethods.isEmpty
+                    ? nil : pool.deployment.manifest.idempotentMethods
             )
         }
         let unshipped = (try? await ledger.unshippedCount()) ?? 0
