@@ -156,6 +156,22 @@ struct GatewayProxyTests {
         }
     }
 
+    @Test func aClientThatStopsSendingGetsItsAnswerAndTheConnectionCloses() async throws {
+        try await LocalClusterProcess.with { cluster in
+            #expect(try await cluster.deploy(Paths.fixtureFunction("echo")).status == 0)
+            let connection = try RawHTTPConnection(url: cluster.gatewayURL)
+            try connection.send("GET /echo HTTP/1.1\r\nHost: a\r\n\r\n")
+            connection.shutdownWrite()
+            let response = try connection.readResponse()
+            #expect(response.status == 200, "\(response)")
+            #expect(connection.waitForClose())
+            // An idle connection that is half-closed is closed at once, not after the idle timeout.
+            let idle = try RawHTTPConnection(url: cluster.gatewayURL, timeout: .seconds(5))
+            idle.shutdownWrite()
+            #expect(idle.waitForClose())
+        }
+    }
+
     @Test func slowHeadsAndOversizedBodiesAreCutOff() async throws {
         let directory = try TemporaryDirectory(prefix: "verge-proxy-config")
         defer { directory.remove() }

@@ -209,6 +209,15 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             if call == nil && queued.isEmpty { context.close(promise: nil) }
             return
         }
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            // The client sent all it will send: answer what it asked (if anything), then close.
+            if let call {
+                call.closeAfterResponse = true
+            } else if queued.isEmpty {
+                context.close(promise: nil)
+            }
+            return
+        }
         if event is ChannelShouldQuiesceEvent {
             // Shutting down: an idle connection closes now, a busy one once its current call is answered.
             quiescing = true
