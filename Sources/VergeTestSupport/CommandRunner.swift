@@ -20,11 +20,11 @@ public enum CommandRunner {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.environment = Paths.testEnvironment(environment)
-        let out = Pipe()
-        let err = Pipe()
+        let out = Pipe().closingOnExec()
+        let err = Pipe().closingOnExec()
         process.standardOutput = out
         process.standardError = err
-        let input = Pipe()
+        let input = Pipe().closingOnExec()
         process.standardInput = stdin == nil ? FileHandle.nullDevice : input
         try process.run()
         if let stdin {

@@ -23,12 +23,12 @@ public final class ComponentProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: Paths.vergeExecutable)
         process.arguments = arguments + ["--stop-on-stdin-eof"]
         process.environment = Paths.testEnvironment(environment)
-        let stdout = Pipe()
-        let lifeline = Pipe()
+        let stdout = Pipe().closingOnExec()
+        let lifeline = Pipe().closingOnExec()
         process.standardOutput = stdout
         process.standardInput = lifeline
         FileManager.default.createFile(atPath: logPath, contents: nil)
-        process.standardError = FileHandle(forWritingAtPath: logPath)
+        process.standardError = FileHandle(forWritingAtPath: logPath)?.closingOnExec()
         try process.run()
         let line = try await blocking { () throws -> String in
             var buffer = Data()

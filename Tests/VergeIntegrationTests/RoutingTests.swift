@@ -106,8 +106,8 @@ struct RoutingTests {
 func sha256Hex(_ bytes: [UInt8]) -> String {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
-    let input = Pipe()
-    let output = Pipe()
+    let input = Pipe().closingOnExec()
+    let output = Pipe().closingOnExec()
     process.standardInput = input
     process.standardOutput = output
     try? process.run()

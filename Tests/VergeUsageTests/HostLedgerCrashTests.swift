@@ -27,6 +27,7 @@ import VergeUsage
             environment[Self.childDatabaseKey] = path
             child.environment = environment
             let output = Pipe()
+            _ = fcntl(output.fileHandleForReading.fileDescriptor, F_SETFD, FD_CLOEXEC)
             child.standardOutput = output
             child.standardError = FileHandle.nullDevice
             try child.run()
