@@ -16,6 +16,7 @@ import tempfile
 import textwrap
 import time
 import unittest
+import unittest.mock
 import urllib.parse
 
 RUNTIME_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -461,6 +462,85 @@ class RequestTests(unittest.TestCase):
         with self.assertRaises(json.JSONDecodeError):
             request.json()
         self.assertEqual(Request(head(), b' [1, {"b": "\\u00e9"}] ').json(), [1, {"b": "é"}])
+
+
+class ChannelTests(unittest.TestCase):
+    """The worker's framing in this process, over a real socket pair, with the kernel's short reads and writes
+    forced so every path of the buffer handling runs."""
+
+    def setUp(self):
+        from verge import _worker
+
+        self.worker_module = _worker
+        self.host, worker_end = socket.socketpair()
+        self.host.settimeout(TIMEOUT)
+        self.addCleanup(self.host.close)
+        self.addCleanup(worker_end.close)
+        self.channel = _worker.Channel(worker_end.fileno())
+
+    def test_send_goes_on_after_short_writes_and_batches_more_buffers_than_one_writev_takes(self):
+        buffers = [bytes([index % 251]) * (index % 13 + 1) for index in range(1500)]
+        expected = b"".join(buffers)
+        real_writev, offered = os.writev, []
+
+        def short_writev(fd, batch):
+            # The kernel may take less than it is offered: take at most 1000 bytes per call, cutting a buffer.
+            offered.append(len(batch))
+            taken, budget = [], 1000
+            for buffer in batch:
+                taken.append(bytes(buffer)[:budget])
+                budget -= len(taken[-1])
+                if not budget:
+                    break
+            return real_writev(fd, taken)
+
+        with unittest.mock.patch.object(os, "writev", short_writev):
+            self.channel.send(list(buffers))
+        received = bytearray()
+        while len(received) < len(expected):
+            received += self.host.recv(1 << 16)
+        self.assertEqual(bytes(received), expected)
+        self.assertGreaterEqual(len(offered), len(expected) // 1000)
+        self.assertLessEqual(max(offered), 512)
+
+    def test_read_reassembles_frames_that_arrive_a_byte_at_a_time(self):
+        frames = [(REQUEST_HEAD, b'{"a":1}'), (REQUEST_BODY, b"x" * 300), (REQUEST_BODY, b""), (REQUEST_END, b"")]
+        self.host.sendall(b"".join(frame(kind, payload) for kind, payload in frames))
+        self.host.shutdown(socket.SHUT_WR)
+        real_read = os.read
+        with unittest.mock.patch.object(os, "read", lambda fd, size: real_read(fd, 1)):
+            received = [self.channel.read() for _ in frames]
+            self.assertIsNone(self.channel.read())
+        self.assertEqual([(kind, bytes(payload)) for kind, payload in received], frames)
+
+    def test_a_response_is_one_writev_with_head_body_and_end(self):
+        real_writev, calls = os.writev, []
+
+        def counting_writev(fd, batch):
+            calls.append(len(batch))
+            return real_writev(fd, batch)
+
+        request = Request(head(path="/str"))
+        with unittest.mock.patch.object(os, "writev", counting_writev):
+            self.worker_module.invoke(self.channel, lambda request: "hi", request)
+        self.assertEqual(calls, [5])
+        expected = (frame(RESPONSE_HEAD, b'{"status":200,"headers":[["content-type","text/plain; charset=utf-8"]]}')
+                    + frame(RESPONSE_BODY, b"hi") + frame(RESPONSE_END))
+        self.assertEqual(self.host.recv(1 << 16), expected)
+
+    def test_heads_are_the_json_the_protocol_specifies(self):
+        from verge import _heads
+
+        self.assertEqual(json.loads(_heads.encode_response_head(201, [["x-é", "a\"b\u2028"], ["k", ""]])),
+                         {"status": 201, "headers": [["x-é", "a\"b\u2028"], ["k", ""]]})
+        self.assertEqual(json.loads(_heads.encode_ready(1, "python/3.11.2")),
+                         {"protocol": 1, "runtime": "python/3.11.2"})
+        self.assertEqual(json.loads(_heads.encode_failure("ValueError", "bad \ud800 value\n")),
+                         {"type": "ValueError", "message": "bad \ud800 value\n"})
+        self.assertEqual(_heads.decode_request_head(json.dumps(head()).encode()), head())
+        for payload in [b"[1]", b'"x"', b"{", b"\xff"]:
+            with self.subTest(payload=payload), self.assertRaises((ValueError, TypeError)):
+                _heads.decode_request_head(bytearray(payload))
 
 
 if __name__ == "__main__":
