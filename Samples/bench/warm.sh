@@ -8,8 +8,8 @@
 #   Samples/bench/warm.sh                    # as root; about 2 minutes after the release build
 #   DURATION=30s Samples/bench/warm.sh
 #
-# Settings (environment): PYTHON, DURATION, WARMUP, CONNECTIONS, THREADS, UWSGI_PROCESSES, ISOLATION, BUILD, OUT.
-# See README.md here.
+# Settings (environment): PYTHON, DURATION, WARMUP, CONNECTIONS, THREADS, UWSGI_PROCESSES, ISOLATION, BUILD, PROFILE,
+# OUT. See README.md here.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -25,6 +25,9 @@ THREADS=${THREADS:-1}
 UWSGI_PROCESSES=${UWSGI_PROCESSES:-2}
 ISOLATION=${ISOLATION:-sandbox}
 BUILD=${BUILD:-1}
+# PROFILE=1: after each Verge function's measured run, one more run of the same load with `perf record` sampling
+# the verge process; the report lists where its CPU time went.
+PROFILE=${PROFILE:-0}
 OUT=${OUT:-Samples/bench/warm-results-$(date -u +%Y-%m-%d-%H%M).md}
 
 # The goals of the warm path (issue 7): requests/s against uWSGI's best mode, and the host's own CPU per call.
@@ -38,6 +41,12 @@ HELLO_BODY="Hello from fra! Your location is unknown."
 ((THREADS <= CONNECTIONS)) || die "THREADS ($THREADS) must not exceed CONNECTIONS ($CONNECTIONS)"
 [[ $UWSGI_PROCESSES =~ ^[1-9][0-9]*$ ]] || die "UWSGI_PROCESSES must be a positive integer"
 [[ $DURATION =~ ^[1-9][0-9]*[smh]?$ && $WARMUP =~ ^[1-9][0-9]*[smh]?$ ]] || die "DURATION and WARMUP look like 10s, 1m"
+# seconds DURATION: wrk's 10s / 2m / 1h (or a bare number of seconds) in seconds.
+seconds() {
+    local n=${1%[smh]}
+    case $1 in *m) echo $((n * 60)) ;; *h) echo $((n * 3600)) ;; *) echo "$n" ;; esac
+}
+((PROFILE == 0 || $(seconds "$DURATION") >= 3)) || die "PROFILE=1 needs a DURATION of at least 3s"
 [[ $ISOLATION == sandbox || $ISOLATION == none ]] || die "ISOLATION is sandbox (the product's path) or none"
 [[ -x $PYTHON ]] || die "PYTHON=$PYTHON is not an executable (set PYTHON to a python3 interpreter)"
 ((EUID == 0)) || [[ $ISOLATION == none ]] || die "run as root: the measured path includes the worker sandbox"
@@ -99,6 +108,7 @@ if [[ ! -f $UWSGI_PLUGIN ]]; then
 fi
 [[ -f $UWSGI_PLUGIN ]] || die "no $UWSGI_PLUGIN after installing uwsgi-plugin-python3"
 [[ $ISOLATION == none ]] || scripts/install-deps >&2
+((PROFILE == 0)) || need_tools perf=linux-perf
 
 # Both sides run the same Python: uWSGI embeds the libpython its plugin was built against, Verge runs $PYTHON.
 PY_VERSION=$("$PYTHON" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')
@@ -291,6 +301,26 @@ for fn in hello hello-swift; do
         sleep 1
     done
     note "$fn: at least $expected usage records reached the control plane; $workers workers"
+
+    if ((PROFILE)); then
+        note "$fn: profiling the verge process under the same load (perf record, $DURATION)"
+        # perf samples the verge process while the load runs (it starts first and stops a second before wrk).
+        perf record -q -e cpu-clock -F 999 -g -p "$CLUSTER_PID" -o "$WORK/perf-$fn.data" -- \
+            sleep $(($(seconds "$DURATION") - 1)) >"$WORK/perf-$fn.err" 2>&1 &
+        perf_pid=$!
+        wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "$FRA/$fn" >/dev/null || die "wrk against $FRA/$fn failed"
+        wait "$perf_pid" || { cat "$WORK/perf-$fn.err" >&2; die "perf record failed (above)"; }
+        # Self time per symbol, Swift names demangled; the 25 largest.
+        perf report -i "$WORK/perf-$fn.data" --no-children --sort dso,symbol --stdio -g none \
+            >"$WORK/perf-$fn.txt" 2>"$WORK/perf-$fn.err" || { cat "$WORK/perf-$fn.err" >&2; die "perf report failed (above)"; }
+        awk '/^ +[0-9.]+%/ && n++ < 25 { sub(/ +- +- *$/, ""); print }' "$WORK/perf-$fn.txt" |
+            swift demangle --simplified >"$WORK/profile-$fn.txt"
+        [[ -s $WORK/profile-$fn.txt ]] || { head -n 40 "$WORK/perf-$fn.txt" >&2; die "no samples in perf's report (above)"; }
+        # And by shared object: the kernel, the Swift runtime, libc, SQLite, the verge binary.
+        perf report -i "$WORK/perf-$fn.data" --no-children --sort dso --stdio -g none 2>/dev/null |
+            awk '/^ +[0-9.]+%/ && n++ < 10 { sub(/ +- +- *$/, ""); printf "%s%s %s", (n > 1 ? ", " : ""), $2, $1 }' \
+                >"$WORK/profile-dso-$fn.txt"
+    fi
 done
 
 step "stopping verge dev"
@@ -340,6 +370,17 @@ REPORT=$WORK/report.md
     echo "| \`hello-swift\` req/s / uWSGI req/s | $swift_ratio × | ≥ $GOAL_SWIFT × | $(verdict "$swift_ratio" "$GOAL_SWIFT" ">=") |"
     echo "| host's own CPU per call, \`hello\` | ${HOST_US[hello]} µs | ≤ $GOAL_HOST_US µs | $(verdict "${HOST_US[hello]}" "$GOAL_HOST_US" "<=") |"
     echo "| host's own CPU per call, \`hello-swift\` | ${HOST_US[hello-swift]} µs | ≤ $GOAL_HOST_US µs | $(verdict "${HOST_US[hello-swift]}" "$GOAL_HOST_US" "<=") |"
+    if ((PROFILE)); then
+        for fn in hello hello-swift; do
+            echo
+            echo "Where the verge process's CPU time went under the same load, \`$fn\` (perf, cpu-clock, self time)." \
+                "By shared object: $(cat "$WORK/profile-dso-$fn.txt"). The largest symbols:"
+            echo
+            echo '```'
+            cat "$WORK/profile-$fn.txt"
+            echo '```'
+        done
+    fi
 } >"$REPORT"
 
 mkdir -p "$(dirname "$OUT")"
