@@ -120,6 +120,12 @@ PY_SO_VERSION=$(basename "$PY_SO" | sed -n 's/^libpython\([0-9]*\.[0-9]*\)\.so.*
         "set PYTHON to the interpreter of the same Python (Debian's /usr/bin/python3) so both sides run one Python"
 PY_SO_PACKAGE=$(dpkg-query -S "$(readlink -f "$PY_SO")" 2>/dev/null | cut -d: -f1 | head -n 1 || true)
 PY_SO_DEB=$([[ -n $PY_SO_PACKAGE ]] && dpkg-query -W -f='${Package} ${Version}' "$PY_SO_PACKAGE" 2>/dev/null || echo "unknown package")
+# Debian's package version starts with the upstream one (3.11.2-6+deb12u6): the same release as $PYTHON's, or two
+# different builds of one minor version would be compared.
+PY_SO_RELEASE=$(sed -n 's/^[^ ]* \([0-9]*\.[0-9]*\.[0-9]*\).*/\1/p' <<<"$PY_SO_DEB")
+[[ -z $PY_SO_RELEASE || $PY_SO_RELEASE == "$PY_VERSION" ]] ||
+    die "uWSGI's python3 plugin embeds Python $PY_SO_RELEASE ($PY_SO_DEB) but PYTHON=$PYTHON is $PY_VERSION:" \
+        "set PYTHON to Debian's /usr/bin/python3 so both run the same Python"
 UWSGI_VERSION=$(uwsgi --version)
 note "Python: Verge runs $PYTHON ($PY_VERSION); uWSGI's plugin embeds $(readlink -f "$PY_SO") ($PY_SO_DEB); uWSGI $UWSGI_VERSION"
 
