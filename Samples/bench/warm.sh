@@ -154,7 +154,9 @@ measure() {
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$url" >/dev/null || die "wrk warm-up against $url failed"
     "$sample"
     before=$SAMPLE
+    RUN_START_US=$(date +%s%6N)
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url" >"$WORK/wrk-$name.txt" || die "wrk against $url failed"
+    RUN_END_US=$(date +%s%6N)
     "$sample"
     after=$SAMPLE
     read -r RPS[$name] P50[$name] P99[$name] REQUESTS[$name] ERRORS[$name] reads < <(wrk_numbers "$WORK/wrk-$name.txt")
@@ -268,9 +270,13 @@ verge_cpu() {
     SAMPLE="$((host * 1000000000 / HZ)) $workers"
 }
 
-# usage_records FUNCTION: how many usage records of FUNCTION the control plane holds.
+# usage_records FUNCTION FROM_US TO_US: how many usage records of successful calls of FUNCTION that started in the
+# interval the control plane holds.
 usage_records() {
-    "$VERGE" usage --api "$API" --format jsonl --function "$1" | wc -l
+    "$VERGE" usage --api "$API" --format jsonl --function "$1" |
+        jq -c --argjson from "$2" --argjson to "$3" \
+            'select(.status == "ok" and .http_status == 200 and .start_time_us >= $from and .start_time_us <= $to)' |
+        wc -l
 }
 
 step "deploying Functions/hello and Functions/hello-swift"
@@ -290,7 +296,6 @@ for fn in hello hello-swift; do
     [[ $(header x-verge-host) == fra ]] || die "$fn: x-verge-host is '$(header x-verge-host)', expected fra"
     [[ $body == *"from fra"* ]] || die "$fn: unexpected body '$body'"
     [[ $fn != hello || $body == "$HELLO_BODY" ]] || die "hello answered '$body', expected '$HELLO_BODY' (as uWSGI does)"
-    records_before=$(usage_records "$fn")
 
     WORKER_PIDS=""
     wrk -t"$THREADS" -c"$CONNECTIONS" -d1s "$FRA/$fn" >/dev/null || die "wrk against $FRA/$fn failed"
@@ -299,14 +304,15 @@ for fn in hello hello-swift; do
     workers=$(worker_pids "$fn" | wc -l)
     PROCESSES[$fn]="verge + $workers workers"
 
-    # Every call that completed has its usage record in the ledger, shipped to the control plane.
-    expected=$((records_before + REQUESTS[$fn]))
+    # Every call wrk saw completed has its usage record in the ledger, shipped to the control plane: at least as
+    # many successful calls started during the measured run as wrk counted answers.
     waited=$SECONDS
-    until (( $(usage_records "$fn") >= expected )); do
-        ((SECONDS - waited < 60)) || die "$fn: the control plane has $(usage_records "$fn") usage records after 60 s, expected at least $expected"
+    until records=$(usage_records "$fn" "$RUN_START_US" "$RUN_END_US") && ((records >= REQUESTS[$fn])); do
+        ((SECONDS - waited < 60)) ||
+            die "$fn: after 60 s the control plane has $records usage records of calls during the run, wrk counted ${REQUESTS[$fn]}"
         sleep 1
     done
-    note "$fn: at least $expected usage records reached the control plane; $workers workers"
+    note "$fn: $records usage records of successful calls during the run reached the control plane (wrk counted ${REQUESTS[$fn]}); $workers workers"
 
     if ((PROFILE)); then
         note "$fn: profiling the verge process under the same load (perf record, $DURATION)"
