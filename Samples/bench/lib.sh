@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the benchmark scripts here (sourced, not run): reporting, failing with the step's name, processes and
 # their CPU time, wrk's numbers. The sourcing script sets `set -euo pipefail` and runs from the repository root.
 

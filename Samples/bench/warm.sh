@@ -159,11 +159,11 @@ measure() {
     RUN_END_US=$(date +%s%6N)
     "$sample"
     after=$SAMPLE
-    read -r RPS[$name] P50[$name] P99[$name] REQUESTS[$name] ERRORS[$name] reads < <(wrk_numbers "$WORK/wrk-$name.txt")
+    read -r "RPS[$name]" "P50[$name]" "P99[$name]" "REQUESTS[$name]" "ERRORS[$name]" reads < <(wrk_numbers "$WORK/wrk-$name.txt")
     # A server that closes every connection makes wrk count one read error per response; nothing else may fail.
     [[ -n $closes ]] || ERRORS[$name]=$((ERRORS[$name] + reads))
     ((ERRORS[$name] == 0)) || { cat "$WORK/wrk-$name.txt" >&2; die "$name: ${ERRORS[$name]} errors under load (above)"; }
-    read -r HOST_US[$name] WORKER_US[$name] CPU_US[$name] < <(awk -v b="$before" -v a="$after" -v n="${REQUESTS[$name]}" '
+    read -r "HOST_US[$name]" "WORKER_US[$name]" "CPU_US[$name]" < <(awk -v b="$before" -v a="$after" -v n="${REQUESTS[$name]}" '
         BEGIN { split(b, x, " "); split(a, y, " "); h = (y[1] - x[1]) / 1000 / n; w = (y[2] - x[2]) / 1000 / n
                 printf "%.1f %.1f %.1f\n", h, w, h + w }')
     note "$name: ${RPS[$name]} req/s, p50 ${P50[$name]} ms, p99 ${P99[$name]} ms, CPU ${CPU_US[$name]} µs/request" \
@@ -203,7 +203,7 @@ uwsgi_run() {
     done
     [[ $body == "$HELLO_BODY" ]] || die "uWSGI answered '$body', expected '$HELLO_BODY'"
     UWSGI_PIDS=""
-    measure "$name" "http://127.0.0.1:$port/hello" uwsgi_cpu $closes
+    measure "$name" "http://127.0.0.1:$port/hello" uwsgi_cpu "$closes"
     PROCESSES[$name]="1 master + $(($(wc -w <<<"$UWSGI_PIDS") - 1)) workers"
     stop_uwsgi
 }
