@@ -109,6 +109,9 @@ class Channel:
             while buffers:
                 batch = buffers[:_IOV_MAX]
                 written = os.writev(fd, batch)
+                if written == sum(map(len, batch)):  # the usual case: all of it
+                    buffers = buffers[len(batch):]
+                    continue
                 for index, buffer in enumerate(batch):
                     size = len(buffer)
                     if written < size:  # a partial write: go on from the first byte not written
