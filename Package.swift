@@ -3,6 +3,11 @@ import PackageDescription
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
 
+/// Benchmark-only (`Samples/bench/ledger.sh`): `VERGE_BENCH_NO_LEDGER=1 swift build -c release …` builds a host that
+/// does not write usage records, to measure what writing them costs. Never deploy such a build: it bills nothing.
+let hostSettings: [SwiftSetting] =
+    strict + (Context.environment["VERGE_BENCH_NO_LEDGER"] == "1" ? [.define("VERGE_BENCH_NO_LEDGER")] : [])
+
 let package = Package(
     name: "Verge",
     platforms: [.macOS(.v15)],
@@ -81,6 +86,12 @@ let package = Package(
             pkgConfig: "libuv",
             providers: [.apt(["libuv1-dev"])]
         ),
+        // libmaxminddb: IP address → place, from MaxMind DB (.mmdb) files.
+        .systemLibrary(
+            name: "CMaxMindDB",
+            pkgConfig: "libmaxminddb",
+            providers: [.apt(["libmaxminddb-dev"])]
+        ),
         // Worker processes: spawn, exit and timers on a libuv loop.
         .target(
             name: "VergeSupervisor",
@@ -127,13 +138,13 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             exclude: ["README.md"],
-            swiftSettings: strict
+            swiftSettings: hostSettings
         ),
         // The gateway: client location, nearest healthy host, streaming proxy.
         .target(
             name: "VergeGateway",
             dependencies: [
-                "VergeCore", "VergeHTTP",
+                "CMaxMindDB", "VergeCore", "VergeHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -177,6 +188,13 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(name: "verge", dependencies: ["VergeCLI"], swiftSettings: strict),
+        // Route-decision micro-benchmark (Samples/bench/route-decision.sh builds it in release and runs it).
+        .executableTarget(
+            name: "verge-route-bench",
+            dependencies: ["VergeGateway", "VergeCore"],
+            path: "Samples/bench/route-decision",
+            swiftSettings: strict
+        ),
         // Harnesses for tests: a temporary cluster process on port 0, an HTTP client, temporary directories.
         .target(
             name: "VergeTestSupport",
@@ -225,8 +243,9 @@ let package = Package(
         .testTarget(
             name: "VergeGatewayTests",
             dependencies: [
-                "VergeGateway", "VergeCore", "VergeHTTP",
+                "VergeGateway", "VergeCore", "VergeHTTP", "VergeTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

@@ -48,6 +48,18 @@ extension Manifest {
             }
             network = chosen
         }
+        var regions: [String] = []
+        if let value = object[CodingKeys.regions.rawValue] {
+            guard case .array(let items) = value else {
+                throw Self.invalid("regions must be an array of region names, got \(value.summary)")
+            }
+            for item in items {
+                guard case .string(let text) = item else {
+                    throw Self.invalid("regions must hold region names (strings), got \(item.summary)")
+                }
+                regions.append(text)
+            }
+        }
         var env: [String: String] = [:]
         if let value = object[CodingKeys.env.rawValue] {
             guard case .object(let variables) = value else {
@@ -75,7 +87,8 @@ extension Manifest {
             limits: try object[CodingKeys.limits.rawValue].map { value throws(VergeError) in
                 try ManifestLimits(json: value)
             } ?? ManifestLimits(),
-            network: network
+            network: network,
+            regions: regions
         )
         try validate()
     }
@@ -128,6 +141,7 @@ extension Manifest {
             return problem
         }
         if let problem = limits.firstProblem() { return problem }
+        if let problem = Self.regionsProblem(regions) { return problem }
         if !(0...maxWorkers).contains(minInstances) {
             return "min_instances must be between 0 and max_workers (\(maxWorkers)), got \(minInstances)"
         }
@@ -200,6 +214,22 @@ extension Manifest {
     ]
 
     // MARK: Typed access to the JSON object
+
+    static let maxRegions = 32
+
+    /// Regions are host-name-shaped (`a-z`, `0-9`, `-`, starting with a letter), distinct, at most ``maxRegions``.
+    static func regionsProblem(_ regions: [String]) -> String? {
+        if regions.count > maxRegions { return "regions may name at most \(maxRegions) regions, got \(regions.count)" }
+        var seen = Set<String>()
+        for region in regions {
+            guard HostName.isValid(region) else {
+                return "regions entry \(Quoted.json(region)) is not a region name (1–63 characters of a-z, 0-9 and "
+                    + "'-', starting with a letter)"
+            }
+            guard seen.insert(region).inserted else { return "regions names \(Quoted.json(region)) twice" }
+        }
+        return nil
+    }
 
     private static func invalid(_ problem: String, prefix: String = ": ") -> VergeError {
         VergeError(.invalidBundle, "\(fileName)\(prefix)\(problem)")

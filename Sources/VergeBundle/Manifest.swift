@@ -54,6 +54,10 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var limits: ManifestLimits
     /// Network access of each worker (`network`, `"none"` or `"outbound"`, default `"none"`).
     public var network: Network
+    /// Regions the function may run in (`regions`, default: every region). A host is in region `R` when its name is
+    /// `R` or starts with `R-` (`fra`, `fra-2`); the gateway routes the function's calls only to such hosts. At most
+    /// 32 distinct host-name-shaped entries.
+    public var regions: [String]
 
     public init(
         name: String,
@@ -68,7 +72,8 @@ public struct Manifest: Codable, Sendable, Equatable {
         prewarm: Bool = false,
         env: [String: String] = [:],
         limits: ManifestLimits = ManifestLimits(),
-        network: Network = .none
+        network: Network = .none,
+        regions: [String] = []
     ) {
         self.name = name
         self.runtime = runtime
@@ -83,6 +88,7 @@ public struct Manifest: Codable, Sendable, Equatable {
         self.env = env
         self.limits = limits
         self.network = network
+        self.regions = regions
     }
 
     public static let defaultHandler = "handle"
@@ -113,7 +119,7 @@ public struct Manifest: Codable, Sendable, Equatable {
     }
 
     /// Canonical JSON: sorted keys, snake_case, no whitespace. `handler` is written for `python` only and
-    /// `idle_timeout_s`, `min_instances`, `prewarm`, `limits` and `network` only when set, so equal manifests always
+    /// `idle_timeout_s`, `min_instances`, `prewarm`, `limits`, `network` and `regions` only when set, so equal manifests always
     /// encode to equal bytes (and manifests written before those keys existed keep their bytes).
     public func encoded() -> [UInt8] {
         let encoder = JSONEncoder()
@@ -156,6 +162,7 @@ extension Manifest {
         case env
         case limits
         case network
+        case regions
     }
 
     public init(from decoder: any Decoder) throws {
@@ -180,5 +187,6 @@ extension Manifest {
         try container.encode(env, forKey: .env)
         if !limits.isEmpty { try container.encode(limits, forKey: .limits) }
         if network != .none { try container.encode(network, forKey: .network) }
+        if !regions.isEmpty { try container.encode(regions, forKey: .regions) }
     }
 }

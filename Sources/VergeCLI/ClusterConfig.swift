@@ -10,6 +10,14 @@ struct ClusterConfig: Decodable, Sendable {
     struct Host: Decodable, Sendable {
         var name: String
         var location: GeoPoint
+        /// Written into the host's usage records; optional.
+        var region: String?
+
+        init(name: String, location: GeoPoint, region: String? = nil) {
+            self.name = name
+            self.location = location
+            self.region = region
+        }
     }
 
     var gateway: BindAddress = BindAddress(host: "127.0.0.1", port: 8080)
@@ -21,6 +29,8 @@ struct ClusterConfig: Decodable, Sendable {
     ]
     var trustedProxies: [String] = ["127.0.0.0/8", "::1/128"]
     var defaultLocation: GeoPoint = GeoPoint(50.11, 8.68)
+    /// A MaxMind DB (`.mmdb`) that locates clients by address; relative paths are taken from the current directory.
+    var geoipDatabase: String?
     var idleTimeoutSeconds: Double = 300
     var python: String = ""
     var syncIntervalMs: Int = 250
@@ -67,6 +77,7 @@ struct ClusterConfig: Decodable, Sendable {
         case tlsCA = "tls_ca"
         case trustedProxies = "trusted_proxies"
         case defaultLocation = "default_location"
+        case geoipDatabase = "geoip_database"
         case idleTimeoutSeconds = "idle_timeout_s"
         case syncIntervalMs = "sync_interval_ms"
         case maxWorkers = "max_workers"
@@ -91,6 +102,7 @@ struct ClusterConfig: Decodable, Sendable {
             try container.decodeIfPresent([String].self, forKey: .trustedProxies) ?? defaults.trustedProxies
         defaultLocation =
             try container.decodeIfPresent(GeoPoint.self, forKey: .defaultLocation) ?? defaults.defaultLocation
+        geoipDatabase = try container.decodeIfPresent(String.self, forKey: .geoipDatabase)
         idleTimeoutSeconds =
             try container.decodeIfPresent(Double.self, forKey: .idleTimeoutSeconds) ?? defaults.idleTimeoutSeconds
         python = try container.decodeIfPresent(String.self, forKey: .python) ?? defaults.python
@@ -122,6 +134,9 @@ struct ClusterConfig: Decodable, Sendable {
             }
             guard names.insert(host.name).inserted else {
                 throw VergeCLIError("host name '\(host.name)' appears twice")
+            }
+            if let region = host.region, region.isEmpty || !HostName.isValid(region) {
+                throw VergeCLIError("region '\(region.prefix(64))' of host '\(host.name)' is invalid (a-z, 0-9, '-')")
             }
         }
         for proxy in trustedProxies where CIDR(proxy) == nil {

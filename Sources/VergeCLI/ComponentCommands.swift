@@ -151,6 +151,7 @@ struct HostCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "host", abstract: "Run one edge host.")
     @Option(help: "Host name (a-z, 0-9, '-').") var name: String
     @Option(help: "Location LATITUDE,LONGITUDE.") var location: String
+    @Option(help: "Region written into usage records (a-z, 0-9, '-'), e.g. eu-central.") var region: String = ""
     @Option(name: .customLong("control-plane"), help: "The control plane's URL.") var controlPlane: String
     @Option(help: "Listen address HOST:PORT.") var bind: String = "127.0.0.1:0"
     @Option(help: "Data directory.") var data: String?
@@ -187,6 +188,9 @@ struct HostCommand: AsyncParsableCommand {
             dataDirectory: RuntimeLocator.absolute(data ?? ".verge/hosts/\(name)"), runtimeDirectory: runtime
         )
         configuration.bind = try options.address(bind, "bind")
+        guard region.utf8.count <= 64, region.utf8.allSatisfy({ (97...122).contains($0) || (48...57).contains($0) || $0 == 45 })
+        else { throw ValidationError("--region: '\(region.prefix(64))' must be up to 64 of a-z, 0-9 and '-'") }
+        configuration.region = region
         configuration.controlPlaneURL = controlPlane
         configuration.advertiseURL = advertiseURL
         configuration.joinToken = try ClusterJoin.secret(file: joinTokenFile, variable: "VERGE_JOIN_TOKEN")
@@ -219,6 +223,13 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(name: .customLong("default-location"), help: "LATITUDE,LONGITUDE assumed for unknown clients.")
     var defaultLocation: String = "50.11,8.68"
     @Option(help: "Functions are reachable at FUNCTION.TENANT.DOMAIN.") var domain: String = "localhost"
+    @Option(
+        name: .customLong("geoip"),
+        help: """
+            MaxMind DB file (.mmdb) that locates clients by address; reloaded when it changes. \
+            Default: the country-level fallback from tor-geoipdb.
+            """)
+    var geoip: String?
     @Option(name: .customLong("credential-file"), help: "Where the gateway keeps its credential (mode 0600).")
     var credentialFile: String = ".verge/gateway/credential"
     @Option(
@@ -240,6 +251,7 @@ struct GatewayCommand: AsyncParsableCommand {
         configuration.trustedProxies = proxies
         configuration.defaultLocation = try options.point(defaultLocation, "default-location")
         configuration.domain = domain
+        configuration.geoipDatabase = geoip.map(RuntimeLocator.absolute)
         configuration.credentialFile = RuntimeLocator.absolute(credentialFile)
         configuration.joinToken = try ClusterJoin.secret(file: joinTokenFile, variable: "VERGE_JOIN_TOKEN")
         if configuration.joinToken == nil, try SecretFile.read(configuration.credentialFile) == nil {
@@ -249,7 +261,12 @@ struct GatewayCommand: AsyncParsableCommand {
         }
         configuration.listener = try options.listener()
         configuration.tls = try options.tls()
-        let gateway = Gateway(configuration: configuration, logger: logger)
+        let gateway: Gateway
+        do {
+            gateway = try Gateway(configuration: configuration, logger: logger)
+        } catch let error as VergeError {
+            throw ValidationError(error.message)
+        }
         try await runServices([gateway], stopOnStdinEOF: options.stopOnStdinEOF, logger: logger) {
             "gateway=\(await gateway.listenAddress.url())"
         }

@@ -32,6 +32,13 @@ struct DevCommand: AsyncParsableCommand {
     @Option(help: "Control plane API address HOST:PORT. Overrides the config.")
     var api: String?
 
+    @Option(
+        name: .customLong("geoip"),
+        help: """
+            MaxMind DB file (.mmdb) that locates clients by address; reloaded when it changes. Overrides the config.
+            """)
+    var geoip: String?
+
     @Option(help: "Data directory (control plane and host databases, bundle caches).")
     var data: String = ".verge"
 
@@ -90,6 +97,7 @@ struct DevCommand: AsyncParsableCommand {
             cluster.idleTimeoutSeconds = idleTimeout
         }
         if let python { cluster.python = python }
+        if let geoip { cluster.geoipDatabase = geoip }
         if let isolation { cluster.isolation = isolation }
         if let maxWorkers { cluster.maxWorkers = maxWorkers }
         if let maxMemoryMB { cluster.maxMemoryMB = maxMemoryMB }
@@ -142,6 +150,7 @@ struct LocalCluster {
                 runtimeDirectory: runtimeDirectory
             )
             configuration.idleTimeout = .milliseconds(Int64(cluster.idleTimeoutSeconds * 1000))
+            configuration.region = host.region ?? ""
             if !cluster.python.isEmpty { configuration.python = cluster.python }
             configuration.credential = try controlPlane.issueHostCredential(name: host.name).token
             configuration.listener = cluster.listener
@@ -157,11 +166,16 @@ struct LocalCluster {
         gatewayConfiguration.bind = cluster.gateway
         gatewayConfiguration.trustedProxies = cluster.trustedProxies.compactMap(CIDR.init)
         gatewayConfiguration.defaultLocation = cluster.defaultLocation
+        gatewayConfiguration.geoipDatabase = cluster.geoipDatabase.map(RuntimeLocator.absolute)
         gatewayConfiguration.credential = try controlPlane.issueGatewayCredential(label: "local-gateway").token
         gatewayConfiguration.domain = cluster.domain
         gatewayConfiguration.listener = cluster.listener
         gatewayConfiguration.tls = cluster.tls
-        gateway = Gateway(configuration: gatewayConfiguration, logger: logger.withLabel("gateway"))
+        do {
+            gateway = try Gateway(configuration: gatewayConfiguration, logger: logger.withLabel("gateway"))
+        } catch let error as VergeError {
+            throw VergeCLIError(error.message)
+        }
         self.logger = logger
     }
 

@@ -12,7 +12,7 @@ public struct VergeCommand: AsyncParsableCommand {
             DevCommand.self, DeployCommand.self, FunctionsCommand.self, VersionsCommand.self, RollbackCommand.self,
             DeleteCommand.self, LogsCommand.self, UsageCommand.self, HostsCommand.self, TenantsCommand.self,
             TokensCommand.self, JoinTokensCommand.self, SecretsCommand.self, ControlPlaneCommand.self,
-            HostCommand.self, GatewayCommand.self,
+            HostCommand.self, GatewayCommand.self, BenchIngestCommand.self,
         ]
     )
 

@@ -67,6 +67,21 @@ struct ControlPlaneAPI: Sendable {
             let page = try await store.usage.page(after: after, limit: Int(limit), tenant: tenant, function: function)
             return try Response.json(page)
         }
+        router.get("/v1/usage/summary") { request, _ in
+            let principal = try await authorize(request, .usageRead)
+            let query = request.uri.queryParameters
+            guard let from = query["from"], let to = query["to"] else {
+                throw VergeError(.badRequest, "'from' and 'to' are required (RFC 3339 times or microseconds)")
+            }
+            let tenant = principal.isAdmin ? query["tenant"].map(String.init) : principal.tenant
+            let summary = try await store.usage.summary(
+                UsageSummaryQuery(
+                    fromUs: try UsageSummaryQuery.parseTime(String(from), name: "from"),
+                    toUs: try UsageSummaryQuery.parseTime(String(to), name: "to"),
+                    groupBy: try UsageSummaryQuery.parseGroupBy(query["group_by"].map(String.init)),
+                    tenant: tenant))
+            return try Response.json(summary)
+        }
 
         // Hosts: sync, bundles, usage shipping. Each host presents its own credential, bound to its name.
         router.post("/v1/internal/hosts/:host/sync") { request, context in

@@ -177,8 +177,16 @@ final class ControlPlaneStore: Sendable {
         try await database.read { db in
             DesiredState(
                 functions: try Row.fetchAll(
-                    db, sql: "SELECT tenant, name, live_version FROM functions ORDER BY tenant, name"
-                ).map { DesiredState.Function(tenant: $0["tenant"], name: $0["name"], version: $0["live_version"]) },
+                    db,
+                    sql: """
+                        SELECT f.tenant, f.name, f.live_version, v.number FROM functions f
+                        LEFT JOIN versions v ON v.tenant = f.tenant AND v.name = f.name AND v.version = f.live_version
+                        ORDER BY f.tenant, f.name
+                        """
+                ).map {
+                    DesiredState.Function(
+                        tenant: $0["tenant"], name: $0["name"], version: $0["live_version"], number: $0["number"])
+                },
                 trustedCallers: trustedCallers)
         }
     }

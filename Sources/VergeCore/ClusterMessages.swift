@@ -11,9 +11,11 @@ public struct HostStatus: Codable, Sendable, Equatable {
         public var queuedCalls: Int
         /// Pids of the live workers.
         public var workerPIDs: [Int32]
+        /// The regions the function's manifest pins it to; absent when it may run anywhere.
+        public var regions: [String]?
 
         enum CodingKeys: String, CodingKey {
-            case tenant, name, version
+            case tenant, name, version, regions
             case warmWorkers = "warm_workers"
             case idleWorkers = "idle_workers"
             case busyWorkers = "busy_workers"
@@ -23,8 +25,9 @@ public struct HostStatus: Codable, Sendable, Equatable {
 
         public init(
             tenant: String, name: String, version: String, warmWorkers: Int, idleWorkers: Int, busyWorkers: Int,
-            queuedCalls: Int, workerPIDs: [Int32]
+            queuedCalls: Int, workerPIDs: [Int32], regions: [String]? = nil
         ) {
+            self.regions = regions
             self.tenant = tenant
             self.name = name
             self.version = version
@@ -77,17 +80,20 @@ public struct DesiredState: Codable, Sendable, Equatable {
         /// Changes whenever one of the function's secrets is set or deleted; absent when it has none. The values
         /// come from `GET /v1/internal/hosts/{host}/secrets/{function}`.
         public var secretsVersion: String?
+        /// The version's number (1, 2, …) for usage records; absent from control planes that predate it.
+        public var number: Int?
 
         enum CodingKeys: String, CodingKey {
-            case tenant, name, version
+            case tenant, name, version, number
             case secretsVersion = "secrets_version"
         }
 
-        public init(tenant: String, name: String, version: String, secretsVersion: String? = nil) {
+        public init(tenant: String, name: String, version: String, secretsVersion: String? = nil, number: Int? = nil) {
             self.tenant = tenant
             self.name = name
             self.version = version
             self.secretsVersion = secretsVersion
+            self.number = number
         }
     }
 
@@ -140,6 +146,16 @@ public enum VergeHeaders {
     public static let clientLatitude = "x-verge-client-latitude"
     public static let clientLongitude = "x-verge-client-longitude"
     public static let clientSource = "x-verge-client-source"
+    /// The client's country (ISO 3166-1 alpha-2), when the gateway knows it.
+    public static let clientCountry = "x-verge-client-country"
+    /// The client address the gateway located (the peer, or from a trusted proxy's `x-forwarded-for`).
+    public static let clientAddress = "x-verge-client-address"
+    /// The host the gateway chose and its great-circle distance from the client, in whole kilometres.
+    public static let routeHost = "x-verge-route-host"
+    public static let routeDistanceKm = "x-verge-route-distance-km"
+    /// On a host's own refusal of a call (its error code, e.g. `overloaded`), never on a function's response (a
+    /// function cannot set `x-verge-*` headers): how the gateway tells "host saturated" from a function's own 503.
+    public static let rejected = "x-verge-rejected"
     public static let host = "x-verge-host"
     public static let invocationID = "x-verge-invocation-id"
 }

@@ -34,6 +34,8 @@ public struct VergeError: Error, Sendable, CustomStringConvertible {
         public static let noHealthyHost = Code("no_healthy_host", status: 503)
         public static let overloaded = Code("overloaded", status: 503)
         public static let shuttingDown = Code("shutting_down", status: 503)
+        /// The host cannot commit usage records (disk full, database error): it serves no call it cannot bill.
+        public static let ledgerUnavailable = Code("ledger_unavailable", status: 503)
         public static let timeout = Code("timeout", status: 504)
         /// A sandbox limit (memory, processes, file size) ended the call; the body's `limit` names it.
         public static let limitExceeded = Code("limit_exceeded", status: 507)

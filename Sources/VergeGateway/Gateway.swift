@@ -18,14 +18,24 @@ public final class Gateway: Service, Sendable {
     public let configuration: GatewayConfiguration
     public let listenAddress = ListenAddress()
     public let directory: HostDirectory
+    /// Chooses candidate hosts from ``directory``; rate-limits the refreshes calls may ask for.
+    public let resolver: RouteResolver
     let locator: ClientLocator
+    /// The IP → place lookup behind ``locator`` (a MaxMind database, the tor-geoipdb fallback, or none).
+    public let geoIP: GeoIPService
     let logger: Logger
 
-    public init(configuration: GatewayConfiguration, logger: Logger) {
+    /// Throws when a configured GeoIP database cannot be opened.
+    public init(configuration: GatewayConfiguration, logger: Logger) throws {
         self.configuration = configuration
         self.directory = HostDirectory(unhealthyThreshold: configuration.unhealthyThreshold)
+        self.resolver = RouteResolver(directory: directory)
+        self.geoIP = try GeoIPService(
+            databasePath: configuration.geoipDatabase, reloadInterval: configuration.geoipReloadInterval,
+            fallbackIPv4: configuration.countryFallbackFiles.ipv4,
+            fallbackIPv6: configuration.countryFallbackFiles.ipv6, logger: logger)
         self.locator = ClientLocator(
-            trustedProxies: configuration.trustedProxies, defaultLocation: configuration.defaultLocation)
+            trustedProxies: configuration.trustedProxies, defaultLocation: configuration.defaultLocation, geoIP: geoIP)
         self.logger = logger
     }
 
@@ -70,9 +80,11 @@ public final class Gateway: Service, Sendable {
         ) { request, writer, channel in
             try await proxy.forward(request, writer: writer, peer: channel.remoteAddress)
         }
+        logger.info("clients located by \(geoIP.summary)")
         let group = ServiceGroup(
             configuration: .init(
                 services: [
+                    .init(service: geoIP),
                     .init(service: refresher),
                     .init(service: HealthChecker(gateway: self, client: client)),
                     .init(service: http),
@@ -111,6 +123,10 @@ public final class Gateway: Service, Sendable {
             let start = clock.now
             let configuration = gateway.configuration
             let path = request.uri.path
+            if path == "/_verge/health" {
+                try await writer.writeJSON(gateway.health)
+                return
+            }
             guard
                 let address = FunctionAddress.resolve(
                     authority: request.head.authority, path: path, domain: configuration.domain)
@@ -121,13 +137,10 @@ public final class Gateway: Service, Sendable {
             let name = address.name
             let function = FunctionRef(tenant: address.tenant, name: name)
             let client = gateway.locator.locate(headers: request.headers, peer: peer)
-            var routes = gateway.directory.routes(for: function, from: client.location)
-            if routes.first?.host != gateway.directory.nearestHealthy(to: client.location)?.name {
-                // A nearer healthy host does not list the function (or none does): a deploy may have reached it
-                // after the last periodic refresh, so ask once more now. Refreshes are coalesced, so this cannot
-                // turn into a flood of control-plane calls.
-                await refresher.refresh(after: clock.now)
-                routes = gateway.directory.routes(for: function, from: client.location)
+            // Nearest first; waits for a (coalesced, rate-limited) host-list refresh only in the cases RouteResolver
+            // describes.
+            let routes = await gateway.resolver.routes(for: function, from: client.location) { moment in
+                await refresher.refresh(after: moment)
             }
             guard !routes.isEmpty else {
                 if gateway.directory.isDeployed(function) {
@@ -173,12 +186,10 @@ public final class Gateway: Service, Sendable {
                         fields.append(HTTPField(name: name, value: header.value))
                     }
                 }
-                let routeMs = String(format: "%.3f", Double((clock.now - start).microseconds) / 1000)
                 fields.append(
                     HTTPField(
                         name: HTTPField.Name("server-timing")!,
-                        value:
-                            "gateway;dur=\(routeMs);desc=\"\(route.host) \(Int(route.distanceKm.rounded()))km \(client.source.rawValue)\""
+                        value: RoutingHeaders.serverTiming(client: client, route: route, duration: clock.now - start)
                     ))
                 Counter(label: "verge_gateway_requests_total", dimensions: [("host", route.host)]).increment()
                 var body: (any ResponseBodyWriter)?
@@ -226,16 +237,16 @@ public final class Gateway: Service, Sendable {
                     if gateway.locator.isTrusted(peer) { forwardedFor = field.value }
                     continue
                 }
-                if name == "x-forwarded-proto" { continue }
+                if name == "x-forwarded-proto" || RoutingHeaders.mustStrip(name) { continue }
                 upstream.headers.add(name: name, value: field.value)
             }
             let peerIP = peer?.ipAddress ?? "unknown"
             upstream.headers.add(name: "x-forwarded-for", value: forwardedFor.map { "\($0), \(peerIP)" } ?? peerIP)
             upstream.headers.add(name: "x-forwarded-proto", value: gateway.configuration.tls.serves ? "https" : "http")
             if let host = request.head.authority { upstream.headers.add(name: "x-forwarded-host", value: host) }
-            upstream.headers.add(name: VergeHeaders.clientLatitude, value: "\(client.location.latitude)")
-            upstream.headers.add(name: VergeHeaders.clientLongitude, value: "\(client.location.longitude)")
-            upstream.headers.add(name: VergeHeaders.clientSource, value: client.source.rawValue)
+            for (name, value) in RoutingHeaders.forwarded(client: client, route: route) {
+                upstream.headers.add(name: name, value: value)
+            }
             upstream.headers.add(name: VergeHeaders.tenant, value: address.tenant)
             upstream.headers.add(name: VergeHeaders.credential, value: credential)
             if hasBody {

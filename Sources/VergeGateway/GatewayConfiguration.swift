@@ -5,8 +5,16 @@ import VergeHTTP
 public struct GatewayConfiguration: Sendable {
     /// Address the gateway listens on. Default `127.0.0.1:8080`.
     public var bind = BindAddress(host: "127.0.0.1", port: 8080)
-    /// Peers whose geo headers (`cloudfront-viewer-latitude` / `-longitude`) are believed. Default: none.
+    /// Peers whose geo headers (`cloudfront-viewer-*`, `cf-ip*`) and `x-forwarded-for` are believed. Default: none.
     public var trustedProxies: [CIDR] = []
+    /// A MaxMind DB file (`.mmdb`: GeoLite2-City, GeoIP2, DB-IP) that maps client addresses to places; reopened when
+    /// the file changes. The gateway refuses to start when it is set and cannot be opened. Default: none, and then
+    /// the country-level fallback from Debian's tor-geoipdb (when installed) locates clients.
+    public var geoipDatabase: String?
+    /// How often the GeoIP database file is checked for a change. Default 2 s.
+    public var geoipReloadInterval: Duration = .seconds(2)
+    /// The tor-geoipdb files of the country-level fallback. Default: where Debian installs them.
+    public var countryFallbackFiles = (ipv4: TorGeoIPDatabase.debianIPv4, ipv6: TorGeoIPDatabase.debianIPv6)
     /// Where a client is assumed to be when nothing better is known.
     public var defaultLocation = GeoPoint(50.11, 8.68)
     /// The control plane the host list comes from.

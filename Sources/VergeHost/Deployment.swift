@@ -7,6 +7,8 @@ public struct Deployment: Sendable, Codable, Equatable {
     public var name: String
     /// The bundle's SHA-256; also its directory name in the host's bundle cache (under the tenant's directory).
     public var version: String
+    /// The control plane's number for `version` (1, 2, …), shown in usage records; nil when it was not told.
+    public var versionNumber: Int?
     public var manifest: Manifest
     public var bundleDirectory: String
     /// The function's secrets, given to its workers as environment variables. Kept on disk only in files of mode
@@ -17,11 +19,12 @@ public struct Deployment: Sendable, Codable, Equatable {
 
     public init(
         tenant: String, name: String, version: String, manifest: Manifest, bundleDirectory: String,
-        secrets: [String: String] = [:], secretsVersion: String? = nil
+        secrets: [String: String] = [:], secretsVersion: String? = nil, versionNumber: Int? = nil
     ) {
         self.tenant = tenant
         self.name = name
         self.version = version
+        self.versionNumber = versionNumber
         self.manifest = manifest
         self.bundleDirectory = bundleDirectory
         self.secrets = secrets
@@ -29,7 +32,7 @@ public struct Deployment: Sendable, Codable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case tenant, name, version, manifest, bundleDirectory, secrets, secretsVersion
+        case tenant, name, version, manifest, bundleDirectory, secrets, secretsVersion, versionNumber
     }
 
     /// Reads deployments saved before secrets existed too.
@@ -42,7 +45,8 @@ public struct Deployment: Sendable, Codable, Equatable {
             manifest: try container.decode(Manifest.self, forKey: .manifest),
             bundleDirectory: try container.decode(String.self, forKey: .bundleDirectory),
             secrets: try container.decodeIfPresent([String: String].self, forKey: .secrets) ?? [:],
-            secretsVersion: try container.decodeIfPresent(String.self, forKey: .secretsVersion)
+            secretsVersion: try container.decodeIfPresent(String.self, forKey: .secretsVersion),
+            versionNumber: try container.decodeIfPresent(Int.self, forKey: .versionNumber)
         )
     }
 

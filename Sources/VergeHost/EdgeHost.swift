@@ -104,13 +104,14 @@ public final class EdgeHost: Service, Sendable {
             longitude: configuration.location.longitude
         )
         let shipBell = self.shipBell
+        let ledgerHealth = LedgerHealth(ledger: ledger, logger: logger)
         let invocations = InvocationHandler(
             host: hostInfo, configuration: configuration, ledger: ledger, logger: logger,
-            ledgerSignal: { shipBell.ring() }
+            ledgerSignal: { shipBell.ring() }, ledgerHealth: ledgerHealth
         )
         let server = HostServer(
             configuration: configuration, deployments: deployments, invocations: invocations, ledger: ledger,
-            reporter: reporter, trustedCallers: trustedCallers
+            reporter: reporter, trustedCallers: trustedCallers, ledgerHealth: ledgerHealth
         )
         let http = try HTTPServer.streaming(
             bind: configuration.bind, name: "verge-host", listenAddress: listenAddress,
@@ -150,6 +151,9 @@ public final class EdgeHost: Service, Sendable {
                 "host.location": "\(configuration.location)",
                 "host.isolation": "\(configuration.isolationSettings.level.rawValue)",
             ])
+        #if VERGE_BENCH_NO_LEDGER
+        logger.critical("benchmark-only build (VERGE_BENCH_NO_LEDGER): this host writes NO usage records")
+        #endif
         defer { sandbox?.cgroups.removeOwn() }
         try await group.run()
     }
@@ -228,7 +232,7 @@ public final class EdgeHost: Service, Sendable {
                 let deployment = Deployment(
                     tenant: function.tenant, name: function.name, version: function.version, manifest: manifest,
                     bundleDirectory: cache.bundleDirectory(tenant: function.tenant, version: function.version),
-                    secrets: secrets.values, secretsVersion: secrets.version
+                    secrets: secrets.values, secretsVersion: secrets.version, versionNumber: function.number
                 )
                 if manifest.memoryMB > configuration.maxMemoryMB {
                     logger.warning(

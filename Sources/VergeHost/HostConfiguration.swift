@@ -9,6 +9,8 @@ public struct HostConfiguration: Sendable {
     public var name: String
     /// Where the host is; the gateway routes clients to the nearest healthy host.
     public var location: GeoPoint
+    /// The region the host belongs to (e.g. `eu-central`), written into every usage record. Default empty.
+    public var region: String = ""
     /// Address the host's HTTP server binds. Default `127.0.0.1:0` (any free port).
     public var bind: BindAddress = BindAddress(host: "127.0.0.1", port: 0)
     /// The host's own directory: `host.sqlite` (usage and logs), `bundles/` (cached bundles), `deployments.json`.

@@ -16,6 +16,18 @@ public final class WorkerCgroup: Sendable {
     /// The counters as they were when the group was removed: a call that ended because its worker died may ask
     /// what killed it after the host has already reaped the worker and removed its group.
     private let final = Mutex<Counters?>(nil)
+    /// The counter files every call reads, opened once and kept for the worker's life (reads and writes at offset
+    /// 0, no path lookups); closed by ``remove()``. Used under the lock, so a file is never read after it closed.
+    private let callFiles = Mutex<CallFiles>(CallFiles())
+
+    private struct CallFiles {
+        var opened = false
+        var closed = false
+        /// v1 `cpuacct.usage`, v2 `cpu.stat`.
+        var cpu: Int32 = -1
+        /// v1 `memory.max_usage_in_bytes`; -1 on v2.
+        var peak: Int32 = -1
+    }
 
     struct Counters {
         var oomKills: Int
@@ -96,6 +108,129 @@ public final class WorkerCgroup: Sendable {
         }
     }
 
+    /// What ``beginCall()`` noted; hand it to ``endCall(_:)`` exactly once.
+    public struct CallStart: Sendable, Equatable {
+        /// CPU time (user + system) of the whole group when the call began.
+        public var cpu: Duration
+        /// cgroup v2 on kernels from 6.12: an open `memory.peak` whose peak was reset for this descriptor; -1
+        /// otherwise.
+        var peakFile: Int32
+    }
+
+    /// Notes the counters at the start of a call and makes the memory peak read at its end the call's own:
+    /// - cgroup v1: writes 0 to `memory.max_usage_in_bytes`, which resets the group's high-water mark;
+    /// - cgroup v2 from kernel 6.12: opens `memory.peak` and writes to it, which resets the peak seen through that
+    ///   descriptor only (other readers are unaffected);
+    /// - older v2 kernels cannot reset it: the peak read at the end is then the worker's high-water mark since it
+    ///   started, an upper bound of the call's.
+    /// Cheap: the counter files stay open for the worker's life, so a call costs one `pwrite` and one `pread` at
+    /// its start and two `pread`s at its end (v1), into a stack buffer, no strings.
+    public func beginCall() -> CallStart? {
+        switch version {
+        case .v1:
+            let cpu = withCallFiles { files -> Int? in
+                _ = pwrite(files.peak, "0", 1, 0)
+                return integer(fd: files.cpu)
+            }
+            return cpu.flatMap { $0 }.map { CallStart(cpu: .nanoseconds($0), peakFile: -1) }
+        case .v2:
+            var peakFile: Int32 = -1
+            let fd = open(memory + "/memory.peak", O_RDWR | O_CLOEXEC)
+            if fd >= 0 {
+                let reset: StaticString = "reset\n"
+                if Glibc.write(fd, reset.utf8Start, reset.utf8CodeUnitCount) == reset.utf8CodeUnitCount {
+                    peakFile = fd
+                } else {
+                    close(fd)  // a kernel before 6.12: the file is read-only
+                }
+            }
+            guard let cpu = withCallFiles({ optionalCounter("usage_usec", fd: $0.cpu) }).flatMap({ $0 }) else {
+                if peakFile >= 0 { close(peakFile) }
+                return nil
+            }
+            return CallStart(cpu: .microseconds(cpu), peakFile: peakFile)
+        }
+    }
+
+    /// The CPU time the group used since `start` and its memory peak during the call (see ``beginCall()``); the
+    /// counters as they were when the group was removed, if it was. Releases what `start` holds.
+    public func endCall(_ start: CallStart) -> (cpu: Duration, memoryPeak: Int64)? {
+        defer { if start.peakFile >= 0 { close(start.peakFile) } }
+        let now: (cpu: Duration?, peak: Int?)? = withCallFiles { files in
+            switch version {
+            case .v1:
+                return (integer(fd: files.cpu).map { .nanoseconds($0) }, integer(fd: files.peak))
+            case .v2:
+                let peak = start.peakFile >= 0 ? integer(fd: start.peakFile) : integer(in: memory + "/memory.peak")
+                return (optionalCounter("usage_usec", fd: files.cpu).map { .microseconds($0) }, peak)
+            }
+        }
+        guard let now else {
+            // The group is gone: its counters as they were when it was removed.
+            guard let final = final.withLock({ $0 }), let cpu = final.cpuUsage else { return nil }
+            return (max(.zero, cpu - start.cpu), final.memoryPeak ?? 0)
+        }
+        guard let cpu = now.cpu else { return nil }
+        return (max(.zero, cpu - start.cpu), Int64(now.peak ?? 0))
+    }
+
+    /// Runs `body` with the open counter files (opening them the first time); nil once the group was removed or
+    /// when they cannot be opened.
+    private func withCallFiles<T>(_ body: (CallFiles) -> T) -> T? {
+        callFiles.withLock { files -> T? in
+            if files.closed { return nil }
+            if !files.opened {
+                files.opened = true
+                switch version {
+                case .v1:
+                    files.cpu = open(cpu + "/cpuacct.usage", O_RDONLY | O_CLOEXEC)
+                    files.peak = open(memory + "/memory.max_usage_in_bytes", O_RDWR | O_CLOEXEC)
+                case .v2:
+                    files.cpu = open(memory + "/cpu.stat", O_RDONLY | O_CLOEXEC)
+                }
+            }
+            guard files.cpu >= 0, version == .v2 || files.peak >= 0 else { return nil }
+            return body(files)
+        }
+    }
+
+    private func closeCallFiles() {
+        callFiles.withLock { files in
+            if files.cpu >= 0 { close(files.cpu) }
+            if files.peak >= 0 { close(files.peak) }
+            files = CallFiles(opened: true, closed: true)
+        }
+    }
+
+    /// Closes what `start` holds, for a call whose end is never measured.
+    public func discard(_ start: CallStart) {
+        if start.peakFile >= 0 { close(start.peakFile) }
+    }
+
+    /// A file holding one decimal integer, read into a stack buffer.
+    private func integer(in file: String) -> Int? {
+        let fd = open(file, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        return integer(fd: fd)
+    }
+
+    /// The decimal integer at the start of the open file `fd` (read from offset 0).
+    private func integer(fd: Int32) -> Int? {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { buffer -> Int? in
+            let count = pread(fd, buffer.baseAddress, buffer.count, 0)
+            guard count > 0 else { return nil }
+            var value = 0
+            var digits = 0
+            for byte in buffer[0..<count] {
+                guard (48...57).contains(byte) else { break }
+                value = value &* 10 &+ Int(byte - 48)
+                digits += 1
+            }
+            return digits > 0 ? value : nil
+        }
+    }
+
     /// How often the kernel's OOM killer ended a process of the worker.
     public func oomKills() -> Int {
         if let final = final.withLock({ $0 }) { return final.oomKills }
@@ -112,12 +247,22 @@ public final class WorkerCgroup: Sendable {
     /// The value of `name` in a flat-keyed cgroup file (`key value` lines). Read on every call's start, so it
     /// stays cheap: one small read into a stack buffer, no strings.
     private func counter(_ name: String, in file: String) -> Int {
+        optionalCounter(name, in: file) ?? 0
+    }
+
+    /// The value of `name` in a flat-keyed cgroup file, nil when the file or the key is missing.
+    private func optionalCounter(_ name: String, in file: String) -> Int? {
         let fd = open(file, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return 0 }
+        guard fd >= 0 else { return nil }
         defer { close(fd) }
-        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buffer -> Int in
-            let count = Glibc.read(fd, buffer.baseAddress, buffer.count)
-            guard count > 0 else { return 0 }
+        return optionalCounter(name, fd: fd)
+    }
+
+    /// The value of `name` in the open flat-keyed cgroup file `fd` (read from offset 0).
+    private func optionalCounter(_ name: String, fd: Int32) -> Int? {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buffer -> Int? in
+            let count = pread(fd, buffer.baseAddress, buffer.count, 0)
+            guard count > 0 else { return nil }
             let bytes = UnsafeBufferPointer(rebasing: buffer[0..<count])
             let key = Array(name.utf8) + [UInt8(ascii: " ")]
             var lineStart = 0
@@ -133,7 +278,7 @@ public final class WorkerCgroup: Sendable {
                 }
                 lineStart = lineEnd + 1
             }
-            return 0
+            return nil
         }
     }
 
@@ -179,6 +324,7 @@ public final class WorkerCgroup: Sendable {
                 memoryPeak: memoryPeak())
             final.withLock { $0 = $0 ?? counters }
         }
+        closeCallFiles()
         var removed = true
         for directory in Set(directories.values) where rmdir(directory) != 0 && errno != ENOENT {
             removed = false

@@ -20,9 +20,17 @@ public final class Supervisor: Sendable {
     /// Spawned, not yet reaped processes: pid → whether it leads its own process group.
     private let live = Mutex<[Int32: Bool]>([:])
 
+    /// Deadlines of calls in progress, swept together on the loop (see ``DeadlineSweep``).
+    public let deadlines: DeadlineSweep
+
     public init(loop: SupervisorLoop, logger: Logger) {
         self.loop = loop
         self.logger = logger
+        self.deadlines = DeadlineSweep { [loop] delay, action in
+            let timer = SupervisorTimer(loop: loop.core, action: action)
+            let milliseconds = delay.roundedUpMilliseconds
+            _ = loop.submit { timer.arm(milliseconds: milliseconds) }
+        }
     }
 
     /// Number of live (spawned, not yet reaped) processes.

@@ -43,6 +43,15 @@ extension HostLedger {
         migrator.registerMigration("host-ledger.v2-limit") { db in
             try UsageRecord.addLimitColumn(db)
         }
+        migrator.registerMigration("host-ledger.v3-billing") { db in
+            try UsageRecord.addBillingColumns(db)
+        }
+        // A one-row table the host writes to when it checks that its ledger can commit again.
+        migrator.registerMigration("host-ledger.v4-probe") { db in
+            try db.execute(
+                sql: "CREATE TABLE ledger_probe (id INTEGER PRIMARY KEY CHECK (id = 1), time_us INTEGER NOT NULL)")
+            try db.execute(sql: "INSERT INTO ledger_probe (id, time_us) VALUES (1, 0)")
+        }
         return migrator
     }
 }

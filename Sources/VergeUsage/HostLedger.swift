@@ -62,8 +62,17 @@ public final class HostLedger: Sendable {
         try await committer.commit(record)
     }
 
-    /// Records not yet acknowledged by the control plane, oldest first, with their local sequence numbers; at most
-    /// `limit` (1...``maximumLimit``).
+    /// Checks that the ledger can commit: writes one small transaction, as durable as a record's. Throws the
+    /// database's error (disk full, read-only, I/O error) wrapped in a `VergeError`.
+    public func probe() async throws {
+        try await LedgerErrors.wrapping("probing") {
+            try await database.write { db in
+                try db.execute(
+                    sql: "UPDATE ledger_probe SET time_us = ? WHERE id = 1", arguments: [WallClock.microseconds()])
+            }
+        }
+    }
+
     /// How many records wait for the control plane's acknowledgement.
     public func unshippedCount() async throws -> Int {
         try await LedgerErrors.wrapping("counting unshipped records") {
@@ -76,6 +85,8 @@ public final class HostLedger: Sendable {
         }
     }
 
+    /// Records not yet acknowledged by the control plane, oldest first, with their local sequence numbers; at most
+    /// `limit` (1...``maximumLimit``).
     public func unshipped(limit: Int) async throws -> [ShippableRecord] {
         try LedgerErrors.checkLimit(limit, 1...Self.maximumLimit)
         return try await LedgerErrors.wrapping("reading unshipped records") {

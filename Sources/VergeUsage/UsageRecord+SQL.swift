@@ -8,12 +8,20 @@ import VergeCore
 /// reused, even after the rows with the highest numbers were deleted, so a cursor never points past a new record.
 extension UsageRecord {
     /// The record columns in the order ``init(row:startingAt:)`` and ``appendDatabaseValues(to:)`` use.
-    static let columnList =
+    static let columnList = v2ColumnList + ", " + billingColumnList
+
+    /// The columns of the table as ``createTable(_:table:uniquePerHost:indexes:)`` makes it (the shape of
+    /// migration 2). Frozen: migrations that copy tables of that shape use it.
+    static let v2ColumnList =
         "invocation_id, tenant, function, version, host, start_time_us, duration_us, queue_us, cold_start, init_us, "
         + "status, http_status, request_bytes, response_bytes, limit_name"
 
+    /// The columns ``addBillingColumns(_:)`` adds.
+    static let billingColumnList =
+        "version_number, region, billed_ms, cpu_us, memory_peak_bytes, memory_mb, memory_mb_ms, reason"
+
     /// `?` placeholders for ``columnList``.
-    static let placeholders = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+    static let placeholders = Array(repeating: "?", count: columnCount).joined(separator: ", ")
 
     /// Creates the `usage_records` table (or `table`) with its indexes, in its current shape (tables made before
     /// `limit_name` existed get it from ``addLimitColumn(_:)`` in a later migration). Records are unique by
@@ -48,6 +56,29 @@ extension UsageRecord {
             let name = "usage_records_" + columns.replacingOccurrences(of: ", ", with: "_")
             try db.execute(sql: "CREATE INDEX \(name) ON usage_records(\(columns))")
         }
+    }
+
+    /// Adds the billing columns (version number, region, billed duration, CPU, peak memory, configured memory,
+    /// MiB·ms and the rejection reason) to a table made before they existed. Old rows keep zero values, except
+    /// `billed_ms` and `memory_mb_ms`, which are derived from the wall duration (configured memory is unknown for
+    /// them, so `memory_mb_ms` stays 0).
+    static func addBillingColumns(_ db: Database, table: String = "usage_records") throws {
+        let columns = Set(try db.columns(in: table).map(\.name))
+        let added: [(String, String)] = [
+            ("version_number", "INTEGER NOT NULL DEFAULT 0"),
+            ("region", "TEXT NOT NULL DEFAULT ''"),
+            ("billed_ms", "INTEGER NOT NULL DEFAULT 0"),
+            ("cpu_us", "INTEGER NOT NULL DEFAULT 0"),
+            ("memory_peak_bytes", "INTEGER NOT NULL DEFAULT 0"),
+            ("memory_mb", "INTEGER NOT NULL DEFAULT 0"),
+            ("memory_mb_ms", "INTEGER NOT NULL DEFAULT 0"),
+            ("reason", "TEXT"),
+        ]
+        for (name, type) in added where !columns.contains(name) {
+            try db.execute(sql: "ALTER TABLE \(table) ADD COLUMN \(name) \(type)")
+        }
+        try db.execute(
+            sql: "UPDATE \(table) SET billed_ms = (duration_us + 999) / 1000 WHERE billed_ms = 0 AND duration_us > 0")
     }
 
     /// Adds `limit_name` (which limit ended a `limit_exceeded` call) to a table made before it existed.
@@ -91,10 +122,18 @@ extension UsageRecord {
         values.append(requestBytes.databaseValue)
         values.append(responseBytes.databaseValue)
         values.append(limit.databaseValue)
+        values.append(versionNumber.databaseValue)
+        values.append(region.databaseValue)
+        values.append(billedMs.databaseValue)
+        values.append(cpuUs.databaseValue)
+        values.append(memoryPeakBytes.databaseValue)
+        values.append(memoryMB.databaseValue)
+        values.append(memoryMBMs.databaseValue)
+        values.append(reason.databaseValue)
     }
 
     /// Number of values ``appendDatabaseValues(to:)`` appends.
-    static let columnCount = 15
+    static let columnCount = 23
 
     /// Reads a record from `row`, whose columns from `start` on are ``columnList``.
     init(row: Row, startingAt start: Int = 0) throws {
@@ -117,7 +156,14 @@ extension UsageRecord {
             httpStatus: row[start + 11],
             requestBytes: row[start + 12],
             responseBytes: row[start + 13],
-            limit: row[start + 14]
+            limit: row[start + 14],
+            reason: row[start + 22]
         )
+        // billed_ms (start + 17) and memory_mb_ms (start + 21) are derived from the fields read here.
+        versionNumber = row[start + 15]
+        region = row[start + 16]
+        cpuUs = row[start + 18]
+        memoryPeakBytes = row[start + 19]
+        memoryMB = row[start + 20]
     }
 }

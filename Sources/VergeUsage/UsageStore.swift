@@ -26,6 +26,18 @@ public final class UsageStore: Sendable {
         self.database = database
     }
 
+    /// A store of its own in a new SQLite database at `path`, configured as the control plane's (WAL,
+    /// `synchronous = NORMAL`) — for benchmarks and tools.
+    public static func standalone(path: String) throws -> UsageStore {
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        var migrator = DatabaseMigrator()
+        registerMigrations(&migrator)
+        try migrator.migrate(pool)
+        return UsageStore(database: pool)
+    }
+
     /// Registers the store's tables with the control plane's migrator. Append-only: never edit a registered
     /// migration.
     public static func registerMigrations(_ migrator: inout DatabaseMigrator) {
@@ -42,8 +54,8 @@ public final class UsageStore: Sendable {
             try UsageRecord.createTable(db, table: "usage_records_v2", uniquePerHost: true, indexes: [])
             try db.execute(
                 sql: """
-                    INSERT INTO usage_records_v2 (seq, \(UsageRecord.columnList))
-                    SELECT seq, \(UsageRecord.columnList) FROM usage_records ORDER BY seq
+                    INSERT INTO usage_records_v2 (seq, \(UsageRecord.v2ColumnList))
+                    SELECT seq, \(UsageRecord.v2ColumnList) FROM usage_records ORDER BY seq
                     """)
             try db.execute(sql: "DROP TABLE usage_records")
             try db.execute(sql: "ALTER TABLE usage_records_v2 RENAME TO usage_records")
@@ -57,9 +69,16 @@ public final class UsageStore: Sendable {
                     arguments: [sequence])
                 if db.changesCount == 0 {
                     try db.execute(
-                        sql: "INSERT INTO sqlite_sequence (name, seq) VALUES ('usage_records', ?)", arguments: [sequence])
+                        sql: "INSERT INTO sqlite_sequence (name, seq) VALUES ('usage_records', ?)",
+                        arguments: [sequence])
                 }
             }
+        }
+        migrator.registerMigration("usage.v3-billing") { db in
+            try UsageRecord.addBillingColumns(db)
+            // The summary groups by time within a tenant.
+            try db.execute(sql: "CREATE INDEX usage_records_tenant_start ON usage_records(tenant, start_time_us)")
+            try db.execute(sql: "CREATE INDEX usage_records_start ON usage_records(start_time_us)")
         }
     }
 
@@ -67,8 +86,10 @@ public final class UsageStore: Sendable {
     /// already there (including repeats within `records`).
     public func ingest(_ records: [UsageRecord]) async throws -> IngestResult {
         guard !records.isEmpty else { return IngestResult(inserted: 0, duplicates: 0) }
-        if let index = records.firstIndex(where: { $0.invocationID.isEmpty }) {
-            throw VergeError(.badRequest, "record \(index) has an empty invocation_id")
+        for (index, record) in records.enumerated() {
+            if let problem = record.validationProblem() {
+                throw VergeError(.badRequest, "record \(index): \(problem)")
+            }
         }
         return try await LedgerErrors.wrapping("ingesting usage records") {
             try await database.write { db in
@@ -129,6 +150,92 @@ public final class UsageStore: Sendable {
                 return UsagePage(records: records, nextCursor: last)
             }
         }
+    }
+
+    /// The most rows ``summary(_:)`` returns; a query that would return more is refused (narrow the range or the
+    /// grouping).
+    public static let maximumSummaryRows = 100_000
+
+    /// Sums of the records that started in `[fromUs, toUs)`, one row per group, ordered by the group keys. The sums
+    /// are exact integers computed by the database from the same columns the export returns, so a summary equals
+    /// the sum of the records it covers.
+    public func summary(_ query: UsageSummaryQuery) async throws -> UsageSummary {
+        guard query.fromUs < query.toUs else {
+            throw VergeError(.badRequest, "from must be before to")
+        }
+        let hourUs: Int64 = 3_600_000_000
+        let expressions: [(UsageSummaryQuery.Key, String)] = query.groupBy.map { key in
+            switch key {
+            case .hour: (key, "(start_time_us / \(hourUs)) * \(hourUs)")
+            case .day: (key, "(start_time_us / \(hourUs * 24)) * \(hourUs * 24)")
+            default: (key, key.rawValue)
+            }
+        }
+        // Grouped by status too, always: the rows carry their counts per status.
+        let groupColumns = expressions.map(\.1) + (query.groupBy.contains(.status) ? [] : ["status"])
+        let select =
+            (groupColumns + [
+                "COUNT(*)", "SUM(billed_ms)", "SUM(memory_mb_ms)", "SUM(cpu_us)", "SUM(init_us)", "SUM(response_bytes)",
+                "SUM(request_bytes)",
+            ]).joined(separator: ", ")
+        var filter = "start_time_us >= ? AND start_time_us < ?"
+        var queryArguments: StatementArguments = [query.fromUs, query.toUs]
+        if let tenant = query.tenant {
+            filter += " AND tenant = ?"
+            queryArguments += [tenant]
+        }
+        let arguments = queryArguments
+        let groupList = groupColumns.joined(separator: ", ")
+        let sql = "SELECT \(select) FROM usage_records WHERE \(filter) GROUP BY \(groupList) ORDER BY \(groupList)"
+        let keyCount = expressions.count
+        let statusIndex = query.groupBy.firstIndex(of: .status) ?? keyCount
+        let rows = try await LedgerErrors.wrapping("summarising usage records") {
+            try await database.read { db in
+                var rows: [UsageSummaryRow] = []
+                var lastKey: [DatabaseValue]?
+                let cursor = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+                while let row = try cursor.next() {
+                    let key = (0..<keyCount).map { row[$0] as DatabaseValue }
+                    if key != lastKey {
+                        guard rows.count < Self.maximumSummaryRows else {
+                            throw VergeError(
+                                .badRequest,
+                                "the summary has more than \(Self.maximumSummaryRows) rows: narrow from/to or group_by")
+                        }
+                        var summary = UsageSummaryRow()
+                        for (index, (name, _)) in expressions.enumerated() {
+                            switch name {
+                            case .tenant: summary.tenant = row[index]
+                            case .function: summary.function = row[index]
+                            case .host: summary.host = row[index]
+                            case .region: summary.region = row[index]
+                            case .status: summary.status = row[index]
+                            case .hour: summary.hour = UsageSummary.rfc3339(microseconds: row[index])
+                            case .day: summary.day = UsageSummary.rfc3339(microseconds: row[index])
+                            }
+                        }
+                        rows.append(summary)
+                        lastKey = key
+                    }
+                    let base = groupColumns.count
+                    let status: String = row[statusIndex]
+                    let count: Int64 = row[base]
+                    rows[rows.count - 1].requests += count
+                    rows[rows.count - 1].byStatus[status, default: 0] += count
+                    rows[rows.count - 1].billedMs += row[base + 1]
+                    rows[rows.count - 1].memoryMBMs += row[base + 2]
+                    rows[rows.count - 1].cpuUs += row[base + 3]
+                    rows[rows.count - 1].initUs += row[base + 4]
+                    rows[rows.count - 1].egressBytes += row[base + 5]
+                    rows[rows.count - 1].ingressBytes += row[base + 6]
+                }
+                for index in rows.indices { rows[index].updateDerived() }
+                return rows
+            }
+        }
+        return UsageSummary(
+            from: UsageSummary.rfc3339(microseconds: query.fromUs), to: UsageSummary.rfc3339(microseconds: query.toUs),
+            groupBy: query.groupBy, rows: rows)
     }
 
     /// How many records are stored, for one tenant or (nil) for all.

@@ -160,6 +160,14 @@ struct AuthorizationMatrixTests {
                         default: 403
                         }
                     }),
+                Endpoint(
+                    method: .GET, path: "/v1/usage/summary?from=0&to=9999999999999999&group_by=tenant",
+                    expected: { caller in
+                        switch caller {
+                        case .acme(.usageRead), .globex(.usageRead), .admin: 200
+                        default: 403
+                        }
+                    }),
                 Endpoint(method: .GET, path: "/v1/hosts", expected: only(["operator admin", "gateway"], 200)),
                 Endpoint(method: .GET, path: "/metrics", expected: only(["operator admin"], 200)),
                 Endpoint(method: .GET, path: "/v1/tenants", expected: only(["operator admin"], 200)),
@@ -269,6 +277,25 @@ struct AuthorizationMatrixTests {
             #expect(try await tenants(acme, "?tenant=globex") == ["acme"])
             #expect(try await tenants(harness.admin) == ["acme", "globex"])
             #expect(try await tenants(harness.admin, "?tenant=globex") == ["globex"])
+
+            func summaryTenants(_ token: String, _ query: String = "") async throws -> [String] {
+                let response = try await harness.request(
+                    .GET, "/v1/usage/summary?from=0&to=9999999999999999&group_by=tenant" + query, token: token)
+                #expect(response.status == 200)
+                let rows = try #require(try response.json()["rows"] as? [[String: Any]])
+                return rows.compactMap { $0["tenant"] as? String }
+            }
+            #expect(try await summaryTenants(acme) == ["acme"])
+            #expect(try await summaryTenants(acme, "&tenant=globex") == ["acme"])
+            #expect(try await summaryTenants(harness.admin) == ["acme", "globex"])
+            // A usage:read token reads usage and nothing else.
+            for path in ["/v1/functions", "/v1/functions/f/logs", "/v1/tokens", "/v1/hosts"] {
+                #expect(try await harness.request(.GET, path, token: acme).status == 403, "\(path)")
+            }
+            let bad = try await harness.request(.GET, "/v1/usage/summary?from=0&to=1&group_by=colour", token: acme)
+            #expect(bad.status == 400)
+            let missing = try await harness.request(.GET, "/v1/usage/summary?from=0", token: acme)
+            #expect(missing.status == 400)
         }
     }
 }

@@ -36,6 +36,7 @@ struct AdmissionTests {
             #expect(fourth.status == 503)
             #expect(Self.errorCode(fourth) == "overloaded")
             #expect(fourth.header("retry-after") == "1")
+            #expect(fourth.header("x-verge-rejected") == "overloaded", "the host marks its own refusal")
             #expect(fourth.elapsed < .seconds(1), "a full queue answers at once")
 
             // Another function gets no room either: it waits until its deadline (1 s), then 503 with Retry-After.

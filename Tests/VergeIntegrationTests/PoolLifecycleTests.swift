@@ -47,7 +47,7 @@ struct PoolLifecycleTests {
             #expect((try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [Any])?.count == 3)
             let csv = try await cluster.verge(["usage", "--format", "csv"]).stdout.split(separator: "\n")
             #expect(csv.count == 4)
-            #expect(csv.first?.hasPrefix("invocation_id,tenant,function,version,host") == true)
+            #expect(csv.first?.hasPrefix("invocation_id,tenant,function,version,version_number,host") == true)
         }
     }
 

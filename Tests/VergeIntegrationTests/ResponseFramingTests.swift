@@ -37,8 +37,10 @@ struct ResponseFramingTests {
             #expect(response.body.isEmpty)
         },
         Case(name: "framing", status: 200) { response in
-            // The function's content-length, transfer-encoding and connection are not the host's framing.
+            // The function's content-length, transfer-encoding and connection are not the host's framing: the
+            // host's own Content-Length is the true one.
             #expect(response.text == String(repeating: ResponseFramingTests.marker, count: 4))
+            #expect(response.header("content-length") == "56")
             #expect(response.header("connection") != "close")
             #expect(
                 !response.headers.contains { $0.name == "content-length" && ($0.value == "3" || $0.value == "1000") })
@@ -56,6 +58,15 @@ struct ResponseFramingTests {
         },
         Case(name: "many-headers", status: 502) { response in
             #expect(response.header("x-h1") == nil)
+        },
+        // A body that does not match the length its head announced fails before a byte of it is sent.
+        Case(name: "length-more", status: 502) { response in
+            #expect(response.text.contains("worker_crashed"))
+            #expect(!response.text.contains(ResponseFramingTests.marker))
+        },
+        Case(name: "length-fewer", status: 502) { response in
+            #expect(response.text.contains("worker_crashed"))
+            #expect(!response.text.contains(ResponseFramingTests.marker))
         },
         // The 502 does not wait for the rest of a rejected response: the worker is stopped at once.
         Case(name: "slow-after-bad-head", status: 502, within: .seconds(8)) { response in

@@ -345,6 +345,23 @@ class RuntimeTests(unittest.TestCase):
         self.assertEqual(body, b"x" * (200 * 1024 + 7))
         self.assertEqual(sizes, [65536, 65536, 65536, 8199])
 
+    def test_a_whole_body_is_announced_with_its_length_and_a_stream_is_not(self):
+        worker = self.worker(self.cases)
+        worker.ready()
+        for path, length in (("/big", 200 * 1024 + 7), ("/stream", None)):
+            worker.start_request(path=path)
+            kind, payload = worker.receive()
+            self.assertEqual(kind, RESPONSE_HEAD)
+            self.assertEqual(json.loads(payload).get("body_length"), length, path)
+            body = b""
+            while True:
+                kind, chunk = worker.receive()
+                if kind == RESPONSE_END:
+                    break
+                body += chunk
+            if length is not None:
+                self.assertEqual(len(body), length)
+
     def test_generator_body_is_streamed_chunk_by_chunk(self):
         worker = self.worker(self.cases)
         worker.ready()
@@ -524,7 +541,8 @@ class ChannelTests(unittest.TestCase):
         with unittest.mock.patch.object(os, "writev", counting_writev):
             self.worker_module.invoke(self.channel, lambda request: "hi", request)
         self.assertEqual(calls, [5])
-        expected = (frame(RESPONSE_HEAD, b'{"status":200,"headers":[["content-type","text/plain; charset=utf-8"]]}')
+        expected = (frame(RESPONSE_HEAD,
+                          b'{"status":200,"headers":[["content-type","text/plain; charset=utf-8"]],"body_length":2}')
                     + frame(RESPONSE_BODY, b"hi") + frame(RESPONSE_END))
         self.assertEqual(self.host.recv(1 << 16), expected)
 
@@ -533,6 +551,11 @@ class ChannelTests(unittest.TestCase):
 
         self.assertEqual(json.loads(_heads.encode_response_head(201, [["x-é", "a\"b\u2028"], ["k", ""]])),
                          {"status": 201, "headers": [["x-é", "a\"b\u2028"], ["k", ""]]})
+        self.assertEqual(json.loads(_heads.encode_response_head(200, [], 0)),
+                         {"status": 200, "headers": [], "body_length": 0})
+        self.assertEqual(_heads.default_response_head(404, "application/json", 7),
+                         _heads.encode_response_head(404, [["content-type", "application/json"]], 7))
+        self.assertEqual(_heads.default_response_head(204, None), _heads.encode_response_head(204, []))
         self.assertEqual(json.loads(_heads.encode_ready(1, "python/3.11.2")),
                          {"protocol": 1, "runtime": "python/3.11.2"})
         self.assertEqual(json.loads(_heads.encode_failure("ValueError", "bad \ud800 value\n")),

@@ -36,7 +36,8 @@ class Request:
         self.body = body
         #: When the platform abandons the invocation, in seconds since the Unix epoch.
         self.deadline = head["deadline_ms"] / 1000
-        #: Where the client is ({"latitude", "longitude", "source"}), or None when the gateway could not tell.
+        #: Where the client is ({"latitude", "longitude", "source"}, and "country", "address", "distance_km" when
+        #: known; "source" is "header", "geoip", "country" or "default"), or None when the gateway could not tell.
         self.client = head.get("client")
         #: The edge host running the invocation: {"name", "latitude", "longitude"}.
         self.host = head["host"]

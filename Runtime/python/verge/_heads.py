@@ -10,7 +10,7 @@ try:
 except ImportError:  # an interpreter without the accelerators
     from json.encoder import py_encode_basestring_ascii as _quote
 
-__all__ = ["decode_request_head", "encode_failure", "encode_ready", "encode_response_head"]
+__all__ = ["decode_request_head", "default_response_head", "encode_failure", "encode_ready", "encode_response_head"]
 
 
 def decode_request_head(payload):
@@ -22,10 +22,33 @@ def decode_request_head(payload):
     return head
 
 
-def encode_response_head(status, headers):
-    """The `ResponseHead` payload of an int status and [name, value] pairs of str, as compact ASCII JSON."""
+def encode_response_head(status, headers, body_length=None):
+    """The `ResponseHead` payload of an int status and [name, value] pairs of str, as compact ASCII JSON;
+    `body_length` (an int) when the whole body follows at once, None for a stream."""
+    return _head_start(status, headers) + _head_end(body_length)
+
+
+def _head_start(status, headers):
     pairs = ",".join(["[" + _quote(name) + "," + _quote(value) + "]" for name, value in headers])
-    return b'{"status":%d,"headers":[%s]}' % (status, pairs.encode("ascii"))
+    return b'{"status":%d,"headers":[%s]' % (status, pairs.encode("ascii"))
+
+
+def _head_end(body_length):
+    return b"}" if body_length is None else b',"body_length":%d}' % body_length
+
+
+_default_starts = {}
+
+
+def default_response_head(status, content_type, body_length=None):
+    """`encode_response_head` of a response without headers of its own but the content type the runtime adds
+    (None: no body, no header). The part before the body length is encoded once per (status, content type)."""
+    start = _default_starts.get((status, content_type))
+    if start is None:
+        start = _head_start(status, [["content-type", content_type]] if content_type else [])
+        if len(_default_starts) < 64:  # statuses are 200-599 and there are four content types: this stays small
+            _default_starts[(status, content_type)] = start
+    return start + _head_end(body_length)
 
 
 def encode_ready(protocol, runtime):

@@ -7,7 +7,8 @@ from _struct import Struct
 
 from verge import Request, Response
 from verge._codec import dumps
-from verge._heads import decode_request_head, encode_failure, encode_ready, encode_response_head
+from verge._heads import (decode_request_head, default_response_head, encode_failure, encode_ready,
+                          encode_response_head)
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_LENGTH = 1 << 20
@@ -228,12 +229,14 @@ def invoke(channel, handler, request):
     try:
         status, headers, body, content_type = prepare(handler(request))
         if isinstance(body, bytes):
-            if not headers:  # the common case: a head the runtime wrote before
-                head = default_head(status, content_type if body else None)
+            # The whole body follows at once: the head announces its length (the host may then send the response in
+            # one piece with a Content-Length).
+            if not headers:  # the common case: only the content type the runtime adds
+                head = default_response_head(status, content_type if body else None, len(body))
             else:
                 if body and not has_content_type(headers):
                     headers.append(["content-type", content_type])
-                head = encode_response_head(status, headers)
+                head = encode_response_head(status, headers, len(body))
             flush_logs()
             buffers = [_PREFIX.pack(len(head) + 1, RESPONSE_HEAD), head]
             append_body(buffers, body)
@@ -329,20 +332,6 @@ def chunk_bytes(chunk):
     if isinstance(chunk, (bytes, bytearray, memoryview)):
         return bytes(chunk)
     raise TypeError(f"stream chunks must be str or bytes, not {type(chunk).__name__}")
-
-
-_default_heads = {}
-
-
-def default_head(status, content_type):
-    """The response_head payload of a response without headers of its own: only the content type the runtime
-    adds (None: no body, no header). Encoded once per (status, content type)."""
-    head = _default_heads.get((status, content_type))
-    if head is None:
-        head = encode_response_head(status, [["content-type", content_type]] if content_type else [])
-        if len(_default_heads) < 64:  # statuses are 200-599 and there are four content types: this stays small
-            _default_heads[(status, content_type)] = head
-    return head
 
 
 def append_body(buffers, data):

@@ -37,6 +37,8 @@ struct PoolEnvironment: Sendable {
 final class FunctionPool: AdmissionClient {
     let deployment: Deployment
     let idleTimeout: Duration
+    /// The calls' metrics, made once.
+    let metrics: FunctionMetrics
     private let environment: PoolEnvironment
     private let plan: WorkerLaunchPlan
     private let state: Mutex<State>
@@ -48,20 +50,20 @@ final class FunctionPool: AdmissionClient {
         var nextWaiterID = 1
         /// The armed idle timer of each idle worker, cancelled when the worker is used or stops, so a busy host does
         /// not accumulate a timer per call.
-        var idleTimers: [Int: SupervisorTimer] = [:]
+        var idleTimers: [Int: DeadlineSweep.Token] = [:]
         /// Each worker's slot of host capacity, from the request until the process has exited.
         var slots: [Int: Int] = [:]
     }
 
     private struct Waiter {
         var continuation: CheckedContinuation<WorkerProcess, any Error>
-        var timer: SupervisorTimer?
+        var timer: DeadlineSweep.Token?
     }
 
     /// Side effects decided under the lock, carried out after it is released.
     private enum Effect {
-        case resume(CheckedContinuation<WorkerProcess, any Error>, SupervisorTimer?, WorkerProcess)
-        case fail(CheckedContinuation<WorkerProcess, any Error>, SupervisorTimer?, VergeError)
+        case resume(CheckedContinuation<WorkerProcess, any Error>, DeadlineSweep.Token?, WorkerProcess)
+        case fail(CheckedContinuation<WorkerProcess, any Error>, DeadlineSweep.Token?, VergeError)
         case idleTimer(worker: Int, generation: Int)
         case stop(WorkerProcess)
         case launch(Int)
@@ -71,6 +73,8 @@ final class FunctionPool: AdmissionClient {
     init(deployment: Deployment, environment: PoolEnvironment) {
         self.deployment = deployment
         self.environment = environment
+        self.metrics = FunctionMetrics(
+            host: environment.configuration.name, tenant: deployment.tenant, function: deployment.name)
         self.idleTimeout =
             deployment.manifest.idleTimeoutSeconds.map { .seconds($0) } ?? environment.configuration.idleTimeout
         self.plan = WorkerLaunchPlan(
@@ -145,7 +149,7 @@ final class FunctionPool: AdmissionClient {
                     }
                 }
                 if queued {
-                    let timer = environment.supervisor.startTimer(after: queueTimeout) { [weak self] in
+                    let timer = deadlines.arm(after: queueTimeout) { [weak self] in
                         self?.abandon(
                             waiterID,
                             VergeError(
@@ -158,7 +162,7 @@ final class FunctionPool: AdmissionClient {
                         state.waiters[waiterID]!.timer = timer
                         return true
                     }
-                    if !stillWaiting { timer.cancel() }
+                    if !stillWaiting { deadlines.disarm(timer) }
                 }
                 run(effects)
             }
@@ -196,7 +200,7 @@ final class FunctionPool: AdmissionClient {
         }
         run(effects)
         guard let waiter else { return }
-        waiter.timer?.cancel()
+        if let timer = waiter.timer { deadlines.disarm(timer) }
         waiter.continuation.resume(throwing: error)
     }
 
@@ -355,7 +359,7 @@ final class FunctionPool: AdmissionClient {
         let (worker, effects) = state.withLock { state -> (WorkerProcess?, [Effect]) in
             // A worker that never became ready is accounted for by `launch`, which knows why it failed.
             guard let worker = state.workers.removeValue(forKey: id) else { return (nil, []) }
-            state.idleTimers.removeValue(forKey: id)?.cancel()
+            state.idleTimers.removeValue(forKey: id).map(deadlines.disarm)
             // The slot first: a function waiting for room gets it before this pool's own replacement asks.
             let released = releaseSlot(id, in: &state)
             return (
@@ -424,6 +428,9 @@ final class FunctionPool: AdmissionClient {
 
     // MARK: Effects
 
+    /// Queue, idle and call deadlines share the supervisor's sweep: no loop timer per call.
+    private var deadlines: DeadlineSweep { environment.supervisor.deadlines }
+
     private func resolve(
         _ action: PoolStateMachine.Action, in state: inout State, error: (any Error)? = nil
     ) -> [Effect] {
@@ -462,19 +469,19 @@ final class FunctionPool: AdmissionClient {
         for effect in effects {
             switch effect {
             case .resume(let continuation, let timer, let worker):
-                timer?.cancel()
-                state.withLock { $0.idleTimers.removeValue(forKey: worker.id) }?.cancel()
+                timer.map(deadlines.disarm)
+                state.withLock { $0.idleTimers.removeValue(forKey: worker.id) }.map(deadlines.disarm)
                 continuation.resume(returning: worker)
             case .fail(let continuation, let timer, let error):
-                timer?.cancel()
+                timer.map(deadlines.disarm)
                 continuation.resume(throwing: error)
             case .idleTimer(let worker, let generation):
-                let timer = environment.supervisor.startTimer(after: idleTimeout) { [weak self] in
+                let timer = deadlines.arm(after: idleTimeout) { [weak self] in
                     self?.idleTimerFired(worker, generation: generation)
                 }
-                state.withLock { $0.idleTimers.updateValue(timer, forKey: worker) }?.cancel()
+                state.withLock { $0.idleTimers.updateValue(timer, forKey: worker) }.map(deadlines.disarm)
             case .stop(let worker):
-                state.withLock { $0.idleTimers.removeValue(forKey: worker.id) }?.cancel()
+                state.withLock { $0.idleTimers.removeValue(forKey: worker.id) }.map(deadlines.disarm)
                 worker.stop(grace: environment.configuration.stopGracePeriod)
             case .launch(let worker):
                 environment.launcher.request(self, worker: worker)

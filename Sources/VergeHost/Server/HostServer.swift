@@ -17,11 +17,22 @@ struct HostServer: Sendable {
     let ledger: HostLedger
     let reporter: HostStatusReporter
     let trustedCallers: TrustedCallerList
+    let ledgerHealth: LedgerHealth
 
     func respond(_ request: Request, writer: consuming ResponseWriter) async throws {
         let path = request.uri.path
         if path.hasPrefix("/_verge/") {
             try await platform(request, path: path, writer: writer)
+            return
+        }
+        // A call the host cannot bill is not served (see `LedgerHealth`).
+        if !ledgerHealth.isHealthy, await ledgerHealth.problem() != nil {
+            var headers = HTTPFields()
+            headers[HTTPField.Name(VergeHeaders.host)!] = configuration.name
+            headers[.retryAfter] = "1"
+            try await writer.writeError(
+                VergeError(.ledgerUnavailable, "this host cannot record usage right now; retry on another host"),
+                headers: headers)
             return
         }
         let name =
@@ -60,7 +71,18 @@ struct HostServer: Sendable {
             let point = GeoPoint(latitude: latitude, longitude: longitude)
         else { return nil }
         let source = request.headers[HTTPField.Name(VergeHeaders.clientSource)!] ?? "gateway"
-        return ClientLocation(latitude: point.latitude, longitude: point.longitude, source: String(source.prefix(32)))
+        // The gateway is trusted, but its headers are still checked: two letters, an address literal's characters.
+        let country = request.headers[HTTPField.Name(VergeHeaders.clientCountry)!].flatMap { code in
+            code.utf8.count == 2 && code.utf8.allSatisfy { (65...90).contains($0) } ? code : nil
+        }
+        let address = request.headers[HTTPField.Name(VergeHeaders.clientAddress)!].flatMap { text in
+            (2...45).contains(text.utf8.count)
+                && text.utf8.allSatisfy { (48...58).contains($0) || (97...102).contains($0) || $0 == 46 } ? text : nil
+        }
+        let distance = (point.distanceKm(to: configuration.location) * 10).rounded() / 10
+        return ClientLocation(
+            latitude: point.latitude, longitude: point.longitude, source: String(source.prefix(32)), country: country,
+            address: address, distanceKm: distance)
     }
 
     /// The role of the cluster credential the request presents, if any.
@@ -71,7 +93,15 @@ struct HostServer: Sendable {
     private func platform(_ request: Request, path: String, writer: consuming ResponseWriter) async throws {
         switch path {
         case "/_verge/health":
-            try await writer.writeJSON(["status": "ok", "host": configuration.name])
+            if await ledgerHealth.problem() != nil {
+                // The gateway routes away from a host whose health check is not 200. The database's error is in
+                // the host's log, not here: this endpoint answers anyone.
+                try await writer.writeJSON(
+                    ["status": "unhealthy", "host": configuration.name, "reason": "usage ledger cannot commit"],
+                    status: .serviceUnavailable)
+            } else {
+                try await writer.writeJSON(["status": "ok", "host": configuration.name])
+            }
         case "/_verge/status" where caller(request) != nil:
             try await writer.writeJSON(await reporter.status())
         case "/_verge/logs" where caller(request) == .controlPlane:
@@ -117,7 +147,8 @@ struct HostStatusReporter: Sendable {
             return HostStatus.FunctionStatus(
                 tenant: pool.deployment.tenant, name: pool.deployment.name, version: pool.deployment.version,
                 warmWorkers: stats.live, idleWorkers: stats.idle, busyWorkers: stats.busy, queuedCalls: stats.queued,
-                workerPIDs: pool.workerPIDs
+                workerPIDs: pool.workerPIDs,
+                regions: pool.deployment.manifest.regions.isEmpty ? nil : pool.deployment.manifest.regions
             )
         }
         let unshipped = (try? await ledger.unshippedCount()) ?? 0

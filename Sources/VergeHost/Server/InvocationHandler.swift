@@ -2,7 +2,6 @@ import Foundation
 import HTTPTypes
 import HummingbirdCore
 import Logging
-import Metrics
 import NIOCore
 import VergeBundle
 import VergeCore
@@ -20,6 +19,7 @@ struct InvocationHandler: Sendable {
     let ledger: HostLedger
     let logger: Logger
     let ledgerSignal: @Sendable () -> Void
+    let ledgerHealth: LedgerHealth
 
     /// Runs the call on `pool`. `current` returns the pool serving the function now: when a deploy replaces
     /// the version while the call waits for a worker, the call moves to the new version's pool instead of failing.
@@ -33,7 +33,7 @@ struct InvocationHandler: Sendable {
         let deployment = pool.deployment
         var call = CallRecord(
             invocationID: Self.newInvocationID(), deployment: deployment, host: host.name,
-            startTimeUs: WallClock.microseconds()
+            region: configuration.region, startTimeUs: WallClock.microseconds()
         )
         var timeout = Duration.milliseconds(deployment.manifest.timeoutMs)
         var logger = self.logger
@@ -43,7 +43,8 @@ struct InvocationHandler: Sendable {
 
         if let length = request.headers[.contentLength].flatMap(Int.init), length > configuration.maxRequestBodyBytes {
             call.finish(.rejected, httpStatus: 413, clock: clock, arrival: arrival)
-            try await commit(call)
+            call.reason = "request_too_large"
+            try await commit(call, metrics: pool.metrics)
             try await writer.writeError(
                 VergeError(.payloadTooLarge, "request body exceeds \(configuration.maxRequestBodyBytes) bytes"),
                 headers: call.responseHeaders(host: host.name)
@@ -67,15 +68,17 @@ struct InvocationHandler: Sendable {
             let status: InvocationStatus = error.code == .initFailed ? .initError : .rejected
             call.finish(status, httpStatus: error.code.status, clock: clock, arrival: arrival)
             call.queue = clock.now - arrival
+            if status == .rejected { call.reason = Self.rejectionReason(error) }
             logger.info("call not served", metadata: ["error": "\(error)"])
-            try await commit(call)
+            try await commit(call, metrics: pool.metrics)
             var headers = call.responseHeaders(host: host.name)
             if [.overloaded, .tooManyRequests, .shuttingDown].contains(error.code) { headers[.retryAfter] = "1" }
+            headers[HTTPField.Name(VergeHeaders.rejected)!] = error.code.rawValue
             try await writer.writeError(error, headers: headers)
             return
         }
         guard let lease else { return }
-        call.version = pool.deployment.version
+        call.served(by: pool.deployment)
         timeout = .milliseconds(pool.deployment.manifest.timeoutMs)
         call.coldStart = lease.coldStart
         if lease.coldStart {
@@ -96,30 +99,40 @@ struct InvocationHandler: Sendable {
             outcome = .broken("\(error)")
         }
 
-        // 3. The response head, or what went wrong instead.
+        // 3. The response head, or what went wrong instead. A worker with the whole body at hand says how long it
+        // is and sends it right behind the head: it is read now, so the response goes out in one write.
         if case .sent = outcome {
             outcome = await receiveHead(from: worker)
+        }
+        var wholeBody: ByteBuffer?
+        if case .head(let head) = outcome, let length = head.bodyLength {
+            switch await receiveWholeBody(from: worker, length: length) {
+            case .success(let body): wholeBody = body
+            case .failure(let failure): outcome = failure.outcome
+            }
         }
         call.exec = clock.now - dispatched
 
         guard case .head(let head) = outcome else {
             let timedOut = worker.end()
+            call.measure(worker)
             let limit = await worker.limitThatEndedTheCall()
             let (status, error) =
                 limit.map { Self.limitFailure($0, manifest: pool.deployment.manifest) }
                 ?? Self.failure(outcome, timedOut: timedOut, timeout: timeout)
             pool.release(lease, reusable: !timedOut && limit == nil && status == .functionError)
             call.limit = limit?.rawValue
+            if status == .rejected { call.reason = Self.rejectionReason(outcome) }
             call.finish(status, httpStatus: error.code.status, clock: clock, arrival: arrival)
             logger.info("call failed", metadata: ["error": "\(error)"])
-            try await commit(call)
+            try await commit(call, metrics: pool.metrics)
             try await writer.writeError(error, headers: call.responseHeaders(host: host.name))
             return
         }
 
         // 4. The response: head, then body frames as they come, then the usage record, then the end. A head HTTP
         // cannot carry fails this call alone (502) and stops the worker; a body HTTP forbids is read and dropped.
-        let accepted: ResponseHeadPolicy.Accepted
+        var accepted: ResponseHeadPolicy.Accepted
         switch ResponseHeadPolicy().check(
             status: head.status, headers: head.headers, method: request.method,
             platformFields: call.responseHeaders(host: host.name)
@@ -129,12 +142,13 @@ struct InvocationHandler: Sendable {
         case .failure(let rejected):
             // The worker is stopped rather than drained: whatever else it would send is never read or waited for.
             _ = worker.end()
+            call.measure(worker)
             call.exec = clock.now - dispatched
             pool.release(lease, reusable: false)
             call.finish(
                 .functionError, httpStatus: VergeError.Code.invalidResponse.status, clock: clock, arrival: arrival)
             logger.info("function response rejected", metadata: ["reason": "\(rejected)"])
-            try await commit(call)
+            try await commit(call, metrics: pool.metrics)
             try await writer.writeError(
                 VergeError(.invalidResponse, "the function's response cannot be sent: \(rejected)"),
                 headers: call.responseHeaders(host: host.name)
@@ -145,6 +159,32 @@ struct InvocationHandler: Sendable {
             logger.debug("response headers dropped", metadata: ["headers": "\(accepted.dropped)"])
         }
         let httpStatus = accepted.status
+        if var body = wholeBody {
+            // The whole answer is here: its record first, then head, body and end in one write.
+            _ = worker.end()
+            call.measure(worker)
+            pool.release(lease, reusable: true)
+            if accepted.bodyAllowed {
+                call.responseBytes = Int64(body.readableBytes)
+                accepted.fields[.contentLength] = String(body.readableBytes)
+            } else {
+                if body.readableBytes > 0 {
+                    logger.info(
+                        "response body dropped: HTTP allows none here",
+                        metadata: [
+                            "http.status": "\(httpStatus)", "http.method": "\(request.method)",
+                            "bytes": "\(body.readableBytes)",
+                        ])
+                }
+                body.clear()
+            }
+            call.finish(.ok, httpStatus: httpStatus, clock: clock, arrival: arrival)
+            try await commit(call, metrics: pool.metrics)
+            try await writer.write(
+                response: HTTPResponse(status: .init(code: httpStatus), headerFields: accepted.fields),
+                body: body.readableBytes > 0 ? ResponseBody(byteBuffer: body) : ResponseBody())
+            return
+        }
         var bodyWriter: (any ResponseBodyWriter)?
         do {
             bodyWriter = try await writer.writeHead(
@@ -186,6 +226,7 @@ struct InvocationHandler: Sendable {
             break
         }
         let timedOut = worker.end()
+        call.measure(worker)
         call.exec = clock.now - dispatched
         if droppedBytes > 0 {
             logger.info(
@@ -209,7 +250,7 @@ struct InvocationHandler: Sendable {
         pool.release(lease, reusable: !timedOut && limit == nil && (status == .ok || status == .functionError))
         call.finish(status, httpStatus: httpStatus, clock: clock, arrival: arrival)
         if status != .ok { logger.info("response failed after its head", metadata: ["outcome": "\(ending)"]) }
-        try await commit(call)
+        try await commit(call, metrics: pool.metrics)
         guard let bodyWriter else { return }
         guard status == .ok else {
             // The head is out with a success status; the only honest signal left is to abort the connection.
@@ -264,7 +305,15 @@ struct InvocationHandler: Sendable {
             host: host,
             function: FunctionInfo(tenant: call.tenant, name: call.function, version: call.version)
         )
-        try await worker.send(.json(.requestHead, head))
+        // HTTP/1.1 framing: without Content-Length and Transfer-Encoding a request has no body. Then head and end
+        // go to the worker in one write.
+        let headFrame = WireFrame(.requestHead, payload: ByteBuffer(bytes: head.jsonBytes()))
+        let contentLength = request.headers[.contentLength]
+        if request.headers[.transferEncoding] == nil, contentLength == nil || contentLength == "0" {
+            try await worker.send(contentsOf: [headFrame, WireFrame(.requestEnd)])
+            return .sent
+        }
+        try await worker.send(headFrame)
         var body = request.body.makeAsyncIterator()
         while true {
             let next: ByteBuffer?
@@ -279,6 +328,61 @@ struct InvocationHandler: Sendable {
         }
         try await worker.send(WireFrame(.requestEnd))
         return .sent
+    }
+
+    /// Why a whole body could not be read.
+    private struct WholeBodyFailure: Error {
+        var outcome: WorkerOutcome
+    }
+
+    /// The most body bytes a worker may announce for a response sent in one piece; a longer body is streamed.
+    static let wholeBodyLimit = 1 << 20
+
+    /// Reads the `length` body bytes a worker announced and the `response_end` behind them. More or fewer bytes, or
+    /// a length over ``wholeBodyLimit``, is a protocol error: nothing has reached the client yet, so the call fails
+    /// cleanly.
+    private func receiveWholeBody(
+        from worker: WorkerProcess, length: Int
+    ) async -> Result<ByteBuffer, WholeBodyFailure> {
+        guard (0...Self.wholeBodyLimit).contains(length) else {
+            return .failure(.init(outcome: .broken("announced a body of \(length) bytes")))
+        }
+        var body: ByteBuffer?
+        while true {
+            let frame: WireFrame?
+            do { frame = try await worker.receive() } catch {
+                return .failure(.init(outcome: .broken("\(error)")))
+            }
+            guard var frame else { return .failure(.init(outcome: .exited)) }
+            switch frame.kind {
+            case .responseBody:
+                let received = (body?.readableBytes ?? 0) + frame.payload.readableBytes
+                guard received <= length else {
+                    return .failure(.init(outcome: .broken("sent more than the \(length) body bytes it announced")))
+                }
+                if body == nil {
+                    // Usually the whole body is one frame: keep its slice instead of copying it.
+                    body = frame.payload
+                } else {
+                    body!.writeBuffer(&frame.payload)
+                }
+            case .responseEnd:
+                let received = body?.readableBytes ?? 0
+                guard received == length else {
+                    return .failure(
+                        .init(outcome: .broken("sent \(received) body bytes, having announced \(length)")))
+                }
+                return .success(body ?? ByteBuffer())
+            case .invocationError:
+                return .failure(
+                    .init(
+                        outcome: .failed(
+                            (try? frame.decode(FailureReport.self))
+                                ?? FailureReport(type: "Error", message: "unknown"))))
+            default:
+                return .failure(.init(outcome: .broken("unexpected \(frame.kind) inside a response")))
+            }
+        }
     }
 
     private func receiveHead(from worker: WorkerProcess) async -> WorkerOutcome {
@@ -334,46 +438,60 @@ struct InvocationHandler: Sendable {
         }
     }
 
-    private func commit(_ call: CallRecord) async throws {
+    /// Why a call was refused before it reached a worker, for its usage record.
+    static func rejectionReason(_ error: VergeError) -> String {
+        switch error.code {
+        case .tooManyRequests: "function_concurrency"
+        case .shuttingDown: "shutting_down"
+        case .payloadTooLarge: "request_too_large"
+        case .initFailed: "function_not_ready"
+        default: "capacity"
+        }
+    }
+
+    private static func rejectionReason(_ outcome: WorkerOutcome) -> String {
+        switch outcome {
+        case .clientAborted: "client_aborted"
+        default: "request_too_large"
+        }
+    }
+
+    private func commit(_ call: CallRecord, metrics: FunctionMetrics) async throws {
         let record = call.usageRecord
+        #if !VERGE_BENCH_NO_LEDGER
         do {
             try await ledger.record(record)
         } catch {
             logger.error(
                 "usage record not committed", metadata: ["request.id": "\(record.invocationID)", "error": "\(error)"])
+            if (error as? VergeError)?.code != .badRequest { ledgerHealth.commitFailed(error) }
             throw error
         }
+        #endif
         ledgerSignal()
-        Counter(
-            label: "verge_invocations_total",
-            dimensions: [
-                ("host", record.host), ("tenant", record.tenant), ("function", record.function),
-                ("status", record.status.rawValue),
-            ]
-        ).increment()
-        if record.coldStart {
-            Counter(
-                label: "verge_cold_starts_total",
-                dimensions: [("host", record.host), ("tenant", record.tenant), ("function", record.function)]
-            )
-            .increment()
-        }
-        Timer(
-            label: "verge_invocation_duration_seconds",
-            dimensions: [("host", record.host), ("tenant", record.tenant), ("function", record.function)],
-            preferredDisplayUnit: .seconds
-        )
-        .recordMicroseconds(record.durationUs)
+        metrics.record(record)
     }
 
-    /// A time-ordered, unique invocation id: 12 hex digits of milliseconds, then 20 random hex digits.
+    /// A time-ordered, unique invocation id: 12 hex digits of milliseconds, then 20 random hex digits (80 bits from
+    /// the system's generator).
     static func newInvocationID() -> String {
         let millis = UInt64(WallClock.milliseconds())
-        var id = String(millis, radix: 16)
-        id = String(repeating: "0", count: max(0, 12 - id.count)) + id
         var random = SystemRandomNumberGenerator()
-        for _ in 0..<20 { id.append(String(random.next(upperBound: UInt8(16)), radix: 16)) }
-        return id
+        let high: UInt64 = random.next()
+        let low: UInt64 = random.next()
+        return String(unsafeUninitializedCapacity: 32) { buffer in
+            let digits: StaticString = "0123456789abcdef"
+            func put(_ value: UInt64, _ count: Int, at start: Int) {
+                for index in 0..<count {
+                    let nibble = Int((value >> UInt64(4 * (count - 1 - index))) & 0xF)
+                    buffer[start + index] = digits.utf8Start[nibble]
+                }
+            }
+            put(millis, 12, at: 0)
+            put(high, 16, at: 12)
+            put(low, 4, at: 28)
+            return 32
+        }
     }
 }
 
@@ -384,7 +502,9 @@ struct CallRecord {
     let function: String
     /// The version that served the call (it can change while the call waits, when a deploy replaces it).
     var version: String
+    var versionNumber: Int
     let host: String
+    let region: String
     let startTimeUs: Int64
     var duration: Duration = .zero
     var queue: Duration = .zero
@@ -397,14 +517,36 @@ struct CallRecord {
     var responseBytes: Int64 = 0
     /// The sandbox limit that ended the call, for `limit_exceeded`.
     var limit: String?
+    /// Why the call was refused, for `rejected`.
+    var reason: String?
+    var memoryMB: Int
+    var cpu: Duration = .zero
+    var memoryPeakBytes: Int64 = 0
 
-    init(invocationID: String, deployment: Deployment, host: String, startTimeUs: Int64) {
+    init(invocationID: String, deployment: Deployment, host: String, region: String, startTimeUs: Int64) {
         self.invocationID = invocationID
         self.tenant = deployment.tenant
         self.function = deployment.name
         self.version = deployment.version
+        self.versionNumber = deployment.versionNumber ?? 0
+        self.memoryMB = deployment.manifest.memoryMB
         self.host = host
+        self.region = region
         self.startTimeUs = startTimeUs
+    }
+
+    /// The version that got the call (a deploy may have replaced the one it arrived for).
+    mutating func served(by deployment: Deployment) {
+        version = deployment.version
+        versionNumber = deployment.versionNumber ?? 0
+        memoryMB = deployment.manifest.memoryMB
+    }
+
+    /// What the worker's cgroup used during the call; call once, right after `worker.end()`.
+    mutating func measure(_ worker: WorkerProcess) {
+        guard let usage = worker.callUsage() else { return }
+        cpu = usage.cpu
+        memoryPeakBytes = usage.memoryPeak
     }
 
     mutating func finish(
@@ -427,17 +569,21 @@ struct CallRecord {
         return fields
     }
 
-    private static func ms(_ duration: Duration) -> String {
-        let micros = Double(duration.microseconds)
-        return String(format: "%.3f", micros / 1000)
+    /// Milliseconds with three decimals, as `server-timing` writes them.
+    static func ms(_ duration: Duration) -> String {
+        let micros = max(0, duration.microseconds)
+        let fraction = String(micros % 1000)
+        return "\(micros / 1000)." + String(repeating: "0", count: 3 - fraction.utf8.count) + fraction
     }
 
     var usageRecord: UsageRecord {
         UsageRecord(
-            invocationID: invocationID, tenant: tenant, function: function, version: version, host: host,
-            startTimeUs: startTimeUs, durationUs: duration.microseconds, queueUs: queue.microseconds,
-            coldStart: coldStart, initUs: coldStart ? initDuration.microseconds : 0, status: status,
-            httpStatus: httpStatus, requestBytes: requestBytes, responseBytes: responseBytes, limit: limit
+            invocationID: invocationID, tenant: tenant, function: function, version: version,
+            versionNumber: versionNumber, host: host, region: region, startTimeUs: startTimeUs,
+            durationUs: duration.microseconds, queueUs: queue.microseconds, coldStart: coldStart,
+            initUs: coldStart ? initDuration.microseconds : 0, cpuUs: cpu.microseconds,
+            memoryPeakBytes: memoryPeakBytes, memoryMB: memoryMB, status: status, httpStatus: httpStatus,
+            requestBytes: requestBytes, responseBytes: responseBytes, limit: limit, reason: reason
         )
     }
 }

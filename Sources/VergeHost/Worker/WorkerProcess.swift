@@ -41,14 +41,19 @@ final class WorkerProcess: Sendable {
         var invocationID: String?
         var inCall = false
         var invocationCount = 0
-        var deadlineTimer: SupervisorTimer?
+        var deadline: DeadlineSweep.Token?
         var cpuTimer: SupervisorTimer?
         var timedOut = false
         /// The limit that ended the current call, when the host ended it (CPU time).
         var limitHit: SandboxLimit?
-        /// The cgroup's counters when the call began.
-        var oomKillsAtStart = 0
-        var processLimitHitsAtStart = 0
+        /// The cgroup's OOM-kill and process-limit counters when the host last looked: at the worker's start (a new
+        /// cgroup counts from 0) and after every failed call. Reading them costs two file reads, so a call that ends
+        /// well does not: a child process the OOM killer took during a call that still answered is counted against
+        /// the worker's next failed call.
+        var oomKillsSeen = 0
+        var processLimitHitsSeen = 0
+        /// CPU and memory counters when the call began (the memory peak reset on cgroup v1), for its usage record.
+        var usageAtStart: WorkerCgroup.CallStart?
     }
 
     private init(
@@ -244,29 +249,30 @@ final class WorkerProcess: Sendable {
     /// and, with a CPU limit, a check of the CPU time the call has used.
     func begin(invocationID: String, deadline: Duration) {
         idleGuard.expectFrames(true)
-        let oomKills = cgroup?.oomKills() ?? 0
-        let processLimitHits = cgroup?.processLimitHits() ?? 0
-        let invocation = state.withLock {
-            $0.invocationID = invocationID
-            $0.inCall = true
-            $0.invocationCount += 1
-            $0.timedOut = false
-            $0.limitHit = nil
-            $0.oomKillsAtStart = oomKills
-            $0.processLimitHitsAtStart = processLimitHits
-            return $0.invocationCount
+        let usage = cgroup?.beginCall()
+        let (invocation, unmeasured) = state.withLock { state -> (Int, WorkerCgroup.CallStart?) in
+            let unmeasured = state.usageAtStart
+            state.usageAtStart = usage
+            state.invocationID = invocationID
+            state.inCall = true
+            state.invocationCount += 1
+            state.timedOut = false
+            state.limitHit = nil
+            return (state.invocationCount, unmeasured)
         }
-        let timer = supervisor.startTimer(after: deadline) { [weak self] in
+        // A call whose usage was never read (it cannot happen today; every path reads it) releases what it held.
+        if let unmeasured { cgroup?.discard(unmeasured) }
+        let token = supervisor.deadlines.arm(after: deadline) { [weak self] in
             guard let self else { return }
-            // A timer already firing when its call ended must not touch the next call: check under the lock.
+            // A deadline already firing when its call ended must not touch the next call: check under the lock.
             self.state.withLock { state in
                 guard state.invocationCount == invocation, state.inCall else { return }
                 state.timedOut = true
             }
             self.killIfStill(invocation)
         }
-        state.withLock { $0.deadlineTimer = timer }
-        if let cpuLimit, let cgroup, let used = cgroup.cpuUsage() {
+        state.withLock { $0.deadline = token }
+        if let cpuLimit, let used = usage?.cpu {
             armCPUCheck(invocation: invocation, budget: cpuLimit, startedAt: used, after: cpuLimit)
         }
     }
@@ -307,8 +313,8 @@ final class WorkerProcess: Sendable {
     func end() -> Bool {
         idleGuard.expectFrames(false)
         return state.withLock {
-            $0.deadlineTimer?.cancel()
-            $0.deadlineTimer = nil
+            if let deadline = $0.deadline { supervisor.deadlines.disarm(deadline) }
+            $0.deadline = nil
             $0.cpuTimer?.cancel()
             $0.cpuTimer = nil
             $0.inCall = false
@@ -320,25 +326,47 @@ final class WorkerProcess: Sendable {
 
     var deadlinePassed: Bool { state.withLock { $0.timedOut } }
 
+    /// What the last call used: CPU time of the worker's cgroup since ``begin(invocationID:deadline:)`` and the
+    /// cgroup's memory peak (see ``WorkerCgroup/beginCall()``). Nil without a cgroup. Call once, after the call.
+    func callUsage() -> (cpu: Duration, memoryPeak: Int64)? {
+        let start = state.withLock { state in
+            defer { state.usageAtStart = nil }
+            return state.usageAtStart
+        }
+        guard let cgroup, let start else { return nil }
+        return cgroup.endCall(start)
+    }
+
     /// The sandbox limit that ended the last call, if one did: CPU time when the host stopped it, memory when the
     /// kernel's OOM killer struck during it, processes when it failed while at its process limit, file size when
     /// the worker was killed by SIGXFSZ. Call after the call failed.
     func limitThatEndedTheCall() async -> SandboxLimit? {
-        let (hit, oomAtStart, pidsAtStart) = state.withLock {
-            ($0.limitHit, $0.oomKillsAtStart, $0.processLimitHitsAtStart)
+        let oomKills = cgroup?.oomKills() ?? 0
+        let processLimitHits = cgroup?.processLimitHits() ?? 0
+        let (hit, oomBefore, pidsBefore) = state.withLock { state in
+            defer {
+                state.oomKillsSeen = oomKills
+                state.processLimitHitsSeen = processLimitHits
+            }
+            return (state.limitHit, state.oomKillsSeen, state.processLimitHitsSeen)
         }
         if let hit { return hit }
-        guard let cgroup else { return nil }
-        if cgroup.oomKills() > oomAtStart { return .memory }
+        guard cgroup != nil else { return nil }
+        if oomKills > oomBefore { return .memory }
         if let status = exit.value, status == .exited(128 + SIGXFSZ) || status == .signaled(SIGXFSZ) {
             return .fileSize
         }
-        if cgroup.processLimitHits() > pidsAtStart { return .processes }
+        if processLimitHits > pidsBefore { return .processes }
         return nil
     }
 
     func send(_ frame: WireFrame) async throws {
         try await channel.outbound.write(frame)
+    }
+
+    /// Sends `frames` in one write.
+    func send(contentsOf frames: [WireFrame]) async throws {
+        try await channel.outbound.write(contentsOf: frames)
     }
 
     /// The next frame from the worker; `nil` when its channel closed (it exited or was killed).

@@ -32,13 +32,31 @@ public struct FailureReport: Codable, Sendable, Equatable {
 public struct ClientLocation: Codable, Sendable, Equatable {
     public var latitude: Double
     public var longitude: Double
-    /// How the location was found: `header` (a trusted proxy's geo headers) or `default` (configured fallback).
+    /// How the location was found: `header` (a trusted proxy's geo headers), `geoip` (the client address in the
+    /// gateway's MaxMind database), `country` (the address's country, placed at its centroid) or `default`.
     public var source: String
+    /// ISO 3166-1 alpha-2 code, when known.
+    public var country: String?
+    /// The client's IP address as the gateway located it (the peer, or from a trusted proxy's `x-forwarded-for`).
+    public var address: String?
+    /// Great-circle distance from the client to the host running the call, in kilometres.
+    public var distanceKm: Double?
 
-    public init(latitude: Double, longitude: Double, source: String) {
+    enum CodingKeys: String, CodingKey {
+        case latitude, longitude, source, country, address
+        case distanceKm = "distance_km"
+    }
+
+    public init(
+        latitude: Double, longitude: Double, source: String, country: String? = nil, address: String? = nil,
+        distanceKm: Double? = nil
+    ) {
         self.latitude = latitude
         self.longitude = longitude
         self.source = source
+        self.country = country
+        self.address = address
+        self.distanceKm = distanceKm
     }
 }
 
@@ -111,10 +129,20 @@ public struct RequestHead: Codable, Sendable, Equatable {
 public struct ResponseHead: Codable, Sendable, Equatable {
     public var status: Int
     public var headers: [[String]]
+    /// The exact number of body bytes that follow, when the worker has the whole body at hand: it then sends the
+    /// body frames and `response_end` right behind the head, and the host may send the response in one piece with
+    /// a `Content-Length`. Absent for a streamed body.
+    public var bodyLength: Int?
 
-    public init(status: Int, headers: [[String]]) {
+    enum CodingKeys: String, CodingKey {
+        case status, headers
+        case bodyLength = "body_length"
+    }
+
+    public init(status: Int, headers: [[String]], bodyLength: Int? = nil) {
         self.status = status
         self.headers = headers
+        self.bodyLength = bodyLength
     }
 }
 

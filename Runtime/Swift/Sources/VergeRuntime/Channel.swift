@@ -42,16 +42,19 @@ struct Channel: ~Copyable {
         try writeAll(frame.encoded())
     }
 
-    /// Writes a body in chunks of the preferred size, never one oversized frame.
-    func writeBody(_ kind: Frame.Kind, _ body: [UInt8]) throws {
+    /// Writes frames already laid out in `bytes`.
+    func write(bytes: [UInt8]) throws {
+        try writeAll(bytes)
+    }
+
+    /// Appends a body as frames of at most the preferred chunk size, never one oversized frame.
+    static func appendBody(_ kind: Frame.Kind, _ body: [UInt8], to out: inout [UInt8]) {
+        out.reserveCapacity(out.count + body.count + 5 * (body.count / WorkerProtocol.preferredChunkSize + 1))
         var offset = 0
         while offset < body.count {
             let end = min(offset + WorkerProtocol.preferredChunkSize, body.count)
-            var out: [UInt8] = []
-            out.reserveCapacity(5 + end - offset)
             Frame.appendHeader(kind: kind, payloadCount: end - offset, to: &out)
             out.append(contentsOf: body[offset..<end])
-            try writeAll(out)
             offset = end
         }
     }

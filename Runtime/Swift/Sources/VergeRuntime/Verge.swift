@@ -113,10 +113,14 @@ public enum Verge {
     }
 
     private static func send(_ response: Response, on channel: borrowing Channel) throws {
-        let head = ResponseHead(status: response.status, headers: response.headers.map { [$0.name, $0.value] })
-        try channel.write(.json(.responseHead, head))
-        try channel.writeBody(.responseBody, response.body)
-        try channel.write(Frame(.responseEnd))
+        let head = ResponseHead(
+            status: response.status, headers: response.headers.map { [$0.name, $0.value] },
+            bodyLength: response.body.count)
+        // Head, body and end in one write: the host reads the whole answer at once.
+        var out = Frame(.responseHead, payload: head.jsonBytes()).encoded()
+        Channel.appendBody(.responseBody, response.body, to: &out)
+        out.append(contentsOf: Frame(.responseEnd).encoded())
+        try channel.write(bytes: out)
     }
 }
 

@@ -5,7 +5,8 @@ hostile function could by writing its own frames.
 Cases: 204-body, 304-body, 1xx, head-body (any body; call it with HEAD), framing (content-length and
 transfer-encoding of its own), crlf (CR/LF in a header value), bad-name (a space in a header name), huge-header
 (one 100 KiB header), many-headers (1000 headers), slow-after-bad-head (CR/LF in a value, then a body that takes
-20 s to stream), ok (a plain 200 "fine")."""
+20 s to stream), length-more / length-fewer (a head that announces 3 or 1000 body bytes, then the 56-byte body),
+ok (a plain 200 "fine")."""
 
 import time
 
@@ -24,6 +25,19 @@ def _unchecked_prepare(result):
 
 
 _worker.prepare = _unchecked_prepare
+_head_frame = _worker.head_frame
+
+
+def _announcing_head_frame(status, headers, body_length=None):
+    """The head with the body length an `x-announce` header names instead of the true one."""
+    announced = [value for name, value in headers if name == "x-announce"]
+    if announced:
+        headers = [pair for pair in headers if pair[0] != "x-announce"]
+        body_length = int(announced[0])
+    return _head_frame(status, headers, body_length)
+
+
+_worker.head_frame = _announcing_head_frame
 
 
 def handle(request):
@@ -54,4 +68,8 @@ def handle(request):
                 time.sleep(0.5)
                 yield MARKER
         return Response(slowly(), status=200, headers=[["x-note", "a\r\nb"]])
+    if case == "length-more":
+        return Response(MARKER, status=200, headers=[["x-announce", "3"]])
+    if case == "length-fewer":
+        return Response(MARKER, status=200, headers=[["x-announce", "1000"]])
     return Response("fine", status=200, headers=[["content-type", "text/plain"]])

@@ -3,7 +3,8 @@ import VergeCore
 
 /// Coalesces on-demand refreshes of the host list: a caller that needs a list fetched after a given moment either
 /// joins a refresh that started after it, or starts one. At most one refresh is in flight, however many callers ask,
-/// so a flood of requests for unknown functions cannot become a flood of control-plane calls.
+/// so a flood of requests for unknown functions cannot become a flood of control-plane calls; and consecutive
+/// refreshes start at least `minimumSpacing` apart, so back-to-back demands cost at most one call per spacing.
 final class RefreshCoordinator: Sendable {
     private struct State {
         var lastCompletedStart: ContinuousClock.Instant?
@@ -11,6 +12,11 @@ final class RefreshCoordinator: Sendable {
     }
 
     private let state = Mutex(State())
+    let minimumSpacing: Duration
+
+    init(minimumSpacing: Duration = .milliseconds(100)) {
+        self.minimumSpacing = minimumSpacing
+    }
 
     private enum Step {
         case done
@@ -34,7 +40,13 @@ final class RefreshCoordinator: Sendable {
                 return
             case .wait(let done):
                 await done.wait()
-            case .perform(let start, let done):
+            case .perform(var start, let done):
+                let previous = state.withLock { $0.lastCompletedStart }
+                if let previous, start < previous + minimumSpacing {
+                    try? await Task.sleep(until: previous + minimumSpacing, clock: .continuous)
+                    // Callers that joined while this one waited arrived before the fetch starts: it serves them too.
+                    start = ContinuousClock.now
+                }
                 await perform()
                 state.withLock { state in
                     state.lastCompletedStart = max(state.lastCompletedStart ?? start, start)

@@ -39,6 +39,11 @@ public struct CIDR: Sendable, Hashable, CustomStringConvertible {
         return CIDR.mask(bytes, prefixLength) == network
     }
 
+    /// Whether `address` lies in this network (IPv4 addresses match only IPv4 networks, IPv6 only IPv6).
+    public func contains(_ address: IPAddress) -> Bool {
+        address.bytes.count == network.count && CIDR.mask(address.bytes, prefixLength) == network
+    }
+
     public func contains(_ address: SocketAddress?) -> Bool {
         guard let ip = address?.ipAddress else { return false }
         return contains(ip)

@@ -1,0 +1,137 @@
+import Foundation
+import Testing
+import VergeTestSupport
+
+/// `verge dev --geoip FILE`: clients located by address through a real MaxMind DB, end to end.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct GeoIPRoutingTests {
+    static let singapore = TestGeoIPDatabase.Network.city(
+        "203.0.113.0/24", "Singapore", country: "SG", latitude: 1.29, longitude: 103.85)
+    static let newYork = TestGeoIPDatabase.Network.city(
+        "198.51.100.0/24", "New York", country: "US", latitude: 40.71, longitude: -74.01)
+
+    @Test func clientsAreRoutedByTheirAddressAndAChangedDatabaseIsPickedUp() async throws {
+        let directory = try TemporaryDirectory(prefix: "verge-geoip")
+        defer { directory.remove() }
+        let database = directory.path + "/city.mmdb"
+        try await TestGeoIPDatabase.write([Self.singapore, Self.newYork], to: database)
+        try await LocalClusterProcess.with(extraArguments: ["--geoip", database]) { cluster in
+            #expect(try await cluster.deploy(Paths.fixtureFunction("echo")).status == 0)
+
+            // The local cluster trusts loopback, so the test client's x-forwarded-for names the client.
+            let fromSingapore = try await TestHTTP.request(
+                cluster.gatewayURL + "/echo", headers: [("x-forwarded-for", "203.0.113.9")])
+            #expect(fromSingapore.status == 200)
+            #expect(fromSingapore.header("x-verge-host") == "sin")
+            let client = try #require(try fromSingapore.json()["client"] as? [String: Any])
+            #expect(client["source"] as? String == "geoip")
+            #expect(client["latitude"] as? Double == 1.29)
+            #expect(client["country"] as? String == "SG")
+            #expect(client["address"] as? String == "203.0.113.9")
+            let distance = try #require(client["distance_km"] as? Double)
+            #expect(distance > 0 && distance < 10, "Singapore to the sin host: \(distance) km")
+            let timing = fromSingapore.headers["server-timing"].joined(separator: ", ")
+            #expect(timing.contains("desc=\"sin "), "server-timing: \(timing)")
+            #expect(timing.contains("geoip SG"), "server-timing: \(timing)")
+
+            let fromNewYork = try await TestHTTP.request(
+                cluster.gatewayURL + "/echo", headers: [("x-forwarded-for", "192.0.2.1, 198.51.100.20")])
+            #expect(fromNewYork.header("x-verge-host") == "iad")
+
+            let health = try await TestHTTP.get(cluster.gatewayURL + "/_verge/health").json()
+            #expect(health["locator"] as? String == "maxmind")
+            #expect(health["geoip_database"] as? String == database)
+
+            // The database is replaced (written beside it and renamed over it): Singapore's network moves to New York.
+            try await TestGeoIPDatabase.write(
+                [.city("203.0.113.0/24", "New York", country: "US", latitude: 40.71, longitude: -74.01)], to: database)
+            let moved = try await eventually(timeout: .seconds(20)) {
+                let response = try await TestHTTP.request(
+                    cluster.gatewayURL + "/echo", headers: [("x-forwarded-for", "203.0.113.9")])
+                return response.header("x-verge-host") == "iad"
+            }
+            #expect(moved)
+            #expect(cluster.log.contains("GeoIP database reloaded"))
+        }
+    }
+
+    @Test func anUntrustedClientsForwardedForAndGeoHeadersAreIgnored() async throws {
+        let directory = try TemporaryDirectory(prefix: "verge-geoip")
+        defer { directory.remove() }
+        let database = directory.path + "/city.mmdb"
+        try await TestGeoIPDatabase.write([Self.singapore], to: database)
+        let config = directory.path + "/cluster.json"
+        // Nobody is trusted: the test client's claims must change nothing.
+        try Data(#"{"trusted_proxies": [], "geoip_database": "\#(database)"}"#.utf8)
+            .write(to: URL(fileURLWithPath: config))
+        try await LocalClusterProcess.with(extraArguments: ["--config", config]) { cluster in
+            #expect(try await cluster.deploy(Paths.fixtureFunction("echo")).status == 0)
+            let response = try await TestHTTP.request(
+                cluster.gatewayURL + "/echo",
+                headers: [
+                    ("x-forwarded-for", "203.0.113.9"), ("cloudfront-viewer-latitude", "1.29"),
+                    ("cloudfront-viewer-longitude", "103.85"), ("x-verge-client-source", "header"),
+                ])
+            #expect(response.status == 200)
+            #expect(response.header("x-verge-host") == "fra")
+            let client = try #require(try response.json()["client"] as? [String: Any])
+            #expect(client["source"] as? String == "default")
+            let headers = try #require(try response.json()["headers"] as? [String: Any])
+            #expect(headers["cloudfront-viewer-latitude"] == nil)
+        }
+    }
+
+    @Test func aFunctionPinnedToRegionsRunsOnlyThere() async throws {
+        let directory = try TemporaryDirectory(prefix: "verge-regions")
+        defer { directory.remove() }
+        let function = try directory.copy(Paths.fixtureFunction("echo"), as: "pinned")
+        try Data(#"{"name": "pinned", "runtime": "python", "entry": "main.py", "regions": ["sin", "iad"]}"#.utf8)
+            .write(to: URL(fileURLWithPath: function + "/verge.json"))
+        try await LocalClusterProcess.with { cluster in
+            let deploy = try await cluster.deploy(function)
+            #expect(deploy.status == 0, "deploy failed: \(deploy.stderr)")
+            // From Paris the nearest host is fra, but the function may run only in sin and iad: iad is nearer.
+            let fromParis = try await TestHTTP.get(cluster.gatewayURL + "/pinned", from: (48.85, 2.35))
+            #expect(fromParis.status == 200)
+            #expect(fromParis.header("x-verge-host") == "iad")
+            let fromTokyo = try await TestHTTP.get(cluster.gatewayURL + "/pinned", from: (35.68, 139.69))
+            #expect(fromTokyo.header("x-verge-host") == "sin")
+        }
+    }
+
+    @Test(
+        .enabled(if: FileManager.default.fileExists(atPath: "/usr/share/tor/geoip"), "needs Debian's tor-geoipdb"))
+    func withoutADatabaseTorGeoIPLocatesClientsByCountry() async throws {
+        try await LocalClusterProcess.with { cluster in
+            #expect(try await cluster.deploy(Paths.fixtureFunction("echo")).status == 0)
+            let health = try await TestHTTP.get(cluster.gatewayURL + "/_verge/health").json()
+            #expect(health["locator"] as? String == "tor-geoipdb")
+            // Google's public resolver is in the US in tor-geoipdb's data: placed at the US centroid, nearest iad.
+            // The fallback loads in the background after start-up, so the first calls may still get the default.
+            var last: TestResponse?
+            let located = try await eventually(timeout: .seconds(20)) {
+                last = try await TestHTTP.request(
+                    cluster.gatewayURL + "/echo", headers: [("x-forwarded-for", "8.8.8.8")])
+                return (try last?.json()["client"] as? [String: Any])?["source"] as? String == "country"
+            }
+            #expect(located)
+            let ready = try await TestHTTP.get(cluster.gatewayURL + "/_verge/health").json()
+            #expect(ready["locator_ready"] as? Bool == true)
+            #expect(last?.header("x-verge-host") == "iad")
+            #expect((try last?.json()["client"] as? [String: Any])?["country"] as? String == "US")
+        }
+    }
+
+    @Test func aConfiguredDatabaseThatCannotBeOpenedStopsTheStart() async throws {
+        let directory = try TemporaryDirectory(prefix: "verge-geoip")
+        defer { directory.remove() }
+        let missing = directory.path + "/missing.mmdb"
+        let result = try await CommandRunner.verge(
+            [
+                "dev", "--gateway", "127.0.0.1:0", "--api", "127.0.0.1:0", "--data", directory.path + "/data",
+                "--geoip", missing,
+            ], timeout: .seconds(60))
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("cannot open GeoIP database \(missing)"), "stderr: \(result.stderr)")
+    }
+}
