@@ -12,6 +12,8 @@ from verge._heads import (decode_request_head, default_response_head, encode_fai
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_LENGTH = 1 << 20
+#: The longest body a response head may announce with `body_length` (PROTOCOL.md §2); a longer one is streamed.
+MAX_ANNOUNCED_BODY = 1 << 20
 CHUNK_SIZE = 64 * 1024
 
 READY = 0x01
@@ -230,13 +232,14 @@ def invoke(channel, handler, request):
         status, headers, body, content_type = prepare(handler(request))
         if isinstance(body, bytes):
             # The whole body follows at once: the head announces its length (the host may then send the response in
-            # one piece with a Content-Length).
+            # one piece with a Content-Length), up to the most a head may announce; a longer body is streamed.
+            length = len(body) if len(body) <= MAX_ANNOUNCED_BODY else None
             if not headers:  # the common case: only the content type the runtime adds
-                head = default_response_head(status, content_type if body else None, len(body))
+                head = default_response_head(status, content_type if body else None, length)
             else:
                 if body and not has_content_type(headers):
                     headers.append(["content-type", content_type])
-                head = encode_response_head(status, headers, len(body))
+                head = encode_response_head(status, headers, length)
             flush_logs()
             buffers = [_PREFIX.pack(len(head) + 1, RESPONSE_HEAD), head]
             append_body(buffers, body)
