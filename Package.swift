@@ -145,6 +145,7 @@ let package = Package(
             name: "VergeGateway",
             dependencies: [
                 "CMaxMindDB", "VergeCore", "VergeHTTP",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

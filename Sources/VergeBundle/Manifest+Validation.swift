@@ -72,6 +72,18 @@ extension Manifest {
                 env[key] = text
             }
         }
+        var idempotentMethods: [String] = []
+        if let value = object[CodingKeys.idempotentMethods.rawValue] {
+            guard case .array(let items) = value else {
+                throw Self.invalid("idempotent_methods must be an array of method names, got \(value.summary)")
+            }
+            for item in items {
+                guard case .string(let method) = item else {
+                    throw Self.invalid("idempotent_methods must hold method names, got \(item.summary)")
+                }
+                idempotentMethods.append(method)
+            }
+        }
         self.init(
             name: name,
             runtime: runtime,
@@ -88,7 +100,8 @@ extension Manifest {
                 try ManifestLimits(json: value)
             } ?? ManifestLimits(),
             network: network,
-            regions: regions
+            regions: regions,
+            idempotentMethods: idempotentMethods
         )
         try validate()
     }
@@ -103,8 +116,18 @@ extension Manifest {
     static let maxEnvValueBytes = 4096
     static let reservedEnvPrefix = "VERGE_"
 
+    /// Methods a manifest may mark idempotent (GET, HEAD and OPTIONS always are).
+    static let markableMethods = ["POST", "PUT", "PATCH", "DELETE"]
+
     /// The first broken rule, as a sentence without the file name, or `nil`.
     func firstProblem() -> String? {
+        for method in idempotentMethods where !Self.markableMethods.contains(method) {
+            return "idempotent_methods may name \(Self.markableMethods.joined(separator: ", ")), got "
+                + Quoted.json(method)
+        }
+        if Set(idempotentMethods).count != idempotentMethods.count {
+            return "idempotent_methods names a method twice"
+        }
         if !FunctionName.isValid(name) {
             return "name must be 1–63 characters of a-z, 0-9 and '-', starting with a letter, "
                 + "got \(Quoted.json(name))"

@@ -58,6 +58,10 @@ public struct Manifest: Codable, Sendable, Equatable {
     /// `R` or starts with `R-` (`fra`, `fra-2`); the gateway routes the function's calls only to such hosts. At most
     /// 32 distinct host-name-shaped entries.
     public var regions: [String]
+    /// Methods besides GET, HEAD and OPTIONS that this function handles idempotently (`idempotent_methods`, e.g.
+    /// `["PUT", "DELETE"]`): the gateway may send such a call to another host when the first failed before
+    /// answering. Default none.
+    public var idempotentMethods: [String]
 
     public init(
         name: String,
@@ -73,7 +77,8 @@ public struct Manifest: Codable, Sendable, Equatable {
         env: [String: String] = [:],
         limits: ManifestLimits = ManifestLimits(),
         network: Network = .none,
-        regions: [String] = []
+        regions: [String] = [],
+        idempotentMethods: [String] = []
     ) {
         self.name = name
         self.runtime = runtime
@@ -89,6 +94,7 @@ public struct Manifest: Codable, Sendable, Equatable {
         self.limits = limits
         self.network = network
         self.regions = regions
+        self.idempotentMethods = idempotentMethods
     }
 
     public static let defaultHandler = "handle"
@@ -119,8 +125,9 @@ public struct Manifest: Codable, Sendable, Equatable {
     }
 
     /// Canonical JSON: sorted keys, snake_case, no whitespace. `handler` is written for `python` only and
-    /// `idle_timeout_s`, `min_instances`, `prewarm`, `limits`, `network` and `regions` only when set, so equal manifests always
-    /// encode to equal bytes (and manifests written before those keys existed keep their bytes).
+    /// `idle_timeout_s`, `min_instances`, `prewarm`, `limits`, `network`, `regions` and `idempotent_methods` only
+    /// when set, so equal manifests always encode to equal bytes (and manifests written before those keys existed
+    /// keep their bytes).
     public func encoded() -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -163,6 +170,7 @@ extension Manifest {
         case limits
         case network
         case regions
+        case idempotentMethods = "idempotent_methods"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -188,5 +196,6 @@ extension Manifest {
         if !limits.isEmpty { try container.encode(limits, forKey: .limits) }
         if network != .none { try container.encode(network, forKey: .network) }
         if !regions.isEmpty { try container.encode(regions, forKey: .regions) }
+        if !idempotentMethods.isEmpty { try container.encode(idempotentMethods, forKey: .idempotentMethods) }
     }
 }

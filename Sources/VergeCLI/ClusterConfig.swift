@@ -47,6 +47,7 @@ struct ClusterConfig: Decodable, Sendable {
 
     var maxConnections: Int = ListenerLimits.default.maxConnections
     var connectionIdleTimeoutSeconds: Double = 60
+    var headerTimeoutSeconds: Double = 10
     var writeRatePerSecond: Double = 10
     var writeBurst: Int = 30
     var tlsCertificate: String?
@@ -60,16 +61,18 @@ struct ClusterConfig: Decodable, Sendable {
             caFile: tlsCA.map(RuntimeLocator.absolute))
     }
 
-    /// The connection cap and idle timeout every listener of the cluster gets.
+    /// The connection cap, idle timeout and request-head deadline every listener of the cluster gets.
     var listener: ListenerLimits {
         ListenerLimits(
-            maxConnections: maxConnections, idleTimeout: .milliseconds(Int64(connectionIdleTimeoutSeconds * 1000)))
+            maxConnections: maxConnections, idleTimeout: .milliseconds(Int64(connectionIdleTimeoutSeconds * 1000)),
+            headerTimeout: .milliseconds(Int64(headerTimeoutSeconds * 1000)))
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case gateway, api, hosts, python, isolation, domain
         case maxConnections = "max_connections"
         case connectionIdleTimeoutSeconds = "connection_idle_timeout_s"
+        case headerTimeoutSeconds = "header_timeout_s"
         case writeRatePerSecond = "write_rate_per_s"
         case writeBurst = "write_burst"
         case tlsCertificate = "tls_cert"
@@ -116,6 +119,8 @@ struct ClusterConfig: Decodable, Sendable {
         connectionIdleTimeoutSeconds =
             try container.decodeIfPresent(Double.self, forKey: .connectionIdleTimeoutSeconds)
             ?? defaults.connectionIdleTimeoutSeconds
+        headerTimeoutSeconds =
+            try container.decodeIfPresent(Double.self, forKey: .headerTimeoutSeconds) ?? defaults.headerTimeoutSeconds
         writeRatePerSecond =
             try container.decodeIfPresent(Double.self, forKey: .writeRatePerSecond) ?? defaults.writeRatePerSecond
         writeBurst = try container.decodeIfPresent(Int.self, forKey: .writeBurst) ?? defaults.writeBurst
@@ -151,6 +156,9 @@ struct ClusterConfig: Decodable, Sendable {
         guard maxConnections >= 1 else { throw VergeCLIError("max_connections must be at least 1") }
         guard connectionIdleTimeoutSeconds > 0, connectionIdleTimeoutSeconds <= 3600 else {
             throw VergeCLIError("connection_idle_timeout_s must be between 0 and 3600")
+        }
+        guard headerTimeoutSeconds > 0, headerTimeoutSeconds <= 600 else {
+            throw VergeCLIError("header_timeout_s must be between 0 and 600")
         }
         guard writeRatePerSecond > 0, writeBurst >= 1 else {
             throw VergeCLIError("write_rate_per_s must be above 0 and write_burst at least 1")

@@ -26,6 +26,11 @@ struct ComponentOptions: ParsableArguments {
         help: "Seconds a connection without a request in progress stays open (default 60).")
     var connectionIdleTimeout: Double = 60
 
+    @Option(
+        name: .customLong("header-timeout"),
+        help: "Seconds a request head may take to arrive once its first byte has (slowloris; default 10).")
+    var headerTimeout: Double = 10
+
     @Option(name: .customLong("tls-cert"), help: "PEM certificate chain to serve TLS with (needs --tls-key).")
     var tlsCertificate: String?
 
@@ -56,8 +61,12 @@ struct ComponentOptions: ParsableArguments {
         guard connectionIdleTimeout > 0, connectionIdleTimeout <= 3600 else {
             throw ValidationError("--connection-idle-timeout must be between 0 and 3600 seconds")
         }
+        guard headerTimeout > 0, headerTimeout <= 600 else {
+            throw ValidationError("--header-timeout must be between 0 and 600 seconds")
+        }
         return ListenerLimits(
-            maxConnections: maxConnections, idleTimeout: .milliseconds(Int64(connectionIdleTimeout * 1000)))
+            maxConnections: maxConnections, idleTimeout: .milliseconds(Int64(connectionIdleTimeout * 1000)),
+            headerTimeout: .milliseconds(Int64(headerTimeout * 1000)))
     }
 
     func address(_ text: String, _ flag: String) throws -> BindAddress {

@@ -13,6 +13,9 @@ public struct HostStatus: Codable, Sendable, Equatable {
         public var workerPIDs: [Int32]
         /// The regions the function's manifest pins it to; absent when it may run anywhere.
         public var regions: [String]?
+        /// Methods besides GET, HEAD and OPTIONS the version's manifest marks idempotent (`idempotent_methods`);
+        /// absent when none.
+        public var idempotentMethods: [String]?
 
         enum CodingKeys: String, CodingKey {
             case tenant, name, version, regions
@@ -21,13 +24,16 @@ public struct HostStatus: Codable, Sendable, Equatable {
             case busyWorkers = "busy_workers"
             case queuedCalls = "queued_calls"
             case workerPIDs = "worker_pids"
+            case idempotentMethods = "idempotent_methods"
         }
 
         public init(
             tenant: String, name: String, version: String, warmWorkers: Int, idleWorkers: Int, busyWorkers: Int,
-            queuedCalls: Int, workerPIDs: [Int32], regions: [String]? = nil
+            queuedCalls: Int, workerPIDs: [Int32], regions: [String]? = nil,
+            idempotentMethods: [String]? = nil
         ) {
             self.regions = regions
+            self.idempotentMethods = idempotentMethods
             self.tenant = tenant
             self.name = name
             self.version = version

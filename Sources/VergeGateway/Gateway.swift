@@ -7,13 +7,15 @@ import Metrics
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
+import Synchronization
 import VergeCore
 import VergeHTTP
 
 /// The gateway: finds where the client is, picks the nearest healthy host that runs the function, and proxies the
-/// call with bodies streamed both ways. Failed connections eject a host at once; idempotent calls that never
-/// reached a host are retried on the next nearest.
+/// call with bodies streamed both ways (`GatewayProxy`). Failed connections eject a host at once, its own 5xx count
+/// against it, and it returns after a backoff; calls move to the next nearest host by the rules in `GatewayProxy`.
 public final class Gateway: Service, Sendable {
     public let configuration: GatewayConfiguration
     public let listenAddress = ListenAddress()
@@ -38,12 +40,6 @@ public final class Gateway: Service, Sendable {
             trustedProxies: configuration.trustedProxies, defaultLocation: configuration.defaultLocation, geoIP: geoIP)
         self.logger = logger
     }
-
-    /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the platform's own.
-    static let hopByHop: Set<String> = [
-        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-        "transfer-encoding", "upgrade",
-    ]
 
     public func run() async throws {
         try await run(controlPlaneURL: configuration.controlPlaneURL)
@@ -73,12 +69,14 @@ public final class Gateway: Service, Sendable {
             eventLoopGroup: MultiThreadedEventLoopGroupProvider.shared, configuration: clientConfiguration)
         let refresher = HostListRefresher(
             gateway: self, client: client, controlPlaneURL: controlPlaneURL, credential: credential)
-        let proxy = Proxy(gateway: self, client: client, refresher: refresher, credential: credential)
-        let http = try HTTPServer.streaming(
+        let pools = UpstreamPools(
+            connectTimeout: TimeAmount(configuration.connectTimeout),
+            tls: try configuration.tls.clientConfiguration().map { try NIOSSLContext(configuration: $0) })
+        let http = try HandlerServer.make(
             bind: configuration.bind, name: "verge-gateway", listenAddress: listenAddress,
             limits: configuration.listener, tls: configuration.tls, logger: logger
-        ) { request, writer, channel in
-            try await proxy.forward(request, writer: writer, peer: channel.remoteAddress)
+        ) { [self] _ in
+            [ProxyHandler(gateway: self, pools: pools, refresher: refresher, credential: credential)]
         }
         logger.info("clients located by \(geoIP.summary)")
         let group = ServiceGroup(
@@ -101,6 +99,42 @@ public final class Gateway: Service, Sendable {
         try await client.shutdown()
     }
 
+    /// Whether an incoming field is a location claim the locator consumed (geo headers, `forwarded`, `x-real-ip`
+    /// and the like; see ``RoutingHeaders``), which never reaches a function. `x-forwarded-for` is not: the proxy
+    /// extends a trusted peer's chain and replaces anyone else's.
+    func isLocatorInput(_ name: String) -> Bool {
+        name != "x-forwarded-for" && RoutingHeaders.mustStrip(name)
+    }
+
+    /// The fields that tell a function where its client is and how that was found, the host chosen and how far it
+    /// is (``RoutingHeaders/forwarded(client:route:)``). Called for every host a call is sent to.
+    func locationFields(for client: LocatedClient, route: Route) -> [(name: String, value: String)] {
+        RoutingHeaders.forwarded(client: client, route: route)
+    }
+
+    /// Methods besides GET, HEAD and OPTIONS each function's manifest marks idempotent, as its hosts report them;
+    /// a method counts only when every host running the function says so (during a rollout, versions differ).
+    private let idempotentMethods = Mutex<[FunctionRef: Set<String>]>([:])
+
+    func updateIdempotentMethods(_ summaries: [HostSummary]) {
+        var methods: [FunctionRef: Set<String>] = [:]
+        for host in summaries {
+            for function in host.functions {
+                let ref = FunctionRef(tenant: function.tenant, name: function.name)
+                let marked = Set(function.idempotentMethods ?? [])
+                methods[ref] = methods[ref].map { $0.intersection(marked) } ?? marked
+            }
+        }
+        idempotentMethods.withLock { $0 = methods.filter { !$0.value.isEmpty } }
+    }
+
+    /// Whether `method` may be sent to another host after a failure before the answer: GET, HEAD, OPTIONS, and
+    /// the methods the function's manifest marks idempotent.
+    func isIdempotent(_ method: String, for function: FunctionRef) -> Bool {
+        if ["GET", "HEAD", "OPTIONS"].contains(method) { return true }
+        return idempotentMethods.withLock { $0[function]?.contains(method) ?? false }
+    }
+
     /// Whether `error` means the host could not be reached at all (so no byte of the call can have reached it).
     static func isConnectFailure(_ error: any Error) -> Bool {
         if error is NIOConnectionError { return true }
@@ -110,151 +144,6 @@ public final class Gateway: Service, Sendable {
             return true
         }
         return false
-    }
-
-    struct Proxy: Sendable {
-        let gateway: Gateway
-        let client: HTTPClient
-        let refresher: HostListRefresher
-        let credential: String
-
-        func forward(_ request: Request, writer: consuming ResponseWriter, peer: SocketAddress?) async throws {
-            let clock = ContinuousClock()
-            let start = clock.now
-            let configuration = gateway.configuration
-            let path = request.uri.path
-            if path == "/_verge/health" {
-                try await writer.writeJSON(gateway.health)
-                return
-            }
-            guard
-                let address = FunctionAddress.resolve(
-                    authority: request.head.authority, path: path, domain: configuration.domain)
-            else {
-                try await writer.writeError(VergeError(.functionNotFound, "no function is deployed at '\(path)'"))
-                return
-            }
-            let name = address.name
-            let function = FunctionRef(tenant: address.tenant, name: name)
-            let client = gateway.locator.locate(headers: request.headers, peer: peer)
-            // Nearest first; waits for a (coalesced, rate-limited) host-list refresh only in the cases RouteResolver
-            // describes.
-            let routes = await gateway.resolver.routes(for: function, from: client.location) { moment in
-                await refresher.refresh(after: moment)
-            }
-            guard !routes.isEmpty else {
-                if gateway.directory.isDeployed(function) {
-                    try await writer.writeError(
-                        VergeError(.noHealthyHost, "no healthy host runs '\(name)' right now"),
-                        headers: [.retryAfter: "1"]
-                    )
-                } else {
-                    try await writer.writeError(VergeError(.functionNotFound, "no function is deployed at '/\(name)'"))
-                }
-                return
-            }
-            let hasBody =
-                request.headers[.contentLength].map { $0 != "0" } ?? (request.headers[.transferEncoding] != nil)
-            let retryable = !hasBody && [.get, .head, .options].contains(request.method)
-            var lastError: (any Error)?
-            for route in routes.prefix(retryable ? 3 : 1) {
-                let upstream = makeUpstreamRequest(
-                    request, address: address, route: route, client: client, peer: peer, hasBody: hasBody)
-                let response: HTTPClientResponse
-                do {
-                    response = try await self.client.execute(
-                        upstream, timeout: TimeAmount(configuration.requestTimeout))
-                } catch {
-                    lastError = error
-                    // Only a failure to reach the host says something about the host. Anything else (the client's
-                    // body stream failed, the call outlived its deadline) fails this call alone and ejects no one.
-                    guard Gateway.isConnectFailure(error) else { break }
-                    let transition = gateway.directory.record(route.host) { $0.connectionFailed() }
-                    if transition == .becameUnhealthy {
-                        gateway.logger.warning(
-                            "host ejected: cannot connect",
-                            metadata: ["host.name": "\(route.host)", "error": "\(error)"]
-                        )
-                    }
-                    Counter(label: "verge_gateway_upstream_failures_total", dimensions: [("host", route.host)])
-                        .increment()
-                    continue
-                }
-                var fields = HTTPFields()
-                for header in response.headers where !Gateway.hopByHop.contains(header.name.lowercased()) {
-                    if let name = HTTPField.Name(header.name) {
-                        fields.append(HTTPField(name: name, value: header.value))
-                    }
-                }
-                fields.append(
-                    HTTPField(
-                        name: HTTPField.Name("server-timing")!,
-                        value: RoutingHeaders.serverTiming(client: client, route: route, duration: clock.now - start)
-                    ))
-                Counter(label: "verge_gateway_requests_total", dimensions: [("host", route.host)]).increment()
-                var body: (any ResponseBodyWriter)?
-                do {
-                    body = try await writer.writeHead(
-                        HTTPResponse(status: .init(code: Int(response.status.code)), headerFields: fields))
-                } catch {
-                    return
-                }
-                // A host never sends a body HTTP forbids; should one arrive anyway, it is read and dropped here so
-                // no byte of it can reach the client's next exchange.
-                let status = Int(response.status.code)
-                let bodyAllowed = request.method != .head && status != 204 && status != 304
-                var dropped = 0
-                for try await chunk in response.body {
-                    if bodyAllowed { try await body!.write(chunk) } else { dropped += chunk.readableBytes }
-                }
-                if dropped > 0 {
-                    gateway.logger.info(
-                        "response body dropped: HTTP allows none here",
-                        metadata: ["host.name": "\(route.host)", "http.status": "\(status)", "bytes": "\(dropped)"])
-                }
-                try await body!.finish(nil)
-                return
-            }
-            gateway.logger.info(
-                "call failed at every host tried", metadata: ["error": "\(lastError.map { "\($0)" } ?? "")"])
-            try await writer.writeError(VergeError(.upstreamFailed, "no host could take the call"))
-        }
-
-        private func makeUpstreamRequest(
-            _ request: Request, address: FunctionAddress, route: Route, client: LocatedClient, peer: SocketAddress?,
-            hasBody: Bool
-        ) -> HTTPClientRequest {
-            var target = route.url + address.hostPath
-            if let query = request.uri.query { target += "?" + query }
-            var upstream = HTTPClientRequest(url: target)
-            upstream.method = HTTPMethod(rawValue: request.method.rawValue)
-            var forwardedFor: String?
-            for field in request.headers {
-                let name = field.name.canonicalName
-                if Gateway.hopByHop.contains(name) || name.hasPrefix("x-verge-") || name == "host" { continue }
-                if name == "x-forwarded-for" {
-                    // Only a trusted proxy's chain is kept; anyone else's is replaced by what the socket says.
-                    if gateway.locator.isTrusted(peer) { forwardedFor = field.value }
-                    continue
-                }
-                if name == "x-forwarded-proto" || RoutingHeaders.mustStrip(name) { continue }
-                upstream.headers.add(name: name, value: field.value)
-            }
-            let peerIP = peer?.ipAddress ?? "unknown"
-            upstream.headers.add(name: "x-forwarded-for", value: forwardedFor.map { "\($0), \(peerIP)" } ?? peerIP)
-            upstream.headers.add(name: "x-forwarded-proto", value: gateway.configuration.tls.serves ? "https" : "http")
-            if let host = request.head.authority { upstream.headers.add(name: "x-forwarded-host", value: host) }
-            for (name, value) in RoutingHeaders.forwarded(client: client, route: route) {
-                upstream.headers.add(name: name, value: value)
-            }
-            upstream.headers.add(name: VergeHeaders.tenant, value: address.tenant)
-            upstream.headers.add(name: VergeHeaders.credential, value: credential)
-            if hasBody {
-                let length = request.headers[.contentLength].flatMap(Int.init)
-                upstream.body = .stream(request.body, length: length.map { .known(Int64($0)) } ?? .unknown)
-            }
-            return upstream
-        }
     }
 }
 
@@ -301,7 +190,9 @@ struct HostListRefresher: Service {
         guard response.status == .ok else {
             throw VergeError(.upstreamFailed, "control plane answered \(response.status.code)")
         }
-        gateway.directory.update(try JSONCoding.decoder.decode([HostSummary].self, from: Data(body.readableBytesView)))
+        let summaries = try JSONCoding.decoder.decode([HostSummary].self, from: Data(body.readableBytesView))
+        gateway.directory.update(summaries)
+        gateway.updateIdempotentMethods(summaries)
     }
 }
 
@@ -333,7 +224,11 @@ struct HealthChecker: Service {
         } catch {
             healthy = false
         }
-        let transition = gateway.directory.record(host.name) { healthy ? $0.checkSucceeded() : $0.checkFailed() }
+        let now = ContinuousClock.now
+        let backoff = gateway.configuration.ejectionBackoff
+        let transition = gateway.directory.record(host.name) {
+            healthy ? $0.checkSucceeded(now: now, backoff: backoff) : $0.checkFailed(now: now, backoff: backoff)
+        }
         switch transition {
         case .becameHealthy: gateway.logger.info("host back in rotation", metadata: ["host.name": "\(host.name)"])
         case .becameUnhealthy: gateway.logger.warning("host out of rotation", metadata: ["host.name": "\(host.name)"])

@@ -36,9 +36,20 @@ public struct GatewayConfiguration: Sendable {
     public var healthCheckInterval: Duration = .seconds(1)
     /// Consecutive failed checks before a host is taken out of rotation. Default 2.
     public var unhealthyThreshold = 2
-    /// Longest time a proxied call may take end to end. Default 31 min: a call may queue for its function's timeout
-    /// (at most 15 min) and then run for as long again.
-    public var requestTimeout: Duration = .seconds(1860)
+    /// Longest wait for a host's response head (time to first byte); then the call is answered `504`. Default
+    /// 31 min: a call may queue for its function's timeout (at most 15 min) and then run for as long again.
+    public var firstByteTimeout: Duration = .seconds(1860)
+    /// Largest request body passed on; a larger one is answered `413` (at once when `Content-Length` says so).
+    /// Default 6 MiB, the hosts' default.
+    public var maxRequestBodyBytes = 6 * 1024 * 1024
+    /// Bodies up to this size are read before the call is sent, so the call can move to another host when the
+    /// first is saturated or unreachable; larger ones are streamed and sent to one host only. Default 64 KiB.
+    public var replayBufferBytes = 64 * 1024
+    /// Most hosts one call is tried on. Default 3.
+    public var maxAttempts = 3
+    /// How long an ejected host stays out before a successful check brings it back: 1 s, doubled per ejection in
+    /// a row, at most 30 s.
+    public var ejectionBackoff = HostHealthStateMachine.Backoff(initial: .seconds(1), maximum: .seconds(30))
     /// Time allowed to connect to a host. Default 2 s.
     public var connectTimeout: Duration = .seconds(2)
     /// The listener's connection cap and idle timeout.

@@ -68,16 +68,21 @@ extension HTTPServer {
         return try .tls(http1, tlsConfiguration: configuration)
     }
 
-    /// HTTP/1.1 with the listener's limits: its connection cap, its idle timeout, and header limits well above
-    /// what browsers send, well below what would let a client hog memory.
+    /// HTTP/1.1 with the listener's limits: its connection cap, its idle timeout, a deadline for each request head,
+    /// header limits well above what browsers send, well below what would let a client hog memory, and ambiguous
+    /// framing refused before any handler sees it (`RequestFramingHandler`).
     static func http1Configuration(
         _ limits: ListenerLimits, name: String, logger: Logger
     ) -> HTTP1Channel.Configuration {
         var logger = logger
         logger[metadataKey: "listener"] = "\(name)"
         let limiter = ConnectionLimiter(limit: limits.maxConnections, logger: logger)
+        let guardLogger = logger
+        let headerTimeout = TimeAmount(limits.headerTimeout)
         return HTTP1Channel.Configuration(
-            additionalChannelHandlers: [limiter.handler()],
+            additionalChannelHandlers: [
+                limiter.handler(), RequestGuardInstaller(headerTimeout: headerTimeout, logger: guardLogger),
+            ],
             idleTimeout: TimeAmount(limits.idleTimeout),
             httpDecoderConfiguration: .init(
                 maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 64 * 1024, maxHeaderFieldCount: 200)

@@ -5,10 +5,16 @@ import NIOCore
 import VergeCore
 
 extension Response {
+    /// Marks a response the platform produced itself (never a function: hosts drop every `x-verge-*` header a
+    /// function sends), with its error code as the value. The gateway reads it to tell a host's own failure or
+    /// saturation from a function's answer.
+    public static let errorMarker = HTTPField.Name("x-verge-error")!
+
     /// The one error shape: `status` from the code, body `{"error":{"code":…,"message":…}}`.
     public static func error(_ error: VergeError, headers: HTTPFields = [:]) -> Response {
         var headers = headers
         headers[.contentType] = "application/json"
+        headers[errorMarker] = error.code.rawValue
         let body = (try? JSONCoding.encoder.encode(ErrorBody(error))) ?? Data()
         return Response(
             status: .init(code: error.code.status),

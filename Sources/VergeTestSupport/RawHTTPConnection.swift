@@ -68,6 +68,12 @@ public final class RawHTTPConnection: @unchecked Sendable {
         Glibc.close(fd)
     }
 
+    /// Half-closes the connection: the server reads end-of-stream, the test can still read its answer.
+    public func shutdownWrite() {
+        guard descriptorOpen else { return }
+        _ = Glibc.shutdown(fd, Int32(SHUT_WR))
+    }
+
     /// Writes `text` exactly as given (use `\r\n`).
     public func send(_ text: String) throws {
         try send(Array(text.utf8))

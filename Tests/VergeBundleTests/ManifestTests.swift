@@ -203,3 +203,31 @@ import VergeCore
         }
     }
 }
+
+@Suite struct IdempotentMethodsManifestTests {
+    @Test func markedMethodsAreReadAndRoundTrip() throws {
+        let manifest = try ManifestTests.parse(
+            #"{"name":"put","runtime":"python","entry":"main.py","idempotent_methods":["PUT","DELETE"]}"#)
+        #expect(manifest.idempotentMethods == ["PUT", "DELETE"])
+        #expect(try Manifest.parse(manifest.encoded()) == manifest)
+        // Absent, it is not written: manifests without it keep their bytes.
+        let plain = try ManifestTests.parse(#"{"name":"plain","runtime":"python","entry":"main.py"}"#)
+        #expect(!String(decoding: plain.encoded(), as: UTF8.self).contains("idempotent_methods"))
+    }
+
+    @Test(arguments: [
+        (#"["GET"]"#, "may name POST, PUT, PATCH, DELETE"),
+        (#"["put"]"#, "may name POST, PUT, PATCH, DELETE"),
+        (#"["PUT","PUT"]"#, "names a method twice"),
+        (#""PUT""#, "must be an array"),
+        (#"[1]"#, "must hold method names"),
+    ])
+    func invalidMarksAreRefused(value: String, problem: String) {
+        #expect {
+            _ = try ManifestTests.parse(
+                #"{"name":"bad","runtime":"python","entry":"main.py","idempotent_methods":"# + value + "}")
+        } throws: { error in
+            "\(error)".contains(problem)
+        }
+    }
+}

@@ -28,28 +28,53 @@ public final class RouteResolver: Sendable {
         self.recheckInterval = recheckInterval
     }
 
+    /// What a call does: route now, or first wait for a host list fetched after `moment`.
+    public enum Decision: Sendable {
+        case route([Route])
+        /// Wait for a refresh that started after `moment`, then ask ``routesAfterRefresh(for:from:limit:generation:)``.
+        case refresh(after: ContinuousClock.Instant, generation: UInt64)
+    }
+
+    /// Candidate hosts for `function`, nearest to `client` first, or that the call should wait for a refresh first.
+    /// Never blocks: callers on an event loop wait for the refresh their own way.
+    public func decide(for function: FunctionRef, from client: GeoPoint, limit: Int = 4) -> Decision {
+        let arrival = ContinuousClock.now
+        let routes = directory.candidates(for: function, from: client, limit: limit)
+        if directory.isDeployed(function) {
+            guard let nearest = directory.nearestHealthy(to: client), routes.first?.host != nearest.name,
+                claimRecheck(function, nearest: nearest.name, now: arrival)
+            else { return .route(routes) }
+        } else if isKnownUnknown(function, now: arrival) {
+            return .route([])
+        }
+        return .refresh(after: arrival, generation: directory.generation)
+    }
+
+    /// The candidates once the refresh a ``Decision/refresh(after:generation:)`` asked for is done; a name still
+    /// unknown then is remembered (negative cache).
+    public func routesAfterRefresh(
+        for function: FunctionRef, from client: GeoPoint, limit: Int = 4, generation: UInt64
+    ) -> [Route] {
+        let fresh = directory.candidates(for: function, from: client, limit: limit)
+        if fresh.isEmpty, !directory.isDeployed(function) {
+            remember(function, generation: max(generation, directory.generation))
+        }
+        return fresh
+    }
+
     /// Candidate hosts for `function`, nearest to `client` first. `refresh(moment)` must return once a host list
     /// fetched after `moment` is in the directory (or fetching it failed).
     public func routes(
         for function: FunctionRef, from client: GeoPoint, limit: Int = 4,
         refresh: (ContinuousClock.Instant) async -> Void
     ) async -> [Route] {
-        let arrival = ContinuousClock.now
-        let routes = directory.candidates(for: function, from: client, limit: limit)
-        if directory.isDeployed(function) {
-            guard let nearest = directory.nearestHealthy(to: client), routes.first?.host != nearest.name,
-                claimRecheck(function, nearest: nearest.name, now: arrival)
-            else { return routes }
-        } else if isKnownUnknown(function, now: arrival) {
-            return []
+        switch decide(for: function, from: client, limit: limit) {
+        case .route(let routes):
+            return routes
+        case .refresh(let moment, let generation):
+            await refresh(moment)
+            return routesAfterRefresh(for: function, from: client, limit: limit, generation: generation)
         }
-        let generation = directory.generation
-        await refresh(arrival)
-        let fresh = directory.candidates(for: function, from: client, limit: limit)
-        if fresh.isEmpty, !directory.isDeployed(function) {
-            remember(function, generation: max(generation, directory.generation))
-        }
-        return fresh
     }
 
     private func isKnownUnknown(_ function: FunctionRef, now: ContinuousClock.Instant) -> Bool {

@@ -148,7 +148,9 @@ struct HostStatusReporter: Sendable {
                 tenant: pool.deployment.tenant, name: pool.deployment.name, version: pool.deployment.version,
                 warmWorkers: stats.live, idleWorkers: stats.idle, busyWorkers: stats.busy, queuedCalls: stats.queued,
                 workerPIDs: pool.workerPIDs,
-                regions: pool.deployment.manifest.regions.isEmpty ? nil : pool.deployment.manifest.regions
+                regions: pool.deployment.manifest.regions.isEmpty ? nil : pool.deployment.manifest.regions,
+                idempotentMethods: pool.deployment.manifest.idempotentMethods.isEmpty
+                    ? nil : pool.deployment.manifest.idempotentMethods
             )
         }
         let unshipped = (try? await ledger.unshippedCount()) ?? 0

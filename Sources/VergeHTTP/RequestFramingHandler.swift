@@ -1,0 +1,142 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import VergeCore
+
+/// Rejects every request whose framing two HTTP implementations could read differently (request smuggling), before
+/// any of it is handed on: `Transfer-Encoding` other than exactly `chunked` (unknown, listed, obfuscated, or on
+/// HTTP/1.0), `Transfer-Encoding` with `Content-Length`, more than one `Content-Length` or one that is not plain
+/// digits, more than one `Host`, or none on HTTP/1.1. The parser already refuses obs-fold and malformed lines; a
+/// chunked request's head is held back until its first chunk has parsed, so an invalid chunk size is answered here
+/// with `400` and nothing of the request is passed on. A rejected request is answered with the JSON error shape and
+/// the connection is closed (what follows it on the wire cannot be trusted to start a new request).
+///
+/// Sits right after the HTTP/1 decoder; tells `RequestHeadDeadlineHandler` (right before it) when a head is complete
+/// and when a request has ended.
+final class RequestFramingHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        /// Between requests: the parser has not produced a head yet.
+        case idle
+        /// A request's head was passed on; its body parts follow.
+        case passing
+        /// A chunked head waiting for its first chunk (or its end) to parse.
+        case holding(HTTPRequestHead)
+        case rejected
+    }
+
+    private var state = State.idle
+    private let deadline: RequestHeadDeadlineHandler
+
+    init(deadline: RequestHeadDeadlineHandler) {
+        self.deadline = deadline
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        switch (state, part) {
+        case (.rejected, _):
+            return
+        case (.idle, .head(let head)), (.passing, .head(let head)):
+            deadline.headReceived(context: context)
+            if let problem = Self.problem(with: head) {
+                reject(context: context, problem)
+                return
+            }
+            if Self.isChunked(head), !head.headers.contains(name: "expect") {
+                state = .holding(head)
+                return
+            }
+            state = .passing
+            context.fireChannelRead(data)
+        case (.holding(let head), _):
+            state = .passing
+            context.fireChannelRead(wrapInboundOut(.head(head)))
+            if case .end = part {
+                state = .idle
+                deadline.requestEnded(context: context)
+            }
+            context.fireChannelRead(data)
+        case (_, .end):
+            state = .idle
+            deadline.requestEnded(context: context)
+            context.fireChannelRead(data)
+        case (_, .body):
+            context.fireChannelRead(data)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        switch state {
+        case .holding:
+            // The parser refused what followed a chunked head (a chunk size that is not hex, an overflow, …): the
+            // head was never passed on, so the request is refused here as a whole.
+            reject(context: context, "invalid chunked body (\(error))")
+        case .idle where error is HTTPParserError:
+            // The parser refused a head (CL with TE, two Content-Lengths, obs-fold, …): answered in the same shape.
+            reject(context: context, "\(error)")
+        case .rejected:
+            return
+        case .idle, .passing:
+            context.fireErrorCaught(error)
+        }
+    }
+
+    /// Why `head` cannot be passed on, or `nil` when its framing is unambiguous.
+    static func problem(with head: HTTPRequestHead) -> String? {
+        let headers = head.headers
+        let hosts = headers["host"]
+        if hosts.count > 1 { return "more than one Host header" }
+        if hosts.isEmpty && Self.isHTTP11OrLater(head.version) { return "an HTTP/1.1 request needs a Host header" }
+        let lengths = headers["content-length"]
+        let codings = headers["transfer-encoding"]
+        if !codings.isEmpty {
+            if !lengths.isEmpty { return "both Content-Length and Transfer-Encoding" }
+            if !Self.isHTTP11OrLater(head.version) { return "Transfer-Encoding on an HTTP/1.0 request" }
+            guard codings.count == 1, codings[0].lowercased() == "chunked" else {
+                return "unsupported Transfer-Encoding (only 'chunked' is accepted)"
+            }
+        }
+        if lengths.count > 1 { return "more than one Content-Length header" }
+        if let length = lengths.first {
+            guard (1...18).contains(length.utf8.count), length.utf8.allSatisfy({ (48...57).contains($0) }) else {
+                return "Content-Length is not a decimal number"
+            }
+        }
+        return nil
+    }
+
+    static func isHTTP11OrLater(_ version: HTTPVersion) -> Bool {
+        version.major > 1 || (version.major == 1 && version.minor >= 1)
+    }
+
+    static func isChunked(_ head: HTTPRequestHead) -> Bool {
+        head.headers["transfer-encoding"].count == 1
+    }
+
+    private func reject(context: ChannelHandlerContext, _ problem: String) {
+        state = .rejected
+        deadline.requestEnded(context: context)
+        let error = VergeError(.badRequest, "ambiguous or invalid request framing: \(problem)")
+        let body = (try? JSONCoding.encoder.encode(ErrorBody(error))) ?? Data()
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "content-length", value: "\(body.count)")
+        headers.add(name: "connection", value: "close")
+        headers.add(name: "x-verge-error", value: error.code.rawValue)
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))),
+            promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+}
+
+@available(*, unavailable)
+extension RequestFramingHandler: Sendable {}
