@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
-# Verge benchmark: warm throughput (through the gateway and straight at a host) and cold start from zero, each
-# next to a baseline measured in the same run. Prints a markdown report and writes it to $OUT.
+# Verge benchmark: the warm path against uWSGI (warm.sh: a host straight, sandboxed, next to uWSGI serving the
+# same function), warm throughput through the gateway and straight at a host, and cold start from zero, each next
+# to a baseline measured in the same run. Prints a markdown report and writes it to $OUT.
 #
-#   Samples/bench/run.sh                      # defaults: 10 s per load run, 16 connections, 20 cold starts
+#   Samples/bench/run.sh                      # as root; defaults: 10 s per load run, wrk -t1 -c32, 20 cold starts
 #   DURATION=30s COLD_RUNS=50 Samples/bench/run.sh
 #
-# Settings (environment): PYTHON, DURATION, WARMUP, CONNECTIONS, THREADS, COLD_RUNS, OUT. See README.md here.
+# Settings (environment): PYTHON, DURATION, WARMUP, CONNECTIONS, THREADS, COLD_RUNS, UWSGI_PROCESSES, OUT. See
+# README.md here.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ROOT=$(pwd)
+# shellcheck source=Samples/bench/lib.sh
+source Samples/bench/lib.sh
 
 PYTHON=${PYTHON:-/usr/bin/python3}
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-3s}
-CONNECTIONS=${CONNECTIONS:-16}
-THREADS=${THREADS:-2}
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-1}
 COLD_RUNS=${COLD_RUNS:-20}
 OUT=${OUT:-Samples/bench/results-$(date -u +%Y-%m-%d-%H%M).md}
 
@@ -25,21 +29,6 @@ COLD_IDLE_TIMEOUT=0.2
 WARM_IDLE_TIMEOUT=3600
 # The gateway sees a client in Paris; the nearest host is fra.
 PARIS=(-H "cloudfront-viewer-latitude: 48.85" -H "cloudfront-viewer-longitude: 2.35")
-
-STEP="checking settings"
-step() {
-    STEP=$1
-    printf '\n==> %s\n' "$1" >&2
-}
-note() { printf '    %s\n' "$*" >&2; }
-die() {
-    trap - ERR
-    printf '\nbench: FAILED while %s: %s\n' "$STEP" "$*" >&2
-    exit 1
-}
-# Any other failing command stops the run the same way, naming the command.
-set -o errtrace
-trap 'die "line $LINENO: \"$BASH_COMMAND\" failed with status $?"' ERR
 
 [[ $COLD_RUNS =~ ^[1-9][0-9]*$ ]] || die "COLD_RUNS must be a positive integer, got '$COLD_RUNS'"
 [[ $CONNECTIONS =~ ^[1-9][0-9]*$ && $THREADS =~ ^[1-9][0-9]*$ ]] || die "CONNECTIONS and THREADS must be positive integers"
@@ -59,12 +48,6 @@ NGINX_PID=""
 
 # ---------------------------------------------------------------------------------------------------------------
 # Processes
-
-alive() {
-    local state
-    state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-    [[ $state != Z* ]]
-}
 
 # Processes that belong to this run: their command line, working directory or executable lies in $WORK. Workers
 # run in their bundle directory under the cluster's data directory, so they show up here too.
@@ -190,43 +173,11 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---------------------------------------------------------------------------------------------------------------
-# Numbers
-
-# to_ms VALUE: wrk's 812.00us / 1.23ms / 2.01s / 1.00m in milliseconds.
-to_ms() {
-    awk -v v="$1" 'BEGIN {
-        if (v ~ /us$/) x = substr(v, 1, length(v) - 2) / 1000
-        else if (v ~ /ms$/) x = substr(v, 1, length(v) - 2)
-        else if (v ~ /s$/) x = substr(v, 1, length(v) - 1) * 1000
-        else if (v ~ /m$/) x = substr(v, 1, length(v) - 1) * 60000
-        else exit 1
-        printf "%.3f", x
-    }'
-}
-
-# pct FILE COLUMN P: the P-th percentile (nearest rank) of a tab-separated column.
-pct() {
-    cut -f "$2" "$1" | sort -g | awk -v p="$3" '
-        { v[NR] = $1 }
-        END { if (NR == 0) exit 1; r = int(p / 100 * NR); if (r < p / 100 * NR) r++; if (r < 1) r = 1; printf "%.2f", v[r] }'
-}
-
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
-fmt() { awk -v a="$1" -v d="${2:-2}" 'BEGIN { printf "%.*f", d, a }'; }
-
-# ---------------------------------------------------------------------------------------------------------------
 # 1. Tools and the release build
 
 step "installing the load tools"
-missing=()
-for tool in wrk hyperfine curl jq; do command -v "$tool" >/dev/null || missing+=("$tool"); done
-if ((${#missing[@]})); then
-    ((EUID == 0)) || die "missing ${missing[*]}: run as root or install them first (apt-get install -y ${missing[*]})"
-    note "apt-get install -y ${missing[*]}"
-    apt-get update -qq >&2 || die "apt-get update failed"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2 || die "apt-get install ${missing[*]} failed"
-fi
-for tool in wrk hyperfine curl jq swift; do command -v "$tool" >/dev/null || die "$tool is not on PATH"; done
+need_tools wrk=wrk hyperfine=hyperfine curl=curl jq=jq
+command -v swift >/dev/null || die "swift is not on PATH"
 note "$({ wrk --version 2>&1 || true; } | head -n 1 | cut -d' ' -f1-2), $(hyperfine --version)"
 
 step "building Verge in release (swift build -c release --scratch-path .build-release)"
@@ -238,7 +189,14 @@ START_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------------------------------------------------------
-# 2. Warm throughput
+# 2. The warm path against uWSGI (warm.sh, with this run's settings and build); its report becomes a section here.
+
+step "the warm path against uWSGI (Samples/bench/warm.sh)"
+PYTHON=$PYTHON DURATION=$DURATION WARMUP=$WARMUP CONNECTIONS=$CONNECTIONS THREADS=$THREADS BUILD=0 \
+    OUT="$WORK/warm.md" Samples/bench/warm.sh >/dev/null || die "Samples/bench/warm.sh failed (output above)"
+
+# ---------------------------------------------------------------------------------------------------------------
+# 3. Warm throughput through the gateway and straight at a host
 
 declare -A RPS P50 P99 ERRORS
 # load NAME URL [wrk options…]: a short warm-up run (workers start, connections open), then the measured run.
@@ -317,14 +275,6 @@ else
     note "nginx is not installed: no peer baseline (apt-get install -y nginx to add one)"
 fi
 
-# ticks PID: user + system CPU time of a process, in clock ticks; fails when it is gone.
-ticks() {
-    local line fields
-    line=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
-    read -r -a fields <<<"$line"
-    echo $((fields[11] + fields[12]))
-}
-
 # idle_cpu SECONDS: CPU used while no request arrives, by verge dev (IDLE_CLUSTER, % of one core) and by each
 # worker (IDLE_WORKERS: "name N%, …", busiest first). An idle cluster should use next to nothing.
 idle_cpu() {
@@ -379,7 +329,7 @@ stop_cluster
 WARM_STOP_S=$STOP_S
 
 # ---------------------------------------------------------------------------------------------------------------
-# 3. Cold start from zero
+# 4. Cold start from zero
 
 # wait_for_zero FN: until the control plane reports no worker of FN on fra. The first sleep outlasts the idle
 # timeout and one host sync, so the status read afterwards is newer than the previous call.
@@ -459,7 +409,7 @@ stop_cluster
 COLD_STOP_S=$STOP_S
 
 # ---------------------------------------------------------------------------------------------------------------
-# 4. Process-start baselines (no cluster running)
+# 5. Process-start baselines (no cluster running)
 
 # bench NAME HYPERFINE_ARGS…: median and p90 in ms of one hyperfine command.
 declare -A BASE_P50 BASE_P90
@@ -487,7 +437,7 @@ bench swift-worker --shell=sh \
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------------------------------------------------------
-# 5. Report
+# 6. Report
 
 CPU=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 MEM=$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
@@ -502,6 +452,9 @@ REPORT=$WORK/report.md
     echo "Commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (with local changes)')." \
         "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency after a $WARMUP warm-up; load generator, gateway, hosts and" \
         "workers share the machine."
+    echo
+    # warm.sh's report, one heading level down.
+    sed 's/^#/##/' "$WORK/warm.md"
     echo
     echo "## Warm throughput"
     echo

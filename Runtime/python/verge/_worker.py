@@ -3,12 +3,17 @@ then serve one invocation at a time until the host closes the channel."""
 
 import os
 import sys
+from _struct import Struct
 
 from verge import Request, Response
-from verge._codec import dumps, loads
+from verge._codec import dumps
+from verge._heads import (decode_request_head, default_response_head, encode_failure, encode_ready,
+                          encode_response_head)
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_LENGTH = 1 << 20
+#: The longest body a response head may announce with `body_length` (PROTOCOL.md §2); a longer one is streamed.
+MAX_ANNOUNCED_BODY = 1 << 20
 CHUNK_SIZE = 64 * 1024
 
 READY = 0x01
@@ -33,6 +38,12 @@ BINARY = "application/octet-stream"
 JSON = "application/json"
 _TOKEN_SEPARATORS = frozenset('()<>@,;:\\"/[]?={} \t')
 
+# A frame's prefix: the 4-byte big-endian length, then the type byte.
+_PREFIX = Struct(">IB")
+_RESPONSE_END_FRAME = _PREFIX.pack(1, RESPONSE_END)
+# Most buffers one writev takes (Linux's IOV_MAX is 1024).
+_IOV_MAX = 512
+
 
 class ProtocolError(Exception):
     """The channel cannot be trusted any more: the worker reports it on stderr and exits."""
@@ -40,33 +51,43 @@ class ProtocolError(Exception):
 
 class Channel:
     """The worker's end of the socket inherited from the host, read and written with blocking calls: a worker
-    serves one invocation at a time, so there is nothing to multiplex."""
+    serves one invocation at a time, so there is nothing to multiplex. Each response goes out in one `writev`."""
 
     def __init__(self, fd):
         self.fd = fd
         self._buffer = bytearray()
+        self._start = 0  # where the unread bytes of `_buffer` begin
 
     def read(self):
-        """The next frame as (type, payload), or None when the host closed the channel between frames."""
-        buffer = self._buffer
+        """The next frame as (type, payload), or None when the host closed the channel between frames. The
+        payload is a bytearray."""
+        buffer, start = self._buffer, self._start
         while True:
-            wanted = 5
-            if len(buffer) >= 4:
-                length = int.from_bytes(buffer[:4], "big")
+            available = len(buffer) - start
+            if available >= 4:
+                if available >= 5:
+                    length, kind = _PREFIX.unpack_from(buffer, start)
+                else:
+                    length, kind = int.from_bytes(buffer[start:start + 4], "big"), None
                 if length == 0:
                     raise ProtocolError("frame with zero length")
                 if length > MAX_FRAME_LENGTH:
                     raise ProtocolError(f"frame of {length} bytes exceeds the limit of {MAX_FRAME_LENGTH}")
-                wanted = 4 + length
-                if len(buffer) >= wanted:
-                    kind = buffer[4]
+                end = start + 4 + length
+                if len(buffer) >= end:
                     if kind not in KNOWN_TYPES:
                         raise ProtocolError(f"unknown frame type 0x{kind:02x}")
-                    payload = bytes(buffer[5:wanted])
-                    del buffer[:wanted]
-                    return kind, payload
+                    self._start = end
+                    return kind, buffer[start + 5:end]
+                wanted = end - start
+            else:
+                wanted = 5
+            # Read more: drop what was consumed first (once per read, not per frame).
+            if start:
+                del buffer[:start]
+                start = self._start = 0
             try:
-                data = os.read(self.fd, max(CHUNK_SIZE, wanted - len(buffer)))
+                data = os.read(self.fd, max(CHUNK_SIZE, wanted - available))
             except OSError as error:
                 raise ProtocolError(f"read failed: {error}") from None
             if not data:
@@ -76,16 +97,32 @@ class Channel:
             buffer += data
 
     def write(self, frames):
-        """Writes (type, payload) frames, coalesced into as few system calls as possible."""
-        out = bytearray()
+        """Writes (type, payload) frames in one system call where the socket takes them all."""
+        buffers = []
         for kind, payload in frames:
-            out += (len(payload) + 1).to_bytes(4, "big")
-            out.append(kind)
-            out += payload
-        view = memoryview(out)
+            buffers.append(_PREFIX.pack(len(payload) + 1, kind))
+            if payload:
+                buffers.append(payload)
+        self.send(buffers)
+
+    def send(self, buffers):
+        """Writes bytes-like buffers (already framed) in order, with as few `writev` calls as the socket allows."""
+        fd = self.fd
         try:
-            while view:
-                view = view[os.write(self.fd, view):]
+            while buffers:
+                batch = buffers[:_IOV_MAX]
+                written = os.writev(fd, batch)
+                if written == sum(map(len, batch)):  # the usual case: all of it
+                    buffers = buffers[len(batch):]
+                    continue
+                for index, buffer in enumerate(batch):
+                    size = len(buffer)
+                    if written < size:  # a partial write: go on from the first byte not written
+                        buffers = [memoryview(buffer)[written:], *buffers[index + 1:]]
+                        break
+                    written -= size
+                else:
+                    buffers = buffers[len(batch):]
         except OSError as error:
             raise ProtocolError(f"write failed: {error}") from None
 
@@ -112,14 +149,14 @@ def main(bundle_dir, environ):
         report(error)
         flush_logs()
         try:
-            channel.write([json_frame(INIT_ERROR, failure(error))])
+            channel.write([failure_frame(INIT_ERROR, error)])
         except ProtocolError:
             pass
         return EXIT_INIT_ERROR
 
     try:
         runtime = "python/%d.%d.%d" % sys.version_info[:3]
-        channel.write([json_frame(READY, {"protocol": PROTOCOL_VERSION, "runtime": runtime})])
+        channel.write([(READY, encode_ready(PROTOCOL_VERSION, runtime))])
         while True:
             request = receive(channel)
             if request is None:
@@ -183,7 +220,7 @@ def receive(channel):
             raise ProtocolError(f"unexpected frame type 0x{kind:02x} inside a request")
         chunks.append(chunk)
     try:
-        return Request(loads(payload), b"".join(chunks))
+        return Request(decode_request_head(payload), b"".join(chunks))
     except (ValueError, KeyError, TypeError) as error:
         raise ProtocolError(f"malformed request_head: {error!r}") from None
 
@@ -194,27 +231,42 @@ def invoke(channel, handler, request):
     try:
         status, headers, body, content_type = prepare(handler(request))
         if isinstance(body, bytes):
-            if body and not has_content_type(headers):
-                headers.append(["content-type", content_type])
+            # The whole body follows at once: the head announces its length (the host may then send the response in
+            # one piece with a Content-Length), up to the most a head may announce; a longer body is streamed.
+            length = len(body) if len(body) <= MAX_ANNOUNCED_BODY else None
+            if not headers:  # the common case: only the content type the runtime adds
+                head = default_response_head(status, content_type if body else None, length)
+            else:
+                if body and not has_content_type(headers):
+                    headers.append(["content-type", content_type])
+                head = encode_response_head(status, headers, length)
             flush_logs()
-            channel.write([head_frame(status, headers, len(body)), *body_frames(body), (RESPONSE_END, b"")])
+            buffers = [_PREFIX.pack(len(head) + 1, RESPONSE_HEAD), head]
+            append_body(buffers, body)
+            buffers.append(_RESPONSE_END_FRAME)
+            channel.send(buffers)
             return
         stream = body
         first = next(stream, _END)  # the first chunk decides the default content type
         data = b"" if first is _END else chunk_bytes(first)
         if data and not has_content_type(headers):
             headers.append(["content-type", TEXT if isinstance(first, str) else BINARY])
-        channel.write([head_frame(status, headers), *body_frames(data)])
+        head = encode_response_head(status, headers)
+        buffers = [_PREFIX.pack(len(head) + 1, RESPONSE_HEAD), head]
+        append_body(buffers, data)
+        channel.send(buffers)
         for chunk in stream:
-            channel.write(body_frames(chunk_bytes(chunk)))
+            buffers = []
+            append_body(buffers, chunk_bytes(chunk))
+            channel.send(buffers)
         flush_logs()
-        channel.write([(RESPONSE_END, b"")])
+        channel.send([_RESPONSE_END_FRAME])
     except ProtocolError:
         raise
     except Exception as error:
         report(error)
         flush_logs()
-        channel.write([json_frame(INVOCATION_ERROR, failure(error))])
+        channel.write([failure_frame(INVOCATION_ERROR, error)])
     finally:
         close = getattr(stream, "close", None)
         if close is not None:  # runs the generator's cleanup even when the stream was cut short
@@ -285,29 +337,28 @@ def chunk_bytes(chunk):
     raise TypeError(f"stream chunks must be str or bytes, not {type(chunk).__name__}")
 
 
-def head_frame(status, headers, body_length=None):
-    """The response head; `body_length` when the whole body follows at once (the host may then send the response
-    in one piece with a Content-Length)."""
-    if body_length is None:
-        return json_frame(RESPONSE_HEAD, {"status": status, "headers": headers})
-    return json_frame(RESPONSE_HEAD, {"status": status, "headers": headers, "body_length": body_length})
+def append_body(buffers, data):
+    """Appends `data` to `buffers` as framed response_body chunks of at most CHUNK_SIZE bytes, without copying it."""
+    size = len(data)
+    if size <= CHUNK_SIZE:
+        if size:
+            buffers.append(_PREFIX.pack(size + 1, RESPONSE_BODY))
+            buffers.append(data)
+        return
+    view = memoryview(data)
+    for offset in range(0, size, CHUNK_SIZE):
+        chunk = view[offset:offset + CHUNK_SIZE]
+        buffers.append(_PREFIX.pack(len(chunk) + 1, RESPONSE_BODY))
+        buffers.append(chunk)
 
 
-def json_frame(kind, message):
-    return kind, dumps(message).encode("utf-8")
-
-
-def body_frames(data):
-    """`data` as response_body frames of at most CHUNK_SIZE bytes each."""
-    return [(RESPONSE_BODY, data[offset:offset + CHUNK_SIZE]) for offset in range(0, len(data), CHUNK_SIZE)]
-
-
-def failure(error):
+def failure_frame(kind, error):
+    """An init_error or invocation_error frame reporting `error`."""
     try:
         message = str(error)
     except Exception:  # an exception whose __str__ fails still gets reported
         message = object.__repr__(error)
-    return {"type": type(error).__name__, "message": message}
+    return kind, encode_failure(type(error).__name__, message)
 
 
 def report(error):

@@ -25,19 +25,19 @@ def _unchecked_prepare(result):
 
 
 _worker.prepare = _unchecked_prepare
-_head_frame = _worker.head_frame
+_encode_response_head = _worker.encode_response_head
 
 
-def _announcing_head_frame(status, headers, body_length=None):
+def _announcing_response_head(status, headers, body_length=None):
     """The head with the body length an `x-announce` header names instead of the true one."""
     announced = [value for name, value in headers if name == "x-announce"]
     if announced:
         headers = [pair for pair in headers if pair[0] != "x-announce"]
         body_length = int(announced[0])
-    return _head_frame(status, headers, body_length)
+    return _encode_response_head(status, headers, body_length)
 
 
-_worker.head_frame = _announcing_head_frame
+_worker.encode_response_head = _announcing_response_head
 
 
 def handle(request):
