@@ -91,6 +91,35 @@ struct ResponseFramingTests {
         }
     }
 
+    /// A body a worker has whole goes out with its exact Content-Length; one over the 1 MiB a head may announce is
+    /// streamed (chunked) — both arrive intact, straight from a host and through the gateway.
+    @Test func wholeBodiesCarryTheirLengthAndLargerOnesAreStreamed() async throws {
+        try await LocalClusterProcess.with { cluster in
+            #expect(try await cluster.deploy(Paths.fixtureFunction("echo")).status == 0)
+            let host = try #require(cluster.hostURLs["fra"])
+            for target in [host, cluster.gatewayURL] {
+                for pad in [0, 1000, 3 << 20] {
+                    let (response, rest) = try await blocking {
+                        let connection = try RawHTTPConnection(url: target)
+                        let authority = target.replacingOccurrences(of: "http://", with: "")
+                        try connection.send(
+                            "GET /echo?pad=\(pad) HTTP/1.1\r\nHost: \(authority)\r\nConnection: close\r\n\r\n")
+                        return (try connection.readResponse(), try connection.readToEnd())
+                    }
+                    #expect(response.status == 200, "pad \(pad) at \(target)")
+                    let body = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
+                    #expect((body?["pad"] as? String)?.utf8.count == pad, "pad \(pad) at \(target)")
+                    if pad < 1 << 20 {
+                        #expect(response.header("content-length") == String(response.body.count), "pad \(pad)")
+                    } else {
+                        #expect(response.header("transfer-encoding") == "chunked", "pad \(pad) at \(target)")
+                    }
+                    #expect(rest.isEmpty)
+                }
+            }
+        }
+    }
+
     /// Sends the hostile request and two ordinary ones back to back on one connection and parses all three answers.
     static func pipeline(_ hostileCase: Case, at url: String) async throws {
         let authority = url.replacingOccurrences(of: "http://", with: "")

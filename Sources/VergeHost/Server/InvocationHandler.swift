@@ -336,7 +336,7 @@ struct InvocationHandler: Sendable {
     }
 
     /// The most body bytes a worker may announce for a response sent in one piece; a longer body is streamed.
-    static let wholeBodyLimit = 1 << 20
+    static let wholeBodyLimit = WorkerProtocol.maxAnnouncedBodyLength
 
     /// Reads the `length` body bytes a worker announced and the `response_end` behind them. More or fewer bytes, or
     /// a length over ``wholeBodyLimit``, is a protocol error: nothing has reached the client yet, so the call fails

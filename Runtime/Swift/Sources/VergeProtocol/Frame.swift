@@ -42,6 +42,8 @@ public enum WorkerProtocol {
     public static let maxFrameLength = 1 << 20
     /// The body chunk size senders should use; receivers accept any chunk up to `maxFrameLength - 1`.
     public static let preferredChunkSize = 64 * 1024
+    /// The longest body a response head may announce with `body_length`; a longer one is streamed.
+    public static let maxAnnouncedBodyLength = 1 << 20
     /// Environment variable naming the inherited channel descriptor (always "3" today).
     public static let channelFDVariable = "VERGE_FD"
 }

@@ -115,8 +115,9 @@ public enum Verge {
     private static func send(_ response: Response, on channel: borrowing Channel) throws {
         let head = ResponseHead(
             status: response.status, headers: response.headers.map { [$0.name, $0.value] },
-            bodyLength: response.body.count)
-        // Head, body and end in one write: the host reads the whole answer at once.
+            bodyLength: response.body.count <= WorkerProtocol.maxAnnouncedBodyLength ? response.body.count : nil)
+        // Head, body and end in one write: the host reads the whole answer at once (a body over 1 MiB is not
+        // announced, and the host streams it).
         var out = Frame(.responseHead, payload: head.jsonBytes()).encoded()
         Channel.appendBody(.responseBody, response.body, to: &out)
         out.append(contentsOf: Frame(.responseEnd).encoded())

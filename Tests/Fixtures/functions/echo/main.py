@@ -1,4 +1,5 @@
-"""Echoes what the function saw of the request, for tests of the gateway and the host."""
+"""Echoes what the function saw of the request, for tests of the gateway and the host. `?pad=N` adds N bytes of
+padding to the answer."""
 
 import hashlib
 import os
@@ -8,7 +9,9 @@ WORKER_ID = os.urandom(8).hex()
 
 
 def handle(request):
+    pad = int(request.query_params.get("pad", "0"))
     return {
+        "pad": "x" * pad,
         "method": request.method,
         "path": request.path,
         "query": request.query,
