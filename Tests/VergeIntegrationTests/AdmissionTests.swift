@@ -19,8 +19,8 @@ struct AdmissionTests {
             try await waitUntilListed(cluster, ["hold", "slow"])
 
             // Two calls fill the host's two workers.
-            async let first = TestHTTP.get(fra + "/hold?ms=6000")
-            async let second = TestHTTP.get(fra + "/hold?ms=6000")
+            async let first = TestHTTP.get(fra + "/hold?ms=12000")
+            async let second = TestHTTP.get(fra + "/hold?ms=12000")
             let full = try await eventually(timeout: .seconds(10)) {
                 try await functionStatus(cluster, "hold")?["busy_workers"] as? Int == 2
             }

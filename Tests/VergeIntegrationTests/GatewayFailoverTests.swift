@@ -51,11 +51,11 @@ struct GatewayFailoverTests {
             let gateway = cluster.gatewayURL
             // Slow calls in flight on fra when it dies: a GET (sent again to iad), a POST (never sent twice) and a
             // PUT to a function whose manifest marks PUT idempotent (sent again to iad).
-            async let heldGet = TestHTTP.request(gateway + "/hold?ms=3000", headers: Self.fromParis())
+            async let heldGet = TestHTTP.request(gateway + "/hold?ms=8000", headers: Self.fromParis())
             async let heldPost = TestHTTP.request(
-                gateway + "/hold?ms=3000", method: .POST, headers: Self.fromParis(), body: Array("once".utf8))
+                gateway + "/hold?ms=8000", method: .POST, headers: Self.fromParis(), body: Array("once".utf8))
             async let heldPut = TestHTTP.request(
-                gateway + "/hold-put?ms=3000", method: .PUT, headers: Self.fromParis(), body: Array("again".utf8))
+                gateway + "/hold-put?ms=8000", method: .PUT, headers: Self.fromParis(), body: Array("again".utf8))
             let inFlight = try await eventually(timeout: .seconds(10)) {
                 let held = try await Self.workers(cluster, host: "fra", function: "hold")
                 let heldPut = try await Self.workers(cluster, host: "fra", function: "hold-put")

@@ -8,7 +8,7 @@ struct PoolLifecycleTests {
     static let paris = (48.85, 2.35)
 
     @Test func firstCallIsColdSecondIsWarmAndIdleWorkersGoAway() async throws {
-        try await LocalClusterProcess.with(idleTimeout: 2) { cluster in
+        try await LocalClusterProcess.with(idleTimeout: 4) { cluster in
             #expect(try await cluster.deploy(Paths.fixtureFunction("echo")).status == 0)
             let first = try await TestHTTP.get(cluster.gatewayURL + "/echo", from: Self.paris)
             let second = try await TestHTTP.get(cluster.gatewayURL + "/echo", from: Self.paris)
@@ -18,7 +18,7 @@ struct PoolLifecycleTests {
             let worker = try #require(try first.json()["worker_id"] as? String)
             #expect(try second.json()["worker_id"] as? String == worker, "the warm call reuses the worker")
             var pids: [Int32] = []
-            // Seen alive in the same look: on a slow machine the 2 s idle timeout may pass soon after.
+            // Seen alive in the same look: on a slow machine the 4 s idle timeout may pass soon after.
             #expect(
                 try await eventually {
                     pids = try await cluster.workerPIDs(function: "echo", host: "fra")
