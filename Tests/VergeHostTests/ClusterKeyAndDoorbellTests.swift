@@ -48,7 +48,11 @@ import VergeCore
     }
 }
 
+/// The waits here are 30 s when the ring is missed; the bounds sit well below that but far above scheduling delays,
+/// which on a loaded 2-core machine running the whole suite reach several seconds.
 @Suite struct DoorbellTests {
+    static let missedRing = Duration.seconds(20)
+
     private static func elapsed(_ body: () async -> Void) async -> Duration {
         let clock = ContinuousClock()
         let start = clock.now
@@ -60,14 +64,14 @@ import VergeCore
         let bell = Doorbell()
         bell.ring()
         let waited = await Self.elapsed { await bell.wait(upTo: .seconds(30)) }
-        #expect(waited < .seconds(5))
+        #expect(waited < Self.missedRing)
     }
 
     @Test func waitWithoutRingReturnsAfterTheTimeout() async {
         let bell = Doorbell()
         let waited = await Self.elapsed { await bell.wait(upTo: .milliseconds(200)) }
         #expect(waited >= .milliseconds(200))
-        #expect(waited < .seconds(10))
+        #expect(waited < Self.missedRing)
     }
 
     @Test func aRingWakesAWaiter() async {
@@ -82,7 +86,7 @@ import VergeCore
                 await group.waitForAll()
             }
         }
-        #expect(waited < .seconds(10))
+        #expect(waited < Self.missedRing)
     }
 
     @Test func severalRingsCountOnce() async {
@@ -91,7 +95,7 @@ import VergeCore
         bell.ring()
         bell.ring()
         let first = await Self.elapsed { await bell.wait(upTo: .seconds(30)) }
-        #expect(first < .seconds(5))
+        #expect(first < Self.missedRing)
         let second = await Self.elapsed { await bell.wait(upTo: .milliseconds(200)) }
         #expect(second >= .milliseconds(200))
     }
@@ -103,6 +107,6 @@ import VergeCore
         #expect(waited >= .milliseconds(200))
         bell.ring()
         let rung = await Self.elapsed { await bell.wait(upTo: .seconds(30)) }
-        #expect(rung < .seconds(5))
+        #expect(rung < Self.missedRing)
     }
 }
