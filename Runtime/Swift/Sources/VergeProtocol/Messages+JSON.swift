@@ -5,7 +5,7 @@ extension RequestHead {
     /// The UTF-8 JSON text of the head.
     public func jsonBytes() -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(256 + headers.reduce(0) { $0 + 8 + $1.reduce(0) { $0 + $1.utf8.count } })
+        out.reserveCapacity(256 + JSONText.estimatedSize(headers))
         out.append(UInt8(ascii: "{"))
         JSONText.key("invocation_id", first: true, &out)
         JSONText.string(invocationID, &out)
@@ -16,17 +16,7 @@ extension RequestHead {
         JSONText.key("query", &out)
         JSONText.string(query, &out)
         JSONText.key("headers", &out)
-        out.append(UInt8(ascii: "["))
-        for (index, pair) in headers.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(UInt8(ascii: "["))
-            for (position, part) in pair.enumerated() {
-                if position > 0 { out.append(UInt8(ascii: ",")) }
-                JSONText.string(part, &out)
-            }
-            out.append(UInt8(ascii: "]"))
-        }
-        out.append(UInt8(ascii: "]"))
+        JSONText.stringArrays(headers, &out)
         JSONText.key("deadline_ms", &out)
         JSONText.integer(deadlineMs, &out)
         if let client {
@@ -105,6 +95,26 @@ enum JSONText {
         out.append(UInt8(ascii: "\""))
     }
 
+    /// An array of arrays of strings, as header pairs are sent: `[["name","value"],…]`.
+    static func stringArrays(_ arrays: [[String]], _ out: inout [UInt8]) {
+        out.append(UInt8(ascii: "["))
+        for (index, array) in arrays.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(UInt8(ascii: "["))
+            for (position, part) in array.enumerated() {
+                if position > 0 { out.append(UInt8(ascii: ",")) }
+                string(part, &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        out.append(UInt8(ascii: "]"))
+    }
+
+    /// Roughly how many bytes ``stringArrays(_:_:)`` writes for `arrays` (before escapes), to reserve once.
+    static func estimatedSize(_ arrays: [[String]]) -> Int {
+        arrays.reduce(2) { $0 + 8 + $1.reduce(0) { $0 + $1.utf8.count } }
+    }
+
     static func integer(_ value: Int64, _ out: inout [UInt8]) {
         out.append(contentsOf: String(value).utf8)
     }
@@ -128,22 +138,12 @@ extension ResponseHead {
     /// The UTF-8 JSON text of the head, written directly (the Swift runtime sends one per call).
     public func jsonBytes() -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(64 + headers.reduce(0) { $0 + 8 + $1.reduce(0) { $0 + $1.utf8.count } })
+        out.reserveCapacity(64 + JSONText.estimatedSize(headers))
         out.append(UInt8(ascii: "{"))
         JSONText.key("status", first: true, &out)
         JSONText.integer(Int64(status), &out)
         JSONText.key("headers", &out)
-        out.append(UInt8(ascii: "["))
-        for (index, pair) in headers.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(UInt8(ascii: "["))
-            for (position, part) in pair.enumerated() {
-                if position > 0 { out.append(UInt8(ascii: ",")) }
-                JSONText.string(part, &out)
-            }
-            out.append(UInt8(ascii: "]"))
-        }
-        out.append(UInt8(ascii: "]"))
+        JSONText.stringArrays(headers, &out)
         if let bodyLength {
             JSONText.key("body_length", &out)
             JSONText.integer(Int64(bodyLength), &out)
