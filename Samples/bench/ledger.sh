@@ -27,19 +27,9 @@ RECORDS=${RECORDS:-200000}
 BATCH=${BATCH:-1000}
 OUT=${OUT:-Samples/bench/ledger-results-$(date -u +%Y-%m-%d-%H%M).md}
 
-STEP="checking settings"
-step() {
-    STEP=$1
-    printf '\n==> %s\n' "$1" >&2
-}
-note() { printf '    %s\n' "$*" >&2; }
-die() {
-    trap - ERR
-    printf '\nbench: FAILED while %s: %s\n' "$STEP" "$*" >&2
-    exit 1
-}
-set -o errtrace
-trap 'die "line $LINENO: \"$BASH_COMMAND\" failed with status $?"' ERR
+# step, note, die and the ERR trap that names a failed command: shared with the other benchmarks.
+# shellcheck source=Samples/bench/lib.sh
+source Samples/bench/lib.sh
 
 [[ $ROUNDS =~ ^[1-9][0-9]*$ && $RECORDS =~ ^[1-9][0-9]*$ && $BATCH =~ ^[1-9][0-9]*$ ]] ||
     die "ROUNDS, RECORDS and BATCH are counts"
@@ -84,7 +74,6 @@ cp "$BIN/verge-sandbox-exec" "$WORK/verge-sandbox-exec"
 export VERGE_RUNTIME_DIR=$ROOT/Runtime
 umask 077  # join tokens and credentials are written below
 HZ=$(getconf CLK_TCK)
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 # start_process NAME COMMAND…: runs it in the background until its ready line; sets PID and READY.
 start_process() {
@@ -110,7 +99,7 @@ stop_process() {
 # A control plane and one host as separate processes, so each one's CPU is its own. Sets CP_PID, API, HOST_PID, FRA.
 start_components() {
     local build=$1
-    rm -rf "$WORK/$build"
+    rm -rf "${WORK:?}/$build"
     start_process "cp-$build" "$WORK/verge-$build" control-plane --api 127.0.0.1:0 --data "$WORK/$build/cp"
     CP_PID=$PID
     API=$(sed -n 's/.* api=\([^ ]*\).*/\1/p' <<<"$READY")

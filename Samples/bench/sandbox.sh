@@ -22,19 +22,9 @@ THREADS=${THREADS:-1}
 IDLE_FUNCTIONS=${IDLE_FUNCTIONS:-1000}
 OUT=${OUT:-Samples/bench/sandbox-results-$(date -u +%Y-%m-%d-%H%M).md}
 
-STEP="checking settings"
-step() {
-    STEP=$1
-    printf '\n==> %s\n' "$1" >&2
-}
-note() { printf '    %s\n' "$*" >&2; }
-die() {
-    trap - ERR
-    printf '\nbench: FAILED while %s: %s\n' "$STEP" "$*" >&2
-    exit 1
-}
-set -o errtrace
-trap 'die "line $LINENO: \"$BASH_COMMAND\" failed with status $?"' ERR
+# step, note, die and the ERR trap that names a failed command: shared with the other benchmarks.
+# shellcheck source=Samples/bench/lib.sh
+source Samples/bench/lib.sh
 
 (($(id -u) == 0)) || die "run as root: a sandboxed host needs root"
 [[ $COLD_RUNS =~ ^[1-9][0-9]*$ && $IDLE_FUNCTIONS =~ ^[1-9][0-9]*$ ]] || die "COLD_RUNS and IDLE_FUNCTIONS are counts"
