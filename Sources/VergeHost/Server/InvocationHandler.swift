@@ -168,14 +168,7 @@ struct InvocationHandler: Sendable {
                 call.responseBytes = Int64(body.readableBytes)
                 accepted.fields[.contentLength] = String(body.readableBytes)
             } else {
-                if body.readableBytes > 0 {
-                    logger.info(
-                        "response body dropped: HTTP allows none here",
-                        metadata: [
-                            "http.status": "\(httpStatus)", "http.method": "\(request.method)",
-                            "bytes": "\(body.readableBytes)",
-                        ])
-                }
+                Self.logDroppedBody(body.readableBytes, status: httpStatus, method: request.method, logger: logger)
                 body.clear()
             }
             call.finish(.ok, httpStatus: httpStatus, clock: clock, arrival: arrival)
@@ -218,8 +211,7 @@ struct InvocationHandler: Sendable {
             case .responseEnd:
                 ending = .ended
             case .invocationError:
-                ending = .failed(
-                    (try? frame.decode(FailureReport.self)) ?? FailureReport(type: "Error", message: "unknown"))
+                ending = .failed(frame.failureReport)
             default:
                 ending = .broken("unexpected \(frame.kind) inside a response")
             }
@@ -228,13 +220,7 @@ struct InvocationHandler: Sendable {
         let timedOut = worker.end()
         call.measure(worker)
         call.exec = clock.now - dispatched
-        if droppedBytes > 0 {
-            logger.info(
-                "response body dropped: HTTP allows none here",
-                metadata: [
-                    "http.status": "\(httpStatus)", "http.method": "\(request.method)", "bytes": "\(droppedBytes)",
-                ])
-        }
+        Self.logDroppedBody(droppedBytes, status: httpStatus, method: request.method, logger: logger)
         var status: InvocationStatus
         switch ending {
         case .ended: status = .ok
@@ -330,6 +316,14 @@ struct InvocationHandler: Sendable {
         return .sent
     }
 
+    /// Logs that a body HTTP forbids here (HEAD, 204, 304) was read and not sent; the bytes themselves never.
+    private static func logDroppedBody(_ bytes: Int, status: Int, method: HTTPRequest.Method, logger: Logger) {
+        guard bytes > 0 else { return }
+        logger.info(
+            "response body dropped: HTTP allows none here",
+            metadata: ["http.status": "\(status)", "http.method": "\(method)", "bytes": "\(bytes)"])
+    }
+
     /// Why a whole body could not be read.
     private struct WholeBodyFailure: Error {
         var outcome: WorkerOutcome
@@ -374,11 +368,7 @@ struct InvocationHandler: Sendable {
                 }
                 return .success(body ?? ByteBuffer())
             case .invocationError:
-                return .failure(
-                    .init(
-                        outcome: .failed(
-                            (try? frame.decode(FailureReport.self))
-                                ?? FailureReport(type: "Error", message: "unknown"))))
+                return .failure(.init(outcome: .failed(frame.failureReport)))
             default:
                 return .failure(.init(outcome: .broken("unexpected \(frame.kind) inside a response")))
             }

@@ -18,6 +18,11 @@ struct WireFrame: Sendable {
     func decode<Message: Decodable>(_ type: Message.Type) throws(ProtocolError) -> Message {
         try Frame(kind, payload: Array(payload.readableBytesView)).decode(type)
     }
+
+    /// The report of an `init_error` or `invocation_error` frame; one that cannot be decoded still fails the call.
+    var failureReport: FailureReport {
+        (try? decode(FailureReport.self)) ?? FailureReport(type: "Error", message: "unknown")
+    }
 }
 
 /// Splits the worker's byte stream into frames (layout in `Runtime/PROTOCOL.md`), rejecting zero-length,

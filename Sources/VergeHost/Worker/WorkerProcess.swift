@@ -220,7 +220,7 @@ final class WorkerProcess: Sendable {
                 throw await fail("worker speaks protocol \(ready.protocol), the host speaks \(WorkerProtocol.version)")
             }
         case .initError:
-            let report = (try? first.decode(FailureReport.self)) ?? FailureReport(type: "Error", message: "unknown")
+            let report = first.failureReport
             throw await fail("function failed to initialize: \(report.type): \(report.message)")
         default:
             throw await fail("worker sent \(first.kind) before ready")
