@@ -7,18 +7,6 @@ import VergeTestSupport
 
 /// The spatial index must agree with a plain scan-and-sort, whatever the hosts.
 @Suite struct RoutingIndexTests {
-    /// SplitMix64: a seeded generator so a failure can be replayed.
-    struct SeededGenerator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static let hello = FunctionRef(tenant: "acme", name: "hello")
     static let other = FunctionRef(tenant: "acme", name: "other")
 
@@ -36,7 +24,7 @@ import VergeTestSupport
     }
 
     /// A point spread evenly over the sphere (not crowded at the poles), or clustered near a few cities.
-    static func randomPoint(_ generator: inout SeededGenerator, clustered: Bool) -> GeoPoint {
+    static func randomPoint(_ generator: inout SplitMix64, clustered: Bool) -> GeoPoint {
         if clustered {
             let cities = [(50.11, 8.68), (1.35, 103.82), (39.04, -77.49), (-33.87, 151.21), (0, 179.99)]
             let city = cities[Int.random(in: 0..<cities.count, using: &generator)]
@@ -56,7 +44,7 @@ import VergeTestSupport
     }
 
     static func compareIndexWithScan(seed: UInt64, clustered: Bool) -> [String] {
-        var generator = SeededGenerator(state: seed)
+        var generator = SplitMix64(seed: seed)
         var summaries: [HostSummary] = []
         for index in 0..<400 {
             let serves: [FunctionRef] =
@@ -139,7 +127,7 @@ import VergeTestSupport
 
     @Test func concurrentListAndHealthChangesLeaveATableThatMatchesTheHosts() async {
         let directory = HostDirectory(unhealthyThreshold: 1)
-        var generator = SeededGenerator(state: 7)
+        var generator = SplitMix64(seed: 7)
         let lists: [[HostSummary]] = (0..<3).map { round in
             (0..<60).map { index in
                 Self.summary(

@@ -1,4 +1,5 @@
 import Testing
+import VergeCore
 
 @testable import VergeHost
 

@@ -8,17 +8,6 @@ import VergeGateway
 import Glibc
 #endif
 
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 let arguments = CommandLine.arguments.dropFirst()
 let hostCount = arguments.first.flatMap { Int($0) } ?? 10_000
 let decisions = arguments.dropFirst().first.flatMap { Int($0) } ?? 1_000_000
@@ -28,7 +17,7 @@ func randomPoint(_ generator: inout SplitMix64) -> GeoPoint {
         asin(Double.random(in: -1...1, using: &generator)) * 180 / .pi,
         Double.random(in: -180...180, using: &generator))
 }
-var generator = SplitMix64(state: 42)
+var generator = SplitMix64(seed: 42)
 
 /// Ten functions; `hello` runs on every host (the worst case for the index), the others on a tenth each.
 let hello = FunctionRef(tenant: "default", name: "hello")
