@@ -59,13 +59,10 @@ struct UsageLedgerCrashTests {
             components.append(controlPlane)
             let api = try #require(controlPlane.ready["api"])
             let port = try #require(api.split(separator: ":").last.map(String.init))
-            let admin = ["VERGE_TOKEN": try String(contentsOfFile: scratch.path + "/cp/admin-token", encoding: .utf8)]
-            let join = try await CommandRunner.verge(
-                ["join-tokens", "create", "--role", "host", "--api", api], environment: admin)
-            #expect(join.status == 0, "\(join.stderr)")
-            let joinFile = scratch.path + "/fra.join"
-            FileManager.default.createFile(
-                atPath: joinFile, contents: Data(join.stdout.utf8), attributes: [.posixPermissions: 0o600])
+            let adminToken = try JoinTokens.adminToken(controlPlaneData: scratch.path + "/cp")
+            let admin = ["VERGE_TOKEN": adminToken]
+            let joinFile = try await JoinTokens.file(
+                role: "host", name: "fra", api: api, adminToken: adminToken, directory: scratch.path)
             let hostArguments = [
                 "host", "--name", "fra", "--location", "50.11,8.68", "--control-plane", api, "--data",
                 scratch.path + "/fra", "--isolation", "none",
