@@ -42,7 +42,7 @@ final class WorkerProcess: Sendable {
         var inCall = false
         var invocationCount = 0
         var deadline: DeadlineSweep.Token?
-        var cpuTimer: SupervisorTimer?
+        var cpuCheck: DeadlineSweep.Token?
         var timedOut = false
         /// The limit that ended the current call, when the host ended it (CPU time).
         var limitHit: SandboxLimit?
@@ -280,7 +280,7 @@ final class WorkerProcess: Sendable {
     /// CPU time cannot run faster than wall time per core, so the check first comes when the whole budget could
     /// have been used, then again when what is left could have been.
     private func armCPUCheck(invocation: Int, budget: Duration, startedAt: Duration, after delay: Duration) {
-        let timer = supervisor.startTimer(after: max(delay, .milliseconds(2))) { [weak self] in
+        let check = supervisor.deadlines.arm(after: max(delay, .milliseconds(2))) { [weak self] in
             guard let self, let cgroup = self.cgroup, let now = cgroup.cpuUsage() else { return }
             let used = now - startedAt
             let over = self.state.withLock { state -> Bool? in
@@ -296,9 +296,9 @@ final class WorkerProcess: Sendable {
         }
         state.withLock { state in
             if state.invocationCount == invocation, state.inCall {
-                state.cpuTimer = timer
+                state.cpuCheck = check
             } else {
-                timer.cancel()
+                supervisor.deadlines.disarm(check)
             }
         }
     }
@@ -315,8 +315,8 @@ final class WorkerProcess: Sendable {
         return state.withLock {
             if let deadline = $0.deadline { supervisor.deadlines.disarm(deadline) }
             $0.deadline = nil
-            $0.cpuTimer?.cancel()
-            $0.cpuTimer = nil
+            if let check = $0.cpuCheck { supervisor.deadlines.disarm(check) }
+            $0.cpuCheck = nil
             $0.inCall = false
             // The invocation id stays until the next call: the worker flushed its output before answering, but
             // the host may read those lines from the pipes after the answer, and they still belong to this call.
