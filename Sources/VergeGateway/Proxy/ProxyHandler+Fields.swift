@@ -70,9 +70,9 @@ extension ProxyHandler {
         }
         headers.add(name: "x-request-id", value: call.requestID)
         if let client = call.client {
+            let duration = ContinuousClock.now - call.start
             headers.add(
-                name: "server-timing",
-                value: RoutingHeaders.serverTiming(client: client, route: route, duration: ContinuousClock.now - call.start))
+                name: "server-timing", value: RoutingHeaders.serverTiming(client: client, route: route, duration: duration))
         }
         if !call.keepAlive || call.closeAfterResponse { headers.add(name: "connection", value: "close") }
         // An HTTP/1.0 client gets an HTTP/1.0 head when the body is delimited by the connection's end (the encoder

@@ -376,7 +376,9 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             version: .http1_1, method: call.head.method, uri: address.hostPath + query, headers: call.forwarded)
         head.headers.add(name: "host", value: "\(connection.target.host):\(connection.target.port)")
         if let client = call.client {
-            for (name, value) in gateway.locationFields(for: client, route: route) { head.headers.add(name: name, value: value) }
+            for (name, value) in gateway.locationFields(for: client, route: route) {
+                head.headers.add(name: name, value: value)
+            }
         }
         let channel = connection.channel
         switch call.body {
