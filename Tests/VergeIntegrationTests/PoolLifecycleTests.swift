@@ -82,7 +82,24 @@ struct PoolLifecycleTests {
             let fast = try await TestHTTP.get(cluster.gatewayURL + "/slow?ms=5", from: Self.paris)
             #expect(fast.status == 200)
             let records = try await usageRecords(cluster, expecting: 3)
-            #expect(records.map { $0["status"] as? String } == ["ok", "timeout", "ok"])
+            #expect(records.map { $0["status"] as? String } == ["ok", "timeout", "ok"], "\(records)")
+        }
+    }
+
+    /// A cold start longer than the function's timeout is not a full host: the call waits for the worker started
+    /// for it, and its timeout counts from when it reaches that worker.
+    @Test func aColdStartLongerThanTheTimeoutStillServesItsCall() async throws {
+        try await LocalClusterProcess.with { cluster in
+            #expect(try await cluster.deploy(Paths.fixtureFunction("slow-start")).status == 0)
+            let fra = try #require(cluster.hostURLs["fra"])
+            let first = try await TestHTTP.request(fra + "/slow-start", timeout: .seconds(30))
+            #expect(first.status == 200, "\(first.text)")
+            #expect(first.text == "started")
+            #expect(first.elapsed >= .milliseconds(1500))
+            #expect(first.headers["server-timing"].joined().contains("cold;dur="))
+            let records = try await usageRecords(cluster, expecting: 1)
+            #expect(records.map { $0["status"] as? String } == ["ok"], "\(records)")
+            #expect(records.first?["cold_start"] as? Bool == true)
         }
     }
 

@@ -112,7 +112,9 @@ final class FunctionPool: AdmissionClient {
     // MARK: Acquire and release
 
     /// A worker for one invocation: an idle one at once, otherwise after one starts or frees up. Fails with
-    /// `overloaded` when none is free within `queueTimeout` or the host's queue for this function is full, with
+    /// `overloaded` when none is free within `queueTimeout` or the host's queue for this function is full (a call
+    /// for which a worker starts at once waits for that start instead: the host's `initTimeout` bounds it, so a
+    /// slow cold start is not reported as a full host), with
     /// `too_many_requests` when the function is at its `max_workers` and its queue is full, with `init_failed`
     /// when the worker started for this call cannot start, and with `shutting_down` once the pool stops.
     func acquire(queueTimeout: Duration) async throws -> Lease {
@@ -124,7 +126,7 @@ final class FunctionPool: AdmissionClient {
         }
         let worker = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<WorkerProcess, any Error>) in
-                let (effects, queued) = state.withLock { state -> ([Effect], Bool) in
+                let (effects, patience) = state.withLock { state -> ([Effect], Duration?) in
                     var stopped: [Effect] = []
                     while true {
                         switch state.machine.acquire(waiterID) {
@@ -136,25 +138,31 @@ final class FunctionPool: AdmissionClient {
                                 if let worker = state.workers[id] { stopped.append(.stop(worker)) }
                                 continue
                             }
-                            return (stopped + [.resume(continuation, nil, state.workers[id]!)], false)
+                            return (stopped + [.resume(continuation, nil, state.workers[id]!)], nil)
                         case .reject(let reason):
-                            return (stopped + [.fail(continuation, nil, rejection(reason, in: state))], false)
+                            return (stopped + [.fail(continuation, nil, rejection(reason, in: state))], nil)
                         case .wait:
                             state.waiters[waiterID] = Waiter(continuation: continuation, timer: nil)
-                            return (stopped, true)
+                            return (stopped, queueTimeout)
                         case .startWorker(let id):
                             state.waiters[waiterID] = Waiter(continuation: continuation, timer: nil)
-                            return (stopped + admit(id, background: false, in: &state), true)
+                            let admitted = admit(id, background: false, in: &state)
+                            let launched = admitted.contains { if case .launch = $0 { true } else { false } }
+                            // A worker starts for this call now: it waits for that start (a start that fails or
+                            // passes the init timeout fails the call with `init_failed`); the bound here only
+                            // keeps anything from waiting forever.
+                            let initTimeout = environment.configuration.initTimeout
+                            return (stopped + admitted, launched ? queueTimeout + initTimeout : queueTimeout)
                         }
                     }
                 }
-                if queued {
-                    let timer = deadlines.arm(after: queueTimeout) { [weak self] in
+                if let patience {
+                    let timer = deadlines.arm(after: patience) { [weak self] in
                         self?.abandon(
                             waiterID,
                             VergeError(
                                 .overloaded,
-                                "no worker of '\(self?.deployment.name ?? "")' was free within \(queueTimeout)")
+                                "no worker of '\(self?.deployment.name ?? "")' was free within \(patience)")
                         )
                     }
                     let stillWaiting = state.withLock { state -> Bool in
