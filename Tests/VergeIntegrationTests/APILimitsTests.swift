@@ -47,7 +47,9 @@ struct APILimitsTests {
     ]
 
     @Test func writesAreRateLimitedPerToken() async throws {
-        try await Self.withComponent(Self.controlPlane + ["--write-rate", "0.2", "--write-burst", "3"]) {
+        // One token per 1000 s: none comes back while the test runs, however slow the machine (how buckets refill
+        // is TokenBucketsTests' work, with a clock of their own).
+        try await Self.withComponent(Self.controlPlane + ["--write-rate", "0.001", "--write-burst", "3"]) {
             cp, scratch in
             let api = try #require(cp.ready["api"])
             let auth = [("authorization", "Bearer " + (try Self.adminToken(scratch)))]
@@ -59,7 +61,7 @@ struct APILimitsTests {
             let limited = try await TestHTTP.request(api + "/v1/functions/nothing", method: .DELETE, headers: auth)
             #expect(limited.status == 429)
             #expect(limited.text.contains("rate_limited"))
-            #expect(Int(limited.header("retry-after") ?? "") ?? 0 >= 1)
+            #expect((900...1000).contains(Int(limited.header("retry-after") ?? "") ?? 0), "\(limited.headers)")
             // Another token has a bucket of its own (this one is refused, but not for its rate); reads and the
             // cluster's own calls are not limited.
             let other = try await TestHTTP.request(
@@ -70,12 +72,6 @@ struct APILimitsTests {
                 api + "/v1/internal/usage", method: .POST, headers: auth,
                 body: Array(#"{"host":"fra","records":[]}"#.utf8))
             #expect(usage.status != 429)
-            // The bucket refills at its rate (one write per 5 s).
-            #expect(
-                try await eventually(timeout: .seconds(12), every: .milliseconds(500)) {
-                    try await TestHTTP.request(api + "/v1/functions/nothing", method: .DELETE, headers: auth).status
-                        == 404
-                })
         }
     }
 

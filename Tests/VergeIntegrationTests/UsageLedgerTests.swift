@@ -63,7 +63,7 @@ struct UsageLedgerTests {
                 let record = try Self.record(call.id, in: records)
                 let billed =
                     call.kind == "cpu" ? record["cpu_us"] as? Int ?? 0 : record["memory_peak_bytes"] as? Int ?? 0
-                #expect(call.measured > 0)
+                #expect(call.measured > 0, "\(call.kind): the function measured nothing")
                 let ratio = Double(billed) / Double(max(call.measured, 1))
                 #expect(
                     (0.9...1.1).contains(ratio),
@@ -72,7 +72,7 @@ struct UsageLedgerTests {
             // The second memory call held more than the first: the peak is the call's own, not the worker's.
             let memory = calls.filter { $0.kind == "memory" }
             let peaks = try memory.map { try Self.record($0.id, in: records)["memory_peak_bytes"] as? Int ?? 0 }
-            #expect(peaks[1] > peaks[0])
+            #expect(peaks[1] > peaks[0], "peaks of the 150 MiB and the 300 MiB call: \(peaks)")
         }
     }
 
