@@ -380,7 +380,7 @@ struct InvocationHandler: Sendable {
             guard let frame = try await worker.receive() else { return .exited }
             switch frame.kind {
             case .responseHead:
-                return .head(try frame.decode(ResponseHead.self))
+                return .head(try frame.responseHead())
             case .invocationError:
                 return .failed(try frame.decode(FailureReport.self))
             default:

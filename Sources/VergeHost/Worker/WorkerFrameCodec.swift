@@ -19,6 +19,14 @@ struct WireFrame: Sendable {
         try Frame(kind, payload: Array(payload.readableBytesView)).decode(type)
     }
 
+    /// The head of a `response_head` frame, read without `JSONDecoder` (one per call).
+    func responseHead() throws(ProtocolError) -> ResponseHead {
+        let result = payload.withUnsafeReadableBytes { bytes -> Result<ResponseHead, ProtocolError> in
+            do throws(ProtocolError) { return .success(try ResponseHead(json: bytes)) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+
     /// The report of an `init_error` or `invocation_error` frame; one that cannot be decoded still fails the call.
     var failureReport: FailureReport {
         (try? decode(FailureReport.self)) ?? FailureReport(type: "Error", message: "unknown")

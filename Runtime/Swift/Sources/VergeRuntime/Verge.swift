@@ -85,7 +85,7 @@ public enum Verge {
     private static func receiveInvocation(_ channel: inout Channel) throws -> (Request, Context)? {
         guard let first = try channel.read() else { return nil }
         guard first.kind == .requestHead else { throw ProtocolError("expected requestHead, got \(first.kind)") }
-        let head = try first.decode(RequestHead.self)
+        let head = try RequestHead(json: first.payload)
         var body: [UInt8] = []
         loop: while true {
             guard let frame = try channel.read() else { throw ProtocolError("channel closed inside a request") }
