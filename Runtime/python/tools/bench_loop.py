@@ -1,13 +1,15 @@
 """Per-call cost of the Python worker's loop: decode, dispatch, encode, with the channel's system calls.
 
     python3 -I -S Runtime/python/tools/bench_loop.py [--calls N] [--profile] [--bundle DIR] [--python EXE]
-        [--wrap "strace -c -o FILE"] [--instructions]
+        [--wrap "strace -c -o FILE"] [--instructions] [--executable FILE]
 
 Runs the worker's real `main` in this process against a socket pair: a feeder thread plays the host (writes
 `request_head` + `request_end` for each call, the same head the host writes for `Functions/hello` called
 directly, and reads the response through `response_end`) while the worker serves. It prints the wall time and the
 worker's CPU time per call; `--wrap` runs the worker under a command such as strace; `--instructions` counts the instructions per call
 with valgrind (repeatable where time is not; use --calls 2000 or so); `--profile` runs the worker under cProfile and prints the top functions.
+`--executable` measures a compiled worker instead (a Swift function's binary, e.g.
+`Functions/hello-swift/.build/release/hello-swift` after `swift build -c release` there) with the same requests.
 
 """
 
@@ -57,8 +59,9 @@ def feeder(sock, calls, done):
     done.append(time.perf_counter())
 
 
-def spawn_worker(bundle, python, wrapper=()):
-    """The worker exactly as the host starts it, with our end of a socket pair as its channel at fd 3."""
+def spawn_worker(bundle, python, wrapper=(), executable=None):
+    """The worker exactly as the host starts it, with our end of a socket pair as its channel at fd 3: the Python
+    runtime with `python`, or the compiled worker `executable`."""
     import subprocess
 
     host_end, worker_end = socket.socketpair()
@@ -72,7 +75,8 @@ def spawn_worker(bundle, python, wrapper=()):
 
     env = {"VERGE_FD": "3", "VERGE_PROTOCOL": "1", "VERGE_BUNDLE_DIR": bundle, "VERGE_ENTRY": "main.py",
            "VERGE_HANDLER": "handle"}
-    process = subprocess.Popen([*wrapper, python, "-I", "-S", os.path.join(RUNTIME_DIR, "verge_worker.py")], cwd=bundle,
+    command = [executable] if executable else [python, "-I", "-S", os.path.join(RUNTIME_DIR, "verge_worker.py")]
+    process = subprocess.Popen([*wrapper, *command], cwd=bundle,
                                env=env, stdin=subprocess.DEVNULL, preexec_fn=place_channel_at_fd_3, close_fds=False)
     worker_end.close()
     return process, host_end
@@ -83,6 +87,9 @@ def main():
     calls = int(args[args.index("--calls") + 1]) if "--calls" in args else 100_000
     bundle = args[args.index("--bundle") + 1] if "--bundle" in args else os.path.join(REPO_ROOT, "Functions", "hello")
     python = args[args.index("--python") + 1] if "--python" in args else sys.executable
+    executable = os.path.abspath(args[args.index("--executable") + 1]) if "--executable" in args else None
+    if executable and "--profile" in args:
+        raise SystemExit("--profile runs the Python runtime in this process; it cannot profile --executable")
     done = []
     if "--instructions" in args:
         # Instructions executed per call, counted by valgrind (repeatable on a noisy machine): the difference
@@ -94,7 +101,7 @@ def main():
         for n in (short, long):
             with tempfile.NamedTemporaryFile(prefix="verge-bench-") as log:
                 wrapper = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", f"--log-file={log.name}"]
-                process, host_end = spawn_worker(bundle, python, wrapper)
+                process, host_end = spawn_worker(bundle, python, wrapper, executable)
                 feeder(host_end, n, done)
                 assert process.wait() == 0, process.returncode
                 text = open(log.name).read()
@@ -104,7 +111,7 @@ def main():
     if "--profile" not in args:
         # The worker in a process of its own; its CPU time comes from the kernel's accounting when it exits.
         wrapper = args[args.index("--wrap") + 1].split() if "--wrap" in args else ()
-        process, host_end = spawn_worker(bundle, python, wrapper)
+        process, host_end = spawn_worker(bundle, python, wrapper, executable)
         wall0 = time.perf_counter()
         feeder(host_end, calls, done)
         _, status, usage = os.wait4(process.pid, 0)
