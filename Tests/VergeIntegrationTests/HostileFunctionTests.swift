@@ -255,6 +255,8 @@ extension Attack {
         let total = parts.reduce(0) { $0 + ($1["written"] as? Int ?? 0) } + (big["written"] as? Int ?? 0)
         #expect(total <= 8 << 20, "tmp_mb is 8, the function wrote \(total) bytes")
         #expect(parts.contains { $0["error"] as? String == "No space left on device" })
+        // The function caught EFBIG and ENOSPC itself: an ordinary call, billed as one.
+        #expect(try await record(of: response)["status"] as? String == "ok")
     }
 
     func snoop() async throws {
@@ -277,6 +279,7 @@ extension Attack {
         let keys = report["own_environ_keys"] as? [String] ?? []
         #expect(!keys.contains("VERGE_TEST_HOST_SECRET") && !keys.isEmpty)
         #expect(((report["tmp"] as? [String: Any])?["entries"] as? [String]) == [], "a private, empty /tmp")
+        #expect(try await record(of: response)["status"] as? String == "ok")
     }
 
     func killer() async throws {
@@ -304,6 +307,7 @@ extension Attack {
             #expect(!outcome.hasPrefix("connected"), "\(target): \(outcome)")
         }
         #expect(report["interfaces"] as? [String] == ["lo"], "a network namespace with loopback only")
+        #expect(try await record(of: response)["status"] as? String == "ok")
     }
 
     /// 2 MiB of long lines and 20000 empty ones, against a budget of 256 KiB/s after a 1 MiB burst: the function
@@ -366,6 +370,7 @@ extension Attack {
             try await eventually(timeout: .seconds(15)) { processes.allSatisfy { kill($0, 0) != 0 } },
             "a process of the daemon function outlived its worker")
         #expect(sandboxProcesses("daemon").isEmpty)
+        #expect(try await record(of: response)["status"] as? String == "ok")
     }
 
     /// The manifest's env asks the dynamic loader for a trace in `/tmp/verge-env-injection.PID`. Only the worker,
