@@ -10,7 +10,10 @@ import Glibc
 /// Real hostile bundles (`Tests/Fixtures/hostile/`) against a live local cluster. For each attack: it is contained,
 /// the host stays healthy, a neighbour function keeps answering at its normal latency while the attack runs, and
 /// the usage record says what happened.
-@Suite(.serialized, .timeLimit(.minutes(3)), .enabled(if: geteuid() == 0, "sandboxes need a root host (CI runs as root)"))
+@Suite(
+    .serialized, .timeLimit(.minutes(3)),
+    .enabled(if: geteuid() == 0, "sandboxes need a root host (CI runs as root)")
+)
 struct HostileFunctionTests {
     /// Starts a cluster with the neighbour (`echo`) and the hostile `function`, measures the neighbour unloaded,
     /// then runs `body`.
@@ -20,7 +23,7 @@ struct HostileFunctionTests {
         // A secret of the host's environment that no function may see.
         setenv("VERGE_TEST_HOST_SECRET", "host-secret-\(UUID().uuidString)", 1)
         try await LocalClusterProcess.with { cluster in
-                #expect(try await cluster.deploy(Paths.fixtureFunction("echo")).status == 0)
+            #expect(try await cluster.deploy(Paths.fixtureFunction("echo")).status == 0)
             let deploy = try await cluster.deploy(bundle ?? Paths.hostileFunction(function))
             #expect(deploy.status == 0, "\(function): \(deploy.stderr)")
             let fra = try #require(cluster.hostURLs["fra"])
@@ -425,4 +428,3 @@ extension Attack {
         #expect(platform.isEmpty, "among them the platform's own sockets: \(platform)")
     }
 }
-
