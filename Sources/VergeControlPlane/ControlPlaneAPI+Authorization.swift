@@ -5,8 +5,8 @@ import VergeCore
 extension ControlPlaneAPI {
     /// The one authorization check of the API: every route but `/v1/health` calls it first.
     ///
-    /// - A missing, malformed, unknown, revoked or expired credential is `401 unauthorized` (one message for all,
-    ///   so a caller learns nothing about which).
+    /// - A missing, malformed, unknown, revoked or expired credential is `401 unauthorized`; an unknown, a revoked
+    ///   and an expired one get the same message, so a caller learns nothing about which.
     /// - A valid credential without the permission is `403 forbidden`.
     /// - The principal's tenant is the only tenant a route may act for (admins may name another where a route
     ///   says so); another tenant's function is then simply not found, the same 404 as a name that does not exist.

@@ -96,8 +96,9 @@ struct ControlPlaneAPI: Sendable {
             guard principal.hostName == name else {
                 throw VergeError(.forbidden, "this credential belongs to host '\(principal.hostName ?? "")', not '\(name)'")
             }
-            try HostAddress.validateAdvertised(status.url)
-            try await store.bindHostURL(credentialID: principal.credentialID, url: status.url)
+            // Bound by the place it reaches, not its spelling: `http://A:1/` and `http://localhost:1` are not new URLs.
+            let place = try HostAddress.bindingKey(status.url)
+            try await store.bindHostURL(credentialID: principal.credentialID, url: place)
             try await store.recordHost(status)
             return try Response.json(
                 try await withSecretsVersions(try await store.desiredState(trustedCallers: try await trustedCallers())))

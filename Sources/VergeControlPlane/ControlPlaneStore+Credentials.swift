@@ -241,7 +241,7 @@ extension ControlPlaneStore {
         return credential
     }
 
-    /// Binds `url` to host credential `id`, unless another live host credential holds that URL.
+    /// Binds `url` (a `HostAddress.bindingKey`) to host credential `id`, unless another live host credential holds it.
     func bindHostURL(credentialID id: String, url: String) async throws {
         try await database.write { db in
             if let holder = try String.fetchOne(

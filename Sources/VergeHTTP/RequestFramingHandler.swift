@@ -6,7 +6,8 @@ import VergeCore
 /// Rejects every request whose framing two HTTP implementations could read differently (request smuggling), before
 /// any of it is handed on: `Transfer-Encoding` other than exactly `chunked` (unknown, listed, obfuscated, or on
 /// HTTP/1.0), `Transfer-Encoding` with `Content-Length`, more than one `Content-Length` or one that is not plain
-/// digits, more than one `Host`, or none on HTTP/1.1. The parser already refuses obs-fold and malformed lines; a
+/// digits, more than one `Host`, or none on HTTP/1.1, and `CONNECT` (whose successors the parser would read as tunnel
+/// bytes). The parser already refuses obs-fold and malformed lines; a
 /// chunked request's head is held back until its first chunk has parsed, so an invalid chunk size is answered here
 /// with `400` and nothing of the request is passed on. A rejected request is answered with the JSON error shape and
 /// the connection is closed (what follows it on the wire cannot be trusted to start a new request).
@@ -88,6 +89,9 @@ final class RequestFramingHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     /// Why `head` cannot be passed on, or `nil` when its framing is unambiguous.
     static func problem(with head: HTTPRequestHead) -> String? {
+        // The parser reads every byte after a CONNECT head as tunnel data, never as the next request: answered
+        // as anything else, the connection would hang with the client's pipelined requests unread.
+        if head.method == .CONNECT { return "CONNECT is not served here" }
         let headers = head.headers
         let hosts = headers["host"]
         if hosts.count > 1 { return "more than one Host header" }

@@ -69,6 +69,7 @@ struct AuthorizationMatrixTests {
         var usage: [UsageRecord]
         var tenants: [TenantSummary]
         var tokens: [TokenSummary]
+        var secrets: [SecretSummary]
     }
 
     func snapshot(_ harness: ControlPlaneHarness) async throws -> Snapshot {
@@ -77,7 +78,8 @@ struct AuthorizationMatrixTests {
             versions: try await harness.store.versions(tenant: "acme", name: "shared"),
             usage: try await harness.store.usage.page(after: 0, limit: 1000, tenant: "acme", function: nil).records,
             tenants: try await harness.store.tenants(),
-            tokens: try await harness.store.tokens(tenant: nil))
+            tokens: try await harness.store.tokens(tenant: nil),
+            secrets: try await harness.store.secretNames(tenant: "acme", function: "shared"))
     }
 
     @Test func everyEndpointChecksCredentialScopeAndTenant() async throws {
@@ -109,6 +111,9 @@ struct AuthorizationMatrixTests {
             #expect(v2.status == 201)
             let globexDeploy = try #require(tokens["globex deploy"])
             #expect(try await harness.upload("other", variant: 1, token: globexDeploy).status == 201)
+            let secret = try await harness.request(
+                .PUT, "/v1/functions/shared/secrets/API_KEY", token: acmeDeploy, body: Array("acme-value".utf8))
+            #expect(secret.status == 200, "\(secret.text)")
             let v1Hash = try #require(try await store.versions(tenant: "acme", name: "shared").last?.version)
             _ = try await store.usage.ingest([
                 ControlPlaneHarness.usageRecord("acme-1", tenant: "acme", function: "shared", host: "fra"),
@@ -197,6 +202,31 @@ struct AuthorizationMatrixTests {
                 Endpoint(
                     method: .POST, path: "/v1/internal/usage", body: usageBatch, expected: only(["host fra"], 200)),
                 Endpoint(method: .GET, path: "/v1/bundles/\(v1Hash)", expected: only(["host fra"], 200)),
+                // Secrets: each deploy token reads and writes its own tenant's only; values go to hosts alone.
+                Endpoint(
+                    method: .GET, path: "/v1/functions/shared/secrets",
+                    expected: { caller in
+                        switch caller {
+                        // Secrets may precede a function, so another tenant sees its own (empty) list, not a 404.
+                        case .acme(.deploy), .globex(.deploy), .admin: 200
+                        default: 403
+                        }
+                    }),
+                Endpoint(
+                    method: .GET, path: "/v1/internal/hosts/fra/secrets/shared?tenant=acme",
+                    expected: only(["host fra"], 200)),
+                Endpoint(
+                    method: .PUT, path: "/v1/functions/shared/secrets/OTHER_KEY", body: Array("v".utf8),
+                    expected: { caller in
+                        switch caller {
+                        // Another tenant's set creates a secret of its own function of that name.
+                        case .acme(.deploy), .globex(.deploy), .admin: 200
+                        default: 403
+                        }
+                    }),
+                Endpoint(
+                    method: .DELETE, path: "/v1/functions/shared/secrets/API_KEY", expected: scoped(.deploy, 200),
+                    unknownNamePath: "/v1/functions/never-existed/secrets/API_KEY"),
                 Endpoint(
                     method: .POST, path: "/v1/functions/shared/rollback", body: [], expected: scoped(.deploy, 200),
                     unknownNamePath: "/v1/functions/never-existed/rollback"),
@@ -239,6 +269,9 @@ struct AuthorizationMatrixTests {
                     }
                     if case .globex = caller {
                         #expect(!response.text.contains("acme"), "\(label) revealed acme's data: \(response.text)")
+                    }
+                    if caller.description != "host fra" {
+                        #expect(!response.text.contains("acme-value"), "\(label) revealed a secret's value")
                     }
                     if expected >= 400 {
                         let error = try #require(try response.json()["error"] as? [String: Any], "\(label)")

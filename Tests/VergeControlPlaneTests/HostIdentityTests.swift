@@ -48,6 +48,48 @@ struct HostIdentityTests {
         }
     }
 
+    /// Other spellings of iad's address: each reaches iad's listener, so none may be fra's.
+    static let iadAliases = [
+        "http://127.0.0.1:2001/", "http://127.0.0.1:02001", "http://localhost:2001",
+        "http://LocalHost.:2001", "http://127.1:2001", "http://0x7f.0.0.1:2001", "http://2130706433:2001",
+        "http://[::ffff:127.0.0.1]:2001",
+    ]
+
+    @Test(arguments: iadAliases)
+    func aHostCannotClaimAnotherHostsURLSpelledAnotherWay(alias: String) async throws {
+        try await ControlPlaneHarness.with { harness in
+            let fra = try harness.controlPlane.issueHostCredential(name: "fra").token
+            let iad = try harness.controlPlane.issueHostCredential(name: "iad").token
+            func sync(_ token: String, as name: String, url: String) async throws -> TestResponse {
+                try await harness.request(
+                    .POST, "/v1/internal/hosts/\(name)/sync", token: token,
+                    body: try ControlPlaneHarness.json(ControlPlaneHarness.hostStatus(name, url: url)))
+            }
+            #expect(try await sync(iad, as: "iad", url: "http://127.0.0.1:2001").status == 200)
+            let claim = try await sync(fra, as: "fra", url: alias)
+            #expect(claim.status == 403, "fra advertised \(alias): \(claim.text)")
+            #expect(!(try await harness.store.hosts(livenessWindow: .seconds(60)).contains { $0.name == "fra" }))
+            // iad itself may spell its own address another way.
+            #expect(try await sync(iad, as: "iad", url: alias).status == 200)
+        }
+    }
+
+    @Test(arguments: [
+        "http://0:2003", "http://0x0:2003", "http://[::]:2003", "http://[0::0]:2003", "http://0.0.0.0.:2003",
+        "http://127.0.0.1:2003/route", "http://127.0.0.1:2003?x=1", "http://user@127.0.0.1:2003", "ftp://127.0.0.1:21",
+        "HTTP://127.0.0.1:2003", "http://127.0.0.1:0",
+    ])
+    func unspecifiedOrUnusableAdvertisedURLsAreRefused(url: String) async throws {
+        try await ControlPlaneHarness.with { harness in
+            let fra = try harness.controlPlane.issueHostCredential(name: "fra").token
+            let response = try await harness.request(
+                .POST, "/v1/internal/hosts/fra/sync", token: fra,
+                body: try ControlPlaneHarness.json(ControlPlaneHarness.hostStatus("fra", url: url)))
+            #expect(response.status == 400, "\(url): \(response.text)")
+            #expect(try await harness.store.hosts(livenessWindow: .seconds(60)).isEmpty)
+        }
+    }
+
     @Test func aHostShipsOnlyItsOwnRecordsAndAForgedEarlyRecordDisplacesNothing() async throws {
         try await ControlPlaneHarness.with { harness in
             let fra = try harness.controlPlane.issueHostCredential(name: "fra").token

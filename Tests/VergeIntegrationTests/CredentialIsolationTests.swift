@@ -30,4 +30,33 @@ struct CredentialIsolationTests {
             }
         }
     }
+
+    /// `verge dev` stores its admin token for the CLI (mode 0600, keyed by the API URL); `--token` and
+    /// `VERGE_TOKEN` override it; a token revoked with `verge tokens revoke` stops working at once.
+    @Test func theCLIsStoredTokenIsPrivateOverriddenByFlagOrEnvironmentAndRevocable() async throws {
+        try await LocalClusterProcess.with { cluster in
+            let path = cluster.configHome + "/verge/credentials.json"
+            let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
+            #expect(mode == 0o600)
+            let stored = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))
+            let entry = (stored as? [String: [String: String]])?[cluster.apiURL]
+            #expect(entry?["token"] == (try cluster.adminToken()), "no entry for \(cluster.apiURL)")
+            #expect(try await cluster.verge(["functions"]).status == 0)
+
+            let unknown = "verge_api_0123456789abcdef_" + String(repeating: "ab", count: 32)
+            let flagged = try await cluster.verge(["functions", "--token", unknown])
+            #expect(flagged.status != 0 && flagged.stderr.contains("unauthorized"), "\(flagged.stderr)")
+            let fromEnvironment = try await cluster.verge(["functions"], environment: ["VERGE_TOKEN": unknown])
+            #expect(fromEnvironment.status != 0 && fromEnvironment.stderr.contains("unauthorized"))
+
+            let created = try await cluster.verge(["tokens", "create", "--tenant", "default", "--scope", "deploy"])
+            let token = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(token.hasPrefix("verge_api_"), "\(created.stdout) \(created.stderr)")
+            #expect(try await cluster.verge(["functions"], environment: ["VERGE_TOKEN": token]).status == 0)
+            let id = String(token.split(separator: "_")[2])
+            #expect(try await cluster.verge(["tokens", "revoke", id]).status == 0)
+            let revoked = try await cluster.verge(["functions"], environment: ["VERGE_TOKEN": token])
+            #expect(revoked.status != 0 && revoked.stderr.contains("unauthorized"), "\(revoked.stderr)")
+        }
+    }
 }

@@ -62,6 +62,8 @@ struct GatewayProxyTests {
         Smuggle(name: "two Host fields", bytes: "GET /echo HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
         Smuggle(name: "no Host on HTTP/1.1", bytes: "GET /echo HTTP/1.1\r\n\r\n"),
         Smuggle(name: "obs-fold", bytes: "GET /echo HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n"),
+        // What follows a CONNECT head is tunnel bytes to the parser: the next request would never be answered.
+        Smuggle(name: "CONNECT", bytes: "CONNECT 127.0.0.1:8787 HTTP/1.1\r\nHost: 127.0.0.1:8787\r\n\r\n"),
     ]
 
     /// Everything that shows a call reached (or was attempted at) a host: the gateway's forwarded and failed
@@ -97,7 +99,11 @@ struct GatewayProxyTests {
                 try connection.send(smuggle.bytes + "GET /echo/smuggled HTTP/1.1\r\nHost: a\r\n\r\n")
                 let response = try connection.readResponse(method: smuggle.bytes.hasPrefix("GET") ? "GET" : "POST")
                 #expect(response.status == 400, "\(smuggle): \(response)")
-                #expect(response.text.contains("bad_request"), "\(smuggle): \(response)")
+                #expect(response.header("x-verge-error") == "bad_request", "\(smuggle): \(response)")
+                // NIO sends no body after a head that answers CONNECT; the closed connection ends the response.
+                if smuggle.name != "CONNECT" {
+                    #expect(response.text.contains("bad_request"), "\(smuggle): \(response)")
+                }
                 #expect(response.header("connection") == "close", "\(smuggle)")
                 #expect(connection.waitForClose(), "\(smuggle): connection left open")
             }

@@ -10,7 +10,10 @@ import Glibc
 /// Real hostile bundles (`Tests/Fixtures/hostile/`) against a live local cluster. For each attack: it is contained,
 /// the host stays healthy, a neighbour function keeps answering at its normal latency while the attack runs, and
 /// the usage record says what happened.
-@Suite(.serialized, .timeLimit(.minutes(3)), .enabled(if: geteuid() == 0, "sandboxes need a root host (CI runs as root)"))
+@Suite(
+    .serialized, .timeLimit(.minutes(3)),
+    .enabled(if: geteuid() == 0, "sandboxes need a root host (CI runs as root)")
+)
 struct HostileFunctionTests {
     /// Starts a cluster with the neighbour (`echo`) and the hostile `function`, measures the neighbour unloaded,
     /// then runs `body`.
@@ -20,7 +23,7 @@ struct HostileFunctionTests {
         // A secret of the host's environment that no function may see.
         setenv("VERGE_TEST_HOST_SECRET", "host-secret-\(UUID().uuidString)", 1)
         try await LocalClusterProcess.with { cluster in
-                #expect(try await cluster.deploy(Paths.fixtureFunction("echo")).status == 0)
+            #expect(try await cluster.deploy(Paths.fixtureFunction("echo")).status == 0)
             let deploy = try await cluster.deploy(bundle ?? Paths.hostileFunction(function))
             #expect(deploy.status == 0, "\(function): \(deploy.stderr)")
             let fra = try #require(cluster.hostURLs["fra"])
@@ -255,6 +258,8 @@ extension Attack {
         let total = parts.reduce(0) { $0 + ($1["written"] as? Int ?? 0) } + (big["written"] as? Int ?? 0)
         #expect(total <= 8 << 20, "tmp_mb is 8, the function wrote \(total) bytes")
         #expect(parts.contains { $0["error"] as? String == "No space left on device" })
+        // The function caught EFBIG and ENOSPC itself: an ordinary call, billed as one.
+        #expect(try await record(of: response)["status"] as? String == "ok")
     }
 
     func snoop() async throws {
@@ -277,6 +282,7 @@ extension Attack {
         let keys = report["own_environ_keys"] as? [String] ?? []
         #expect(!keys.contains("VERGE_TEST_HOST_SECRET") && !keys.isEmpty)
         #expect(((report["tmp"] as? [String: Any])?["entries"] as? [String]) == [], "a private, empty /tmp")
+        #expect(try await record(of: response)["status"] as? String == "ok")
     }
 
     func killer() async throws {
@@ -304,6 +310,7 @@ extension Attack {
             #expect(!outcome.hasPrefix("connected"), "\(target): \(outcome)")
         }
         #expect(report["interfaces"] as? [String] == ["lo"], "a network namespace with loopback only")
+        #expect(try await record(of: response)["status"] as? String == "ok")
     }
 
     /// 2 MiB of long lines and 20000 empty ones, against a budget of 256 KiB/s after a 1 MiB burst: the function
@@ -366,6 +373,7 @@ extension Attack {
             try await eventually(timeout: .seconds(15)) { processes.allSatisfy { kill($0, 0) != 0 } },
             "a process of the daemon function outlived its worker")
         #expect(sandboxProcesses("daemon").isEmpty)
+        #expect(try await record(of: response)["status"] as? String == "ok")
     }
 
     /// The manifest's env asks the dynamic loader for a trace in `/tmp/verge-env-injection.PID`. Only the worker,
@@ -420,4 +428,3 @@ extension Attack {
         #expect(platform.isEmpty, "among them the platform's own sockets: \(platform)")
     }
 }
-

@@ -16,7 +16,7 @@ struct TenantRoutingTests {
             #expect((entries as? [String: Any])?.keys.contains(cluster.apiURL) == true)
             #expect(try await cluster.verge(["tenants", "create", "acme"]).status == 0)
             let created = try await cluster.verge([
-                "tokens", "create", "--tenant", "acme", "--scope", "deploy", "usage:read",
+                "tokens", "create", "--tenant", "acme", "--scope", "deploy", "usage:read", "logs:read",
             ])
             #expect(created.status == 0, "\(created.stderr)")
             let acme = ["VERGE_TOKEN": created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)]
@@ -61,6 +61,25 @@ struct TenantRoutingTests {
             let own = try await cluster.verge(["usage", "--format", "jsonl"], environment: acme)
             #expect(own.stdout.split(separator: "\n").count == 1)
             #expect(own.stdout.contains("\"tenant\":\"acme\""))
+
+            // Log lines carry the tenant, and acme reads its own.
+            #expect(try await cluster.verge(["deploy", Paths.fixtureFunction("logs")], environment: acme).status == 0)
+            let logged = try await TestHTTP.request(
+                cluster.gatewayURL + "/", headers: [("host", "logs.acme.localhost")])
+            let id = try #require(logged.header("x-verge-invocation-id"), "\(logged.status) \(logged.text)")
+            #expect(
+                try await eventually(timeout: .seconds(10)) {
+                    let lines = try await cluster.verge(
+                        ["logs", "logs", "--invocation", id, "--format", "jsonl"], environment: acme)
+                    return lines.stdout.contains("\"invocation_id\":\"\(id)\"")
+                        && lines.stdout.contains("\"tenant\":\"acme\"")
+                }, "no log line of \(id) tagged with tenant acme")
+            // So do the metrics: acme's calls are counted apart from the default tenant's.
+            let metrics = try await TestHTTP.request(
+                cluster.apiURL + "/metrics", headers: [("authorization", "Bearer " + (try cluster.adminToken()))])
+            let invocations = metrics.text.split(separator: "\n").filter { $0.hasPrefix("verge_invocations_total{") }
+            #expect(invocations.contains { $0.contains("tenant=\"acme\"") && $0.contains("function=\"echo\"") })
+            #expect(invocations.contains { $0.contains("tenant=\"default\"") && $0.contains("function=\"echo\"") })
         }
     }
 }
