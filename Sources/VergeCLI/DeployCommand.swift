@@ -70,7 +70,8 @@ struct DeployCommand: AsyncParsableCommand {
                 reported.insert(host.host)
                 Output.line("  \(host.host): serving version \(created.number)")
             }
-            let healthy = detail.hosts.filter(\.healthy)
+            // Hosts outside the function's `regions` never run it: the deploy waits for the others.
+            let healthy = detail.hosts.filter { $0.healthy && HostRegion.allows(manifest.regions, host: $0.host) }
             if detail.function.liveVersion == created.version, !healthy.isEmpty,
                 healthy.allSatisfy({ $0.version == created.version })
             {
@@ -87,7 +88,9 @@ struct DeployCommand: AsyncParsableCommand {
                 let missing = healthy.filter { $0.version != created.version }.map(\.host)
                 throw VergeCLIError(
                     healthy.isEmpty
-                        ? "no healthy host is connected to the control plane"
+                        ? (manifest.regions.isEmpty
+                            ? "no healthy host is connected to the control plane"
+                            : "no healthy host of the regions \(manifest.regions.joined(separator: ", ")) is connected")
                         : "not live within \(Int(timeout)) s on: \(missing.joined(separator: ", "))"
                 )
             }

@@ -57,7 +57,8 @@ extension ControlPlaneAPI {
         return try Response.json(summary)
     }
 
-    /// The values of a function's secrets, for a host of the cluster, and only for a function it is told to run.
+    /// The values of a function's secrets, for a host of the cluster, and only for a function it is told to run
+    /// (live, and placed on that host by its manifest's `regions`).
     private func deliverSecrets(_ request: Request, _ context: VergeRequestContext) async throws -> Response {
         let principal = try await authorize(request, .host)
         let host = try context.parameters.require("host")
@@ -67,10 +68,12 @@ extension ControlPlaneAPI {
         let function = try functionName(context)
         let tenant = request.uri.queryParameters["tenant"].map(String.init) ?? defaultTenant
         guard HostName.isValid(host) else { throw VergeError(.badRequest, "invalid host name") }
-        let desired = try await store.desiredState()
+        let desired = try await store.desiredState(for: host)
         guard desired.functions.contains(where: { $0.tenant == tenant && $0.name == function }) else {
             throw VergeError(
-                .notFound, "function '\(function)' is not deployed; hosts get secrets of live functions only")
+                .notFound,
+                "function '\(function)' is not deployed on host '\(host)'; hosts get secrets of the live functions "
+                    + "they run only")
         }
         let (version, sealed) = try await store.sealedSecrets(tenant: tenant, function: function)
         var values: [String: String] = [:]

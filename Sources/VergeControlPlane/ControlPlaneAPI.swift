@@ -101,7 +101,8 @@ struct ControlPlaneAPI: Sendable {
             try await store.bindHostURL(credentialID: principal.credentialID, url: place)
             try await store.recordHost(status)
             return try Response.json(
-                try await withSecretsVersions(try await store.desiredState(trustedCallers: try await trustedCallers())))
+                try await withSecretsVersions(
+                    try await store.desiredState(for: name, trustedCallers: try await trustedCallers())))
         }
         router.post("/v1/internal/usage") { request, _ in
             let principal = try await authorize(request, .host)

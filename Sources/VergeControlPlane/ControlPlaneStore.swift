@@ -173,22 +173,34 @@ final class ControlPlaneStore: Sendable {
     }
 
     /// Every function's live version, for every tenant: what each host should serve.
-    func desiredState(trustedCallers: [TrustedCaller] = []) async throws -> DesiredState {
+    /// The live functions `host` should serve: every one whose manifest's `regions` allow the host (all of them
+    /// for `host` nil, the cluster-wide view).
+    func desiredState(for host: String?, trustedCallers: [TrustedCaller] = []) async throws -> DesiredState {
         try await database.read { db in
             DesiredState(
                 functions: try Row.fetchAll(
                     db,
                     sql: """
-                        SELECT f.tenant, f.name, f.live_version, v.number FROM functions f
+                        SELECT f.tenant, f.name, f.live_version, v.number,
+                            json_extract(v.manifest, '$.regions') AS regions
+                        FROM functions f
                         LEFT JOIN versions v ON v.tenant = f.tenant AND v.name = f.name AND v.version = f.live_version
                         ORDER BY f.tenant, f.name
                         """
-                ).map {
-                    DesiredState.Function(
-                        tenant: $0["tenant"], name: $0["name"], version: $0["live_version"], number: $0["number"])
+                ).compactMap { row -> DesiredState.Function? in
+                    if let host, !HostRegion.allows(Self.regions(row["regions"]), host: host) { return nil }
+                    return DesiredState.Function(
+                        tenant: row["tenant"], name: row["name"], version: row["live_version"], number: row["number"])
                 },
                 trustedCallers: trustedCallers)
         }
+    }
+
+    /// A manifest's `regions` as stored (a JSON array of strings; NULL when the manifest has none).
+    private static func regions(_ json: String?) -> [String]? {
+        guard let json else { return nil }
+        // The manifest was validated at upload: an unreadable value here is a damaged row, placed nowhere.
+        return (try? JSONDecoder().decode([String].self, from: Data(json.utf8))) ?? ["-"]
     }
 
     func hasVersion(_ version: String) async throws -> Bool {

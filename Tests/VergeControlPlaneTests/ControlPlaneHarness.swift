@@ -68,10 +68,12 @@ struct ControlPlaneHarness {
         try await request(.POST, "/v1/functions/\(name)/versions", token: token, body: try Self.bundle(name, variant))
     }
 
-    static func bundle(_ name: String, _ variant: Int) throws -> [UInt8] {
+    /// A small Python bundle named `name`; `variant` makes a distinct version, `regions` pins it.
+    static func bundle(_ name: String, _ variant: Int, regions: [String] = []) throws -> [UInt8] {
         let directory = try TemporaryDirectory(prefix: "verge-bundle")
         defer { directory.remove() }
-        try #"{"name":"\#(name)","runtime":"python","entry":"main.py"}"#.write(
+        let pinned = regions.isEmpty ? "" : #","regions":["# + regions.map { "\"\($0)\"" }.joined(separator: ",") + "]"
+        try #"{"name":"\#(name)","runtime":"python","entry":"main.py"\#(pinned)}"#.write(
             toFile: directory.path + "/verge.json", atomically: true, encoding: .utf8)
         try "# variant \(variant)\ndef handle(request):\n    return 'ok'\n".write(
             toFile: directory.path + "/main.py", atomically: true, encoding: .utf8)

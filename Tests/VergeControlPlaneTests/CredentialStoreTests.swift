@@ -147,11 +147,11 @@ struct CredentialStoreTests {
             let globex = try await harness.token("globex", [.deploy])
             #expect(try await harness.upload("hello", variant: 1, token: acme).status == 201)
             #expect(try await harness.upload("hello", variant: 2, token: globex).status == 201)
-            let desired = try await harness.store.desiredState()
+            let desired = try await harness.store.desiredState(for: nil)
             #expect(Set(desired.functions.map { "\($0.tenant)/\($0.name)" }) == ["acme/hello", "globex/hello"])
             #expect(Set(desired.functions.map(\.version)).count == 2)
             #expect(try await harness.request(.DELETE, "/v1/functions/hello", token: acme).status == 200)
-            #expect(try await harness.store.desiredState().functions.map(\.tenant) == ["globex"])
+            #expect(try await harness.store.desiredState(for: nil).functions.map(\.tenant) == ["globex"])
         }
     }
 }

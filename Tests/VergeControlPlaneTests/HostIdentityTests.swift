@@ -48,6 +48,44 @@ struct HostIdentityTests {
         }
     }
 
+    /// A function pinned to regions is placed only on their hosts: no other host is told to run it, fetches its
+    /// secrets, or learns it exists.
+    @Test func aPinnedFunctionAndItsSecretsGoOnlyToTheHostsOfItsRegions() async throws {
+        try await ControlPlaneHarness.with { harness in
+            let fra = try harness.controlPlane.issueHostCredential(name: "fra-2").token
+            let iad = try harness.controlPlane.issueHostCredential(name: "iad").token
+            let pinned = try await harness.request(
+                .POST, "/v1/functions/pinned/versions", token: harness.admin,
+                body: try ControlPlaneHarness.bundle("pinned", 1, regions: ["fra"]))
+            #expect(pinned.status == 201, "\(pinned.text)")
+            #expect(try await harness.upload("anywhere", variant: 1, token: harness.admin).status == 201)
+            for function in ["pinned", "anywhere"] {
+                let secret = try await harness.request(
+                    .PUT, "/v1/functions/\(function)/secrets/API_KEY", token: harness.admin,
+                    body: Array("value-of-\(function)".utf8))
+                #expect(secret.status == 200, "\(secret.text)")
+            }
+            func desired(_ token: String, _ name: String, port: Int) async throws -> [String] {
+                let answer = try await harness.request(
+                    .POST, "/v1/internal/hosts/\(name)/sync", token: token,
+                    body: try ControlPlaneHarness.json(ControlPlaneHarness.hostStatus(name, url: "http://127.0.0.1:\(port)")))
+                #expect(answer.status == 200, "\(answer.text)")
+                return try #require(try answer.json()["functions"] as? [[String: Any]]).compactMap { $0["name"] as? String }
+            }
+            #expect(try await desired(fra, "fra-2", port: 2101).sorted() == ["anywhere", "pinned"])
+            #expect(try await desired(iad, "iad", port: 2102) == ["anywhere"])
+            func secrets(_ token: String, _ host: String, _ function: String) async throws -> TestResponse {
+                try await harness.request(.GET, "/v1/internal/hosts/\(host)/secrets/\(function)", token: token)
+            }
+            let own = try await secrets(fra, "fra-2", "pinned")
+            #expect(own.status == 200 && own.text.contains("value-of-pinned"), "\(own.text)")
+            let other = try await secrets(iad, "iad", "pinned")
+            #expect(other.status == 404, "\(other.text)")
+            #expect(!other.text.contains("value-of"))
+            #expect(try await secrets(iad, "iad", "anywhere").text.contains("value-of-anywhere"))
+        }
+    }
+
     /// Other spellings of iad's address: each reaches iad's listener, so none may be fra's.
     static let iadAliases = [
         "http://127.0.0.1:2001/", "http://127.0.0.1:02001", "http://localhost:2001",

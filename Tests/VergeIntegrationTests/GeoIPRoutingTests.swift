@@ -96,6 +96,20 @@ struct GeoIPRoutingTests {
             #expect(fromParis.header("x-verge-host") == "iad")
             let fromTokyo = try await TestHTTP.get(cluster.gatewayURL + "/pinned", from: (35.68, 139.69))
             #expect(fromTokyo.header("x-verge-host") == "sin")
+            // fra was never given the function: it neither installed it nor answers for it.
+            let hosts = try await cluster.verge(["hosts", "--format", "json"])
+            let list = try JSONSerialization.jsonObject(with: Data(hosts.stdout.utf8)) as? [[String: Any]] ?? []
+            let running = Dictionary(
+                uniqueKeysWithValues: list.map { host in
+                    (
+                        host["name"] as? String ?? "",
+                        (host["functions"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+                    )
+                })
+            #expect(running["fra"]?.contains("pinned") == false, "\(running)")
+            #expect(running["iad"]?.contains("pinned") == true && running["sin"]?.contains("pinned") == true)
+            let direct = try await TestHTTP.get(try #require(cluster.hostURLs["fra"]) + "/pinned")
+            #expect(direct.status == 404)
         }
     }
 

@@ -46,13 +46,6 @@ final class RoutingTable: Sendable {
     }
 }
 
-/// Region pinning: a host is in region `R` when its name is `R` or starts with `R-` (`fra`, `fra-2`, `fra-b-1`).
-public enum HostRegion {
-    public static func contains(host: String, region: String) -> Bool {
-        host == region || (host.hasPrefix(region) && host.dropFirst(region.count).first == "-")
-    }
-}
-
 extension RoutableHost {
     /// Whether the function's `regions` (as this host reports them) allow it to run here.
     func mayRun(_ function: FunctionRef) -> Bool {
