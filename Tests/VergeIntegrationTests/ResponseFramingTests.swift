@@ -25,6 +25,10 @@ struct ResponseFramingTests {
             #expect(response.body.isEmpty)
             #expect(response.header("content-length") == nil && response.header("transfer-encoding") == nil)
         },
+        Case(name: "205-body", status: 205) { response in
+            #expect(response.body.isEmpty)
+            #expect(response.header("content-length") == "0" && response.header("transfer-encoding") == nil)
+        },
         Case(name: "304-body", status: 304) { response in
             #expect(response.body.isEmpty)
             #expect(response.header("etag") == "\"x\"")

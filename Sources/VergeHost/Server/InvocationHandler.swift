@@ -316,7 +316,7 @@ struct InvocationHandler: Sendable {
         return .sent
     }
 
-    /// Logs that a body HTTP forbids here (HEAD, 204, 304) was read and not sent; the bytes themselves never.
+    /// Logs that a body HTTP forbids here (HEAD, 204, 205, 304) was read and not sent; the bytes themselves never.
     private static func logDroppedBody(_ bytes: Int, status: Int, method: HTTPRequest.Method, logger: Logger) {
         guard bytes > 0 else { return }
         logger.info(

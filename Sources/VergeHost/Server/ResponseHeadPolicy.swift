@@ -2,7 +2,7 @@ import HTTPTypes
 
 /// What a function's response head may become on the wire. Everything a worker sends is hostile: the host owns
 /// HTTP framing, so framing and platform headers are dropped, a head HTTP cannot carry fails the call (502), and a
-/// body HTTP forbids (HEAD, 204, 304) is never written — no byte of one response can leak into the next exchange
+/// body HTTP forbids (HEAD, 204, 205, 304) is never written — no byte of one response can leak into the next exchange
 /// on a kept-alive or pipelined connection.
 struct ResponseHeadPolicy: Sendable {
     /// Most header fields a function may send.
@@ -22,7 +22,7 @@ struct ResponseHeadPolicy: Sendable {
     struct Accepted: Sendable, Equatable {
         var status: Int
         var fields: HTTPFields
-        /// Whether HTTP lets this response carry a body (not for HEAD, 1xx, 204 or 304).
+        /// Whether HTTP lets this response carry a body (not for HEAD, 1xx, 204, 205 or 304).
         var bodyAllowed: Bool
         /// Names of headers dropped because the host or the platform owns them.
         var dropped: [String]
@@ -80,7 +80,9 @@ struct ResponseHeadPolicy: Sendable {
             }
             fields.append(HTTPField(name: fieldName, value: value))
         }
-        let bodyAllowed = method != .head && status != 204 && status != 304
+        let bodyAllowed = method != .head && status != 204 && status != 205 && status != 304
+        // 205 Reset Content has no content, but unlike 204 and 304 its framing is not implied: say it.
+        if status == 205 { fields[.contentLength] = "0" }
         return .success(Accepted(status: status, fields: fields, bodyAllowed: bodyAllowed, dropped: dropped))
     }
 }

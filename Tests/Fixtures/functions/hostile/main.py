@@ -2,7 +2,7 @@
 exchange intact. It replaces the runtime's response checks so its answers reach the host unfiltered, as a
 hostile function could by writing its own frames.
 
-Cases: 204-body, 304-body, 1xx, head-body (any body; call it with HEAD), framing (content-length and
+Cases: 204-body, 205-body, 304-body, 1xx, head-body (any body; call it with HEAD), framing (content-length and
 transfer-encoding of its own), crlf (CR/LF in a header value), bad-name (a space in a header name), huge-header
 (one 100 KiB header), many-headers (1000 headers), slow-after-bad-head (CR/LF in a value, then a body that takes
 20 s to stream), length-more / length-fewer (a head that announces 3 or 1000 body bytes, then the 56-byte body),
@@ -44,6 +44,8 @@ def handle(request):
     case = request.query_params.get("case", "ok")
     if case == "204-body":
         return Response(MARKER, status=204, headers=[])
+    if case == "205-body":
+        return Response(MARKER, status=205, headers=[])
     if case == "304-body":
         return Response(MARKER, status=304, headers=[["etag", '"x"']])
     if case == "1xx":
