@@ -227,7 +227,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VergeUsageTests",
-            dependencies: ["VergeUsage", "VergeCore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["VergeUsage", "VergeCore", "VergeTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
         .testTarget(

@@ -107,7 +107,22 @@ public final class RawHTTPConnection: @unchecked Sendable {
         }
     }
 
-    /// Reads one response to a request made with `method`.
+    /// Reads one response to a request made with `method`, off Swift concurrency's threads (the read blocks).
+    public func readResponse(method: String = "GET") async throws -> RawResponse {
+        try await blocking { try self.readResponse(method: method) }
+    }
+
+    /// Whatever the server sends until it closes the connection, off Swift concurrency's threads.
+    public func readToEnd() async throws -> [UInt8] {
+        try await blocking { try self.readToEnd() }
+    }
+
+    /// ``waitForClose()`` off Swift concurrency's threads.
+    public func waitForClose() async -> Bool {
+        (try? await blocking { self.waitForClose() }) ?? false
+    }
+
+    /// Reads one response to a request made with `method`. Blocks: from async code, the async overload.
     public func readResponse(method: String = "GET") throws -> RawResponse {
         while true {
             let end = try headEnd()

@@ -88,7 +88,7 @@ struct GatewayProxyTests {
             // The same function answers a well-framed chunked call (and counts as host traffic).
             let good = try RawHTTPConnection(url: cluster.gatewayURL)
             try good.send("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
-            let answered = try good.readResponse(method: "POST")
+            let answered = try await good.readResponse(method: "POST")
             #expect(answered.status == 200)
             #expect(answered.text.contains("\"body_length\":5") || answered.text.contains("\"body_length\": 5"))
             let before = try await Self.hostTraffic(cluster)
@@ -97,7 +97,7 @@ struct GatewayProxyTests {
                 let connection = try RawHTTPConnection(url: cluster.gatewayURL)
                 // A second, innocent-looking request right behind it: it must never be read as a request.
                 try connection.send(smuggle.bytes + "GET /echo/smuggled HTTP/1.1\r\nHost: a\r\n\r\n")
-                let response = try connection.readResponse(method: smuggle.bytes.hasPrefix("GET") ? "GET" : "POST")
+                let response = try await connection.readResponse(method: smuggle.bytes.hasPrefix("GET") ? "GET" : "POST")
                 #expect(response.status == 400, "\(smuggle): \(response)")
                 #expect(response.header("x-verge-error") == "bad_request", "\(smuggle): \(response)")
                 // NIO sends no body after a head that answers CONNECT; the closed connection ends the response.
@@ -105,7 +105,8 @@ struct GatewayProxyTests {
                     #expect(response.text.contains("bad_request"), "\(smuggle): \(response)")
                 }
                 #expect(response.header("connection") == "close", "\(smuggle)")
-                #expect(connection.waitForClose(), "\(smuggle): connection left open")
+                let closed = await connection.waitForClose()
+                #expect(closed, "\(smuggle): connection left open")
             }
             // No host saw any of them.
             #expect(try await Self.hostTraffic(cluster) == before)
@@ -120,7 +121,7 @@ struct GatewayProxyTests {
                 "GET /echo HTTP/1.1\r\nHost: echo.localhost\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\n"
                     + "Keep-Alive: timeout=5\r\nTE: trailers\r\nUpgrade: h2c\r\nProxy-Authorization: Basic eA==\r\n"
                     + "X-Forwarded-For: 203.0.113.7\r\nX-Request-Id: trace-42\r\nX-Kept: yes\r\n\r\n")
-            let response = try connection.readResponse()
+            let response = try await connection.readResponse()
             #expect(response.status == 200, "\(response)")
             #expect(response.header("x-request-id") == "trace-42")
             let headers = try #require(
@@ -138,7 +139,7 @@ struct GatewayProxyTests {
 
             // An id that is not safe to log or echo is replaced by a fresh one, the same the function sees.
             try connection.send("GET /echo HTTP/1.1\r\nHost: a\r\nX-Request-Id: bad id\"\r\n\r\n")
-            let replaced = try connection.readResponse()
+            let replaced = try await connection.readResponse()
             let id = try #require(replaced.header("x-request-id"))
             #expect(id.count == 32 && id != "bad id\"")
             let seen = try #require(
@@ -154,7 +155,7 @@ struct GatewayProxyTests {
             // HTTP/1.0 has no chunked coding: the body runs to the end of the connection, which then closes.
             let connection = try RawHTTPConnection(url: cluster.gatewayURL)
             try connection.send("GET /echo HTTP/1.0\r\nHost: a\r\n\r\n")
-            let bytes = String(decoding: try connection.readToEnd(), as: UTF8.self)
+            let bytes = String(decoding: try await connection.readToEnd(), as: UTF8.self)
             #expect(bytes.hasPrefix("HTTP/1.0 200 "), "\(bytes.prefix(200))")
             let head = bytes.components(separatedBy: "\r\n\r\n").first ?? ""
             #expect(!head.lowercased().contains("transfer-encoding"), "\(head)")
@@ -168,13 +169,13 @@ struct GatewayProxyTests {
             let connection = try RawHTTPConnection(url: cluster.gatewayURL)
             try connection.send("GET /echo HTTP/1.1\r\nHost: a\r\n\r\n")
             connection.shutdownWrite()
-            let response = try connection.readResponse()
+            let response = try await connection.readResponse()
             #expect(response.status == 200, "\(response)")
-            #expect(connection.waitForClose())
+            #expect(await connection.waitForClose())
             // An idle connection that is half-closed is closed at once, not after the idle timeout.
             let idle = try RawHTTPConnection(url: cluster.gatewayURL, timeout: .seconds(5))
             idle.shutdownWrite()
-            #expect(idle.waitForClose())
+            #expect(await idle.waitForClose())
         }
     }
 
@@ -199,20 +200,21 @@ struct GatewayProxyTests {
                 try await Task.sleep(for: .milliseconds(100))
                 if clock.now - start > .seconds(6) { break }
             }
-            #expect(closedEarly || slow.waitForClose())
+            let closed = closedEarly ? true : await slow.waitForClose()
+            #expect(closed)
             #expect(clock.now - start < .seconds(6), "a trickling head kept its connection")
             // A well-behaved keep-alive connection may sit idle between requests for longer than that.
             let calm = try RawHTTPConnection(url: cluster.gatewayURL)
             try calm.send("GET /echo HTTP/1.1\r\nHost: a\r\n\r\n")
-            #expect(try calm.readResponse().status == 200)
+            #expect(try await calm.readResponse().status == 200)
             try await Task.sleep(for: .milliseconds(1500))
             try calm.send("GET /echo HTTP/1.1\r\nHost: a\r\n\r\n")
-            #expect(try calm.readResponse().status == 200)
+            #expect(try await calm.readResponse().status == 200)
 
             // A body declared larger than the limit is refused before it is sent anywhere.
             let big = try RawHTTPConnection(url: cluster.gatewayURL)
             try big.send("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 7000000\r\n\r\n")
-            let refused = try big.readResponse(method: "POST")
+            let refused = try await big.readResponse(method: "POST")
             #expect(refused.status == 413, "\(refused)")
             #expect(refused.text.contains("payload_too_large"))
         }

@@ -160,7 +160,7 @@ extension HostileFunctionTests {
         let directory = try TemporaryDirectory(prefix: "verge-fd-inheritance")
         defer { directory.remove() }
         let bundle = try directory.copy(Paths.hostileFunction("fd-inheritance"), as: "fd-inheritance")
-        try CCompiler.sharedLibrary(bundle + "/inherited.c", output: bundle + "/inherited.so")
+        try await blocking { try CCompiler.sharedLibrary(bundle + "/inherited.c", output: bundle + "/inherited.so") }
         try await attacking("fd-inheritance", bundle: bundle) { attack in try await attack.fdInheritance() }
     }
 

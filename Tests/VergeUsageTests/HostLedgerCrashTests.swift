@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Testing
 import VergeCore
+import VergeTestSupport
 import VergeUsage
 
 /// `kill -9` of a process that is recording: every record whose `record` call had returned is in the database.
@@ -33,25 +34,32 @@ import VergeUsage
             try child.run()
 
             // Read "committed ID" lines; kill once enough calls have returned, then read what was already written.
-            var reported: [String] = []
-            var killed = false
-            var pending = Data()
+            // The child runs for seconds: read it off Swift concurrency's threads.
+            nonisolated(unsafe) let running = child
             let reader = output.fileHandleForReading
-            while true {
-                let chunk = reader.availableData
-                if chunk.isEmpty { break }
-                pending.append(chunk)
-                while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                    let line = String(decoding: pending[pending.startIndex..<newline], as: UTF8.self)
-                    pending.removeSubrange(pending.startIndex...newline)
-                    if line.hasPrefix("committed ") { reported.append(String(line.dropFirst("committed ".count))) }
+            let (reported, killed) = try await blocking { () -> ([String], Bool) in
+                var reported: [String] = []
+                var killed = false
+                var pending = Data()
+                while true {
+                    let chunk = reader.availableData
+                    if chunk.isEmpty { break }
+                    pending.append(chunk)
+                    while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                        let line = String(decoding: pending[pending.startIndex..<newline], as: UTF8.self)
+                        pending.removeSubrange(pending.startIndex...newline)
+                        if line.hasPrefix("committed ") {
+                            reported.append(String(line.dropFirst("committed ".count)))
+                        }
+                    }
+                    if !killed && reported.count >= 2_000 {
+                        kill(running.processIdentifier, SIGKILL)
+                        killed = true
+                    }
                 }
-                if !killed && reported.count >= 2_000 {
-                    kill(child.processIdentifier, SIGKILL)
-                    killed = true
-                }
+                running.waitUntilExit()
+                return (reported, killed)
             }
-            child.waitUntilExit()
 
             try #require(killed, "the child stopped after \(reported.count) records without being killed")
             #expect(child.terminationReason == .uncaughtSignal)
