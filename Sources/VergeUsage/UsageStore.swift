@@ -93,22 +93,7 @@ public final class UsageStore: Sendable {
         }
         return try await LedgerErrors.wrapping("ingesting usage records") {
             try await database.write { db in
-                // Multi-row INSERTs: each skips the rows already stored and reports how many it inserted.
-                var inserted = 0
-                var values: [DatabaseValue] = []
-                values.reserveCapacity(UsageRecord.maximumRowsPerInsert * UsageRecord.columnCount)
-                var start = records.startIndex
-                while start < records.endIndex {
-                    let end = min(start + UsageRecord.maximumRowsPerInsert, records.endIndex)
-                    values.removeAll(keepingCapacity: true)
-                    for record in records[start..<end] { record.appendDatabaseValues(to: &values) }
-                    let sql = UsageRecord.insertIgnoringDuplicatesSQL(rows: end - start)
-                    let statement = try db.cachedStatement(sql: sql)
-                    statement.setUncheckedArguments(StatementArguments(values))
-                    try statement.execute()
-                    inserted += db.changesCount
-                    start = end
-                }
+                let inserted = try Self.insertIgnoringDuplicates(records, in: db)
                 return IngestResult(inserted: inserted, duplicates: records.count - inserted)
             }
         }
