@@ -35,6 +35,13 @@ public enum UsageBatchDecoder {
     }
 }
 
+/// Whether `a` and `b` hold the same bytes.
+private func equalBytes(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+    guard a.count == b.count else { return false }
+    for index in 0..<a.count where a[index] != b[index] { return false }
+    return true
+}
+
 /// What is wrong at the parser's position.
 private struct ShapeError: Error {
     var message: String
@@ -86,11 +93,23 @@ private enum RecordKey: Int, CaseIterable {
 
     var bit: UInt32 { 1 << UInt32(rawValue) }
 
-    /// The key whose name is `bytes`, if any.
-    static func find(_ bytes: UnsafeRawBufferPointer) -> RecordKey? {
-        for (index, name) in names.enumerated() where name.count == bytes.count && name[0] == bytes[0] {
-            if name.withUnsafeBytes({ $0.elementsEqual(bytes) }) { return RecordKey(rawValue: index) }
-        }
+    /// The keys in the order hosts send them (sorted, as `JSONCoding.encoder` writes them).
+    static let sorted: [RecordKey] = allCases.sorted { $0.name < $1.name }
+
+    /// The key that follows each key in ``sorted``, by raw value (the first key after the last).
+    static let following: [RecordKey] = allCases.map { key in
+        sorted[(sorted.firstIndex(of: key)! + 1) % sorted.count]
+    }
+
+    /// Whether this key's name is `bytes`.
+    func isNamed(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        Self.names[rawValue].withUnsafeBytes { equalBytes($0, bytes) }
+    }
+
+    /// The key whose name is `bytes`, trying `expected` first.
+    static func find(_ bytes: UnsafeRawBufferPointer, expected: RecordKey) -> RecordKey? {
+        if expected.isNamed(bytes) { return expected }
+        for key in allCases where key.isNamed(bytes) { return key }
         return nil
     }
 }
@@ -189,16 +208,18 @@ private struct Parser {
         try expect(UInt8(ascii: "{"), "a record must be a JSON object")
         var fields = RecordFields()
         var seen: UInt32 = 0
+        var expected = RecordKey.sorted[0]
         if try !consume(UInt8(ascii: "}")) {
             repeat {
                 let name = try keyBytes()
-                guard let field = RecordKey.find(name) else {
+                guard let field = RecordKey.find(name, expected: expected) else {
                     key = nil
                     throw ShapeError("unknown key '\(String(decoding: name, as: UTF8.self))'")
                 }
                 key = field.name
                 guard seen & field.bit == 0 else { throw ShapeError("the key appears twice") }
                 seen |= field.bit
+                expected = RecordKey.following[field.rawValue]
                 try value(for: field, into: &fields, previous: previous)
                 key = nil
             } while try nextMember()
@@ -412,7 +433,12 @@ private struct Parser {
             if byte == UInt8(ascii: "\"") {
                 let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<offset])
                 offset += 1
-                if let previous, previous.utf8.elementsEqual(raw) { return previous }
+                if let previous, previous.utf8.count == raw.count,
+                    previous.utf8.withContiguousStorageIfAvailable({ equalBytes(UnsafeRawBufferPointer($0), raw) })
+                        == true
+                {
+                    return previous
+                }
                 let utf8 = raw.assumingMemoryBound(to: UInt8.self)
                 if ascii { return String(decoding: utf8, as: UTF8.self) }
                 guard let text = String(validating: utf8, as: UTF8.self) else {

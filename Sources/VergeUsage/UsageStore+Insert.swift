@@ -6,38 +6,54 @@ extension UsageStore {
     /// Inserts `records` in `db`'s open transaction, skipping those whose host and invocation id are already stored,
     /// and returns how many it inserted.
     ///
-    /// One statement, prepared once per call and stepped once per record, with the values bound straight through
-    /// SQLite's C interface: GRDB's `StatementArguments` box every value (`DatabaseValue`) and cost several times
-    /// what SQLite itself spends on a row. The statement is the one ``UsageRecord/insertIgnoringDuplicatesSQL(rows:)``
-    /// makes for one row.
+    /// Multi-row statements of ``UsageRecord/maximumRowsPerInsert`` records (one per `AUTOINCREMENT` update and
+    /// statement start), prepared once per call, with the values bound straight through SQLite's C interface: GRDB's
+    /// `StatementArguments` box every value (`DatabaseValue`) and cost several times what SQLite spends on a row.
     static func insertIgnoringDuplicates(_ records: [UsageRecord], in db: Database) throws -> Int {
         let connection = db.sqliteConnection
-        var handle: OpaquePointer?
-        let sql = UsageRecord.insertIgnoringDuplicatesSQL(rows: 1)
-        var code = sqlite3_prepare_v3(connection, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &handle, nil)
-        guard code == SQLITE_OK, let statement = handle else {
-            throw DatabaseError(
-                resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(connection)), sql: sql)
-        }
-        defer { sqlite3_finalize(statement) }
-        var inserted = 0
-        for record in records {
-            code = bind(record, to: statement)
-            if code == SQLITE_OK { code = sqlite3_step(statement) }
-            guard code == SQLITE_DONE else {
+        var prepared: [Int: OpaquePointer] = [:]
+        defer { for statement in prepared.values { sqlite3_finalize(statement) } }
+        func statement(rows: Int) throws -> OpaquePointer {
+            if let statement = prepared[rows] { return statement }
+            let sql = UsageRecord.insertIgnoringDuplicatesSQL(rows: rows)
+            var handle: OpaquePointer?
+            let code = sqlite3_prepare_v3(connection, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &handle, nil)
+            guard code == SQLITE_OK, let handle else {
                 throw DatabaseError(
                     resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(connection)),
                     sql: sql)
             }
+            prepared[rows] = handle
+            return handle
+        }
+        var inserted = 0
+        var start = records.startIndex
+        while start < records.endIndex {
+            let end = min(start + UsageRecord.maximumRowsPerInsert, records.endIndex)
+            let insert = try statement(rows: end - start)
+            var code = SQLITE_OK
+            for (row, index) in (start..<end).enumerated() where code == SQLITE_OK {
+                code = bind(records[index], to: insert, firstParameter: Int32(row * UsageRecord.columnCount))
+            }
+            if code == SQLITE_OK { code = sqlite3_step(insert) }
+            guard code == SQLITE_DONE else {
+                let message = String(cString: sqlite3_errmsg(connection))
+                sqlite3_reset(insert)
+                throw DatabaseError(
+                    resultCode: ResultCode(rawValue: code), message: message,
+                    sql: String(cString: sqlite3_sql(insert)))
+            }
             inserted += Int(sqlite3_changes(connection))
-            sqlite3_reset(statement)
+            sqlite3_reset(insert)
+            start = end
         }
         return inserted
     }
 
-    /// Binds `record`'s values in the order of ``UsageRecord/columnList``; the first error code, or `SQLITE_OK`.
-    private static func bind(_ record: UsageRecord, to statement: OpaquePointer) -> Int32 {
-        var index: Int32 = 0
+    /// Binds `record`'s values in the order of ``UsageRecord/columnList`` to the parameters after `firstParameter`;
+    /// returns the first error code, or `SQLITE_OK`.
+    private static func bind(_ record: UsageRecord, to statement: OpaquePointer, firstParameter: Int32) -> Int32 {
+        var index = firstParameter
         var code = SQLITE_OK
         func text(_ value: String?) {
             index += 1
@@ -86,7 +102,7 @@ extension UsageStore {
         integer(Int64(record.memoryMB))
         integer(record.memoryMBMs)
         text(record.reason)
-        assert(index == Int32(UsageRecord.columnCount))
+        assert(index == firstParameter + Int32(UsageRecord.columnCount))
         return code
     }
 
