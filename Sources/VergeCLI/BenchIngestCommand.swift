@@ -127,30 +127,56 @@ extension BenchIngestCommand {
             bodies.append(try JSONCoding.encoder.encode(UsageBatch(host: hostName, records: batchRecords)))
             index += count
         }
+        // Each stage over all batches, timed by the wall clock and by this process's CPU time (steadier on a
+        // shared machine).
         let clock = ContinuousClock()
-        var decodeTime = Duration.zero
-        var storeTime = Duration.zero
-        var inserted = 0
-        for body in bodies {
-            let began = clock.now
-            let decoded = try JSONCoding.decoder.decode(UsageBatch.self, from: body)
-            for record in decoded.records where record.validationProblem() != nil {
+        func measure(_ body: () async throws -> Void) async rethrows -> (wall: Double, cpu: Double) {
+            func cpuSeconds() -> Double {
+                var usage = rusage()
+                getrusage(RUSAGE_SELF.rawValue, &usage)
+                return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+                    + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+            }
+            let (began, cpuBegan) = (clock.now, cpuSeconds())
+            try await body()
+            let elapsed = clock.now - began
+            return (
+                Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+                cpuSeconds() - cpuBegan
+            )
+        }
+        func check(_ batch: UsageBatch) throws {
+            for record in batch.records where record.validationProblem() != nil {
                 throw VergeCLIError("a generated record is invalid: \(record.validationProblem()!)")
             }
-            let decodedAt = clock.now
-            inserted += try await store.ingest(decoded.records).inserted
-            storeTime += clock.now - decodedAt
-            decodeTime += decodedAt - began
+        }
+        // For comparison: Foundation's JSONDecoder, which the control plane used before its own decoder.
+        let foundation = try await measure {
+            for body in bodies { try check(try JSONCoding.decoder.decode(UsageBatch.self, from: body)) }
+        }
+        var decoded: [UsageBatch] = []
+        let decoding = try await measure {
+            for body in bodies {
+                let batch = try body.withUnsafeBytes { bytes throws(VergeError) in try UsageBatchDecoder.decode(bytes) }
+                try check(batch)
+                decoded.append(batch)
+            }
+        }
+        var inserted = 0
+        let storing = try await measure {
+            for batch in decoded { inserted += try await store.ingest(batch.records).inserted }
         }
         guard inserted == records else { throw VergeCLIError("stored \(inserted) of \(records) records") }
-        func rate(_ d: Duration) -> Double {
-            Double(records) / (Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
+        func stage(_ name: String, _ time: (wall: Double, cpu: Double)) -> String {
+            String(
+                format: "%@ %.0f records/s (%.2f µs CPU/record)", name, Double(records) / time.wall,
+                time.cpu / Double(records) * 1e6)
         }
         Output.line(
-            String(
-                format: "in process, %d records in batches of %d: decode+check %.0f records/s, store %.0f records/s, "
-                    + "both %.0f records/s", records, batch, rate(decodeTime), rate(storeTime),
-                rate(decodeTime + storeTime)))
+            "in process, \(records) records in batches of \(batch): " + stage("decode+check", decoding) + ", "
+                + stage("store", storing) + ", "
+                + stage("both", (decoding.wall + storing.wall, decoding.cpu + storing.cpu))
+                + "; Foundation JSONDecoder " + stage("decode+check", foundation))
     }
 
     static func record(_ i: Int, run: String, host: String, start: Int64) -> UsageRecord {

@@ -80,6 +80,12 @@ public final class UsageStore: Sendable {
             try db.execute(sql: "CREATE INDEX usage_records_tenant_start ON usage_records(tenant, start_time_us)")
             try db.execute(sql: "CREATE INDEX usage_records_start ON usage_records(start_time_us)")
         }
+        // Every index costs each ingested record an insertion. (tenant, function, seq) cost the most of the four
+        // (about a microsecond a record of the 8 the control plane spends): paging filtered by function now reads
+        // the tenant's records in cursor order through (tenant, seq) and skips the other functions' records.
+        migrator.registerMigration("usage.v4-ingest-indexes") { db in
+            try db.execute(sql: "DROP INDEX IF EXISTS usage_records_tenant_function_seq")
+        }
     }
 
     /// Stores the records not already stored, in one transaction. Returns how many were new and how many were
@@ -93,22 +99,7 @@ public final class UsageStore: Sendable {
         }
         return try await LedgerErrors.wrapping("ingesting usage records") {
             try await database.write { db in
-                // Multi-row INSERTs: each skips the rows already stored and reports how many it inserted.
-                var inserted = 0
-                var values: [DatabaseValue] = []
-                values.reserveCapacity(UsageRecord.maximumRowsPerInsert * UsageRecord.columnCount)
-                var start = records.startIndex
-                while start < records.endIndex {
-                    let end = min(start + UsageRecord.maximumRowsPerInsert, records.endIndex)
-                    values.removeAll(keepingCapacity: true)
-                    for record in records[start..<end] { record.appendDatabaseValues(to: &values) }
-                    let sql = UsageRecord.insertIgnoringDuplicatesSQL(rows: end - start)
-                    let statement = try db.cachedStatement(sql: sql)
-                    statement.setUncheckedArguments(StatementArguments(values))
-                    try statement.execute()
-                    inserted += db.changesCount
-                    start = end
-                }
+                let inserted = try Self.insertIgnoringDuplicates(records, in: db)
                 return IngestResult(inserted: inserted, duplicates: records.count - inserted)
             }
         }
@@ -122,25 +113,12 @@ public final class UsageStore: Sendable {
         try LedgerErrors.checkLimit(limit, 1...Self.maximumPageSize)
         return try await LedgerErrors.wrapping("reading usage records") {
             try await database.read { db in
-                var filter = "seq > ?"
                 var arguments: StatementArguments = [after]
-                if let tenant {
-                    filter += " AND tenant = ?"
-                    arguments += [tenant]
-                }
-                if let function {
-                    filter += " AND function = ?"
-                    arguments += [function]
-                }
+                if let tenant { arguments += [tenant] }
+                if let function { arguments += [function] }
                 arguments += [limit]
                 let rows = try Row.fetchCursor(
-                    db,
-                    sql: """
-                        SELECT seq, \(UsageRecord.columnList) FROM usage_records
-                        WHERE \(filter) ORDER BY seq LIMIT ?
-                        """,
-                    arguments: arguments
-                )
+                    db, sql: Self.pageSQL(tenant: tenant != nil, function: function != nil), arguments: arguments)
                 var records: [UsageRecord] = []
                 var last = after
                 while let row = try rows.next() {
@@ -150,6 +128,15 @@ public final class UsageStore: Sendable {
                 return UsagePage(records: records, nextCursor: last)
             }
         }
+    }
+
+    /// The query of ``page(after:limit:tenant:function:)``; arguments: the cursor, the tenant and the function when
+    /// filtered by them, the limit.
+    package static func pageSQL(tenant: Bool, function: Bool) -> String {
+        var filter = "seq > ?"
+        if tenant { filter += " AND tenant = ?" }
+        if function { filter += " AND function = ?" }
+        return "SELECT seq, \(UsageRecord.columnList) FROM usage_records WHERE \(filter) ORDER BY seq LIMIT ?"
     }
 
     /// The most rows ``summary(_:)`` returns; a query that would return more is refused (narrow the range or the

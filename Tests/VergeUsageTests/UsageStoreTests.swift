@@ -169,6 +169,51 @@ private func withStore(_ body: (UsageStore) async throws -> Void) async throws {
         }
     }
 
+    @Test func largeBatchesAreStoredWholeAndOnceAcrossStatements() async throws {
+        try await withStore { store in
+            // More records than one INSERT statement takes, with repeats inside the batch, across statements and of
+            // records stored before.
+            let earlier = (0..<70).map { makeRecord($0) }
+            #expect(try await store.ingest(earlier) == IngestResult(inserted: 70, duplicates: 0))
+            let fresh = (70..<1000).map { makeRecord($0) }
+            let batch = Array(earlier.suffix(10)) + fresh + Array(fresh[60..<70]) + [fresh[0], fresh[999 - 70]]
+            #expect(try await store.ingest(batch) == IngestResult(inserted: 930, duplicates: 22))
+            var stored: [UsageRecord] = []
+            var cursor: Int64 = 0
+            while true {
+                let page = try await store.page(after: cursor, limit: 333, tenant: nil, function: nil)
+                if page.records.isEmpty { break }
+                stored += page.records
+                cursor = page.nextCursor
+            }
+            #expect(stored == earlier + fresh)
+        }
+    }
+
+    @Test func pageQueriesReadAnIndexInCursorOrderWithoutSorting() async throws {
+        try await withTemporaryDirectory { dir in
+            let pool = try DatabasePool(path: dir + "/control.sqlite")
+            var migrator = DatabaseMigrator()
+            UsageStore.registerMigrations(&migrator)
+            try migrator.migrate(pool)
+            try await pool.read { db in
+                // The indexes every ingested record pays for: the unique key and what paging and the summary read.
+                let indexes = try String.fetchAll(
+                    db, sql: "SELECT name FROM pragma_index_list('usage_records') WHERE origin = 'c' ORDER BY name")
+                #expect(indexes == ["usage_records_start", "usage_records_tenant_seq", "usage_records_tenant_start"])
+                for (tenant, function) in [(false, false), (true, false), (true, true), (false, true)] {
+                    let plan: [String] = try Row.fetchAll(
+                        db, sql: "EXPLAIN QUERY PLAN " + UsageStore.pageSQL(tenant: tenant, function: function),
+                        arguments: StatementArguments([0] + (tenant ? ["acme"] : []) + (function ? ["f"] : []) + [10])
+                    ).map { $0["detail"] }
+                    #expect(plan.allSatisfy { $0.hasPrefix("SEARCH usage_records") }, "\(plan)")
+                    #expect(!plan.contains { $0.contains("TEMP B-TREE") }, "\(plan)")
+                    if tenant { #expect(plan.contains { $0.contains("usage_records_tenant_seq") }, "\(plan)") }
+                }
+            }
+        }
+    }
+
     @Test func pageJSONUsesNextCursor() throws {
         let page = UsagePage(records: [makeRecord(1)], nextCursor: 42)
         let object = try #require(
