@@ -5,7 +5,9 @@
 extension RequestHead {
     /// Reads a `request_head` payload.
     public init(json: UnsafeRawBufferPointer) throws(ProtocolError) {
-        self = try JSONHeads.read("request_head", json) { scanner in try RequestHead(&scanner) }
+        self = try JSONHeads.read("request_head", json) { (scanner) throws(JSONScanner.Failure) in
+            try RequestHead(&scanner)
+        }
     }
 
     /// Reads a `request_head` payload.
@@ -13,54 +15,28 @@ extension RequestHead {
         self = try JSONHeads.withBytes(json) { bytes throws(ProtocolError) in try RequestHead(json: bytes) }
     }
 
-    private enum Key: Int {
-        case invocationID, method, path, query, headers, deadlineMs, client, host, function
-    }
+    static let keys: [StaticString] = [
+        "invocation_id", "method", "path", "query", "headers", "deadline_ms", "host", "function", "client",
+    ]
 
-    init(_ scanner: inout JSONScanner) throws {
-        var seen = KeySet()
+    init(_ scanner: inout JSONScanner) throws(JSONScanner.Failure) {
         var invocationID = "", method = "", path = "", query = "", headers: [[String]] = [], deadlineMs: Int64 = 0
         var client: ClientLocation?
         var host = HostInfo(name: "", latitude: 0, longitude: 0)
         var function = FunctionInfo(tenant: "", name: "", version: "")
-        try scanner.members { key, scanner in
-            let at = scanner.offset
-            if key.equals("invocation_id") {
-                try seen.insert(Key.invocationID.rawValue, "invocation_id", at: at)
-                invocationID = try scanner.string()
-            } else if key.equals("method") {
-                try seen.insert(Key.method.rawValue, "method", at: at)
-                method = try scanner.string()
-            } else if key.equals("path") {
-                try seen.insert(Key.path.rawValue, "path", at: at)
-                path = try scanner.string()
-            } else if key.equals("query") {
-                try seen.insert(Key.query.rawValue, "query", at: at)
-                query = try scanner.string()
-            } else if key.equals("headers") {
-                try seen.insert(Key.headers.rawValue, "headers", at: at)
-                headers = try JSONHeads.stringArrays(&scanner)
-            } else if key.equals("deadline_ms") {
-                try seen.insert(Key.deadlineMs.rawValue, "deadline_ms", at: at)
-                deadlineMs = try scanner.integer()
-            } else if key.equals("client") {
-                try seen.insert(Key.client.rawValue, "client", at: at)
-                client = scanner.consumeNull() ? nil : try ClientLocation(&scanner)
-            } else if key.equals("host") {
-                try seen.insert(Key.host.rawValue, "host", at: at)
-                host = try HostInfo(&scanner)
-            } else if key.equals("function") {
-                try seen.insert(Key.function.rawValue, "function", at: at)
-                function = try FunctionInfo(&scanner)
-            } else {
-                try scanner.skipValue()
+        try JSONHeads.object(&scanner, keys: Self.keys, required: 8) { (index, scanner) throws(JSONScanner.Failure) in
+            switch index {
+            case 0: invocationID = try scanner.string()
+            case 1: method = try scanner.string()
+            case 2: path = try scanner.string()
+            case 3: query = try scanner.string()
+            case 4: headers = try JSONHeads.stringArrays(&scanner)
+            case 5: deadlineMs = try scanner.integer()
+            case 6: host = try HostInfo(&scanner)
+            case 7: function = try FunctionInfo(&scanner)
+            default: client = try scanner.consumeNull() ? nil : try ClientLocation(&scanner)
             }
         }
-        let required: [(Key, String)] = [
-            (.invocationID, "invocation_id"), (.method, "method"), (.path, "path"), (.query, "query"),
-            (.headers, "headers"), (.deadlineMs, "deadline_ms"), (.host, "host"), (.function, "function"),
-        ]
-        try JSONHeads.require(required.map { (seen.contains($0.0.rawValue), $0.1) }, at: scanner.offset)
         self.init(
             invocationID: invocationID, method: method, path: path, query: query, headers: headers,
             deadlineMs: deadlineMs, client: client, host: host, function: function)
@@ -70,7 +46,9 @@ extension RequestHead {
 extension ResponseHead {
     /// Reads a `response_head` payload (sent by the worker: hostile input to the host).
     public init(json: UnsafeRawBufferPointer) throws(ProtocolError) {
-        self = try JSONHeads.read("response_head", json) { scanner in try ResponseHead(&scanner) }
+        self = try JSONHeads.read("response_head", json) { (scanner) throws(JSONScanner.Failure) in
+            try ResponseHead(&scanner)
+        }
     }
 
     /// Reads a `response_head` payload (sent by the worker: hostile input to the host).
@@ -78,63 +56,39 @@ extension ResponseHead {
         self = try JSONHeads.withBytes(json) { bytes throws(ProtocolError) in try ResponseHead(json: bytes) }
     }
 
-    init(_ scanner: inout JSONScanner) throws {
-        var seen = KeySet()
+    static let keys: [StaticString] = ["status", "headers", "body_length"]
+
+    init(_ scanner: inout JSONScanner) throws(JSONScanner.Failure) {
         var status = 0
         var headers: [[String]] = []
         var bodyLength: Int?
-        try scanner.members { key, scanner in
-            let at = scanner.offset
-            if key.equals("status") {
-                try seen.insert(0, "status", at: at)
-                status = try JSONHeads.int(&scanner)
-            } else if key.equals("headers") {
-                try seen.insert(1, "headers", at: at)
-                headers = try JSONHeads.stringArrays(&scanner)
-            } else if key.equals("body_length") {
-                try seen.insert(2, "body_length", at: at)
-                bodyLength = scanner.consumeNull() ? nil : try JSONHeads.int(&scanner)
-            } else {
-                try scanner.skipValue()
+        try JSONHeads.object(&scanner, keys: Self.keys, required: 2) { (index, scanner) throws(JSONScanner.Failure) in
+            switch index {
+            case 0: status = try JSONHeads.int(&scanner)
+            case 1: headers = try JSONHeads.stringArrays(&scanner)
+            default: bodyLength = try scanner.consumeNull() ? nil : try JSONHeads.int(&scanner)
             }
         }
-        try JSONHeads.require([(seen.contains(0), "status"), (seen.contains(1), "headers")], at: scanner.offset)
         self.init(status: status, headers: headers, bodyLength: bodyLength)
     }
 }
 
 extension ClientLocation {
-    init(_ scanner: inout JSONScanner) throws {
-        var seen = KeySet()
+    static let keys: [StaticString] = ["latitude", "longitude", "source", "country", "address", "distance_km"]
+
+    init(_ scanner: inout JSONScanner) throws(JSONScanner.Failure) {
         var latitude = 0.0, longitude = 0.0, source = ""
         var country: String?, address: String?, distanceKm: Double?
-        try scanner.members { key, scanner in
-            let at = scanner.offset
-            if key.equals("latitude") {
-                try seen.insert(0, "latitude", at: at)
-                latitude = try scanner.number()
-            } else if key.equals("longitude") {
-                try seen.insert(1, "longitude", at: at)
-                longitude = try scanner.number()
-            } else if key.equals("source") {
-                try seen.insert(2, "source", at: at)
-                source = try scanner.string()
-            } else if key.equals("country") {
-                try seen.insert(3, "country", at: at)
-                country = scanner.consumeNull() ? nil : try scanner.string()
-            } else if key.equals("address") {
-                try seen.insert(4, "address", at: at)
-                address = scanner.consumeNull() ? nil : try scanner.string()
-            } else if key.equals("distance_km") {
-                try seen.insert(5, "distance_km", at: at)
-                distanceKm = scanner.consumeNull() ? nil : try scanner.number()
-            } else {
-                try scanner.skipValue()
+        try JSONHeads.object(&scanner, keys: Self.keys, required: 3) { (index, scanner) throws(JSONScanner.Failure) in
+            switch index {
+            case 0: latitude = try scanner.number()
+            case 1: longitude = try scanner.number()
+            case 2: source = try scanner.string()
+            case 3: country = try scanner.consumeNull() ? nil : try scanner.string()
+            case 4: address = try scanner.consumeNull() ? nil : try scanner.string()
+            default: distanceKm = try scanner.consumeNull() ? nil : try scanner.number()
             }
         }
-        try JSONHeads.require(
-            [(seen.contains(0), "client.latitude"), (seen.contains(1), "client.longitude"),
-             (seen.contains(2), "client.source")], at: scanner.offset)
         self.init(
             latitude: latitude, longitude: longitude, source: source, country: country, address: address,
             distanceKm: distanceKm)
@@ -142,53 +96,33 @@ extension ClientLocation {
 }
 
 extension HostInfo {
-    init(_ scanner: inout JSONScanner) throws {
-        var seen = KeySet()
+    static let keys: [StaticString] = ["name", "latitude", "longitude"]
+
+    init(_ scanner: inout JSONScanner) throws(JSONScanner.Failure) {
         var name = "", latitude = 0.0, longitude = 0.0
-        try scanner.members { key, scanner in
-            let at = scanner.offset
-            if key.equals("name") {
-                try seen.insert(0, "name", at: at)
-                name = try scanner.string()
-            } else if key.equals("latitude") {
-                try seen.insert(1, "latitude", at: at)
-                latitude = try scanner.number()
-            } else if key.equals("longitude") {
-                try seen.insert(2, "longitude", at: at)
-                longitude = try scanner.number()
-            } else {
-                try scanner.skipValue()
+        try JSONHeads.object(&scanner, keys: Self.keys, required: 3) { (index, scanner) throws(JSONScanner.Failure) in
+            switch index {
+            case 0: name = try scanner.string()
+            case 1: latitude = try scanner.number()
+            default: longitude = try scanner.number()
             }
         }
-        try JSONHeads.require(
-            [(seen.contains(0), "host.name"), (seen.contains(1), "host.latitude"),
-             (seen.contains(2), "host.longitude")], at: scanner.offset)
         self.init(name: name, latitude: latitude, longitude: longitude)
     }
 }
 
 extension FunctionInfo {
-    init(_ scanner: inout JSONScanner) throws {
-        var seen = KeySet()
+    static let keys: [StaticString] = ["tenant", "name", "version"]
+
+    init(_ scanner: inout JSONScanner) throws(JSONScanner.Failure) {
         var tenant = "", name = "", version = ""
-        try scanner.members { key, scanner in
-            let at = scanner.offset
-            if key.equals("tenant") {
-                try seen.insert(0, "tenant", at: at)
-                tenant = try scanner.string()
-            } else if key.equals("name") {
-                try seen.insert(1, "name", at: at)
-                name = try scanner.string()
-            } else if key.equals("version") {
-                try seen.insert(2, "version", at: at)
-                version = try scanner.string()
-            } else {
-                try scanner.skipValue()
+        try JSONHeads.object(&scanner, keys: Self.keys, required: 3) { (index, scanner) throws(JSONScanner.Failure) in
+            switch index {
+            case 0: tenant = try scanner.string()
+            case 1: name = try scanner.string()
+            default: version = try scanner.string()
             }
         }
-        try JSONHeads.require(
-            [(seen.contains(0), "function.tenant"), (seen.contains(1), "function.name"),
-             (seen.contains(2), "function.version")], at: scanner.offset)
         self.init(tenant: tenant, name: name, version: version)
     }
 }
@@ -197,10 +131,11 @@ extension FunctionInfo {
 enum JSONHeads {
     /// Runs `read` over `json`, which must hold exactly one value; any failure is the protocol's "malformed head".
     static func read<Head>(
-        _ kind: String, _ json: UnsafeRawBufferPointer, _ read: (inout JSONScanner) throws -> Head
+        _ kind: String, _ json: UnsafeRawBufferPointer,
+        _ read: (inout JSONScanner) throws(JSONScanner.Failure) -> Head
     ) throws(ProtocolError) -> Head {
+        var scanner = JSONScanner(json)
         do {
-            var scanner = JSONScanner(json)
             let head = try read(&scanner)
             try scanner.end()
             return head
@@ -219,25 +154,63 @@ enum JSONHeads {
         return try result.get()
     }
 
+    /// Reads an object whose keys are `keys` (the first `required` of them must be present, none may repeat),
+    /// calling `member` with the index of each key it holds, the scanner at its value; skips other keys.
+    static func object(
+        _ scanner: inout JSONScanner, keys: [StaticString], required: Int,
+        _ member: (Int, inout JSONScanner) throws(JSONScanner.Failure) -> Void
+    ) throws(JSONScanner.Failure) {
+        try scanner.expect(UInt8(ascii: "{"), "expected an object")
+        var seen: UInt64 = 0
+        if try !scanner.consume(UInt8(ascii: "}")) {
+            repeat {
+                let at = scanner.offset
+                let name = try scanner.keyBytes()
+                guard let index = keys.firstIndex(where: { name.elementsEqual($0) }) else {
+                    try scanner.skipValue()
+                    continue
+                }
+                guard seen & (1 << index) == 0 else {
+                    throw JSONScanner.Failure("the key '\(keys[index])' appears twice", at: at)
+                }
+                seen |= 1 << index
+                try member(index, &scanner)
+            } while try scanner.nextMember()
+        }
+        if let missing = (0..<required).first(where: { seen & (1 << $0) == 0 }) {
+            throw scanner.failure("the key '\(keys[missing])' is missing")
+        }
+    }
+
     /// `[["name","value"],…]`: arrays of strings.
-    static func stringArrays(_ scanner: inout JSONScanner) throws -> [[String]] {
+    static func stringArrays(_ scanner: inout JSONScanner) throws(JSONScanner.Failure) -> [[String]] {
         var arrays: [[String]] = []
-        try scanner.elements { scanner in arrays.append(try scanner.strings()) }
+        try scanner.expect(UInt8(ascii: "["), "expected an array")
+        if try scanner.consume(UInt8(ascii: "]")) { return arrays }
+        repeat {
+            var strings: [String] = []
+            try scanner.expect(UInt8(ascii: "["), "expected an array of strings")
+            if try !scanner.consume(UInt8(ascii: "]")) {
+                repeat { strings.append(try scanner.string()) } while try scanner.nextElement()
+            }
+            arrays.append(strings)
+        } while try scanner.nextElement()
         return arrays
     }
 
     /// An integer that fits `Int`.
-    static func int(_ scanner: inout JSONScanner) throws -> Int {
+    static func int(_ scanner: inout JSONScanner) throws(JSONScanner.Failure) -> Int {
         let at = scanner.offset
         guard let value = Int(exactly: try scanner.integer()) else {
-            throw JSONScanner.Failure(message: "the integer does not fit", offset: at)
+            throw JSONScanner.Failure("the number is out of range", at: at)
         }
         return value
     }
+}
 
-    static func require(_ keys: [(present: Bool, name: String)], at offset: Int) throws {
-        if let missing = keys.first(where: { !$0.present }) {
-            throw JSONScanner.Failure(message: "the key '\(missing.name)' is missing", offset: offset)
-        }
+extension UnsafeRawBufferPointer {
+    /// Whether these bytes are the UTF-8 of `text`.
+    func elementsEqual(_ text: StaticString) -> Bool {
+        count == text.utf8CodeUnitCount && text.withUTF8Buffer { UnsafeRawBufferPointer($0).elementsEqual(self) }
     }
 }
