@@ -1,94 +1,100 @@
-import Dispatch
-import Foundation
 import GRDB
+import GRDBSQLite
 import Synchronization
 import VergeCore
 
 /// Group commit for ``HostLedger/record(_:)``: records that arrive while a transaction is being written are
 /// committed together in the next one, so concurrent calls share the cost of a commit.
 ///
-/// One dedicated thread writes every transaction. A caller appends its record to a locked list and suspends; the
-/// writer takes everything waiting, commits it in one transaction through the database's writer connection (a
-/// synchronous write from a thread of its own runs on that thread: no hop to another queue and back per group),
-/// then resumes the callers. While it writes, new records gather for the next transaction; when nothing waits, it
-/// sleeps until a caller wakes it. A caller therefore waits for at most the transaction in progress plus its own.
+/// The first caller becomes the leader and writes, on its own thread and synchronously, its record and every
+/// record waiting at that moment in one transaction through the database's writer connection, then resumes their
+/// callers. While records keep arriving it writes them too, for at most ``maximumRounds`` transactions, then
+/// hands leadership to the next waiting caller. A caller that finds no transaction in progress (the common case
+/// below saturation) therefore commits without suspending and without waking any other thread: no hop to a writer
+/// queue or thread and back. A caller waits for at most the transactions in progress plus its own.
 ///
 /// The write is not abandoned when the calling task is cancelled: once `commit` is called, the record is committed
 /// or the call throws the database's error.
 final class GroupCommitter: Sendable {
+    private enum Turn {
+        /// Another caller committed this record (or failed to).
+        case committed(Result<Void, any Error>)
+        /// This caller now writes the next transaction.
+        case lead
+    }
+
     private struct Waiter {
         var record: UsageRecord
-        var continuation: CheckedContinuation<Void, any Error>
+        var continuation: CheckedContinuation<Turn, Never>
     }
 
     private struct State {
+        var leading = false
         var waiting: [Waiter] = []
-        /// The writer waits on `wake`; the next caller signals it.
-        var writerAsleep = false
-        var stopped = false
     }
+
+    /// Transactions a leader writes before it hands leadership on, so its own response is not held up for long.
+    static let maximumRounds = 3
 
     private let database: any DatabaseWriter
     private let state = Mutex(State())
-    private let wake = DispatchSemaphore(value: 0)
 
     init(database: any DatabaseWriter) {
         self.database = database
-        let thread = Thread { [self] in run() }
-        thread.name = "verge.ledger-commit"
-        thread.start()
-    }
-
-    /// Commits what is waiting, then ends the writer thread. Records committed after this fail.
-    func stop() {
-        let wakeWriter = state.withLock { state in
-            state.stopped = true
-            defer { state.writerAsleep = false }
-            return state.writerAsleep
-        }
-        if wakeWriter { wake.signal() }
     }
 
     func commit(_ record: UsageRecord) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let accepted: Bool? = state.withLock { state in
-                if state.stopped { return nil }
-                state.waiting.append(Waiter(record: record, continuation: continuation))
-                defer { state.writerAsleep = false }
-                return state.writerAsleep
+        let leads = state.withLock { state in
+            if state.leading { return false }
+            state.leading = true
+            return true
+        }
+        if leads { return try lead(with: record).get() }
+        let turn = await withCheckedContinuation { (continuation: CheckedContinuation<Turn, Never>) in
+            let leadsNow = state.withLock { state in
+                if state.leading {
+                    state.waiting.append(Waiter(record: record, continuation: continuation))
+                    return false
+                }
+                state.leading = true
+                return true
             }
-            switch accepted {
-            case nil: continuation.resume(throwing: VergeError(.shuttingDown, "usage ledger: closed"))
-            case true?: wake.signal()
-            case false?: break
-            }
+            if leadsNow { continuation.resume(returning: .lead) }
+        }
+        switch turn {
+        case .committed(let result): try result.get()
+        case .lead: try lead(with: record).get()
         }
     }
 
-    /// The writer thread: takes everything waiting, commits it, resumes the callers; sleeps when nothing waits.
-    private func run() {
-        // The two lists swap roles each round, so neither is reallocated under load.
-        var batch: [Waiter] = []
+    /// Writes `own` and what waits, up to ``maximumRounds`` transactions, then hands leadership on; returns the
+    /// result for `own`.
+    private func lead(with own: UsageRecord) -> Result<Void, any Error> {
+        var ownResult: Result<Void, any Error>?
         var records: [UsageRecord] = []
-        while true {
-            let stop: Bool = state.withLock { state in
-                swap(&batch, &state.waiting)
-                guard batch.isEmpty else { return false }
-                if state.stopped { return true }
-                state.writerAsleep = true
-                return false
-            }
-            if stop { return }
-            if batch.isEmpty {
-                wake.wait()
-                continue
+        for _ in 0..<Self.maximumRounds {
+            let others = state.withLock { state in
+                defer { state.waiting.removeAll(keepingCapacity: true) }
+                return state.waiting
             }
             records.removeAll(keepingCapacity: true)
-            for waiter in batch { records.append(waiter.record) }
-            let results = write(records)
-            for (waiter, result) in zip(batch, results) { waiter.continuation.resume(with: result) }
-            batch.removeAll(keepingCapacity: true)
+            if ownResult == nil { records.append(own) }
+            for waiter in others { records.append(waiter.record) }
+            if records.isEmpty { break }
+            var results = write(records)[...]
+            if ownResult == nil { ownResult = results.popFirst() }
+            for (waiter, result) in zip(others, results) { waiter.continuation.resume(returning: .committed(result)) }
         }
+        let next: Waiter? = state.withLock { state in
+            if state.waiting.isEmpty {
+                state.leading = false
+                return nil
+            }
+            return state.waiting.removeFirst()
+        }
+        // The next leader writes its own record with whatever has gathered by then.
+        next?.continuation.resume(returning: .lead)
+        return ownResult!
     }
 
     /// Writes `records` in one transaction; one result per record. A duplicate invocation id fails only that
@@ -103,15 +109,14 @@ final class GroupCommitter: Sendable {
             return try database.write { db in
                 var seq = try Int64.fetchOne(db.cachedStatement(sql: Self.highestSequenceSQL)) ?? 0
                 let statement = try db.cachedStatement(sql: Self.insertSQL)
+                // Values are bound straight to SQLite below (GRDB's `StatementArguments` boxed each of the 24 values
+                // of every record); GRDB still resets, steps and checks the statement.
+                statement.setUncheckedArguments(StatementArguments())
+                let handle = statement.sqliteStatement
                 var results: [Result<Void, any Error>] = []
                 results.reserveCapacity(records.count)
-                var values: [DatabaseValue] = []
-                values.reserveCapacity(1 + UsageRecord.columnCount)
                 for record in records {
-                    values.removeAll(keepingCapacity: true)
-                    values.append((seq + 1).databaseValue)
-                    record.appendDatabaseValues(to: &values)
-                    statement.setUncheckedArguments(StatementArguments(values))
+                    Self.bind(record, seq: seq + 1, to: handle)
                     try statement.execute()
                     if db.changesCount == 1 {
                         seq += 1
@@ -142,4 +147,54 @@ final class GroupCommitter: Sendable {
     static let insertSQL =
         "INSERT INTO usage_records (seq, \(UsageRecord.columnList)) VALUES (?, \(UsageRecord.placeholders)) "
         + "ON CONFLICT (invocation_id) DO NOTHING"
+
+    /// Binds `seq` and the record's ``UsageRecord/columnList`` values to ``insertSQL``'s parameters.
+    private static func bind(_ record: UsageRecord, seq: Int64, to handle: SQLiteStatement) {
+        var index: Int32 = 0
+        func int(_ value: Int64) {
+            index += 1
+            sqlite3_bind_int64(handle, index, value)
+        }
+        func text(_ value: String?) {
+            index += 1
+            guard var value else {
+                sqlite3_bind_null(handle, index)
+                return
+            }
+            value.withUTF8 { bytes in
+                // An empty buffer may have no address, which SQLite would take for NULL.
+                let base = bytes.baseAddress.map(UnsafeRawPointer.init) ?? UnsafeRawPointer(emptyText.utf8Start)
+                sqlite3_bind_text(handle, index, base.assumingMemoryBound(to: CChar.self), Int32(bytes.count), transient)
+            }
+        }
+        int(seq)
+        text(record.invocationID)
+        text(record.tenant)
+        text(record.function)
+        text(record.version)
+        text(record.host)
+        int(record.startTimeUs)
+        int(record.durationUs)
+        int(record.queueUs)
+        int(record.coldStart ? 1 : 0)
+        int(record.initUs)
+        text(record.status.rawValue)
+        int(Int64(record.httpStatus))
+        int(record.requestBytes)
+        int(record.responseBytes)
+        text(record.limit)
+        int(Int64(record.versionNumber))
+        text(record.region)
+        int(record.billedMs)
+        int(record.cpuUs)
+        int(record.memoryPeakBytes)
+        int(Int64(record.memoryMB))
+        int(record.memoryMBMs)
+        text(record.reason)
+        assert(index == 1 + Int32(UsageRecord.columnCount))
+    }
+
+    /// SQLite copies bound text before `sqlite3_bind_text` returns.
+    private static var transient: sqlite3_destructor_type { unsafeBitCast(-1, to: sqlite3_destructor_type.self) }
+    private static let emptyText: StaticString = ""
 }
