@@ -1,3 +1,5 @@
+import Dispatch
+import Foundation
 import GRDB
 import GRDBSQLite
 import Synchronization
@@ -6,95 +8,88 @@ import VergeCore
 /// Group commit for ``HostLedger/record(_:)``: records that arrive while a transaction is being written are
 /// committed together in the next one, so concurrent calls share the cost of a commit.
 ///
-/// The first caller becomes the leader and writes, on its own thread and synchronously, its record and every
-/// record waiting at that moment in one transaction through the database's writer connection, then resumes their
-/// callers. While records keep arriving it writes them too, for at most ``maximumRounds`` transactions, then
-/// hands leadership to the next waiting caller. A caller that finds no transaction in progress (the common case
-/// below saturation) therefore commits without suspending and without waking any other thread: no hop to a writer
-/// queue or thread and back. A caller waits for at most the transactions in progress plus its own.
+/// One dedicated thread writes every transaction. A caller appends its record to a locked list and suspends; the
+/// writer takes everything waiting, commits it in one transaction through the database's writer connection (a
+/// synchronous write from a thread of its own runs on that thread: no hop to another queue and back per group),
+/// then resumes the callers. While it writes, new records gather for the next transaction; when nothing waits, it
+/// sleeps until a caller wakes it. A caller therefore waits for at most the transaction in progress plus its own.
 ///
 /// The write is not abandoned when the calling task is cancelled: once `commit` is called, the record is committed
 /// or the call throws the database's error.
 final class GroupCommitter: Sendable {
-    private enum Turn {
-        /// Another caller committed this record (or failed to).
-        case committed(Result<Void, any Error>)
-        /// This caller now writes the next transaction.
-        case lead
-    }
-
     private struct Waiter {
         var record: UsageRecord
-        var continuation: CheckedContinuation<Turn, Never>
+        var continuation: CheckedContinuation<Void, any Error>
     }
 
     private struct State {
-        var leading = false
         var waiting: [Waiter] = []
+        /// The writer waits on `wake`; the next caller signals it.
+        var writerAsleep = false
+        var stopped = false
     }
-
-    /// Transactions a leader writes before it hands leadership on, so its own response is not held up for long.
-    static let maximumRounds = 3
 
     private let database: any DatabaseWriter
     private let state = Mutex(State())
+    private let wake = DispatchSemaphore(value: 0)
 
     init(database: any DatabaseWriter) {
         self.database = database
+        let thread = Thread { [self] in run() }
+        thread.name = "verge.ledger-commit"
+        thread.start()
+    }
+
+    /// Commits what is waiting, then ends the writer thread. Records committed after this fail.
+    func stop() {
+        let wakeWriter = state.withLock { state in
+            state.stopped = true
+            defer { state.writerAsleep = false }
+            return state.writerAsleep
+        }
+        if wakeWriter { wake.signal() }
     }
 
     func commit(_ record: UsageRecord) async throws {
-        let leads = state.withLock { state in
-            if state.leading { return false }
-            state.leading = true
-            return true
-        }
-        if leads { return try lead(with: record).get() }
-        let turn = await withCheckedContinuation { (continuation: CheckedContinuation<Turn, Never>) in
-            let leadsNow = state.withLock { state in
-                if state.leading {
-                    state.waiting.append(Waiter(record: record, continuation: continuation))
-                    return false
-                }
-                state.leading = true
-                return true
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let accepted: Bool? = state.withLock { state in
+                if state.stopped { return nil }
+                state.waiting.append(Waiter(record: record, continuation: continuation))
+                defer { state.writerAsleep = false }
+                return state.writerAsleep
             }
-            if leadsNow { continuation.resume(returning: .lead) }
-        }
-        switch turn {
-        case .committed(let result): try result.get()
-        case .lead: try lead(with: record).get()
+            switch accepted {
+            case nil: continuation.resume(throwing: VergeError(.shuttingDown, "usage ledger: closed"))
+            case true?: wake.signal()
+            case false?: break
+            }
         }
     }
 
-    /// Writes `own` and what waits, up to ``maximumRounds`` transactions, then hands leadership on; returns the
-    /// result for `own`.
-    private func lead(with own: UsageRecord) -> Result<Void, any Error> {
-        var ownResult: Result<Void, any Error>?
+    /// The writer thread: takes everything waiting, commits it, resumes the callers; sleeps when nothing waits.
+    private func run() {
+        // The two lists swap roles each round, so neither is reallocated under load.
+        var batch: [Waiter] = []
         var records: [UsageRecord] = []
-        for _ in 0..<Self.maximumRounds {
-            let others = state.withLock { state in
-                defer { state.waiting.removeAll(keepingCapacity: true) }
-                return state.waiting
+        while true {
+            let stop: Bool = state.withLock { state in
+                swap(&batch, &state.waiting)
+                guard batch.isEmpty else { return false }
+                if state.stopped { return true }
+                state.writerAsleep = true
+                return false
+            }
+            if stop { return }
+            if batch.isEmpty {
+                wake.wait()
+                continue
             }
             records.removeAll(keepingCapacity: true)
-            if ownResult == nil { records.append(own) }
-            for waiter in others { records.append(waiter.record) }
-            if records.isEmpty { break }
-            var results = write(records)[...]
-            if ownResult == nil { ownResult = results.popFirst() }
-            for (waiter, result) in zip(others, results) { waiter.continuation.resume(returning: .committed(result)) }
+            for waiter in batch { records.append(waiter.record) }
+            let results = write(records)
+            for (waiter, result) in zip(batch, results) { waiter.continuation.resume(with: result) }
+            batch.removeAll(keepingCapacity: true)
         }
-        let next: Waiter? = state.withLock { state in
-            if state.waiting.isEmpty {
-                state.leading = false
-                return nil
-            }
-            return state.waiting.removeFirst()
-        }
-        // The next leader writes its own record with whatever has gathered by then.
-        next?.continuation.resume(returning: .lead)
-        return ownResult!
     }
 
     /// Writes `records` in one transaction; one result per record. A duplicate invocation id fails only that
@@ -116,7 +111,12 @@ final class GroupCommitter: Sendable {
                 var results: [Result<Void, any Error>] = []
                 results.reserveCapacity(records.count)
                 for record in records {
-                    Self.bind(record, seq: seq + 1, to: handle)
+                    guard Self.bind(record, seq: seq + 1, to: handle) else {
+                        // Never insert a row with another record's values left bound.
+                        throw VergeError(
+                            .internalError, "usage ledger: cannot bind record '\(record.invocationID)': "
+                                + String(cString: sqlite3_errmsg(db.sqliteConnection)))
+                    }
                     try statement.execute()
                     if db.changesCount == 1 {
                         seq += 1
@@ -148,23 +148,29 @@ final class GroupCommitter: Sendable {
         "INSERT INTO usage_records (seq, \(UsageRecord.columnList)) VALUES (?, \(UsageRecord.placeholders)) "
         + "ON CONFLICT (invocation_id) DO NOTHING"
 
-    /// Binds `seq` and the record's ``UsageRecord/columnList`` values to ``insertSQL``'s parameters.
-    private static func bind(_ record: UsageRecord, seq: Int64, to handle: SQLiteStatement) {
+    /// Binds `seq` and the record's ``UsageRecord/columnList`` values to ``insertSQL``'s parameters; false if SQLite
+    /// refused a value.
+    private static func bind(_ record: UsageRecord, seq: Int64, to handle: SQLiteStatement) -> Bool {
+        // Binding needs a statement that is not mid-execution: the previous record's step left it done, not reset.
+        sqlite3_reset(handle)
         var index: Int32 = 0
+        var bound = true
         func int(_ value: Int64) {
             index += 1
-            sqlite3_bind_int64(handle, index, value)
+            bound = bound && sqlite3_bind_int64(handle, index, value) == SQLITE_OK
         }
         func text(_ value: String?) {
             index += 1
             guard var value else {
-                sqlite3_bind_null(handle, index)
+                bound = bound && sqlite3_bind_null(handle, index) == SQLITE_OK
                 return
             }
             value.withUTF8 { bytes in
                 // An empty buffer may have no address, which SQLite would take for NULL.
                 let base = bytes.baseAddress.map(UnsafeRawPointer.init) ?? UnsafeRawPointer(emptyText.utf8Start)
-                sqlite3_bind_text(handle, index, base.assumingMemoryBound(to: CChar.self), Int32(bytes.count), transient)
+                let code = sqlite3_bind_text(
+                    handle, index, base.assumingMemoryBound(to: CChar.self), Int32(bytes.count), transient)
+                bound = bound && code == SQLITE_OK
             }
         }
         int(seq)
@@ -191,7 +197,7 @@ final class GroupCommitter: Sendable {
         int(Int64(record.memoryMB))
         int(record.memoryMBMs)
         text(record.reason)
-        assert(index == 1 + Int32(UsageRecord.columnCount))
+        return bound && index == 1 + Int32(UsageRecord.columnCount)
     }
 
     /// SQLite copies bound text before `sqlite3_bind_text` returns.

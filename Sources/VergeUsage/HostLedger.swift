@@ -54,6 +54,10 @@ public final class HostLedger: Sendable {
         }
     }
 
+    deinit {
+        committer.stop()
+    }
+
     /// Commits the record; returns once it is durable in the WAL (see the type's discussion).
     ///
     /// Throws `VergeError(.badRequest)` if a record with the same invocation id is already kept; the kept record is

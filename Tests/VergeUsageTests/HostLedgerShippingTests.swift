@@ -110,7 +110,8 @@ import VergeUsage
         }
     }
 
-    /// Sequence numbers follow commit order across group commits, and a duplicate consumes none.
+    /// Sequence numbers follow commit order across group commits, a duplicate consumes none, and every record of
+    /// a group is stored with its own values.
     @Test func sequenceNumbersAreConsecutiveInCommitOrder() async throws {
         try await withTemporaryDirectory { dir in
             let ledger = try HostLedger(path: dir + "/ledger.sqlite")
@@ -122,7 +123,10 @@ import VergeUsage
             }
             let unshipped = try await ledger.unshipped(limit: 1000)
             #expect(unshipped.map(\.seq) == Array(1...200))
-            #expect(Set(unshipped.map(\.record.invocationID)).count == 200)
+            // Every record is stored with its own values (records committed in one group must not share any).
+            let byID = Dictionary(uniqueKeysWithValues: unshipped.map { ($0.record.invocationID, $0.record) })
+            #expect(byID.count == 200)
+            for index in 0..<200 { #expect(byID[makeRecord(index).invocationID] == makeRecord(index)) }
         }
     }
 }
