@@ -1,7 +1,8 @@
 /// The shipping JSON of usage records, written by hand.
 ///
-/// A host ships every record it serves, so the encoder is on the per-call path: Foundation's `JSONEncoder` spent
-/// about 20 µs of CPU a record (a container, a key and a boxed value per field). This writes the very bytes
+/// A host ships every record it serves, so the encoder's cost is paid per call; Foundation's `JSONEncoder` builds a
+/// container, a key and a boxed value for each of 23 fields (shipping was about half of the ledger's cost to a host,
+/// see `Samples/bench/README.md`). This writes the very bytes
 /// `JSONEncoder` writes with `JSONCoding`'s settings (sorted keys, slashes unescaped) for the same value — the
 /// control plane's decoder takes them unchanged; `UsageWireEncodingTests` compares the two byte for byte.
 extension UsageRecord {

@@ -114,7 +114,8 @@ final class GroupCommitter: Sendable {
                     guard Self.bind(record, seq: seq + 1, to: handle) else {
                         // Never insert a row with another record's values left bound.
                         throw VergeError(
-                            .internalError, "usage ledger: cannot bind record '\(record.invocationID)': "
+                            .internalError,
+                            "usage ledger: cannot bind record '\(record.invocationID)': "
                                 + String(cString: sqlite3_errmsg(db.sqliteConnection)))
                     }
                     try statement.execute()

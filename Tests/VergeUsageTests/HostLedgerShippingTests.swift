@@ -32,7 +32,8 @@ import VergeUsage
             let rest = try #require(try await ledger.unshippedShipment(host: "fra", limit: 100))
             #expect(rest.count == 2)
             #expect(rest.through == seqs[4])
-            #expect(try JSONDecoder().decode(UsageBatch.self, from: Data(rest.body)).records == Array(records.suffix(2)))
+            #expect(
+                try JSONDecoder().decode(UsageBatch.self, from: Data(rest.body)).records == Array(records.suffix(2)))
             try await ledger.markShipped(through: rest.through)
             #expect(try await ledger.unshippedShipment(host: "fra", limit: 100) == nil)
 

@@ -26,7 +26,8 @@ import VergeCore
         rejected.reason = "function_concurrency"
         rejected.durationUs = 0
         rejected.httpStatus = 429
-        var hostile = makeRecord(4, tenant: "a\"b\\c/d\u{0}\u{1}\u{8}\u{9}\u{a}\u{c}\u{d}\u{1f}\u{7f}e", status: .crashed)
+        var hostile = makeRecord(
+            4, tenant: "a\"b\\c/d\u{0}\u{1}\u{8}\u{9}\u{a}\u{c}\u{d}\u{1f}\u{7f}e", status: .crashed)
         hostile.function = "héllo-🌍"
         hostile.host = "</script>"
         hostile.region = ""

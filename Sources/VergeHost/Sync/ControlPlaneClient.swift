@@ -49,7 +49,9 @@ struct ControlPlaneClient: Sendable {
         return Array(body.readableBytesView)
     }
 
-    private func send(_ path: String, method: HTTPMethod, body: ByteBuffer) async throws -> (status: Int, body: ByteBuffer) {
+    private func send(
+        _ path: String, method: HTTPMethod, body: ByteBuffer
+    ) async throws -> (status: Int, body: ByteBuffer) {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         request.headers.add(name: "content-type", value: "application/json")
