@@ -1,115 +1,207 @@
+import Dispatch
+import Foundation
 import GRDB
+import GRDBSQLite
 import Synchronization
 import VergeCore
 
 /// Group commit for ``HostLedger/record(_:)``: records that arrive while a transaction is being written are
 /// committed together in the next one, so concurrent calls share the cost of a commit.
 ///
-/// The first caller becomes the leader: it writes its own record and every record waiting at that moment in one
-/// transaction, resumes their callers, then hands leadership to the next waiting caller (if any). A caller therefore
-/// waits for at most the transaction in progress plus its own; nobody writes on behalf of others forever.
+/// One dedicated thread writes every transaction. A caller appends its record to a locked list and suspends; the
+/// writer takes everything waiting, commits it in one transaction through the database's writer connection (a
+/// synchronous write from a thread of its own runs on that thread: no hop to another queue and back per group),
+/// then resumes the callers. While it writes, new records gather for the next transaction; when nothing waits, it
+/// sleeps until a caller wakes it. A caller therefore waits for at most the transaction in progress plus its own.
 ///
 /// The write is not abandoned when the calling task is cancelled: once `commit` is called, the record is committed
 /// or the call throws the database's error.
 final class GroupCommitter: Sendable {
-    private enum Turn {
-        /// Another caller committed this record.
-        case committed
-        /// This caller now writes the next transaction.
-        case lead
-    }
-
     private struct Waiter {
         var record: UsageRecord
-        var continuation: CheckedContinuation<Turn, any Error>
+        var continuation: CheckedContinuation<Void, any Error>
     }
 
     private struct State {
-        var leading = false
         var waiting: [Waiter] = []
+        /// The writer waits on `wake`; the next caller signals it.
+        var writerAsleep = false
+        var stopped = false
     }
 
     private let database: any DatabaseWriter
     private let state = Mutex(State())
+    private let wake = DispatchSemaphore(value: 0)
 
     init(database: any DatabaseWriter) {
         self.database = database
+        let thread = Thread { [self] in run() }
+        thread.name = "verge.ledger-commit"
+        thread.start()
+    }
+
+    /// Commits what is waiting, then ends the writer thread. Records committed after this fail.
+    func stop() {
+        let wakeWriter = state.withLock { state in
+            state.stopped = true
+            defer { state.writerAsleep = false }
+            return state.writerAsleep
+        }
+        if wakeWriter { wake.signal() }
     }
 
     func commit(_ record: UsageRecord) async throws {
-        let turn: Turn = try await withCheckedThrowingContinuation { continuation in
-            let leads = state.withLock { state in
-                if state.leading {
-                    state.waiting.append(Waiter(record: record, continuation: continuation))
-                    return false
-                }
-                state.leading = true
-                return true
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let accepted: Bool? = state.withLock { state in
+                if state.stopped { return nil }
+                state.waiting.append(Waiter(record: record, continuation: continuation))
+                defer { state.writerAsleep = false }
+                return state.writerAsleep
             }
-            if leads { continuation.resume(returning: .lead) }
+            switch accepted {
+            case nil: continuation.resume(throwing: VergeError(.shuttingDown, "usage ledger: closed"))
+            case true?: wake.signal()
+            case false?: break
+            }
         }
-        guard case .lead = turn else { return }
+    }
 
-        let others = state.withLock { state in
-            defer { state.waiting.removeAll(keepingCapacity: true) }
-            return state.waiting
-        }
-        let results = await write([record] + others.map(\.record))
-        for (waiter, result) in zip(others, results.dropFirst()) {
-            waiter.continuation.resume(with: result.map { .committed })
-        }
-        let next: Waiter? = state.withLock { state in
-            if state.waiting.isEmpty {
-                state.leading = false
-                return nil
+    /// The writer thread: takes everything waiting, commits it, resumes the callers; sleeps when nothing waits.
+    private func run() {
+        // The two lists swap roles each round, so neither is reallocated under load.
+        var batch: [Waiter] = []
+        var records: [UsageRecord] = []
+        while true {
+            let stop: Bool = state.withLock { state in
+                swap(&batch, &state.waiting)
+                guard batch.isEmpty else { return false }
+                if state.stopped { return true }
+                state.writerAsleep = true
+                return false
             }
-            return state.waiting.removeFirst()
+            if stop { return }
+            if batch.isEmpty {
+                wake.wait()
+                continue
+            }
+            records.removeAll(keepingCapacity: true)
+            for waiter in batch { records.append(waiter.record) }
+            let results = write(records)
+            for (waiter, result) in zip(batch, results) { waiter.continuation.resume(with: result) }
+            batch.removeAll(keepingCapacity: true)
         }
-        next?.continuation.resume(returning: .lead)
-        try results[0].get()
     }
 
     /// Writes `records` in one transaction; one result per record. A duplicate invocation id fails only that
     /// record; any other error fails the whole transaction, and so every record.
-    private func write(_ records: [UsageRecord]) async -> [Result<Void, any Error>] {
-        await withCheckedContinuation { (continuation: CheckedContinuation<[Result<Void, any Error>], Never>) in
-            database.asyncWrite(
-                { db in
-                    let statement = try db.cachedStatement(sql: UsageRecord.insertIgnoringDuplicatesSQL(rows: 1))
-                    var results: [Result<Void, any Error>] = []
-                    results.reserveCapacity(records.count)
-                    var values: [DatabaseValue] = []
-                    values.reserveCapacity(UsageRecord.columnCount)
-                    for record in records {
-                        values.removeAll(keepingCapacity: true)
-                        record.appendDatabaseValues(to: &values)
-                        statement.setUncheckedArguments(StatementArguments(values))
-                        try statement.execute()
-                        if db.changesCount == 1 {
-                            results.append(.success(()))
-                        } else {
-                            results.append(
-                                .failure(
-                                    VergeError(
-                                        .badRequest,
-                                        "invocation id '\(record.invocationID)' is already recorded"
-                                    )
-                                )
-                            )
-                        }
+    ///
+    /// Sequence numbers are assigned here, inside the write transaction, from the highest one in use: above every
+    /// kept record and above the shipping cursor, so a number is never reused even when pruning deleted the newest
+    /// rows (the cursor covers them). This replaces `AUTOINCREMENT`, whose `sqlite_sequence` row cost a page write
+    /// per transaction.
+    private func write(_ records: [UsageRecord]) -> [Result<Void, any Error>] {
+        do {
+            return try database.write { db in
+                var seq = try Int64.fetchOne(db.cachedStatement(sql: Self.highestSequenceSQL)) ?? 0
+                let statement = try db.cachedStatement(sql: Self.insertSQL)
+                // Values are bound straight to SQLite below (GRDB's `StatementArguments` boxed each of the 24 values
+                // of every record); GRDB still resets, steps and checks the statement.
+                statement.setUncheckedArguments(StatementArguments())
+                let handle = statement.sqliteStatement
+                var results: [Result<Void, any Error>] = []
+                results.reserveCapacity(records.count)
+                for record in records {
+                    guard Self.bind(record, seq: seq + 1, to: handle) else {
+                        // Never insert a row with another record's values left bound.
+                        throw VergeError(
+                            .internalError,
+                            "usage ledger: cannot bind record '\(record.invocationID)': "
+                                + String(cString: sqlite3_errmsg(db.sqliteConnection)))
                     }
-                    return results
-                },
-                completion: { _, outcome in
-                    switch outcome {
-                    case .success(let results):
-                        continuation.resume(returning: results)
-                    case .failure(let error):
-                        let wrapped = VergeError(.internalError, "usage ledger: commit failed", underlying: error)
-                        continuation.resume(returning: Array(repeating: .failure(wrapped), count: records.count))
+                    try statement.execute()
+                    if db.changesCount == 1 {
+                        seq += 1
+                        results.append(.success(()))
+                    } else {
+                        results.append(
+                            .failure(
+                                VergeError(.badRequest, "invocation id '\(record.invocationID)' is already recorded")
+                            )
+                        )
                     }
                 }
-            )
+                return results
+            }
+        } catch {
+            let wrapped = VergeError(.internalError, "usage ledger: commit failed", underlying: error)
+            return Array(repeating: .failure(wrapped), count: records.count)
         }
     }
+
+    /// The highest sequence number in use: the newest kept record's, or the shipping cursor when pruning deleted it.
+    static let highestSequenceSQL = """
+        SELECT MAX(COALESCE((SELECT MAX(seq) FROM usage_records), 0), (SELECT shipped_through FROM shipping WHERE id = 1))
+        """
+
+    /// Inserts one record with an explicit sequence number. Only an invocation id already kept is skipped; a taken
+    /// sequence number is an error (it cannot happen while every insert goes through here).
+    static let insertSQL =
+        "INSERT INTO usage_records (seq, \(UsageRecord.columnList)) VALUES (?, \(UsageRecord.placeholders)) "
+        + "ON CONFLICT (invocation_id) DO NOTHING"
+
+    /// Binds `seq` and the record's ``UsageRecord/columnList`` values to ``insertSQL``'s parameters; false if SQLite
+    /// refused a value.
+    private static func bind(_ record: UsageRecord, seq: Int64, to handle: SQLiteStatement) -> Bool {
+        // Binding needs a statement that is not mid-execution: the previous record's step left it done, not reset.
+        sqlite3_reset(handle)
+        var index: Int32 = 0
+        var bound = true
+        func int(_ value: Int64) {
+            index += 1
+            bound = bound && sqlite3_bind_int64(handle, index, value) == SQLITE_OK
+        }
+        func text(_ value: String?) {
+            index += 1
+            guard var value else {
+                bound = bound && sqlite3_bind_null(handle, index) == SQLITE_OK
+                return
+            }
+            value.withUTF8 { bytes in
+                // An empty buffer may have no address, which SQLite would take for NULL.
+                let base = bytes.baseAddress.map(UnsafeRawPointer.init) ?? UnsafeRawPointer(emptyText.utf8Start)
+                let code = sqlite3_bind_text(
+                    handle, index, base.assumingMemoryBound(to: CChar.self), Int32(bytes.count), transient)
+                bound = bound && code == SQLITE_OK
+            }
+        }
+        int(seq)
+        text(record.invocationID)
+        text(record.tenant)
+        text(record.function)
+        text(record.version)
+        text(record.host)
+        int(record.startTimeUs)
+        int(record.durationUs)
+        int(record.queueUs)
+        int(record.coldStart ? 1 : 0)
+        int(record.initUs)
+        text(record.status.rawValue)
+        int(Int64(record.httpStatus))
+        int(record.requestBytes)
+        int(record.responseBytes)
+        text(record.limit)
+        int(Int64(record.versionNumber))
+        text(record.region)
+        int(record.billedMs)
+        int(record.cpuUs)
+        int(record.memoryPeakBytes)
+        int(Int64(record.memoryMB))
+        int(record.memoryMBMs)
+        text(record.reason)
+        return bound && index == 1 + Int32(UsageRecord.columnCount)
+    }
+
+    /// SQLite copies bound text before `sqlite3_bind_text` returns.
+    private static var transient: sqlite3_destructor_type { unsafeBitCast(-1, to: sqlite3_destructor_type.self) }
+    private static let emptyText: StaticString = ""
 }

@@ -25,7 +25,7 @@ public final class HostLedger: Sendable {
     /// The longest page ``unshipped(limit:)`` and ``logs(tenant:function:invocationID:limit:)`` return.
     public static let maximumLimit = 10_000
 
-    private let database: DatabasePool
+    let database: DatabasePool
     private let committer: GroupCommitter
 
     /// Opens the ledger at `path`, creating the directory and the database if needed and bringing the schema up to
@@ -52,6 +52,10 @@ public final class HostLedger: Sendable {
         } catch {
             throw VergeError(.internalError, "cannot open the usage ledger", underlying: error)
         }
+    }
+
+    deinit {
+        committer.stop()
     }
 
     /// Commits the record; returns once it is durable in the WAL (see the type's discussion).
@@ -120,7 +124,7 @@ public final class HostLedger: Sendable {
                     sql: """
                         UPDATE shipping SET shipped_through = MAX(
                             shipped_through,
-                            MIN(?, COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'usage_records'), 0))
+                            MIN(?, COALESCE((SELECT MAX(seq) FROM usage_records), 0))
                         ) WHERE id = 1
                         """,
                     arguments: [seq]

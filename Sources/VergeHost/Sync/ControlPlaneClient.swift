@@ -16,13 +16,14 @@ struct ControlPlaneClient: Sendable {
 
     func sync(_ status: HostStatus) async throws -> DesiredState {
         let body = try JSONCoding.encoder.encode(status)
-        let response = try await send("/v1/internal/hosts/\(hostName)/sync", method: .POST, body: body)
+        let response = try await send(
+            "/v1/internal/hosts/\(hostName)/sync", method: .POST, body: ByteBuffer(bytes: body))
         return try decode(DesiredState.self, response)
     }
 
-    func ship(_ records: [UsageRecord]) async throws -> IngestResult {
-        let body = try JSONCoding.encoder.encode(UsageBatch(host: hostName, records: records))
-        let response = try await send("/v1/internal/usage", method: .POST, body: body)
+    /// Ships a `UsageBatch` of this host, already encoded (``HostLedger/unshippedShipment(host:limit:)``).
+    func ship(encoded body: [UInt8]) async throws -> IngestResult {
+        let response = try await send("/v1/internal/usage", method: .POST, body: ByteBuffer(bytes: body))
         return try decode(IngestResult.self, response)
     }
 
@@ -48,12 +49,14 @@ struct ControlPlaneClient: Sendable {
         return Array(body.readableBytesView)
     }
 
-    private func send(_ path: String, method: HTTPMethod, body: Data) async throws -> (status: Int, body: ByteBuffer) {
+    private func send(
+        _ path: String, method: HTTPMethod, body: ByteBuffer
+    ) async throws -> (status: Int, body: ByteBuffer) {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         request.headers.add(name: "content-type", value: "application/json")
         authorize(&request)
-        request.body = .bytes(ByteBuffer(bytes: body))
+        request.body = .bytes(body)
         let response = try await HTTPClient.verge.execute(request, timeout: timeout)
         let bytes = try await response.body.collect(upTo: 64 * 1024 * 1024)
         return (Int(response.status.code), bytes)

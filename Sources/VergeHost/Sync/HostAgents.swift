@@ -74,11 +74,13 @@ struct UsageShipper: Service {
 
     func shipAll() async throws {
         while true {
-            let batch = try await ledger.unshipped(limit: batchSize)
-            guard let last = batch.last else { return }
-            _ = try await client.ship(batch.map(\.record))
-            try await ledger.markShipped(through: last.seq)
-            if batch.count < batchSize { return }
+            // Read and encoded in one pass (no `JSONEncoder`): the host ships every record it serves.
+            guard let shipment = try await ledger.unshippedShipment(host: client.hostName, limit: batchSize) else {
+                return
+            }
+            _ = try await client.ship(encoded: shipment.body)
+            try await ledger.markShipped(through: shipment.through)
+            if shipment.count < batchSize { return }
         }
     }
 }
