@@ -4,8 +4,10 @@ import VergeCore
 /// How a ``UsageRecord`` is stored: one row of a `usage_records` table, both on hosts and in the control plane.
 ///
 /// Column names are the record's JSON keys; `status` is stored as its text value, `cold_start` as 0 or 1.
-/// Every table has `seq INTEGER PRIMARY KEY AUTOINCREMENT`: AUTOINCREMENT guarantees a sequence number is never
-/// reused, even after the rows with the highest numbers were deleted, so a cursor never points past a new record.
+/// Tables are made with `seq INTEGER PRIMARY KEY AUTOINCREMENT`: a sequence number is never reused, even after the
+/// rows with the highest numbers were deleted, so a cursor never points past a new record. The host's table drops
+/// AUTOINCREMENT in migration `host-ledger.v5-plain-seq` and keeps that promise by numbering records itself
+/// (``HostLedger``).
 extension UsageRecord {
     /// The record columns in the order ``init(row:startingAt:)`` and ``appendDatabaseValues(to:)`` use.
     static let columnList = v2ColumnList + ", " + billingColumnList
