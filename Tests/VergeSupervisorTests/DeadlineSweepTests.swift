@@ -89,7 +89,9 @@ struct DeadlineSweepTests {
                 _ = supervisor.deadlines.arm(after: .milliseconds(30)) { continuation.resume(returning: clock.now - start) }
             }
             #expect(elapsed >= .milliseconds(30))
-            #expect(elapsed < .milliseconds(530))
+            // How late exactly is the manual-clock tests' work; a loaded machine may not run the loop's thread for
+            // a while, so this bound only tells a fired timer from a forgotten one.
+            #expect(elapsed < .seconds(3))
         }
     }
 }
