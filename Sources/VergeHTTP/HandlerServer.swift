@@ -9,8 +9,9 @@ import VergeCore
 /// A listener whose connections are driven by channel handlers instead of an async responder (the gateway's proxy:
 /// no hop between threads per request part). It has what every Verge listener has: the connection cap, the request
 /// guards (`RequestFramingHandler`, `RequestHeadDeadlineHandler`), HTTP/1.1 (without NIO's pipelining assistance,
-/// which costs two `epoll_ctl` calls per request: the handlers answer pipelined requests in order themselves), an
-/// `IdleStateHandler` firing after `idleTimeout` (the handlers close a connection that has no request in progress),
+/// which costs two `epoll_ctl` calls per request: the handlers answer pipelined requests in order themselves), a
+/// `ConnectionIdleHandler` firing `IdleStateHandler.IdleStateEvent.all` after `idleTimeout` without reads or
+/// flushes (the handlers close a connection that has no request in progress),
 /// TLS when configured, and graceful shutdown (the handlers get `ChannelShouldQuiesceEvent`: idle connections
 /// close, busy ones after their response).
 public enum HandlerServer {
@@ -70,7 +71,7 @@ struct HandlerChildChannel: ServerChildChannel {
             let deadline = RequestHeadDeadlineHandler(timeout: TimeAmount(limits.headerTimeout), logger: self.logger)
             try pipeline.addHandler(deadline, position: .before(decoder))
             try pipeline.addHandler(RequestFramingHandler(deadline: deadline), position: .after(decoder))
-            try pipeline.addHandler(IdleStateHandler(allTimeout: TimeAmount(limits.idleTimeout)))
+            try pipeline.addHandler(ConnectionIdleHandler(timeout: TimeAmount(limits.idleTimeout)))
             try pipeline.addHandlers(try handlers(channel))
             return Value(channel: channel)
         }

@@ -39,6 +39,9 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var queued: [HTTPServerRequestPart] = []
     private let maxQueued = 64
     private var pausedForQueue = false
+    /// The current call's first-byte deadline, armed when it is sent to a host and cleared by the response head;
+    /// one per connection (see `LazyDeadline`).
+    private var firstByteDeadline: LazyDeadline?
     /// The server is shutting down: close once the current call is answered.
     private var quiescing = false
 
@@ -78,7 +81,6 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         /// Some of a streamed body went to a host: it cannot go to another.
         var streamSent = false
         var upstream: UpstreamConnection?
-        var firstByteTimer: Scheduled<Void>?
         /// A saturated host's answer being read and dropped before the next host is tried.
         var discarding = false
         var responseStarted = false
@@ -109,10 +111,12 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.pool = pools.pool(for: context.eventLoop)
+        firstByteDeadline = LazyDeadline(eventLoop: context.eventLoop) { [weak self] in self?.firstByteTimedOut() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         abandonCall()
+        firstByteDeadline?.cancel()
         self.context = nil
     }
 
@@ -351,6 +355,10 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             nextAttempt(call, error: nil)
             return
         }
+        if let connection = pool.idleConnection(target) {
+            send(call, over: connection, route: route, context: context)
+            return
+        }
         pool.acquire(target).assumeIsolated().whenComplete { [weak self, weak call] result in
             guard let self, let call, self.call === call else {
                 if case .success(let connection) = result { connection.channel.close(promise: nil) }
@@ -402,13 +410,16 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             call.pending.removeAll()
             channel.flush()
         }
-        let timeout = TimeAmount(gateway.configuration.firstByteTimeout)
-        call.firstByteTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self, weak call] in
-            guard let self, let call, self.call === call, !call.responseStarted else { return }
-            self.dropUpstream(call)
-            call.closeAfterResponse = !call.requestComplete
-            self.respond(VergeError(.timeout, "host '\(route.host)' sent no response head in time"), call: call)
-        }
+        firstByteDeadline?.arm(in: TimeAmount(gateway.configuration.firstByteTimeout))
+    }
+
+    /// The host the call was sent to sent no response head within `firstByteTimeout`.
+    private func firstByteTimedOut() {
+        guard let call, call.upstream != nil, !call.responseStarted, call.attempt < call.routes.count else { return }
+        let route = call.routes[call.attempt]
+        dropUpstream(call)
+        call.closeAfterResponse = !call.requestComplete
+        respond(VergeError(.timeout, "host '\(route.host)' sent no response head in time"), call: call)
     }
 
     private func nextAttempt(_ call: Call, error: (any Error)?) {
@@ -437,8 +448,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Closes the call's host connection without reusing it.
     private func dropUpstream(_ call: Call) {
-        call.firstByteTimer?.cancel()
-        call.firstByteTimer = nil
+        firstByteDeadline?.disarm()
         guard let upstream = call.upstream else { return }
         call.upstream = nil
         upstream.handler.delegate = nil
@@ -519,7 +529,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func finish(_ call: Call) {
         guard self.call === call else { return }
-        call.firstByteTimer?.cancel()
+        firstByteDeadline?.disarm()
         self.call = nil
         drainQueue()
     }
@@ -552,8 +562,7 @@ extension ProxyHandler: UpstreamDelegate {
         switch part {
         case .head(let response):
             if response.status.code < 200 { return }  // interim: the final head follows
-            call.firstByteTimer?.cancel()
-            call.firstByteTimer = nil
+            firstByteDeadline?.disarm()
             let route = call.routes[call.attempt]
             let status = Int(response.status.code)
             let marker = response.headers.first(name: Response.errorMarker.rawName)
@@ -625,8 +634,7 @@ extension ProxyHandler: UpstreamDelegate {
     func upstreamClosed(_ error: (any Error)?, from connection: UpstreamHandler) {
         guard let call, let upstream = call.upstream, upstream.handler === connection, let context else { return }
         call.upstream = nil
-        call.firstByteTimer?.cancel()
-        call.firstByteTimer = nil
+        firstByteDeadline?.disarm()
         resumeClient(call)
         let route = call.routes[call.attempt]
         if call.responseStarted && !call.discarding {
