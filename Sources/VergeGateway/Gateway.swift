@@ -131,7 +131,7 @@ public final class Gateway: Service, Sendable {
     /// Whether `method` may be sent to another host after a failure before the answer: GET, HEAD, OPTIONS, and
     /// the methods the function's manifest marks idempotent.
     func isIdempotent(_ method: String, for function: FunctionRef) -> Bool {
-        if ["GET", "HEAD", "OPTIONS"].contains(method) { return true }
+        if method == "GET" || method == "HEAD" || method == "OPTIONS" { return true }
         return idempotentMethods.withLock { $0[function]?.contains(method) ?? false }
     }
 

@@ -42,6 +42,14 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The current call's first-byte deadline, armed when it is sent to a host and cleared by the response head;
     /// one per connection (see `LazyDeadline`).
     private var firstByteDeadline: LazyDeadline?
+    /// The connection's peer: the same for every call on it.
+    private var peer: ConnectionPeer?
+    /// What the locator decided for a call without location claims (which depends on the peer only), reused until
+    /// `until` so that a reloaded GeoIP database reaches long-lived connections too.
+    private var peerClient: (client: LocatedClient, until: ContinuousClock.Instant)?
+    /// The location fields and `server-timing` description for the last client and host (on a keep-alive
+    /// connection, those of nearly every call).
+    private var lastLocation: LocationFields?
     /// The server is shutting down: close once the current call is answered.
     private var quiescing = false
 
@@ -274,14 +282,17 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         call.address = address
-        var fields = HTTPFields()
-        for (name, value) in head.headers {
-            if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) }
+        let peer = connectionPeer(context)
+        let (forwarded, claims) = forwardedHeaders(head, peer: peer, address: address, requestID: requestID)
+        let client: LocatedClient
+        if claims.isEmpty, let cached = peerClient, call.start < cached.until {
+            client = cached.client
+        } else {
+            client = gateway.locator.locate(headers: claims, peer: peer.address)
+            if claims.isEmpty { peerClient = (client, call.start + .seconds(10)) }
         }
-        let peer = context.channel.remoteAddress
-        let client = gateway.locator.locate(headers: fields, peer: peer)
         call.client = client
-        call.forwarded = forwardedHeaders(head, client: client, peer: peer, address: address, requestID: requestID)
+        call.forwarded = forwarded
 
         // The body: refused when declared too large, kept when small enough to go to a second host, else streamed.
         if let length = head.headers.first(name: "content-length").flatMap(Int.init) {
@@ -382,9 +393,9 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         let query = call.head.uri.firstIndex(of: "?").map { String(call.head.uri[$0...]) } ?? ""
         var head = HTTPRequestHead(
             version: .http1_1, method: call.head.method, uri: address.hostPath + query, headers: call.forwarded)
-        head.headers.add(name: "host", value: "\(connection.target.host):\(connection.target.port)")
+        head.headers.add(name: "host", value: connection.target.authority)
         if let client = call.client {
-            for (name, value) in gateway.locationFields(for: client, route: route) {
+            for (name, value) in locationFields(client, route).fields {
                 head.headers.add(name: name, value: value)
             }
         }
@@ -411,6 +422,26 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             channel.flush()
         }
         firstByteDeadline?.arm(in: TimeAmount(gateway.configuration.firstByteTimeout))
+    }
+
+    private func connectionPeer(_ context: ChannelHandlerContext) -> ConnectionPeer {
+        if let peer { return peer }
+        let address = context.channel.remoteAddress
+        let made = ConnectionPeer(
+            address: address, ip: address?.ipAddress ?? "unknown", trusted: gateway.locator.isTrusted(address))
+        peer = made
+        return made
+    }
+
+    /// The fields telling a host where the client is and which host was chosen (``Gateway/locationFields(for:route:)``)
+    /// and the `server-timing` description, made once per client and host.
+    func locationFields(_ client: LocatedClient, _ route: Route) -> LocationFields {
+        if let last = lastLocation, last.route == route, last.client == client { return last }
+        let made = LocationFields(
+            client: client, route: route, fields: gateway.locationFields(for: client, route: route),
+            timing: RoutingHeaders.serverTimingDescription(client: client, route: route))
+        lastLocation = made
+        return made
     }
 
     /// The host the call was sent to sent no response head within `firstByteTimeout`.

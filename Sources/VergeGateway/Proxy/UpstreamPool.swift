@@ -10,6 +10,8 @@ struct UpstreamTarget: Hashable, Sendable {
     var host: String
     var port: Int
     var secure: Bool
+    /// The `host` field of a request sent to it (`host:port`).
+    var authority: String
 
     init?(url: String) {
         guard let components = URLComponents(string: url), let scheme = components.scheme,
@@ -18,6 +20,7 @@ struct UpstreamTarget: Hashable, Sendable {
         self.secure = scheme == "https"
         self.host = host
         self.port = components.port ?? (secure ? 443 : 80)
+        self.authority = "\(host):\(port)"
     }
 }
 
