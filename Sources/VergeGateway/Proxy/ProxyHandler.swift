@@ -50,6 +50,8 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The location fields and `server-timing` description for the last client and host (on a keep-alive
     /// connection, those of nearly every call).
     private var lastLocation: LocationFields?
+    /// The last function address resolved on this connection and what from (a keep-alive client mostly calls one).
+    private var lastAddress: (authority: String?, path: String, address: FunctionAddress)?
     /// The server is shutting down: close once the current call is answered.
     private var quiescing = false
 
@@ -274,10 +276,15 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             respond(json: (try? JSONCoding.encoder.encode(gateway.health)) ?? Data(), call: call)
             return
         }
-        guard
-            let address = FunctionAddress.resolve(
-                authority: head.headers.first(name: "host"), path: path, domain: configuration.domain)
-        else {
+        let authority = head.headers.first(name: "host")
+        let resolved: FunctionAddress?
+        if let last = lastAddress, last.path == path, last.authority == authority {
+            resolved = last.address
+        } else {
+            resolved = FunctionAddress.resolve(authority: authority, path: path, domain: configuration.domain)
+            if let resolved { lastAddress = (authority, path, resolved) }
+        }
+        guard let address = resolved else {
             respond(VergeError(.functionNotFound, "no function is deployed at '\(path)'"), call: call)
             return
         }
