@@ -13,7 +13,8 @@ import VergeCore
 /// `ConnectionIdleHandler` firing `IdleStateHandler.IdleStateEvent.all` after `idleTimeout` without reads or
 /// flushes (the handlers close a connection that has no request in progress),
 /// TLS when configured, and graceful shutdown (the handlers get `ChannelShouldQuiesceEvent`: idle connections
-/// close, busy ones after their response).
+/// close, busy ones after their response). Connections are served on `eventLoopGroup`'s event loops (the process's
+/// shared group unless the caller gives its own).
 public enum HandlerServer {
     public static func make(
         bind: BindAddress,
@@ -22,6 +23,7 @@ public enum HandlerServer {
         limits: ListenerLimits,
         tls: TLSSettings,
         logger: Logger,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroupProvider.shared,
         handlers: @escaping @Sendable (any Channel) throws -> [any ChannelHandler]
     ) throws -> any Service {
         var logger = logger
@@ -37,11 +39,11 @@ public enum HandlerServer {
         if let tlsConfiguration = try tls.serverConfiguration() {
             return try TLSChannel(child, tlsConfiguration: tlsConfiguration).server(
                 configuration: configuration, onServerRunning: onRunning,
-                eventLoopGroup: MultiThreadedEventLoopGroupProvider.shared, logger: logger)
+                eventLoopGroup: eventLoopGroup, logger: logger)
         }
         return child.server(
             configuration: configuration, onServerRunning: onRunning,
-            eventLoopGroup: MultiThreadedEventLoopGroupProvider.shared, logger: logger)
+            eventLoopGroup: eventLoopGroup, logger: logger)
     }
 }
 
