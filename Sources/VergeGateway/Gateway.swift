@@ -72,9 +72,14 @@ public final class Gateway: Service, Sendable {
         let pools = UpstreamPools(
             connectTimeout: TimeAmount(configuration.connectTimeout),
             tls: try configuration.tls.clientConfiguration().map { try NIOSSLContext(configuration: $0) })
+        guard configuration.eventLoops >= 1 else {
+            throw VergeError(.badRequest, "the gateway needs at least one event loop: set eventLoops to 1 or more")
+        }
+        let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoops)
+        defer { eventLoops.shutdownGracefully { _ in } }
         let http = try HandlerServer.make(
             bind: configuration.bind, name: "verge-gateway", listenAddress: listenAddress,
-            limits: configuration.listener, tls: configuration.tls, logger: logger
+            limits: configuration.listener, tls: configuration.tls, logger: logger, eventLoopGroup: eventLoops
         ) { [self] _ in
             [ProxyHandler(gateway: self, pools: pools, refresher: refresher, credential: credential)]
         }
@@ -131,7 +136,7 @@ public final class Gateway: Service, Sendable {
     /// Whether `method` may be sent to another host after a failure before the answer: GET, HEAD, OPTIONS, and
     /// the methods the function's manifest marks idempotent.
     func isIdempotent(_ method: String, for function: FunctionRef) -> Bool {
-        if ["GET", "HEAD", "OPTIONS"].contains(method) { return true }
+        if method == "GET" || method == "HEAD" || method == "OPTIONS" { return true }
         return idempotentMethods.withLock { $0[function]?.contains(method) ?? false }
     }
 

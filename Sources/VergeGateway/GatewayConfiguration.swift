@@ -1,3 +1,4 @@
+import NIOCore
 import VergeCore
 import VergeHTTP
 
@@ -56,6 +57,11 @@ public struct GatewayConfiguration: Sendable {
     public var listener: ListenerLimits = .default
     /// TLS for the listener (certificate and key) and the CA trusted when calling hosts and the control plane.
     public var tls = TLSSettings()
+    /// Threads (event loops) serving client connections and their host connections; each connection stays on one.
+    /// Default: one fewer than the machine's cores, at least one — the kernel's network work for every proxied byte
+    /// needs a core too, and on a 2-core machine a second event loop cost about 30 % more CPU per call
+    /// (`Samples/bench/gateway.sh`: shared state bouncing between cores, more wake-ups) without more throughput.
+    public var eventLoops = max(1, System.coreCount - 1)
 
     public init(controlPlaneURL: String) {
         self.controlPlaneURL = controlPlaneURL

@@ -9,10 +9,12 @@ import VergeCore
 /// A listener whose connections are driven by channel handlers instead of an async responder (the gateway's proxy:
 /// no hop between threads per request part). It has what every Verge listener has: the connection cap, the request
 /// guards (`RequestFramingHandler`, `RequestHeadDeadlineHandler`), HTTP/1.1 (without NIO's pipelining assistance,
-/// which costs two `epoll_ctl` calls per request: the handlers answer pipelined requests in order themselves), an
-/// `IdleStateHandler` firing after `idleTimeout` (the handlers close a connection that has no request in progress),
+/// which costs two `epoll_ctl` calls per request: the handlers answer pipelined requests in order themselves), a
+/// `ConnectionIdleHandler` firing `IdleStateHandler.IdleStateEvent.all` after `idleTimeout` without reads or
+/// flushes (the handlers close a connection that has no request in progress),
 /// TLS when configured, and graceful shutdown (the handlers get `ChannelShouldQuiesceEvent`: idle connections
-/// close, busy ones after their response).
+/// close, busy ones after their response). Connections are served on `eventLoopGroup`'s event loops (the process's
+/// shared group unless the caller gives its own).
 public enum HandlerServer {
     public static func make(
         bind: BindAddress,
@@ -21,6 +23,7 @@ public enum HandlerServer {
         limits: ListenerLimits,
         tls: TLSSettings,
         logger: Logger,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroupProvider.shared,
         handlers: @escaping @Sendable (any Channel) throws -> [any ChannelHandler]
     ) throws -> any Service {
         var logger = logger
@@ -36,11 +39,11 @@ public enum HandlerServer {
         if let tlsConfiguration = try tls.serverConfiguration() {
             return try TLSChannel(child, tlsConfiguration: tlsConfiguration).server(
                 configuration: configuration, onServerRunning: onRunning,
-                eventLoopGroup: MultiThreadedEventLoopGroupProvider.shared, logger: logger)
+                eventLoopGroup: eventLoopGroup, logger: logger)
         }
         return child.server(
             configuration: configuration, onServerRunning: onRunning,
-            eventLoopGroup: MultiThreadedEventLoopGroupProvider.shared, logger: logger)
+            eventLoopGroup: eventLoopGroup, logger: logger)
     }
 }
 
@@ -70,7 +73,7 @@ struct HandlerChildChannel: ServerChildChannel {
             let deadline = RequestHeadDeadlineHandler(timeout: TimeAmount(limits.headerTimeout), logger: self.logger)
             try pipeline.addHandler(deadline, position: .before(decoder))
             try pipeline.addHandler(RequestFramingHandler(deadline: deadline), position: .after(decoder))
-            try pipeline.addHandler(IdleStateHandler(allTimeout: TimeAmount(limits.idleTimeout)))
+            try pipeline.addHandler(ConnectionIdleHandler(timeout: TimeAmount(limits.idleTimeout)))
             try pipeline.addHandlers(try handlers(channel))
             return Value(channel: channel)
         }

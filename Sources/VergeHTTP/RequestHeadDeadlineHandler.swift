@@ -10,15 +10,11 @@ final class RequestHeadDeadlineHandler: ChannelInboundHandler, RemovableChannelH
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
-    private enum State {
-        /// Between requests: the next byte starts a head.
-        case awaitingHead
-        case readingHead(Scheduled<Void>)
-        /// A head was parsed; its body (if any) is being read or the response written.
-        case inRequest
-    }
-
-    private var state = State.awaitingHead
+    private var deadline: LazyDeadline?
+    /// A head is being read (its first byte arrived, the parser has not produced it yet).
+    private var readingHead = false
+    /// Between a parsed head and the request's end: bytes arriving belong to its body.
+    private var inRequest = false
     private let timeout: TimeAmount
     private let logger: Logger
 
@@ -27,40 +23,49 @@ final class RequestHeadDeadlineHandler: ChannelInboundHandler, RemovableChannelH
         self.logger = logger
     }
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        let channel = context.channel
+        let logger = self.logger
+        let timeout = self.timeout
+        // The deadline is set and cleared per request; one task is scheduled at a time (see `LazyDeadline`).
+        deadline = LazyDeadline(eventLoop: context.eventLoop) { [weak channel] in
+            logger.info(
+                "connection closed: request head not complete in time",
+                metadata: ["timeout.ms": "\(timeout.nanoseconds / 1_000_000)"])
+            channel?.close(promise: nil)
+        }
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .awaitingHead = state, unwrapInboundIn(data).readableBytes > 0 {
-            let channel = context.channel
-            let logger = self.logger
-            let timeout = self.timeout
-            let deadline = context.eventLoop.scheduleTask(in: timeout) {
-                logger.info(
-                    "connection closed: request head not complete in time",
-                    metadata: ["timeout.ms": "\(timeout.nanoseconds / 1_000_000)"])
-                channel.close(promise: nil)
-            }
-            state = .readingHead(deadline)
+        if !readingHead, !inRequest, unwrapInboundIn(data).readableBytes > 0 {
+            readingHead = true
+            deadline?.arm(in: timeout)
         }
         context.fireChannelRead(data)
     }
 
     func headReceived(context: ChannelHandlerContext) {
-        if case .readingHead(let deadline) = state { deadline.cancel() }
-        state = .inRequest
+        deadline?.disarm()
+        readingHead = false
+        inRequest = true
     }
 
     func requestEnded(context: ChannelHandlerContext) {
-        if case .readingHead(let deadline) = state { deadline.cancel() }
-        state = .awaitingHead
+        deadline?.disarm()
+        readingHead = false
+        inRequest = false
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if case .readingHead(let deadline) = state { deadline.cancel() }
-        state = .inRequest
+        deadline?.cancel()
+        readingHead = false
+        inRequest = true
         context.fireChannelInactive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        if case .readingHead(let deadline) = state { deadline.cancel() }
+        deadline?.cancel()
+        deadline = nil
     }
 }
 

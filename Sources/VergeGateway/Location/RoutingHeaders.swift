@@ -13,8 +13,12 @@ public enum RoutingHeaders {
 
     /// Whether a request header (by name, any case) must be removed before the request is forwarded to a host.
     public static func mustStrip(_ name: String) -> Bool {
-        let name = name.lowercased()
-        return claimNames.contains(name) || claimPrefixes.contains { name.hasPrefix($0) }
+        mustStrip(lowercased: name.lowercased())
+    }
+
+    /// ``mustStrip(_:)`` for a name already in lower case.
+    static func mustStrip(lowercased name: String) -> Bool {
+        claimNames.contains(name) || claimPrefixes.contains { name.hasPrefix($0) }
     }
 
     /// The names of the request headers to remove before forwarding (each name once, in first-seen order).
@@ -52,13 +56,22 @@ public enum RoutingHeaders {
     /// The gateway's `server-timing` entry, e.g. `gateway;dur=0.412;desc="fra 478km geoip DE"`: time spent in the
     /// gateway before the host answered, the host, the distance, how the client was located and its country.
     public static func serverTiming(client: LocatedClient, route: Route, duration: Duration) -> String {
-        let components = duration.components
-        let milliseconds = Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15
+        serverTiming(description: serverTimingDescription(client: client, route: route), duration: duration)
+    }
+
+    /// The quoted part of ``serverTiming(client:route:duration:)``, the same for every call of a client to a host.
+    static func serverTimingDescription(client: LocatedClient, route: Route) -> String {
         var description = "\(route.host) \(Int(route.distanceKm.rounded()))km \(client.source.rawValue)"
         if let country = client.countryCode { description += " \(country)" }
         // Host names are [a-z0-9-] and country codes two letters, so the quoted string needs no escaping; anything
         // else is dropped rather than let a quote or backslash through.
-        description = String(description.filter { $0 != "\"" && $0 != "\\" && $0.isASCII && !$0.isNewline })
+        return String(description.filter { $0 != "\"" && $0 != "\\" && $0.isASCII && !$0.isNewline })
+    }
+
+    /// The entry with a description made by ``serverTimingDescription(client:route:)``.
+    static func serverTiming(description: String, duration: Duration) -> String {
+        let components = duration.components
+        let milliseconds = Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15
         return "gateway;dur=\(formatMilliseconds(milliseconds));desc=\"\(description)\""
     }
 

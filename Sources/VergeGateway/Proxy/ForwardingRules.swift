@@ -46,13 +46,14 @@ public enum ForwardingRules {
     /// `getrandom` calls per request were a measurable part of the proxy's cost. Ids are for tracing, not secrets.
     public static func newRequestID() -> String {
         let sequence = requestSequence.add(1, ordering: .relaxed).newValue
-        return hex(requestIDPrefix) + hex(splitMix64(sequence ^ requestIDPrefix))
+        return requestIDPrefixHex + hex(splitMix64(sequence ^ requestIDPrefix))
     }
 
     private static let requestIDPrefix: UInt64 = {
         var generator = SystemRandomNumberGenerator()
         return generator.next()
     }()
+    private static let requestIDPrefixHex = hex(requestIDPrefix)
     private static let requestSequence = Atomic<UInt64>(0)
 
     private static func splitMix64(_ seed: UInt64) -> UInt64 {
@@ -62,9 +63,16 @@ public enum ForwardingRules {
         return z ^ (z >> 31)
     }
 
+    /// 16 lower-case hex digits, written in place.
     private static func hex(_ value: UInt64) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
+        String(unsafeUninitializedCapacity: 16) { buffer in
+            let digits: StaticString = "0123456789abcdef"
+            for index in 0..<16 {
+                let nibble = Int((value >> UInt64(60 - 4 * index)) & 0xF)
+                buffer[index] = digits.utf8Start[nibble]
+            }
+            return 16
+        }
     }
 
     /// Methods that HTTP defines as idempotent and safe to send again after a host failed before answering.

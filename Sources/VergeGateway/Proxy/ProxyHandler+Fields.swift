@@ -1,3 +1,4 @@
+import HTTPTypes
 import NIOCore
 import NIOHTTP1
 import VergeCore
@@ -5,23 +6,52 @@ import VergeCore
 /// The fields of both messages as they cross the gateway: what a host receives of a client's request, and what the
 /// client receives of a host's response head (rules in ``ProxyHandler``).
 extension ProxyHandler {
-    /// The fields sent to every host tried for this call.
+    /// A client connection's peer as the proxy uses it on every call.
+    struct ConnectionPeer {
+        var address: SocketAddress?
+        /// The address as `x-forwarded-for` carries it (`unknown` when the peer is not an IP socket).
+        var ip: String
+        /// Whether the peer is a trusted proxy (its forwarding and location fields are believed).
+        var trusted: Bool
+    }
+
+    /// What ``ProxyHandler/locationFields(_:_:)`` made for a client and a host.
+    struct LocationFields {
+        var client: LocatedClient
+        var route: Route
+        var fields: [(name: String, value: String)]
+        /// The `server-timing` description (``RoutingHeaders/serverTimingDescription(client:route:)``).
+        var timing: String
+    }
+
+    /// The gateway's `server-timing` entry for a call that started at `start`.
+    func serverTiming(client: LocatedClient, route: Route, since start: ContinuousClock.Instant) -> String {
+        RoutingHeaders.serverTiming(
+            description: locationFields(client, route).timing, duration: ContinuousClock.now - start)
+    }
+
+    /// The fields sent to every host tried for this call, and the location claims among the client's fields (only
+    /// from a trusted peer; the locator's only inputs besides the peer address).
     func forwardedHeaders(
-        _ head: HTTPRequestHead, client: LocatedClient, peer: SocketAddress?, address: FunctionAddress,
-        requestID: String
-    ) -> HTTPHeaders {
-        let trusted = gateway.locator.isTrusted(peer)
+        _ head: HTTPRequestHead, peer: ConnectionPeer, address: FunctionAddress, requestID: String
+    ) -> (forwarded: HTTPHeaders, claims: HTTPFields) {
+        let trusted = peer.trusted
         let dropped = ForwardingRules.connectionFields(named: head.headers["connection"])
         // The locator's inputs (location claims) never reach a function; what it decided is added per host in
         // `send` (``Gateway/locationFields(for:route:)``).
         var headers = HTTPHeaders()
+        var claims = HTTPFields()
         var forwardedFor: String?
         var forwardedProto: String?
         var forwardedHost: String?
         for (original, value) in head.headers {
             let name = original.lowercased()
+            let claim = RoutingHeaders.mustStrip(lowercased: name)
+            if trusted, claim, let fieldName = HTTPField.Name(name) {
+                claims.append(HTTPField(name: fieldName, value: value))
+            }
             if dropped.contains(name) || name.hasPrefix("x-verge-") || name == "host" || name == "content-length"
-                || name == "expect" || name == "x-request-id" || gateway.isLocatorInput(name)
+                || name == "expect" || name == "x-request-id" || (claim && name != "x-forwarded-for")
             {
                 continue
             }
@@ -37,8 +67,7 @@ extension ProxyHandler {
                 headers.add(name: name, value: value)
             }
         }
-        let peerIP = peer?.ipAddress ?? "unknown"
-        headers.add(name: "x-forwarded-for", value: forwardedFor.map { "\($0), \(peerIP)" } ?? peerIP)
+        headers.add(name: "x-forwarded-for", value: forwardedFor.map { "\($0), \(peer.ip)" } ?? peer.ip)
         headers.add(
             name: "x-forwarded-proto", value: forwardedProto ?? (gateway.configuration.tls.serves ? "https" : "http"))
         if let host = forwardedHost ?? head.headers.first(name: "host") {
@@ -47,7 +76,7 @@ extension ProxyHandler {
         headers.add(name: "x-request-id", value: requestID)
         headers.add(name: VergeHeaders.tenant, value: address.tenant)
         headers.add(name: VergeHeaders.credential, value: credential)
-        return headers
+        return (headers, claims)
     }
 
     /// The host's response head as the client gets it: its fields minus the connection's, the request id and the
@@ -70,9 +99,7 @@ extension ProxyHandler {
         }
         headers.add(name: "x-request-id", value: call.requestID)
         if let client = call.client {
-            let duration = ContinuousClock.now - call.start
-            headers.add(
-                name: "server-timing", value: RoutingHeaders.serverTiming(client: client, route: route, duration: duration))
+            headers.add(name: "server-timing", value: serverTiming(client: client, route: route, since: call.start))
         }
         if !call.keepAlive || call.closeAfterResponse { headers.add(name: "connection", value: "close") }
         // An HTTP/1.0 client gets an HTTP/1.0 head when the body is delimited by the connection's end (the encoder

@@ -39,6 +39,19 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var queued: [HTTPServerRequestPart] = []
     private let maxQueued = 64
     private var pausedForQueue = false
+    /// The current call's first-byte deadline, armed when it is sent to a host and cleared by the response head;
+    /// one per connection (see `LazyDeadline`).
+    private var firstByteDeadline: LazyDeadline?
+    /// The connection's peer: the same for every call on it.
+    private var peer: ConnectionPeer?
+    /// What the locator decided for a call without location claims (which depends on the peer only), reused until
+    /// `until` so that a reloaded GeoIP database reaches long-lived connections too.
+    private var peerClient: (client: LocatedClient, until: ContinuousClock.Instant)?
+    /// The location fields and `server-timing` description for the last client and host (on a keep-alive
+    /// connection, those of nearly every call).
+    private var lastLocation: LocationFields?
+    /// The last function address resolved on this connection and what from (a keep-alive client mostly calls one).
+    private var lastAddress: (authority: String?, path: String, address: FunctionAddress)?
     /// The server is shutting down: close once the current call is answered.
     private var quiescing = false
 
@@ -78,7 +91,6 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         /// Some of a streamed body went to a host: it cannot go to another.
         var streamSent = false
         var upstream: UpstreamConnection?
-        var firstByteTimer: Scheduled<Void>?
         /// A saturated host's answer being read and dropped before the next host is tried.
         var discarding = false
         var responseStarted = false
@@ -109,10 +121,12 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.pool = pools.pool(for: context.eventLoop)
+        firstByteDeadline = LazyDeadline(eventLoop: context.eventLoop) { [weak self] in self?.firstByteTimedOut() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         abandonCall()
+        firstByteDeadline?.cancel()
         self.context = nil
     }
 
@@ -262,22 +276,30 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             respond(json: (try? JSONCoding.encoder.encode(gateway.health)) ?? Data(), call: call)
             return
         }
-        guard
-            let address = FunctionAddress.resolve(
-                authority: head.headers.first(name: "host"), path: path, domain: configuration.domain)
-        else {
+        let authority = head.headers.first(name: "host")
+        let resolved: FunctionAddress?
+        if let last = lastAddress, last.path == path, last.authority == authority {
+            resolved = last.address
+        } else {
+            resolved = FunctionAddress.resolve(authority: authority, path: path, domain: configuration.domain)
+            if let resolved { lastAddress = (authority, path, resolved) }
+        }
+        guard let address = resolved else {
             respond(VergeError(.functionNotFound, "no function is deployed at '\(path)'"), call: call)
             return
         }
         call.address = address
-        var fields = HTTPFields()
-        for (name, value) in head.headers {
-            if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) }
+        let peer = connectionPeer(context)
+        let (forwarded, claims) = forwardedHeaders(head, peer: peer, address: address, requestID: requestID)
+        let client: LocatedClient
+        if claims.isEmpty, let cached = peerClient, call.start < cached.until {
+            client = cached.client
+        } else {
+            client = gateway.locator.locate(headers: claims, peer: peer.address)
+            if claims.isEmpty { peerClient = (client, call.start + .seconds(10)) }
         }
-        let peer = context.channel.remoteAddress
-        let client = gateway.locator.locate(headers: fields, peer: peer)
         call.client = client
-        call.forwarded = forwardedHeaders(head, client: client, peer: peer, address: address, requestID: requestID)
+        call.forwarded = forwarded
 
         // The body: refused when declared too large, kept when small enough to go to a second host, else streamed.
         if let length = head.headers.first(name: "content-length").flatMap(Int.init) {
@@ -351,6 +373,10 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             nextAttempt(call, error: nil)
             return
         }
+        if let connection = pool.idleConnection(target) {
+            send(call, over: connection, route: route, context: context)
+            return
+        }
         pool.acquire(target).assumeIsolated().whenComplete { [weak self, weak call] result in
             guard let self, let call, self.call === call else {
                 if case .success(let connection) = result { connection.channel.close(promise: nil) }
@@ -374,9 +400,9 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         let query = call.head.uri.firstIndex(of: "?").map { String(call.head.uri[$0...]) } ?? ""
         var head = HTTPRequestHead(
             version: .http1_1, method: call.head.method, uri: address.hostPath + query, headers: call.forwarded)
-        head.headers.add(name: "host", value: "\(connection.target.host):\(connection.target.port)")
+        head.headers.add(name: "host", value: connection.target.authority)
         if let client = call.client {
-            for (name, value) in gateway.locationFields(for: client, route: route) {
+            for (name, value) in locationFields(client, route).fields {
                 head.headers.add(name: name, value: value)
             }
         }
@@ -402,13 +428,36 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             call.pending.removeAll()
             channel.flush()
         }
-        let timeout = TimeAmount(gateway.configuration.firstByteTimeout)
-        call.firstByteTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self, weak call] in
-            guard let self, let call, self.call === call, !call.responseStarted else { return }
-            self.dropUpstream(call)
-            call.closeAfterResponse = !call.requestComplete
-            self.respond(VergeError(.timeout, "host '\(route.host)' sent no response head in time"), call: call)
-        }
+        firstByteDeadline?.arm(in: TimeAmount(gateway.configuration.firstByteTimeout))
+    }
+
+    private func connectionPeer(_ context: ChannelHandlerContext) -> ConnectionPeer {
+        if let peer { return peer }
+        let address = context.channel.remoteAddress
+        let made = ConnectionPeer(
+            address: address, ip: address?.ipAddress ?? "unknown", trusted: gateway.locator.isTrusted(address))
+        peer = made
+        return made
+    }
+
+    /// The fields telling a host where the client is and which host was chosen (``Gateway/locationFields(for:route:)``)
+    /// and the `server-timing` description, made once per client and host.
+    func locationFields(_ client: LocatedClient, _ route: Route) -> LocationFields {
+        if let last = lastLocation, last.route == route, last.client == client { return last }
+        let made = LocationFields(
+            client: client, route: route, fields: gateway.locationFields(for: client, route: route),
+            timing: RoutingHeaders.serverTimingDescription(client: client, route: route))
+        lastLocation = made
+        return made
+    }
+
+    /// The host the call was sent to sent no response head within `firstByteTimeout`.
+    private func firstByteTimedOut() {
+        guard let call, call.upstream != nil, !call.responseStarted, call.attempt < call.routes.count else { return }
+        let route = call.routes[call.attempt]
+        dropUpstream(call)
+        call.closeAfterResponse = !call.requestComplete
+        respond(VergeError(.timeout, "host '\(route.host)' sent no response head in time"), call: call)
     }
 
     private func nextAttempt(_ call: Call, error: (any Error)?) {
@@ -437,8 +486,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Closes the call's host connection without reusing it.
     private func dropUpstream(_ call: Call) {
-        call.firstByteTimer?.cancel()
-        call.firstByteTimer = nil
+        firstByteDeadline?.disarm()
         guard let upstream = call.upstream else { return }
         call.upstream = nil
         upstream.handler.delegate = nil
@@ -519,7 +567,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func finish(_ call: Call) {
         guard self.call === call else { return }
-        call.firstByteTimer?.cancel()
+        firstByteDeadline?.disarm()
         self.call = nil
         drainQueue()
     }
@@ -552,8 +600,7 @@ extension ProxyHandler: UpstreamDelegate {
         switch part {
         case .head(let response):
             if response.status.code < 200 { return }  // interim: the final head follows
-            call.firstByteTimer?.cancel()
-            call.firstByteTimer = nil
+            firstByteDeadline?.disarm()
             let route = call.routes[call.attempt]
             let status = Int(response.status.code)
             let marker = response.headers.first(name: Response.errorMarker.rawName)
@@ -625,8 +672,7 @@ extension ProxyHandler: UpstreamDelegate {
     func upstreamClosed(_ error: (any Error)?, from connection: UpstreamHandler) {
         guard let call, let upstream = call.upstream, upstream.handler === connection, let context else { return }
         call.upstream = nil
-        call.firstByteTimer?.cancel()
-        call.firstByteTimer = nil
+        firstByteDeadline?.disarm()
         resumeClient(call)
         let route = call.routes[call.attempt]
         if call.responseStarted && !call.discarding {

@@ -10,6 +10,8 @@ struct UpstreamTarget: Hashable, Sendable {
     var host: String
     var port: Int
     var secure: Bool
+    /// The `host` field of a request sent to it (`host:port`).
+    var authority: String
 
     init?(url: String) {
         guard let components = URLComponents(string: url), let scheme = components.scheme,
@@ -18,13 +20,15 @@ struct UpstreamTarget: Hashable, Sendable {
         self.secure = scheme == "https"
         self.host = host
         self.port = components.port ?? (secure ? 443 : 80)
+        self.authority = "\(host):\(port)"
     }
 }
 
 /// Keep-alive HTTP/1.1 connections to hosts, one pool per event loop: a proxied call takes a connection on the
 /// event loop of the client's connection, so a call never crosses threads. Idle connections a host closes leave
 /// the pool at once; an idle connection is closed after `maxIdle` (well before a host's own idle timeout, so a
-/// pooled connection is not closed under a call that was just written to it).
+/// pooled connection is not closed under a call that was just written to it) by a sweep the pool schedules while it
+/// holds idle connections (no task per released connection).
 final class UpstreamPool {
     let eventLoop: any EventLoop
     private let connectTimeout: TimeAmount
@@ -33,6 +37,7 @@ final class UpstreamPool {
     private let maxIdle = TimeAmount.seconds(30)
     private var idle: [UpstreamTarget: [UpstreamConnection]] = [:]
     private var targets: [String: UpstreamTarget] = [:]
+    private var sweep: Scheduled<Void>?
 
     init(eventLoop: any EventLoop, connectTimeout: TimeAmount, tls: NIOSSLContext?) {
         self.eventLoop = eventLoop
@@ -47,14 +52,18 @@ final class UpstreamPool {
         return parsed
     }
 
-    /// A live idle connection to `target`, or a new one.
-    func acquire(_ target: UpstreamTarget) -> EventLoopFuture<UpstreamConnection> {
+    /// A live idle connection to `target`, if the pool has one (no future: the common case stays synchronous).
+    func idleConnection(_ target: UpstreamTarget) -> UpstreamConnection? {
         eventLoop.preconditionInEventLoop()
         while let connection = idle[target]?.popLast() {
-            connection.idleTimer?.cancel()
-            connection.idleTimer = nil
-            if connection.channel.isActive { return eventLoop.makeSucceededFuture(connection) }
+            if connection.channel.isActive { return connection }
         }
+        return nil
+    }
+
+    /// A live idle connection to `target`, or a new one.
+    func acquire(_ target: UpstreamTarget) -> EventLoopFuture<UpstreamConnection> {
+        if let connection = idleConnection(target) { return eventLoop.makeSucceededFuture(connection) }
         let handler = UpstreamHandler()
         let tls = self.tls
         let bootstrap = ClientBootstrap(group: eventLoop)
@@ -87,13 +96,40 @@ final class UpstreamPool {
             return
         }
         idle[connection.target, default: []].append(connection)
-        connection.handler.onClose = { [weak self, weak connection] in
-            guard let self, let connection else { return }
-            self.idle[connection.target]?.removeAll { $0 === connection }
+        if connection.handler.onClose == nil {
+            // Set once per connection: closing while idle takes it out of the pool (while in use, it is not in it).
+            connection.handler.onClose = { [weak self, weak connection] in
+                guard let self, let connection else { return }
+                self.idle[connection.target]?.removeAll { $0 === connection }
+            }
         }
-        connection.idleTimer = eventLoop.assumeIsolated().scheduleTask(in: maxIdle) { [weak connection] in
-            connection?.channel.close(promise: nil)
+        connection.idleSince = .now()
+        if sweep == nil { scheduleSweep(at: connection.idleSince + maxIdle) }
+    }
+
+    private func scheduleSweep(at time: NIODeadline) {
+        sweep = eventLoop.assumeIsolated().scheduleTask(deadline: time) { [weak self] in
+            self?.closeExpired()
         }
+    }
+
+    /// Closes the connections idle for `maxIdle` or more; runs again when the next one is due.
+    private func closeExpired() {
+        sweep = nil
+        let now = NIODeadline.now()
+        var next: NIODeadline?
+        for (_, connections) in idle {
+            for connection in connections {
+                let due = connection.idleSince + maxIdle
+                if due <= now {
+                    // Its `onClose` takes it out of `idle`.
+                    connection.channel.close(promise: nil)
+                } else {
+                    next = min(next ?? due, due)
+                }
+            }
+        }
+        if let next { scheduleSweep(at: next) }
     }
 }
 
@@ -103,7 +139,8 @@ final class UpstreamConnection: @unchecked Sendable {
     let channel: any Channel
     let handler: UpstreamHandler
     let target: UpstreamTarget
-    var idleTimer: Scheduled<Void>?
+    /// When it was last returned to the pool.
+    var idleSince = NIODeadline.now()
 
     init(channel: any Channel, handler: UpstreamHandler, target: UpstreamTarget) {
         self.channel = channel
