@@ -245,6 +245,11 @@ struct GatewayCommand: AsyncParsableCommand {
         name: .customLong("join-token-file"),
         help: "File holding a one-time join token (or set VERGE_JOIN_TOKEN); needed until the gateway has joined.")
     var joinTokenFile: String?
+    @Option(
+        name: .customLong("event-loops"),
+        help: "Event loop threads of the gateway (default: one fewer than the machine's cores, at least one).")
+    var eventLoops: Int = max(1, ProcessInfo.processInfo.activeProcessorCount - 1)
+
     @OptionGroup var options: ComponentOptions
 
     func run() async throws {
@@ -268,6 +273,8 @@ struct GatewayCommand: AsyncParsableCommand {
                 "the gateway has no credential (\(configuration.credentialFile)): create a join token with `verge join-tokens create --role gateway` and pass it with --join-token-file or VERGE_JOIN_TOKEN"
             )
         }
+        guard (1...256).contains(eventLoops) else { throw ValidationError("--event-loops must be between 1 and 256") }
+        configuration.eventLoops = eventLoops
         configuration.listener = try options.listener()
         configuration.tls = try options.tls()
         let gateway: Gateway

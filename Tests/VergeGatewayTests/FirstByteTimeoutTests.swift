@@ -73,7 +73,7 @@ struct FirstByteTimeoutTests {
         var calls = 0
         while clock.now - start < .milliseconds(2200) {
             try connection.send("GET /fast HTTP/1.1\r\nHost: a\r\n\r\n")
-            let response = try connection.readResponse()
+            let response = try await connection.readResponse()
             #expect(response.status == 200, "\(response)")
             #expect(response.text == "ok")
             calls += 1
@@ -83,7 +83,7 @@ struct FirstByteTimeoutTests {
         // The host takes the next call and says nothing: 504 after the timeout, not before.
         let sent = clock.now
         try connection.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
-        let timedOut = try connection.readResponse()
+        let timedOut = try await connection.readResponse()
         let waited = clock.now - sent
         #expect(timedOut.status == 504, "\(timedOut)")
         #expect(timedOut.header("x-verge-error") == "timeout", "\(timedOut)")
@@ -93,6 +93,6 @@ struct FirstByteTimeoutTests {
 
         // The connection goes on serving.
         try connection.send("GET /fast HTTP/1.1\r\nHost: a\r\n\r\n")
-        #expect(try connection.readResponse().status == 200)
+        #expect(try await connection.readResponse().status == 200)
     }
 }
