@@ -1,7 +1,8 @@
 import Foundation
 
 /// The bubblewrap arguments of one worker: a new user, PID, IPC, UTS, network and cgroup namespace; a root that
-/// holds `/usr` (read-only), the loader cache, a fresh `/proc` and `/dev`, a private size-limited `/tmp`, the
+/// holds the system view (``SystemView``: libraries, loader, locale, time zones, the runtime's interpreter; not the
+/// rest of `/usr`) read-only, the loader cache, a fresh `/proc` and `/dev`, a private size-limited `/tmp`, the
 /// bundle and runtime read-only, and nothing else of the host; no nested user namespaces; the seccomp program from
 /// a descriptor; killed with its parent. With outbound network, bubblewrap reports the sandbox's pid on one
 /// descriptor and waits on another until the network is attached (see `verge-sandbox-exec`).
@@ -29,8 +30,8 @@ enum BubblewrapCommand {
             "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
             "--unshare-cgroup-try", "--disable-userns", "--die-with-parent", "--new-session",
             "--hostname", "verge",
-            "--ro-bind", "/usr", "/usr",
         ]
+        for path in spec.systemPaths { arguments += ["--ro-bind", path, path] }
         for link in usrLinks {
             if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: link) {
                 arguments += ["--symlink", target, link]

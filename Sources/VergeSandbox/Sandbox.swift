@@ -242,7 +242,7 @@ public final class Sandbox: Sendable {
         chmod(bundle, 0o755)  // the tenant's user enters it; /tmp's sticky bit keeps it ours
         let spec = SandboxSpec(
             workerName: "probe-\(unique)", tenant: "verge-probe", bundleDirectory: bundle, runtimeDirectory: nil,
-            sharedDirectories: [], command: ["/usr/bin/true"], environment: ["PATH": "/usr/bin:/bin"],
+            sharedDirectories: [], systemPaths: SystemView.base + ["/usr/bin/true"], command: ["/usr/bin/true"], environment: ["PATH": "/usr/bin:/bin"],
             limits: SandboxLimits(
                 memoryBytes: 64 << 20, processes: 16, openFiles: 64, fileSizeBytes: 1 << 20, tmpBytes: 1 << 20),
             inheritedDescriptors: 3, network: network

@@ -12,6 +12,9 @@ public struct SandboxSpec: Sendable {
     /// Further host directories the worker needs read-only at the same path (an interpreter's prefix outside
     /// `/usr`, the Swift runtime libraries).
     public var sharedDirectories: [String]
+    /// The host system's files and directories the worker sees read-only at the same path (``SystemView``):
+    /// system-owned, world-readable paths bound as they are, not staged.
+    public var systemPaths: [String]
     /// The command inside the sandbox: an absolute path inside, then its arguments.
     public var command: [String]
     /// The worker's whole environment.
@@ -24,14 +27,16 @@ public struct SandboxSpec: Sendable {
 
     public init(
         workerName: String, tenant: String, bundleDirectory: String, runtimeDirectory: String?,
-        sharedDirectories: [String], command: [String], environment: [String: String], limits: SandboxLimits,
-        inheritedDescriptors: Int = 4, network: SandboxNetwork = .none
+        sharedDirectories: [String], systemPaths: [String] = SystemView.base, command: [String],
+        environment: [String: String], limits: SandboxLimits, inheritedDescriptors: Int = 4,
+        network: SandboxNetwork = .none
     ) {
         self.workerName = workerName
         self.tenant = tenant
         self.bundleDirectory = bundleDirectory
         self.runtimeDirectory = runtimeDirectory
         self.sharedDirectories = sharedDirectories
+        self.systemPaths = systemPaths
         self.command = command
         self.environment = environment
         self.limits = limits

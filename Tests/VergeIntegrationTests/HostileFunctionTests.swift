@@ -286,6 +286,13 @@ extension Attack {
         let keys = report["own_environ_keys"] as? [String] ?? []
         #expect(!keys.contains("VERGE_TEST_HOST_SECRET") && !keys.isEmpty)
         #expect(((report["tmp"] as? [String: Any])?["entries"] as? [String]) == [], "a private, empty /tmp")
+        // Of the host's /usr only the runtime's view: no operator tools, no shell, only the interpreter.
+        for key in ["usr_local", "usr_share_doc", "bin_sh"] {
+            let outcome = (report[key] as? [String: Any])?["outcome"] as? String
+            #expect(outcome == "No such file or directory", "\(key): \(report[key] ?? "missing")")
+        }
+        let binaries = ((report["usr_bin"] as? [String: Any])?["entries"] as? [String]) ?? []
+        #expect(binaries.count == 1 && binaries.allSatisfy { $0.hasPrefix("python3") }, "/usr/bin holds \(binaries)")
         #expect(try await record(of: response)["status"] as? String == "ok")
     }
 

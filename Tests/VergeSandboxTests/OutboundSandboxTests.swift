@@ -13,7 +13,9 @@ struct OutboundSandboxTests {
     ) throws -> (Int32, String) {
         let spec = SandboxSpec(
             workerName: "t-\(UUID().uuidString.prefix(8))", tenant: "acme", bundleDirectory: bundle,
-            runtimeDirectory: nil, sharedDirectories: [], command: [SandboxTests.python, "-I", "-S", "-c", code],
+            runtimeDirectory: nil, sharedDirectories: [],
+            systemPaths: SystemView.base + SystemView.python(SandboxTests.python),
+            command: [SandboxTests.python, "-I", "-S", "-c", code],
             environment: ["PATH": "/usr/bin:/bin"], limits: SandboxTests.limits, inheritedDescriptors: 3,
             network: network)
         let launch = try sandbox.launch(spec)

@@ -8,7 +8,8 @@ import VergeCore
 /// The sandbox end to end: real bubblewrap, the real helper, real cgroups. Needs a root host.
 @Suite(.serialized, .enabled(if: geteuid() == 0, "sandboxes need a root host (CI runs as root)"))
 struct SandboxTests {
-    static let python = "/usr/bin/python3"
+    /// The interpreter with its links resolved, as hosts run it (the sandbox binds the file itself).
+    static let python = URL(fileURLWithPath: "/usr/bin/python3").resolvingSymlinksInPath().path
 
     /// A sandbox whose user registry lives in a temporary directory.
     static func withSandbox<T>(
@@ -42,7 +43,8 @@ struct SandboxTests {
     static func run(_ sandbox: Sandbox, bundle: String, tenant: String = "acme", _ code: String) throws -> (Int32, String) {
         let spec = SandboxSpec(
             workerName: "t-\(UUID().uuidString.prefix(8))", tenant: tenant, bundleDirectory: bundle,
-            runtimeDirectory: nil, sharedDirectories: [], command: [python, "-I", "-S", "-c", code],
+            runtimeDirectory: nil, sharedDirectories: [], systemPaths: SystemView.base + SystemView.python(python),
+            command: [python, "-I", "-S", "-c", code],
             environment: ["PATH": "/usr/bin:/bin"], limits: limits, inheritedDescriptors: 3)
         let launch = try sandbox.launch(spec)
         defer { launch.cgroup.remove() }

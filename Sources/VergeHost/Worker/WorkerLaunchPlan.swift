@@ -15,6 +15,8 @@ struct WorkerLaunchPlan: Sendable {
     let bundleDirectory: String
     let runtimeDirectory: String?
     let sharedDirectories: [String]
+    /// What the sandbox sees of the host system (``SystemView``).
+    let systemPaths: [String]
     let limits: SandboxLimits
     /// What the worker may reach on the network (sandboxed hosts only).
     let network: SandboxNetwork
@@ -47,6 +49,7 @@ struct WorkerLaunchPlan: Sendable {
         environment["VERGE_ENTRY"] = manifest.entry
         environment["VERGE_FUNCTION"] = manifest.name
         var shared: [String] = []
+        var system = SystemView.base
         switch manifest.runtime {
         case .python:
             environment["VERGE_HANDLER"] = manifest.handler
@@ -54,9 +57,13 @@ struct WorkerLaunchPlan: Sendable {
             let runtime = sandbox == nil ? configuration.runtimeDirectory : SandboxPaths.runtime
             var python = configuration.python
             if sandbox != nil {
-                // Inside the sandbox only /usr is there: an interpreter elsewhere brings its own prefix.
+                // Inside the sandbox only the system view is there: an interpreter elsewhere brings its prefix.
                 python = URL(fileURLWithPath: python).resolvingSymlinksInPath().path
-                if let prefix = Self.prefixOutsideUsr(python) { shared.append(prefix) }
+                if let prefix = Self.prefixOutsideUsr(python) {
+                    shared.append(prefix)
+                } else {
+                    system += SystemView.python(python)
+                }
             }
             self.command = [python, "-I", "-S", runtime + "/python/verge_worker.py"]
             self.runtimeDirectory = configuration.runtimeDirectory
@@ -71,6 +78,7 @@ struct WorkerLaunchPlan: Sendable {
             }
         }
         self.sharedDirectories = shared
+        self.systemPaths = system
         self.environment = environment
     }
 
@@ -106,7 +114,8 @@ struct WorkerLaunchPlan: Sendable {
         let launch = try sandbox.launch(
             SandboxSpec(
                 workerName: workerName, tenant: tenant, bundleDirectory: bundleDirectory,
-                runtimeDirectory: runtimeDirectory, sharedDirectories: sharedDirectories, command: command,
+                runtimeDirectory: runtimeDirectory, sharedDirectories: sharedDirectories, systemPaths: systemPaths,
+                command: command,
                 environment: environment, limits: limits, inheritedDescriptors: 4, network: network))
         return Prepared(
             spec: ProcessSpec(

@@ -31,6 +31,11 @@ def handle(request):
         "proc_1_cmdline": attempt_read("/proc/1/cmdline"),
         "own_environ_keys": sorted(os.environ),
         "tmp": attempt_list("/tmp"),
+        # Of /usr only the runtime's view: libraries, the interpreter, locale and time zones.
+        "usr_local": attempt_list("/usr/local"),
+        "usr_bin": attempt_list("/usr/bin"),
+        "usr_share_doc": attempt_list("/usr/share/doc"),
+        "bin_sh": attempt_read("/bin/sh"),
     }
     for name in ("data_dir", "other_bundle", "host_database"):
         if name in params:
