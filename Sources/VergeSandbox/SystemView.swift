@@ -42,7 +42,7 @@ public enum SystemView {
 
     /// The directory (links resolved) of the shared object mapped into this process whose path ends with `suffix`.
     static func loadedLibraryDirectory(endingWith suffix: String) -> String? {
-        guard let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) else { return nil }
+        guard let maps = KernelFile.read("/proc/self/maps") else { return nil }
         for line in maps.split(separator: "\n") where line.hasSuffix(suffix) {
             guard let slash = line.firstIndex(of: "/") else { continue }
             return URL(fileURLWithPath: String(line[slash...])).resolvingSymlinksInPath().deletingLastPathComponent()
