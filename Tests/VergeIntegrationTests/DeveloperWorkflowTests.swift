@@ -175,7 +175,9 @@ struct DeveloperWorkflowTests {
             let fra = try #require(hosts.first { $0["name"] as? String == "fra" })
             #expect(fra["warm_workers"] as? Int == 3, "the pool grows to max_workers and no further")
             let records = try await usageRecords(cluster, expecting: 8)
-            #expect(records.filter { $0["cold_start"] as? Bool == true }.count == 3)
+            #expect(
+                records.filter { $0["cold_start"] as? Bool == true }.count == 3,
+                "\(records.map { "\($0["host"] ?? "?") \($0["status"] ?? "?") cold=\($0["cold_start"] ?? "?")" })")
         }
     }
 
