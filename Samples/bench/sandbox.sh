@@ -7,7 +7,7 @@
 #   COLD_RUNS=50 DURATION=30s IDLE_FUNCTIONS=1000 Samples/bench/sandbox.sh
 #
 # Needs root (sandboxes do). Settings (environment): PYTHON, COLD_RUNS, DURATION, WARMUP, CONNECTIONS, THREADS,
-# IDLE_FUNCTIONS, OUT. See README.md here.
+# IDLE_FUNCTIONS, BUILD, OUT. See README.md here.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -20,6 +20,7 @@ WARMUP=${WARMUP:-3s}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-1}
 IDLE_FUNCTIONS=${IDLE_FUNCTIONS:-1000}
+BUILD=${BUILD:-1}
 OUT=${OUT:-Samples/bench/sandbox-results-$(date -u +%Y-%m-%d-%H%M).md}
 
 # step, note, die and the ERR trap that names a failed command: shared with the other benchmarks.
@@ -38,11 +39,16 @@ if ((${#missing[@]})); then
     apt-get install -y -qq "${packages[@]}" >/dev/null || die "cannot install ${packages[*]}"
 fi
 scripts/install-deps
-swift build -c release --scratch-path .build-release --product verge >&2
-swift build -c release --scratch-path .build-release --product verge-sandbox-exec >&2
-BIN=$(swift build -c release --scratch-path .build-release --show-bin-path)
+if ((BUILD)); then
+    swift build -c release --scratch-path .build-release --product verge >&2
+    swift build -c release --scratch-path .build-release --product verge-sandbox-exec >&2
+fi
+BIN=$ROOT/.build-release/release
 VERGE=$BIN/verge
 [[ -x $VERGE && -x $BIN/verge-sandbox-exec ]] || die "the release build has no verge or verge-sandbox-exec"
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/verge-sandbox-bench.XXXXXX")
 CLUSTER_PID=""
@@ -260,7 +266,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 {
     echo "# Sandbox benchmark — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -r)"
     echo
-    echo "One host (fra) in \`verge dev\`, release build, Python \`$PYTHON\`; load average before: see below."
+    echo "One host (fra) in \`verge dev\`, release build of $COMMIT, Python \`$PYTHON\`; load average before: $LOAD_BEFORE."
     echo
     echo "## Cold start from zero (spawn → ready, \`server-timing: cold\`; $COLD_RUNS runs)"
     echo
