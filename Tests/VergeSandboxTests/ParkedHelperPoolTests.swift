@@ -48,7 +48,9 @@ struct ParkedHelperPoolTests {
     /// Takes a parked helper, waiting for one to have parked.
     static func takeParked(_ pool: ParkedHelperPool) async throws -> ParkedHelper {
         var taken: ParkedHelper?
-        let parked = try await poll { taken = pool.take(); return taken != nil }
+        let parked = try await poll {
+            taken = pool.take(); return taken != nil
+        }
         #expect(parked, "no helper parked within the timeout")
         return try #require(taken)
     }
@@ -58,7 +60,8 @@ struct ParkedHelperPoolTests {
         _ code: String, through helper: ParkedHelper, sandbox: Sandbox, bundle: String, tenant: String
     ) async throws -> (ProcessExit, String) {
         let spec = SandboxSpec(
-            workerName: "parked-test-\(UUID().uuidString.prefix(8))", tenant: tenant, bundleDirectory: bundle, runtimeDirectory: nil,
+            workerName: "parked-test-\(UUID().uuidString.prefix(8))", tenant: tenant, bundleDirectory: bundle,
+            runtimeDirectory: nil,
             sharedDirectories: [], command: [SandboxTests.python, "-I", "-S", "-c", code],
             environment: ["PATH": "/usr/bin:/bin"], limits: SandboxTests.limits, inheritedDescriptors: 4)
         let launch = try sandbox.launch(spec, parked: helper)
@@ -126,10 +129,12 @@ struct ParkedHelperPoolTests {
             #expect((seen?["root"] as? [String])?.contains("function") == true)
             let nofile: String = (seen?["nofile"] as? [String])?.first ?? ""
             #expect(nofile.contains("\(SandboxTests.limits.openFiles)"), "limits: \(nofile)")
-            let memoryLimit = KernelFile.read(
-                (first.cgroup.directories["memory"] ?? "") + "/memory.limit_in_bytes")
+            let memoryLimit =
+                KernelFile.read(
+                    (first.cgroup.directories["memory"] ?? "") + "/memory.limit_in_bytes")
                 ?? KernelFile.read((first.cgroup.directories["memory"] ?? "") + "/memory.max")
-            #expect(memoryLimit?.trimmingCharacters(in: .whitespacesAndNewlines) == "\(SandboxTests.limits.memoryBytes)")
+            #expect(
+                memoryLimit?.trimmingCharacters(in: .whitespacesAndNewlines) == "\(SandboxTests.limits.memoryBytes)")
             #expect(try await poll { first.cgroup.remove() }, "the worker's cgroup cannot be removed")
 
             // The second one, never started, goes with nothing run.
@@ -149,10 +154,15 @@ struct ParkedHelperPoolTests {
             }
             // Three takes, three different helpers and cgroups, while all three are still held.
             #expect(Set(taken.map(\.pid)).count == 3)
-            #expect(Set(taken.flatMap { $0.cgroup.directories.values }).count == Set(taken[0].cgroup.directories.values).count * 3)
+            #expect(
+                Set(taken.flatMap { $0.cgroup.directories.values }).count == Set(taken[0].cgroup.directories.values)
+                    .count * 3)
             for helper in taken { helper.discard() }
             await pool.refill()
-            #expect(try await poll { pool.pids.count == 2 && pool.pids.allSatisfy { pid in !taken.map(\.pid).contains(pid) } })
+            #expect(
+                try await poll {
+                    pool.pids.count == 2 && pool.pids.allSatisfy { pid in !taken.map(\.pid).contains(pid) }
+                })
             pids = pool.pids
             groups = sandbox.cgroups.bases.values.flatMap { base in
                 ((try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []).filter { $0.hasPrefix("parked-") }
@@ -180,7 +190,9 @@ struct ParkedHelperPoolTests {
             #expect(pool.take() == nil)
             func left() -> [String] {
                 sandbox.cgroups.bases.values.flatMap { base in
-                    ((try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []).filter { $0.hasPrefix("parked-") }
+                    ((try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []).filter {
+                        $0.hasPrefix("parked-")
+                    }
                 }
             }
             #expect(try await poll { left().isEmpty }, "the dead helper's cgroup is left: \(left())")
