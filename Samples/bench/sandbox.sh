@@ -183,6 +183,26 @@ for isolation in sandbox none; do
 done
 
 # ---------------------------------------------------------------------------------------------------------------
+# Right after the cold starts, so the ratio compares numbers taken under the same load of the machine.
+step "process-start baselines (hyperfine, $COLD_RUNS runs)"
+SWIFT_BINARY=$(find "$WORK/cold-sandbox/hosts/fra/bundles" -path "*/bin/hello-swift" -type f | head -n 1)
+[[ -x $SWIFT_BINARY ]] || die "no built hello-swift binary in the host's bundle cache"
+BWRAP_ARGS=(--unshare-all --die-with-parent --new-session --ro-bind /usr /usr --symlink usr/lib /lib
+    --symlink usr/lib64 /lib64 --symlink usr/bin /bin --proc /proc --dev /dev --tmpfs /tmp)
+hyperfine_ms() {
+    local name=$1
+    shift
+    hyperfine --warmup 3 --runs "$COLD_RUNS" --style basic --export-json "$WORK/hf-$name.json" "$@" >&2
+    jq -r '.results[0] | "\(.median * 1000) \(.times | sort | .[(length * 0.9 | ceil) - 1] * 1000)"' \
+        "$WORK/hf-$name.json" | awk '{ printf "%.2f %.2f\n", $1, $2 }'
+}
+read -r BWRAP_MEDIAN BWRAP_P90 < <(hyperfine_ms bwrap -N -- "bwrap ${BWRAP_ARGS[*]} /usr/bin/true")
+read -r SWIFT_MEDIAN SWIFT_P90 < <(hyperfine_ms swift \
+    "VERGE_FD=3 VERGE_PROTOCOL=1 $SWIFT_BINARY 3<>/dev/null")
+read -r PYTHON_MEDIAN PYTHON_P90 < <(hyperfine_ms python -N -- "$PYTHON -I -S -c pass")
+note "bwrap … /usr/bin/true ${BWRAP_MEDIAN} ms, hello-swift alone ${SWIFT_MEDIAN} ms, $PYTHON -I -S ${PYTHON_MEDIAN} ms"
+
+# ---------------------------------------------------------------------------------------------------------------
 step "warm throughput straight at the host (wrk -t$THREADS -c$CONNECTIONS -d$DURATION), memory per warm worker"
 CLOCK_TICK=$(getconf CLK_TCK)
 for isolation in sandbox none; do
@@ -212,25 +232,6 @@ for isolation in sandbox none; do
     done
     stop_cluster
 done
-
-# ---------------------------------------------------------------------------------------------------------------
-step "process-start baselines (hyperfine, $COLD_RUNS runs)"
-SWIFT_BINARY=$(find "$WORK/warm-sandbox/hosts/fra/bundles" -path "*/bin/hello-swift" -type f | head -n 1)
-[[ -x $SWIFT_BINARY ]] || die "no built hello-swift binary in the host's bundle cache"
-BWRAP_ARGS=(--unshare-all --die-with-parent --new-session --ro-bind /usr /usr --symlink usr/lib /lib
-    --symlink usr/lib64 /lib64 --symlink usr/bin /bin --proc /proc --dev /dev --tmpfs /tmp)
-hyperfine_ms() {
-    local name=$1
-    shift
-    hyperfine --warmup 3 --runs "$COLD_RUNS" --style basic --export-json "$WORK/hf-$name.json" "$@" >&2
-    jq -r '.results[0] | "\(.median * 1000) \(.times | sort | .[(length * 0.9 | ceil) - 1] * 1000)"' \
-        "$WORK/hf-$name.json" | awk '{ printf "%.2f %.2f\n", $1, $2 }'
-}
-read -r BWRAP_MEDIAN BWRAP_P90 < <(hyperfine_ms bwrap -N -- "bwrap ${BWRAP_ARGS[*]} /usr/bin/true")
-read -r SWIFT_MEDIAN SWIFT_P90 < <(hyperfine_ms swift \
-    "VERGE_FD=3 VERGE_PROTOCOL=1 $SWIFT_BINARY 3<>/dev/null")
-read -r PYTHON_MEDIAN PYTHON_P90 < <(hyperfine_ms python -N -- "$PYTHON -I -S -c pass")
-note "bwrap … /usr/bin/true ${BWRAP_MEDIAN} ms, hello-swift alone ${SWIFT_MEDIAN} ms, $PYTHON -I -S ${PYTHON_MEDIAN} ms"
 
 # ---------------------------------------------------------------------------------------------------------------
 step "host memory with $IDLE_FUNCTIONS deployed, idle functions"
