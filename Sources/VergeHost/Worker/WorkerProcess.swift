@@ -116,7 +116,7 @@ final class WorkerProcess: Sendable {
             exit.set(status)
             onExit(status)
         }
-        func prepare(_ parked: ParkedHelper?) throws(VergeError) -> WorkerLaunchPlan.Prepared {
+        func prepare(_ parked: ParkedHelper?, name: String) throws(VergeError) -> WorkerLaunchPlan.Prepared {
             do {
                 return try plan.prepare(
                     workerName: name, channel: socket.child, stdout: stdout.write, stderr: stderr.write, parked: parked)
@@ -127,7 +127,7 @@ final class WorkerProcess: Sendable {
         }
         var started: (pid: Int32, prepared: WorkerLaunchPlan.Prepared)?
         if let parked {
-            let candidate = try prepare(parked)
+            let candidate = try prepare(parked, name: name)
             do {
                 // The helper gets the worker's descriptors as its fds 1, 2, 3, … (stdin stays /dev/null).
                 let descriptors = candidate.spec.fileDescriptors.dropFirst().map { $0 ?? -1 }
@@ -140,7 +140,9 @@ final class WorkerProcess: Sendable {
             }
         }
         if started == nil {
-            let candidate = try prepare(nil)
+            // After a parked helper that could not take the worker, a name of its own: that helper's group (already
+            // named after the worker) may take a moment to go.
+            let candidate = try prepare(nil, name: parked == nil ? name : name + "-again")
             do {
                 started = (try await supervisor.spawn(candidate.spec, onExit: onProcessExit), candidate)
             } catch {
