@@ -115,7 +115,7 @@ let package = Package(
         .target(
             name: "VergeSandbox",
             dependencies: [
-                "CVergeSeccomp", "VergeCore",
+                "CVergeSeccomp", "VergeCore", "VergeSupervisor",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -219,7 +219,10 @@ let package = Package(
         ),
         .testTarget(
             name: "VergeSandboxTests",
-            dependencies: ["VergeSandbox", "VergeCore", "verge-sandbox-exec", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "VergeSandbox", "VergeCore", "VergeSupervisor", "verge-sandbox-exec",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

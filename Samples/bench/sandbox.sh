@@ -7,7 +7,7 @@
 #   COLD_RUNS=50 DURATION=30s IDLE_FUNCTIONS=1000 Samples/bench/sandbox.sh
 #
 # Needs root (sandboxes do). Settings (environment): PYTHON, COLD_RUNS, DURATION, WARMUP, CONNECTIONS, THREADS,
-# IDLE_FUNCTIONS, OUT. See README.md here.
+# IDLE_FUNCTIONS, BUILD, OUT. See README.md here.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -20,6 +20,7 @@ WARMUP=${WARMUP:-3s}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-1}
 IDLE_FUNCTIONS=${IDLE_FUNCTIONS:-1000}
+BUILD=${BUILD:-1}
 OUT=${OUT:-Samples/bench/sandbox-results-$(date -u +%Y-%m-%d-%H%M).md}
 
 # step, note, die and the ERR trap that names a failed command: shared with the other benchmarks.
@@ -38,11 +39,16 @@ if ((${#missing[@]})); then
     apt-get install -y -qq "${packages[@]}" >/dev/null || die "cannot install ${packages[*]}"
 fi
 scripts/install-deps
-swift build -c release --scratch-path .build-release --product verge >&2
-swift build -c release --scratch-path .build-release --product verge-sandbox-exec >&2
-BIN=$(swift build -c release --scratch-path .build-release --show-bin-path)
+if ((BUILD)); then
+    swift build -c release --scratch-path .build-release --product verge >&2
+    swift build -c release --scratch-path .build-release --product verge-sandbox-exec >&2
+fi
+BIN=$ROOT/.build-release/release
 VERGE=$BIN/verge
 [[ -x $VERGE && -x $BIN/verge-sandbox-exec ]] || die "the release build has no verge or verge-sandbox-exec"
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/verge-sandbox-bench.XXXXXX")
 CLUSTER_PID=""
@@ -177,6 +183,26 @@ for isolation in sandbox none; do
 done
 
 # ---------------------------------------------------------------------------------------------------------------
+# Right after the cold starts, so the ratio compares numbers taken under the same load of the machine.
+step "process-start baselines (hyperfine, $COLD_RUNS runs)"
+SWIFT_BINARY=$(find "$WORK/cold-sandbox/hosts/fra/bundles" -path "*/bin/hello-swift" -type f | head -n 1)
+[[ -x $SWIFT_BINARY ]] || die "no built hello-swift binary in the host's bundle cache"
+BWRAP_ARGS=(--unshare-all --die-with-parent --new-session --ro-bind /usr /usr --symlink usr/lib /lib
+    --symlink usr/lib64 /lib64 --symlink usr/bin /bin --proc /proc --dev /dev --tmpfs /tmp)
+hyperfine_ms() {
+    local name=$1
+    shift
+    hyperfine --warmup 3 --runs "$COLD_RUNS" --style basic --export-json "$WORK/hf-$name.json" "$@" >&2
+    jq -r '.results[0] | "\(.median * 1000) \(.times | sort | .[(length * 0.9 | ceil) - 1] * 1000)"' \
+        "$WORK/hf-$name.json" | awk '{ printf "%.2f %.2f\n", $1, $2 }'
+}
+read -r BWRAP_MEDIAN BWRAP_P90 < <(hyperfine_ms bwrap -N -- "bwrap ${BWRAP_ARGS[*]} /usr/bin/true")
+read -r SWIFT_MEDIAN SWIFT_P90 < <(hyperfine_ms swift \
+    "VERGE_FD=3 VERGE_PROTOCOL=1 $SWIFT_BINARY 3<>/dev/null")
+read -r PYTHON_MEDIAN PYTHON_P90 < <(hyperfine_ms python -N -- "$PYTHON -I -S -c pass")
+note "bwrap … /usr/bin/true ${BWRAP_MEDIAN} ms, hello-swift alone ${SWIFT_MEDIAN} ms, $PYTHON -I -S ${PYTHON_MEDIAN} ms"
+
+# ---------------------------------------------------------------------------------------------------------------
 step "warm throughput straight at the host (wrk -t$THREADS -c$CONNECTIONS -d$DURATION), memory per warm worker"
 CLOCK_TICK=$(getconf CLK_TCK)
 for isolation in sandbox none; do
@@ -206,25 +232,6 @@ for isolation in sandbox none; do
     done
     stop_cluster
 done
-
-# ---------------------------------------------------------------------------------------------------------------
-step "process-start baselines (hyperfine, $COLD_RUNS runs)"
-SWIFT_BINARY=$(find "$WORK/warm-sandbox/hosts/fra/bundles" -path "*/bin/hello-swift" -type f | head -n 1)
-[[ -x $SWIFT_BINARY ]] || die "no built hello-swift binary in the host's bundle cache"
-BWRAP_ARGS=(--unshare-all --die-with-parent --new-session --ro-bind /usr /usr --symlink usr/lib /lib
-    --symlink usr/lib64 /lib64 --symlink usr/bin /bin --proc /proc --dev /dev --tmpfs /tmp)
-hyperfine_ms() {
-    local name=$1
-    shift
-    hyperfine --warmup 3 --runs "$COLD_RUNS" --style basic --export-json "$WORK/hf-$name.json" "$@" >&2
-    jq -r '.results[0] | "\(.median * 1000) \(.times | sort | .[(length * 0.9 | ceil) - 1] * 1000)"' \
-        "$WORK/hf-$name.json" | awk '{ printf "%.2f %.2f\n", $1, $2 }'
-}
-read -r BWRAP_MEDIAN BWRAP_P90 < <(hyperfine_ms bwrap -N -- "bwrap ${BWRAP_ARGS[*]} /usr/bin/true")
-read -r SWIFT_MEDIAN SWIFT_P90 < <(hyperfine_ms swift \
-    "VERGE_FD=3 VERGE_PROTOCOL=1 $SWIFT_BINARY 3<>/dev/null")
-read -r PYTHON_MEDIAN PYTHON_P90 < <(hyperfine_ms python -N -- "$PYTHON -I -S -c pass")
-note "bwrap … /usr/bin/true ${BWRAP_MEDIAN} ms, hello-swift alone ${SWIFT_MEDIAN} ms, $PYTHON -I -S ${PYTHON_MEDIAN} ms"
 
 # ---------------------------------------------------------------------------------------------------------------
 step "host memory with $IDLE_FUNCTIONS deployed, idle functions"
@@ -260,7 +267,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 {
     echo "# Sandbox benchmark — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -r)"
     echo
-    echo "One host (fra) in \`verge dev\`, release build, Python \`$PYTHON\`; load average before: see below."
+    echo "One host (fra) in \`verge dev\`, release build of $COMMIT, Python \`$PYTHON\`; load average before: $LOAD_BEFORE."
     echo
     echo "## Cold start from zero (spawn → ready, \`server-timing: cold\`; $COLD_RUNS runs)"
     echo

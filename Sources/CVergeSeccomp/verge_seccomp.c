@@ -15,6 +15,34 @@ int verge_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
 int verge_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
 
+int verge_seqpacket_pair(int fds[2]) { return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds); }
+
+int verge_send_with_fds(int socket, const void *bytes, size_t length, const int *fds, size_t count) {
+    if (count > 16) return -EINVAL;
+    union {
+        struct cmsghdr header;
+        char space[CMSG_SPACE(sizeof(int) * 16)];
+    } control;
+    memset(&control, 0, sizeof control);
+    struct iovec vector = {.iov_base = (void *)bytes, .iov_len = length};
+    struct msghdr message = {.msg_iov = &vector, .msg_iovlen = 1};
+    if (count > 0) {
+        message.msg_control = control.space;
+        message.msg_controllen = CMSG_SPACE(sizeof(int) * count);
+        struct cmsghdr *item = CMSG_FIRSTHDR(&message);
+        item->cmsg_level = SOL_SOCKET;
+        item->cmsg_type = SCM_RIGHTS;
+        item->cmsg_len = CMSG_LEN(sizeof(int) * count);
+        memcpy(CMSG_DATA(item), fds, sizeof(int) * count);
+    }
+    ssize_t sent;
+    do {
+        sent = sendmsg(socket, &message, MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    if (sent < 0) return -errno;
+    return (size_t)sent == length ? 0 : -EMSGSIZE;
+}
+
 int verge_seccomp_build(const char *const *denied, size_t count, int error, unsigned char **program, size_t *length,
                         const char **unknown) {
     *program = NULL;

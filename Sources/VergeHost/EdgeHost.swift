@@ -65,13 +65,19 @@ public final class EdgeHost: Service, Sendable {
             )
         }
         self.sandbox = sandbox
-        self.environment = PoolEnvironment(
+        var environment = PoolEnvironment(
             configuration: configuration, supervisor: supervisor,
             eventLoopGroup: MultiThreadedEventLoopGroupProvider.shared, launcher: launcher,
             admission: HostAdmission(
                 capacity: .init(workers: configuration.maxWorkers, memoryMB: configuration.maxMemoryMB)),
             logSink: logSink, logger: logger, sandbox: sandbox
         )
+        if let sandbox, sandbox.configuration.parkedHelpers > 0 {
+            environment.parkedHelpers = ParkedHelperPool(
+                sandbox: sandbox, supervisor: supervisor, capacity: sandbox.configuration.parkedHelpers,
+                logger: logger)
+        }
+        self.environment = environment
         // Serve what was deployed before a restart, even if the control plane never answers.
         let saved = deploymentsFile.load()
         if saved.refused > 0 {
@@ -154,8 +160,18 @@ public final class EdgeHost: Service, Sendable {
         #if VERGE_BENCH_NO_LEDGER
         logger.critical("benchmark-only build (VERGE_BENCH_NO_LEDGER): this host writes NO usage records")
         #endif
-        defer { sandbox?.cgroups.removeOwn() }
-        try await group.run()
+        if let helpers = environment.parkedHelpers { launcher.refill(helpers) }
+        let outcome: Result<Void, any Error>
+        do {
+            try await group.run()
+            outcome = .success(())
+        } catch {
+            outcome = .failure(error)
+        }
+        // Every worker has stopped: the helpers still parked go, then this host's cgroup directories.
+        await environment.parkedHelpers?.shutdown()
+        sandbox?.cgroups.removeOwn()
+        try outcome.get()
     }
 
     /// What the host reports about itself.

@@ -87,8 +87,9 @@ public struct CgroupHierarchy: Sendable {
         return directory
     }
 
-    /// A new, empty group for one worker, with its limits applied.
-    public func makeGroup(name: String, limits: SandboxLimits) throws(VergeError) -> WorkerCgroup {
+    /// A new, empty group for one worker, with its limits applied; `nil` leaves the kernel's defaults (no limits)
+    /// until ``WorkerCgroup/apply(_:)``, for a group made before its worker is known (a parked helper's).
+    public func makeGroup(name: String, limits: SandboxLimits?) throws(VergeError) -> WorkerCgroup {
         guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
             throw VergeError(.internalError, "invalid cgroup name '\(name)'")
         }
@@ -109,6 +110,7 @@ public struct CgroupHierarchy: Sendable {
             directories[controller.rawValue] = directory
         }
         let group = WorkerCgroup(version: version, directories: directories)
+        guard let limits else { return group }
         do {
             try group.apply(limits)
         } catch {

@@ -125,7 +125,20 @@ public final class Sandbox: Sendable {
     /// joins the cgroup, drops to the tenant's user and runs bubblewrap. The caller spawns ``SandboxLaunch/executable``
     /// with ``SandboxLaunch/arguments`` and descriptor ``SandboxLaunch/seccompDescriptor`` at the child's fd
     /// ``SandboxLaunch/seccompChildDescriptor``, then calls ``SandboxLaunch/spawned()``.
-    public func launch(_ spec: SandboxSpec) throws(VergeError) -> SandboxLaunch {
+    ///
+    /// With `parked`, the worker takes that helper and its cgroup instead (see ``ParkedHelper``): the function's
+    /// limits are applied to the cgroup here, and ``SandboxLaunch/arguments`` are the options the helper is sent
+    /// (``ParkedHelper/start(arguments:descriptors:onExit:)``). A failure here discards the helper.
+    public func launch(_ spec: SandboxSpec, parked: ParkedHelper? = nil) throws(VergeError) -> SandboxLaunch {
+        do {
+            return try makeLaunch(spec, parked: parked)
+        } catch {
+            parked?.discard()
+            throw error
+        }
+    }
+
+    private func makeLaunch(_ spec: SandboxSpec, parked: ParkedHelper?) throws(VergeError) -> SandboxLaunch {
         if spec.network == .outbound {
             // Fail closed: never without the network stack, never without the firewall rules.
             if let outboundProblem {
@@ -139,12 +152,23 @@ public final class Sandbox: Sendable {
             }
         }
         let id = try users.id(for: spec.tenant)
-        let cgroup = try cgroups.makeGroup(name: spec.workerName, limits: spec.limits)
+        let cgroup: WorkerCgroup
+        if let parked {
+            // The group was made empty of limits for a worker not known yet: the function's limits, before
+            // anything of it runs.
+            guard spec.inheritedDescriptors == 4 else {
+                throw VergeError(.internalError, "a parked helper passes exactly stdout, stderr and the channel")
+            }
+            cgroup = parked.adopt(name: spec.workerName)
+            try cgroup.apply(spec.limits)
+        } else {
+            cgroup = try cgroups.makeGroup(name: spec.workerName, limits: spec.limits)
+        }
         let seccompDescriptor: Int32
         do {
             seccompDescriptor = try Self.pipe(containing: seccomp)
         } catch {
-            cgroup.remove()
+            if parked == nil { cgroup.remove() }
             throw error
         }
         var staged: [(source: String, name: String)] = [(spec.bundleDirectory, "function")]
@@ -159,13 +183,17 @@ public final class Sandbox: Sendable {
             argsDescriptor = try Self.file(containing: BubblewrapCommand.environmentArguments(spec.environment))
         } catch {
             close(seccompDescriptor)
-            cgroup.remove()
+            if parked == nil { cgroup.remove() }
             throw error
         }
         let childDescriptor = spec.inheritedDescriptors
         let argsChildDescriptor = childDescriptor + 1
-        var arguments: [String] = ["--keep-fds", "\(argsChildDescriptor + 1)"]
-        for file in cgroup.joinFiles { arguments += ["--join", file] }
+        // A parked helper has joined its cgroup and closed what it must not keep already.
+        var arguments: [String] = []
+        if parked == nil {
+            arguments += ["--keep-fds", "\(argsChildDescriptor + 1)"]
+            for file in cgroup.joinFiles { arguments += ["--join", file] }
+        }
         arguments += [
             "--rlimit", "nofile=\(spec.limits.openFiles)",
             "--rlimit", "fsize=\(spec.limits.fileSizeBytes)",
@@ -189,7 +217,8 @@ public final class Sandbox: Sendable {
         return SandboxLaunch(
             executable: configuration.helper, arguments: arguments,
             seccompDescriptor: seccompDescriptor, seccompChildDescriptor: childDescriptor,
-            argsDescriptor: argsDescriptor, argsChildDescriptor: argsChildDescriptor, cgroup: cgroup, uid: id)
+            argsDescriptor: argsDescriptor, argsChildDescriptor: argsChildDescriptor, cgroup: cgroup, uid: id,
+            parked: parked)
     }
 
     /// An anonymous file holding `bytes`, positioned at its start, close-on-exec (any size, unlike a pipe).
@@ -276,6 +305,8 @@ public struct SandboxLaunch: Sendable {
     public let cgroup: WorkerCgroup
     /// The worker's uid (and gid).
     public let uid: UInt32
+    /// The helper started ahead that this worker takes, or `nil` when ``executable`` is to be spawned.
+    public let parked: ParkedHelper?
 
     /// Closes the host's copies of the descriptors once the child has its own.
     public func spawned() {

@@ -23,6 +23,10 @@ public struct SandboxConfiguration: Sendable {
     /// `/usr/sbin/iptables` and `/usr/sbin/ip6tables` (Debian's `iptables`).
     public var iptables: String = "/usr/sbin/iptables"
     public var ip6tables: String = "/usr/sbin/ip6tables"
+    /// How many sandbox helpers the host keeps started ahead, each parked in a cgroup of its own, so a cold start
+    /// does not wait for a cgroup to be made and joined (see ``ParkedHelper``). 0 starts every helper on demand.
+    /// Default 2.
+    public var parkedHelpers: Int = 2
 
     public init(hostName: String, scope: String, helper: String) {
         self.hostName = hostName

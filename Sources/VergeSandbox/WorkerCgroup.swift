@@ -41,6 +41,28 @@ public final class WorkerCgroup: Sendable {
         self.directories = directories
     }
 
+    /// The same group under a new name (in each hierarchy, in the same parent directory), for a group made before
+    /// its worker was known: renaming moves no process and costs no grace period. Where the kernel refuses (cgroup
+    /// v2 has no rename), throws, and the group keeps its name. Use the returned group from then on.
+    func renamed(to name: String) throws(VergeError) -> WorkerCgroup {
+        guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
+            throw VergeError(.internalError, "invalid cgroup name '\(name)'")
+        }
+        var moved: [(from: String, to: String)] = []
+        for directory in Set(directories.values).sorted() {
+            let target = (directory as NSString).deletingLastPathComponent + "/" + name
+            _ = rmdir(target)  // a leftover of a crashed worker with the same name
+            guard Glibc.rename(directory, target) == 0 else {
+                let reason = String(cString: strerror(errno))
+                for (from, to) in moved.reversed() { _ = Glibc.rename(to, from) }
+                throw VergeError(.internalError, "cannot rename the cgroup \(directory) to \(name): \(reason)")
+            }
+            moved.append((directory, target))
+        }
+        let renamed = Dictionary(uniqueKeysWithValues: moved)
+        return WorkerCgroup(version: version, directories: directories.mapValues { renamed[$0] ?? $0 })
+    }
+
     /// The `cgroup.procs` files a new process writes its pid to, to join the group.
     public var joinFiles: [String] { Set(directories.values).sorted().map { $0 + "/cgroup.procs" } }
 

@@ -19,6 +19,15 @@
 // Usage: verge-sandbox-exec --keep-fds N [--join FILE]... [--rlimit NAME=VALUE]... [--stage-root DIR] [--stage SRC NAME]...
 //                           [--user UID:GID] [--parent PID] [--outbound SLIRP4NETNS INFO_FD BLOCK_FD]
 //                           -- PROGRAM [ARG]...
+//        verge-sandbox-exec --keep-fds N [--join FILE]... --park FD [--parent PID]
+//
+// With --park, the helper is started ahead of its worker (so joining the cgroup, which on cgroup v1 waits for an
+// RCU grace period, and the helper's own start are off the worker's start path): it joins the cgroups, writes "R"
+// to FD (a SOCK_SEQPACKET socket whose other end only the host holds), and waits. The host then sends one message:
+// the rest of the options, NUL-separated (everything above but --keep-fds, --join and --park), with the worker's
+// descriptors attached (SCM_RIGHTS), which become fds 1, 2, 3, … in order (stdin stays /dev/null); every other
+// descriptor, FD included, is closed, and the helper goes on as if started with those options. End of file on FD
+// (the host closed it, or died) ends the helper with status 0 before anything of a worker happened.
 //
 // Any failure exits with status 125 and one line on stderr; nothing is executed then.
 #define _GNU_SOURCE
@@ -35,6 +44,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -104,105 +114,191 @@ static void stage(const char *root, char *const sources[], char *const names[], 
         fail("cannot make the staging directory read-only: %s", strerror(errno));
 }
 
-int main(int argc, char *argv[]) {
+struct options {
     char *joins[MAX_ITEMS];
-    int join_count = 0;
+    int join_count;
     int limit_resources[MAX_ITEMS];
     unsigned long long limit_values[MAX_ITEMS];
-    int limit_count = 0;
-    const char *stage_root = NULL;
+    int limit_count;
+    const char *stage_root;
     char *stage_sources[MAX_ITEMS];
     char *stage_names[MAX_ITEMS];
-    int stage_count = 0;
-    int switch_user = 0;
-    uid_t uid = 0;
-    gid_t gid = 0;
-    pid_t parent = 0;
-    const char *slirp4netns = NULL;
-    int info_fd = -1;
-    int block_fd = -1;
-    int keep_fds = -1;
+    int stage_count;
+    int switch_user;
+    uid_t uid;
+    gid_t gid;
+    pid_t parent;
+    const char *slirp4netns;
+    int info_fd;
+    int block_fd;
+    int keep_fds;
+    int park_fd;
+};
 
-    int index = 1;
+// Reads options from argv[index] on; returns the index of PROGRAM (argc when there is none). `parked`: the options
+// a parked helper receives, which may not join cgroups, keep descriptors or park again.
+static int parse(int argc, char *argv[], int index, struct options *o, int parked) {
     for (; index < argc; index++) {
         const char *option = argv[index];
-        if (strcmp(option, "--") == 0) {
-            index++;
-            break;
-        }
+        if (strcmp(option, "--") == 0) return index + 1;
+        if (parked && (strcmp(option, "--join") == 0 || strcmp(option, "--keep-fds") == 0 ||
+                       strcmp(option, "--park") == 0))
+            fail("%s is not accepted by a parked helper", option);
         if (strcmp(option, "--join") == 0 && index + 1 < argc) {
-            if (join_count == MAX_ITEMS) fail("too many --join");
-            joins[join_count++] = argv[++index];
+            if (o->join_count == MAX_ITEMS) fail("too many --join");
+            o->joins[o->join_count++] = argv[++index];
         } else if (strcmp(option, "--rlimit") == 0 && index + 1 < argc) {
-            if (limit_count == MAX_ITEMS) fail("too many --rlimit");
+            if (o->limit_count == MAX_ITEMS) fail("too many --rlimit");
             char *spec = argv[++index];
             char *equals = strchr(spec, '=');
             if (equals == NULL) fail("--rlimit takes NAME=VALUE, not '%s'", spec);
             *equals = '\0';
-            limit_resources[limit_count] = resource(spec);
-            limit_values[limit_count++] = number(equals + 1, "resource limit");
+            o->limit_resources[o->limit_count] = resource(spec);
+            o->limit_values[o->limit_count++] = number(equals + 1, "resource limit");
         } else if (strcmp(option, "--stage-root") == 0 && index + 1 < argc) {
-            stage_root = argv[++index];
+            o->stage_root = argv[++index];
         } else if (strcmp(option, "--stage") == 0 && index + 2 < argc) {
-            if (stage_count == MAX_ITEMS) fail("too many --stage");
-            stage_sources[stage_count] = argv[++index];
-            stage_names[stage_count++] = argv[++index];
+            if (o->stage_count == MAX_ITEMS) fail("too many --stage");
+            o->stage_sources[o->stage_count] = argv[++index];
+            o->stage_names[o->stage_count++] = argv[++index];
         } else if (strcmp(option, "--user") == 0 && index + 1 < argc) {
             char *spec = argv[++index];
             char *colon = strchr(spec, ':');
             if (colon == NULL) fail("--user takes UID:GID, not '%s'", spec);
             *colon = '\0';
-            uid = (uid_t)number(spec, "uid");
-            gid = (gid_t)number(colon + 1, "gid");
-            if (uid == 0 || gid == 0) fail("refusing to run a worker as root");
-            switch_user = 1;
+            o->uid = (uid_t)number(spec, "uid");
+            o->gid = (gid_t)number(colon + 1, "gid");
+            if (o->uid == 0 || o->gid == 0) fail("refusing to run a worker as root");
+            o->switch_user = 1;
         } else if (strcmp(option, "--keep-fds") == 0 && index + 1 < argc) {
-            keep_fds = (int)number(argv[++index], "descriptor count");
-            if (keep_fds < 3 || keep_fds > 64) fail("--keep-fds must be between 3 and 64");
+            o->keep_fds = (int)number(argv[++index], "descriptor count");
+            if (o->keep_fds < 3 || o->keep_fds > 64) fail("--keep-fds must be between 3 and 64");
+        } else if (strcmp(option, "--park") == 0 && index + 1 < argc) {
+            o->park_fd = (int)number(argv[++index], "park descriptor");
+            if (o->park_fd < 3 || o->park_fd > 64) fail("--park takes a descriptor between 3 and 64");
         } else if (strcmp(option, "--parent") == 0 && index + 1 < argc) {
-            parent = (pid_t)number(argv[++index], "parent pid");
+            o->parent = (pid_t)number(argv[++index], "parent pid");
         } else if (strcmp(option, "--outbound") == 0 && index + 3 < argc) {
-            slirp4netns = argv[++index];
-            info_fd = (int)number(argv[++index], "info descriptor");
-            block_fd = (int)number(argv[++index], "block descriptor");
-            if (slirp4netns[0] != '/') fail("slirp4netns must be an absolute path, not '%s'", slirp4netns);
-            if (info_fd < 3 || block_fd < 3 || info_fd == block_fd || info_fd > 255 || block_fd > 255)
-                fail("invalid --outbound descriptors %d and %d", info_fd, block_fd);
+            o->slirp4netns = argv[++index];
+            o->info_fd = (int)number(argv[++index], "info descriptor");
+            o->block_fd = (int)number(argv[++index], "block descriptor");
+            if (o->slirp4netns[0] != '/') fail("slirp4netns must be an absolute path, not '%s'", o->slirp4netns);
+            if (o->info_fd < 3 || o->block_fd < 3 || o->info_fd == o->block_fd || o->info_fd > 255 || o->block_fd > 255)
+                fail("invalid --outbound descriptors %d and %d", o->info_fd, o->block_fd);
         } else {
             fail("unknown or incomplete option '%s'", option);
         }
     }
-    if (keep_fds < 0) fail("--keep-fds is required");
+    return index;
+}
+
+#define PARK_MESSAGE_MAX 65536
+#define PARK_FDS_MAX 8
+
+// Parked: says so on `fd`, waits for the worker's options and descriptors, installs the descriptors at 1, 2, …
+// and closes everything else. Returns the worker's argv (static storage), its count in *count.
+static char **park(int fd, int *count) {
+    // The host may die while we wait: then so do we (we are still root, so the signal stays set).
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) fail("cannot set the parent-death signal: %s", strerror(errno));
+    static char message[PARK_MESSAGE_MAX + 1];
+    static char *words[PARK_MESSAGE_MAX / 2 + 2];
+    if (write(fd, "R", 1) != 1) fail("cannot report being parked: %s", strerror(errno));
+    union {
+        struct cmsghdr header;
+        char space[CMSG_SPACE(sizeof(int) * PARK_FDS_MAX)];
+    } control;
+    struct iovec vector = {.iov_base = message, .iov_len = PARK_MESSAGE_MAX};
+    struct msghdr header = {
+        .msg_iov = &vector, .msg_iovlen = 1, .msg_control = control.space, .msg_controllen = sizeof control.space};
+    ssize_t length;
+    do {
+        length = recvmsg(fd, &header, MSG_CMSG_CLOEXEC);
+    } while (length < 0 && errno == EINTR);
+    if (length == 0) _exit(0);  // the host let us go: nothing of a worker happened here
+    if (length < 0) fail("cannot receive the worker's options: %s", strerror(errno));
+    if (header.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) fail("the worker's options or descriptors were truncated");
+    int received[PARK_FDS_MAX];
+    int received_count = 0;
+    for (struct cmsghdr *item = CMSG_FIRSTHDR(&header); item != NULL; item = CMSG_NXTHDR(&header, item)) {
+        if (item->cmsg_level != SOL_SOCKET || item->cmsg_type != SCM_RIGHTS) continue;
+        int n = (int)((item->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        for (int i = 0; i < n && received_count < PARK_FDS_MAX; i++)
+            memcpy(&received[received_count++], CMSG_DATA(item) + i * sizeof(int), sizeof(int));
+    }
+    if (received_count < 3) fail("a parked helper needs at least stdout, stderr and the worker's channel");
+    // Out of the way of the targets first, then into place (dup2 clears close-on-exec).
+    for (int i = 0; i < received_count; i++) {
+        int high = fcntl(received[i], F_DUPFD_CLOEXEC, 100);
+        if (high < 0) fail("cannot move a received descriptor: %s", strerror(errno));
+        close(received[i]);
+        received[i] = high;
+    }
+    close(fd);
+    for (int i = 0; i < received_count; i++)
+        if (dup2(received[i], i + 1) < 0) fail("cannot install a received descriptor: %s", strerror(errno));
+    if (close_range((unsigned)received_count + 1, ~0U, 0) != 0)
+        fail("cannot close inherited descriptors: %s", strerror(errno));
+    // The message: NUL-separated words, the last one NUL-terminated too.
+    message[length] = '\0';
+    if (message[length - 1] != '\0') fail("the worker's options do not end with NUL");
+    int n = 0;
+    words[n++] = "verge-sandbox-exec";
+    for (ssize_t start = 0; start < length;) {
+        words[n++] = &message[start];
+        start += (ssize_t)strlen(&message[start]) + 1;
+    }
+    words[n] = NULL;
+    *count = n;
+    return words;
+}
+
+int main(int argc, char *argv[]) {
+    struct options o = {.info_fd = -1, .block_fd = -1, .keep_fds = -1, .park_fd = -1};
+    int index = parse(argc, argv, 1, &o, 0);
+    if (o.keep_fds < 0) fail("--keep-fds is required");
     // First: nothing of the host beyond the descriptors the worker is given.
-    if (close_range((unsigned)keep_fds, ~0U, 0) != 0) fail("cannot close inherited descriptors: %s", strerror(errno));
+    if (close_range((unsigned)o.keep_fds, ~0U, 0) != 0) fail("cannot close inherited descriptors: %s", strerror(errno));
+    if (o.park_fd >= 0) {
+        if (o.park_fd >= o.keep_fds) fail("--park %d is not among the kept descriptors", o.park_fd);
+        if (index < argc) fail("a parked helper takes its program from the host");
+        if (o.parent != 0 && getppid() != o.parent) fail("the host exited before the helper parked");
+    }
+    for (int i = 0; i < o.join_count; i++) join_cgroup(o.joins[i]);
+    if (o.park_fd >= 0) {
+        int count = 0;
+        char **words = park(o.park_fd, &count);
+        o.park_fd = -1;
+        argc = count;
+        argv = words;
+        index = parse(argc, argv, 1, &o, 1);
+    }
     if (index >= argc) fail("no program to execute");
     if (argv[index][0] != '/') fail("the program must be an absolute path, not '%s'", argv[index]);
-    if (stage_count > 0 && stage_root == NULL) fail("--stage needs --stage-root");
+    if (o.stage_count > 0 && o.stage_root == NULL) fail("--stage needs --stage-root");
 
-    for (int i = 0; i < join_count; i++) join_cgroup(joins[i]);
-    for (int i = 0; i < limit_count; i++) {
-        struct rlimit limit = {.rlim_cur = (rlim_t)limit_values[i], .rlim_max = (rlim_t)limit_values[i]};
-        if (setrlimit(limit_resources[i], &limit) != 0) fail("cannot set a resource limit: %s", strerror(errno));
+    for (int i = 0; i < o.limit_count; i++) {
+        struct rlimit limit = {.rlim_cur = (rlim_t)o.limit_values[i], .rlim_max = (rlim_t)o.limit_values[i]};
+        if (setrlimit(o.limit_resources[i], &limit) != 0) fail("cannot set a resource limit: %s", strerror(errno));
     }
-    if (stage_root != NULL) stage(stage_root, stage_sources, stage_names, stage_count);
+    if (o.stage_root != NULL) stage(o.stage_root, o.stage_sources, o.stage_names, o.stage_count);
     // Still root: give the tenant's slirp4netns a usable /dev/net/tun in this private mount namespace.
-    if (slirp4netns != NULL) outbound_prepare_tun(stage_root != NULL);
+    if (o.slirp4netns != NULL) outbound_prepare_tun(o.stage_root != NULL);
 
-    if (switch_user) {
+    if (o.switch_user) {
         if (setgroups(0, NULL) != 0) fail("cannot drop supplementary groups: %s", strerror(errno));
-        if (setresgid(gid, gid, gid) != 0) fail("cannot switch to gid %u: %s", (unsigned)gid, strerror(errno));
-        if (setresuid(uid, uid, uid) != 0) fail("cannot switch to uid %u: %s", (unsigned)uid, strerror(errno));
-        if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid)
-            fail("the switch to %u:%u did not take", (unsigned)uid, (unsigned)gid);
+        if (setresgid(o.gid, o.gid, o.gid) != 0) fail("cannot switch to gid %u: %s", (unsigned)o.gid, strerror(errno));
+        if (setresuid(o.uid, o.uid, o.uid) != 0) fail("cannot switch to uid %u: %s", (unsigned)o.uid, strerror(errno));
+        if (getuid() != o.uid || geteuid() != o.uid || getgid() != o.gid || getegid() != o.gid)
+            fail("the switch to %u:%u did not take", (unsigned)o.uid, (unsigned)o.gid);
         if (setuid(0) == 0) fail("could regain root after dropping it");
     }
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail("cannot set no_new_privs: %s", strerror(errno));
     // Set after the user switch (which clears it): if the host dies, so does the sandbox.
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) fail("cannot set the parent-death signal: %s", strerror(errno));
-    if (parent != 0 && getppid() != parent) fail("the host exited before the worker started");
+    if (o.parent != 0 && getppid() != o.parent) fail("the host exited before the worker started");
     // As the tenant's user, before bubblewrap: a child that attaches slirp4netns to the sandbox's network namespace
     // and only then lets the sandbox run.
-    if (slirp4netns != NULL) outbound_start(slirp4netns, info_fd, block_fd);
+    if (o.slirp4netns != NULL) outbound_start(o.slirp4netns, o.info_fd, o.block_fd);
 
     execv(argv[index], &argv[index]);
     fail("cannot execute %s: %s", argv[index], strerror(errno));

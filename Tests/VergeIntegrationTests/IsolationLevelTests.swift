@@ -61,11 +61,34 @@ struct IsolationLevelTests {
                 .split(separator: "\n").compactMap { Int32($0) }
         }
         #expect(sandboxed.count >= 3 * pids.count, "bubblewrap, its init and the worker: \(sandboxed)")
+        // The sandbox helpers the host keeps parked for its next cold starts (still root) die with it too.
+        var parked: [Int32] = []
+        #expect(
+            try await eventually {
+                parked = Self.parkedHelpers(of: cluster.process.processIdentifier)
+                return !parked.isEmpty
+            }, "the host keeps no sandbox helper parked")
         kill(cluster.process.processIdentifier, SIGKILL)
         #expect(
             try await eventually { sandboxed.allSatisfy { kill($0, 0) != 0 } },
             "a sandboxed process outlived its host")
+        #expect(
+            try await eventually { parked.allSatisfy { kill($0, 0) != 0 } }, "a parked sandbox helper outlived its host")
         await cluster.stop()
+    }
+
+    /// The processes in the `parked-N` cgroups of the hosts running in process `pid` (v1 pids hierarchy).
+    static func parkedHelpers(of pid: Int32) -> [Int32] {
+        let base = "/sys/fs/cgroup/pids/verge"
+        var pids: [Int32] = []
+        for host in (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? [] where host.hasSuffix("-\(pid)") {
+            for group in (try? FileManager.default.contentsOfDirectory(atPath: base + "/" + host)) ?? []
+            where group.hasPrefix("parked-") {
+                let procs = KernelFileForTests.read("\(base)/\(host)/\(group)/cgroup.procs") ?? ""
+                pids += procs.split(separator: "\n").compactMap { Int32($0) }
+            }
+        }
+        return pids
     }
 
     static func pidsCgroup(of pid: Int32) -> String {

@@ -20,4 +20,11 @@ int verge_pipe_cloexec(int fds[2]);
 /// memfd_create(name, MFD_CLOEXEC): an anonymous file, for data handed to a child at a descriptor.
 int verge_memfd(const char *name);
 
+/// socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC): a parked helper's channel to the host (one message per send).
+int verge_seqpacket_pair(int fds[2]);
+
+/// Sends `length` bytes and the `count` descriptors `fds` (SCM_RIGHTS) as one message on `socket`, never raising
+/// SIGPIPE. Returns 0, or a negative errno (also when only part of the message was sent).
+int verge_send_with_fds(int socket, const void *bytes, size_t length, const int *fds, size_t count);
+
 #endif

@@ -28,6 +28,8 @@ struct PoolEnvironment: Sendable {
     let logger: Logger
     /// The host's sandbox; `nil` only when the operator chose `--isolation none`.
     let sandbox: Sandbox?
+    /// Sandbox helpers started ahead of their workers (with ``sandbox``).
+    var parkedHelpers: ParkedHelperPool? = nil
 }
 
 /// The process pool of one function version: it grows on demand up to the manifest's `max_workers` — each new
@@ -315,11 +317,19 @@ final class FunctionPool: AdmissionClient {
     func launch(_ id: Int) async {
         let environment = self.environment
         let deployment = self.deployment
+        // Once this worker is ready (or failed), the pool of parked helpers is refilled: off this start's path.
+        let parked = environment.parkedHelpers?.take()
+        defer {
+            if let helpers = environment.parkedHelpers, helpers.count < helpers.capacity {
+                environment.launcher.refill(helpers)
+            }
+        }
         do {
             let worker = try await WorkerProcess.launch(
                 id: id,
                 name: "\(deployment.name)-\(WorkerNames.next())",
                 plan: plan,
+                parked: parked,
                 initTimeout: environment.configuration.initTimeout,
                 supervisor: environment.supervisor,
                 eventLoopGroup: environment.eventLoopGroup,

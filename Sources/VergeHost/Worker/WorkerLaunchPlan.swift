@@ -100,10 +100,18 @@ struct WorkerLaunchPlan: Sendable {
     }
 
     /// The process specification with the worker channel at fd 3 and the log pipes at fds 1 and 2; sandboxed, the
-    /// worker's cgroup is made here (named `workerName`) and the seccomp program rides on fd 4.
-    func prepare(workerName: String, channel: Int32, stdout: Int32, stderr: Int32) throws(VergeError) -> Prepared {
-        if let refusal { throw VergeError(.initFailed, refusal) }
+    /// worker's cgroup is made here (named `workerName`) and the seccomp program rides on fd 4. With `parked` (a
+    /// sandboxed host's helper started ahead), the worker takes that helper and its cgroup instead; the spec's
+    /// arguments are then what the helper is sent. `parked` is discarded when this throws.
+    func prepare(
+        workerName: String, channel: Int32, stdout: Int32, stderr: Int32, parked: ParkedHelper? = nil
+    ) throws(VergeError) -> Prepared {
+        if let refusal {
+            parked?.discard()
+            throw VergeError(.initFailed, refusal)
+        }
         guard let sandbox else {
+            parked?.discard()
             return Prepared(
                 spec: ProcessSpec(
                     executable: command[0], arguments: Array(command.dropFirst()), environment: environment,
@@ -115,8 +123,8 @@ struct WorkerLaunchPlan: Sendable {
             SandboxSpec(
                 workerName: workerName, tenant: tenant, bundleDirectory: bundleDirectory,
                 runtimeDirectory: runtimeDirectory, sharedDirectories: sharedDirectories, systemPaths: systemPaths,
-                command: command,
-                environment: environment, limits: limits, inheritedDescriptors: 4, network: network))
+                command: command, environment: environment, limits: limits, inheritedDescriptors: 4, network: network),
+            parked: parked)
         return Prepared(
             spec: ProcessSpec(
                 executable: launch.executable, arguments: launch.arguments, environment: launch.environment,

@@ -76,11 +76,14 @@ final class WorkerProcess: Sendable {
 
     /// Starts a worker and waits for its `ready` frame. Throws `init_failed` with the function's own error when it
     /// reports one, when it exits or breaks the protocol first, or when it is not ready within `initTimeout`.
-    /// `onExit` is called once the process has been reaped — also when launching fails after the spawn.
+    /// `onExit` is called once the process has been reaped — also when launching fails after the spawn. With
+    /// `parked` (see ``ParkedHelper``), the worker takes that helper instead of spawning one; if the helper cannot
+    /// take it, the worker is spawned the ordinary way.
     static func launch(
         id: Int,
         name: String,
         plan: WorkerLaunchPlan,
+        parked: ParkedHelper? = nil,
         initTimeout: Duration,
         supervisor: Supervisor,
         eventLoopGroup: any EventLoopGroup,
@@ -108,27 +111,48 @@ final class WorkerProcess: Sendable {
 
         let exit = OneShot<ProcessExit>()
         let workerBox = Mutex<WorkerProcess?>(nil)
-        let pid: Int32
-        let prepared: WorkerLaunchPlan.Prepared
         let ourDescriptors = [socket.parent, socket.child, stdout.read, stdout.write, stderr.read, stderr.write]
-        do {
-            prepared = try plan.prepare(
-                workerName: name, channel: socket.child, stdout: stdout.write, stderr: stderr.write)
-        } catch {
-            for fd in ourDescriptors { Descriptors.close(fd) }
-            throw error
+        let onProcessExit: @Sendable (ProcessExit) -> Void = { status in
+            exit.set(status)
+            onExit(status)
         }
-        do {
-            pid = try await supervisor.spawn(prepared.spec) { status in
-                exit.set(status)
-                onExit(status)
+        func prepare(_ parked: ParkedHelper?, name: String) throws(VergeError) -> WorkerLaunchPlan.Prepared {
+            do {
+                return try plan.prepare(
+                    workerName: name, channel: socket.child, stdout: stdout.write, stderr: stderr.write, parked: parked)
+            } catch {
+                for fd in ourDescriptors { Descriptors.close(fd) }
+                throw error
             }
-        } catch {
-            for fd in ourDescriptors { Descriptors.close(fd) }
-            prepared.sandbox?.spawned()
-            prepared.cgroup?.remove()
-            throw error
         }
+        var started: (pid: Int32, prepared: WorkerLaunchPlan.Prepared)?
+        if let parked {
+            let candidate = try prepare(parked, name: name)
+            do {
+                // The helper gets the worker's descriptors as its fds 1, 2, 3, … (stdin stays /dev/null).
+                let descriptors = candidate.spec.fileDescriptors.dropFirst().map { $0 ?? -1 }
+                try parked.start(arguments: candidate.spec.arguments, descriptors: descriptors, onExit: onProcessExit)
+                started = (parked.pid, candidate)
+            } catch {
+                // It died waiting, or cannot be reached: nothing of the worker ran there. The ordinary way.
+                candidate.sandbox?.spawned()
+                parked.discard()
+            }
+        }
+        if started == nil {
+            // After a parked helper that could not take the worker, a name of its own: that helper's group (already
+            // named after the worker) may take a moment to go.
+            let candidate = try prepare(nil, name: parked == nil ? name : name + "-again")
+            do {
+                started = (try await supervisor.spawn(candidate.spec, onExit: onProcessExit), candidate)
+            } catch {
+                for fd in ourDescriptors { Descriptors.close(fd) }
+                candidate.sandbox?.spawned()
+                candidate.cgroup?.remove()
+                throw error
+            }
+        }
+        guard let (pid, prepared) = started else { preconditionFailure("a worker was neither taken nor spawned") }
         prepared.sandbox?.spawned()
         let cgroup = prepared.cgroup
         // The child holds its own copies now; ours would keep the channel open after the worker dies.
