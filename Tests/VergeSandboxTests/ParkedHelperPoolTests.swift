@@ -6,6 +6,7 @@ import VergeCore
 import VergeSupervisor
 
 @testable import VergeSandbox
+import CVergeSeccomp
 
 #if canImport(Glibc)
 import Glibc
@@ -61,8 +62,9 @@ struct ParkedHelperPoolTests {
     ) async throws -> (ProcessExit, String) {
         let spec = SandboxSpec(
             workerName: "parked-test-\(UUID().uuidString.prefix(8))", tenant: tenant, bundleDirectory: bundle,
-            runtimeDirectory: nil,
-            sharedDirectories: [], command: [SandboxTests.python, "-I", "-S", "-c", code],
+            runtimeDirectory: nil, sharedDirectories: [],
+            systemPaths: SystemView.base + SystemView.python(SandboxTests.python),
+            command: [SandboxTests.python, "-I", "-S", "-c", code],
             environment: ["PATH": "/usr/bin:/bin"], limits: SandboxTests.limits, inheritedDescriptors: 4)
         let launch = try sandbox.launch(spec, parked: helper)
         #expect(launch.cgroup === helper.cgroup)
@@ -72,8 +74,11 @@ struct ParkedHelperPoolTests {
             #expect(launch.cgroup.processes() == [helper.pid])
         }
         var output: [Int32] = [-1, -1]
-        #expect(pipe(&output) == 0)
-        let null = open("/dev/null", O_RDWR)
+        // Close-on-exec: other tests of this process spawn children meanwhile, which must not inherit them (the
+        // helper gets its descriptors over its socket).
+        #expect(verge_pipe_cloexec(&output) == 0)
+        let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { close(null) }
         let exit = Mutex<ProcessExit?>(nil)
         try helper.start(
             arguments: launch.arguments,
