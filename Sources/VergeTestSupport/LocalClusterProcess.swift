@@ -63,7 +63,13 @@ public final class LocalClusterProcess: @unchecked Sendable {
 
     /// `verge deploy DIR` against this cluster.
     public func deploy(_ directory: String) async throws -> CommandResult {
-        try await verge(["deploy", directory])
+        let result = try await verge(["deploy", directory])
+        if result.status != 0 {
+            // Most tests only check the status: the reason goes to the test log.
+            FileHandle.standardError.write(
+                Data("---- verge deploy \(directory) failed (\(result.status)) ----\n\(result.stderr)\n".utf8))
+        }
+        return result
     }
 
     /// Runs a `verge` subcommand with `--api` pointed here, with the credential `verge dev` stored (unless
