@@ -154,54 +154,7 @@ final class GroupCommitter: Sendable {
     private static func bind(_ record: UsageRecord, seq: Int64, to handle: SQLiteStatement) -> Bool {
         // Binding needs a statement that is not mid-execution: the previous record's step left it done, not reset.
         sqlite3_reset(handle)
-        var index: Int32 = 0
-        var bound = true
-        func int(_ value: Int64) {
-            index += 1
-            bound = bound && sqlite3_bind_int64(handle, index, value) == SQLITE_OK
-        }
-        func text(_ value: String?) {
-            index += 1
-            guard var value else {
-                bound = bound && sqlite3_bind_null(handle, index) == SQLITE_OK
-                return
-            }
-            value.withUTF8 { bytes in
-                // An empty buffer may have no address, which SQLite would take for NULL.
-                let base = bytes.baseAddress.map(UnsafeRawPointer.init) ?? UnsafeRawPointer(emptyText.utf8Start)
-                let code = sqlite3_bind_text(
-                    handle, index, base.assumingMemoryBound(to: CChar.self), Int32(bytes.count), transient)
-                bound = bound && code == SQLITE_OK
-            }
-        }
-        int(seq)
-        text(record.invocationID)
-        text(record.tenant)
-        text(record.function)
-        text(record.version)
-        text(record.host)
-        int(record.startTimeUs)
-        int(record.durationUs)
-        int(record.queueUs)
-        int(record.coldStart ? 1 : 0)
-        int(record.initUs)
-        text(record.status.rawValue)
-        int(Int64(record.httpStatus))
-        int(record.requestBytes)
-        int(record.responseBytes)
-        text(record.limit)
-        int(Int64(record.versionNumber))
-        text(record.region)
-        int(record.billedMs)
-        int(record.cpuUs)
-        int(record.memoryPeakBytes)
-        int(Int64(record.memoryMB))
-        int(record.memoryMBMs)
-        text(record.reason)
-        return bound && index == 1 + Int32(UsageRecord.columnCount)
+        guard sqlite3_bind_int64(handle, 1, seq) == SQLITE_OK else { return false }
+        return record.bind(to: handle, after: 1) == SQLITE_OK
     }
-
-    /// SQLite copies bound text before `sqlite3_bind_text` returns.
-    private static var transient: sqlite3_destructor_type { unsafeBitCast(-1, to: sqlite3_destructor_type.self) }
-    private static let emptyText: StaticString = ""
 }

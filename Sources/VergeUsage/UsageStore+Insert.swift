@@ -33,7 +33,7 @@ extension UsageStore {
             let insert = try statement(rows: end - start)
             var code = SQLITE_OK
             for (row, index) in (start..<end).enumerated() where code == SQLITE_OK {
-                code = bind(records[index], to: insert, firstParameter: Int32(row * UsageRecord.columnCount))
+                code = records[index].bind(to: insert, after: Int32(row * UsageRecord.columnCount))
             }
             if code == SQLITE_OK { code = sqlite3_step(insert) }
             guard code == SQLITE_DONE else {
@@ -49,63 +49,4 @@ extension UsageStore {
         }
         return inserted
     }
-
-    /// Binds `record`'s values in the order of ``UsageRecord/columnList`` to the parameters after `firstParameter`;
-    /// returns the first error code, or `SQLITE_OK`.
-    private static func bind(_ record: UsageRecord, to statement: OpaquePointer, firstParameter: Int32) -> Int32 {
-        var index = firstParameter
-        var code = SQLITE_OK
-        func text(_ value: String?) {
-            index += 1
-            guard code == SQLITE_OK else { return }
-            guard var value else {
-                code = sqlite3_bind_null(statement, index)
-                return
-            }
-            // Copied by SQLite (SQLITE_TRANSIENT): the bytes need not outlive this call.
-            // SQLite binds NULL for a text without an address: an empty string gets a literal's.
-            if value.isEmpty {
-                code = sqlite3_bind_text(statement, index, "", 0, transient)
-                return
-            }
-            code = value.withUTF8 { utf8 in
-                utf8.withMemoryRebound(to: CChar.self) { chars in
-                    sqlite3_bind_text(statement, index, chars.baseAddress, Int32(chars.count), transient)
-                }
-            }
-        }
-        func integer(_ value: Int64) {
-            index += 1
-            guard code == SQLITE_OK else { return }
-            code = sqlite3_bind_int64(statement, index, value)
-        }
-        text(record.invocationID)
-        text(record.tenant)
-        text(record.function)
-        text(record.version)
-        text(record.host)
-        integer(record.startTimeUs)
-        integer(record.durationUs)
-        integer(record.queueUs)
-        integer(record.coldStart ? 1 : 0)
-        integer(record.initUs)
-        text(record.status.rawValue)
-        integer(Int64(record.httpStatus))
-        integer(record.requestBytes)
-        integer(record.responseBytes)
-        text(record.limit)
-        integer(Int64(record.versionNumber))
-        text(record.region)
-        integer(record.billedMs)
-        integer(record.cpuUs)
-        integer(record.memoryPeakBytes)
-        integer(Int64(record.memoryMB))
-        integer(record.memoryMBMs)
-        text(record.reason)
-        assert(index == firstParameter + Int32(UsageRecord.columnCount))
-        return code
-    }
-
-    /// SQLite's "copy the value now" destructor.
-    private static var transient: sqlite3_destructor_type { unsafeBitCast(-1, to: sqlite3_destructor_type.self) }
 }
