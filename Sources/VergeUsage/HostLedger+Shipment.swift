@@ -19,15 +19,7 @@ extension HostLedger {
         try LedgerErrors.checkLimit(limit, 1...Self.maximumLimit)
         return try await LedgerErrors.wrapping("reading unshipped records") {
             try await database.read { db in
-                let rows = try Row.fetchCursor(
-                    db,
-                    sql: """
-                        SELECT seq, \(UsageRecord.columnList) FROM usage_records
-                        WHERE seq > (SELECT shipped_through FROM shipping WHERE id = 1)
-                        ORDER BY seq LIMIT ?
-                        """,
-                    arguments: [limit]
-                )
+                let rows = try Row.fetchCursor(db, sql: Self.unshippedSQL, arguments: [limit])
                 var body: [UInt8] = []
                 body.reserveCapacity(16 * 1024)
                 body.append(contentsOf: #"{"host":"#.utf8)

@@ -89,21 +89,20 @@ public final class HostLedger: Sendable {
         }
     }
 
+    /// The oldest records the control plane has not acknowledged, `seq` first, at most `?` of them.
+    static let unshippedSQL = """
+        SELECT seq, \(UsageRecord.columnList) FROM usage_records
+        WHERE seq > (SELECT shipped_through FROM shipping WHERE id = 1)
+        ORDER BY seq LIMIT ?
+        """
+
     /// Records not yet acknowledged by the control plane, oldest first, with their local sequence numbers; at most
     /// `limit` (1...``maximumLimit``).
     public func unshipped(limit: Int) async throws -> [ShippableRecord] {
         try LedgerErrors.checkLimit(limit, 1...Self.maximumLimit)
         return try await LedgerErrors.wrapping("reading unshipped records") {
             try await database.read { db in
-                let rows = try Row.fetchCursor(
-                    db,
-                    sql: """
-                        SELECT seq, \(UsageRecord.columnList) FROM usage_records
-                        WHERE seq > (SELECT shipped_through FROM shipping WHERE id = 1)
-                        ORDER BY seq LIMIT ?
-                        """,
-                    arguments: [limit]
-                )
+                let rows = try Row.fetchCursor(db, sql: Self.unshippedSQL, arguments: [limit])
                 var result: [ShippableRecord] = []
                 while let row = try rows.next() {
                     result.append(ShippableRecord(seq: row[0], record: try UsageRecord(row: row, startingAt: 1)))
