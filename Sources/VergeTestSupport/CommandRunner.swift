@@ -26,7 +26,7 @@ public enum CommandRunner {
         process.standardError = err
         let input = Pipe().closingOnExec()
         process.standardInput = stdin == nil ? FileHandle.nullDevice : input
-        try process.run()
+        try ProcessLaunch.run(process)
         if let stdin {
             try await blocking {
                 input.fileHandleForWriting.write(Data(stdin))

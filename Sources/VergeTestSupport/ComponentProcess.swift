@@ -29,7 +29,7 @@ public final class ComponentProcess: @unchecked Sendable {
         process.standardInput = lifeline
         FileManager.default.createFile(atPath: logPath, contents: nil)
         process.standardError = FileHandle(forWritingAtPath: logPath)?.closingOnExec()
-        try process.run()
+        try ProcessLaunch.run(process)
         let line = try await blocking { () throws -> String in
             var buffer = Data()
             while true {

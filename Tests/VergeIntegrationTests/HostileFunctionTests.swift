@@ -185,7 +185,7 @@ enum CCompiler {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: compiler)
         process.arguments = ["-shared", "-fPIC", "-O1", "-o", output, source]
-        try process.run()
+        try ProcessLaunch.run(process)
         process.waitUntilExit()
         try #require(process.terminationStatus == 0, "\(compiler) could not build \(source)")
     }

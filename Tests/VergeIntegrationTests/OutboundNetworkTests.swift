@@ -140,7 +140,7 @@ struct TestNetwork {
             "netns", "exec", namespace, "/usr/bin/python3", "-c", serverCode, serverAddress, "\(serverPort)", token,
         ]
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try ProcessLaunch.run(process)
         server = process
         let network = TestNetwork(
             namespace: namespace, hostAddress: hostAddress, serverAddress: serverAddress, token: token)
@@ -175,7 +175,7 @@ struct TestNetwork {
         process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        try ProcessLaunch.run(process)
         process.waitUntilExit()
         return process.terminationStatus
     }

@@ -110,7 +110,7 @@ func sha256Hex(_ bytes: [UInt8]) -> String {
     let output = Pipe().closingOnExec()
     process.standardInput = input
     process.standardOutput = output
-    try? process.run()
+    try? ProcessLaunch.run(process)
     input.fileHandleForWriting.write(Data(bytes))
     try? input.fileHandleForWriting.close()
     let data = output.fileHandleForReading.readDataToEndOfFile()

@@ -31,7 +31,7 @@ import VergeUsage
             _ = fcntl(output.fileHandleForReading.fileDescriptor, F_SETFD, FD_CLOEXEC)
             child.standardOutput = output
             child.standardError = FileHandle.nullDevice
-            try child.run()
+            try ProcessLaunch.run(child)
 
             // Read "committed ID" lines; kill once enough calls have returned, then read what was already written.
             // The child runs for seconds: read it off Swift concurrency's threads.
