@@ -78,7 +78,6 @@ struct ParkedHelperPoolTests {
         // helper gets its descriptors over its socket).
         #expect(verge_pipe_cloexec(&output) == 0)
         let null = open("/dev/null", O_RDWR | O_CLOEXEC)
-        defer { close(null) }
         let exit = Mutex<ProcessExit?>(nil)
         try helper.start(
             arguments: launch.arguments,
