@@ -58,6 +58,13 @@ struct ControlPlaneHarness {
         return try await TestHTTP.request(url + path, method: method, headers: headers, body: body)
     }
 
+    /// A host's sync: `token` speaking as host `name`, advertising `url`.
+    func sync(_ token: String, as name: String, url: String) async throws -> TestResponse {
+        try await request(
+            .POST, "/v1/internal/hosts/\(name)/sync", token: token,
+            body: try Self.json(Self.hostStatus(name, url: url)))
+    }
+
     /// An API token created through the store.
     func token(_ tenant: String, _ scopes: [Scope], expiresAtMs: Int64? = nil) async throws -> String {
         try await store.createToken(tenant: tenant, scopes: scopes, expiresAtMs: expiresAtMs, description: nil).token

@@ -13,26 +13,21 @@ struct HostIdentityTests {
         try await ControlPlaneHarness.with { harness in
             let fra = try harness.controlPlane.issueHostCredential(name: "fra").token
             let iad = try harness.controlPlane.issueHostCredential(name: "iad").token
-            func sync(_ token: String, as name: String, url: String) async throws -> TestResponse {
-                try await harness.request(
-                    .POST, "/v1/internal/hosts/\(name)/sync", token: token,
-                    body: try ControlPlaneHarness.json(ControlPlaneHarness.hostStatus(name, url: url)))
-            }
-            #expect(try await sync(iad, as: "iad", url: "http://127.0.0.1:2001").status == 200)
+            #expect(try await harness.sync(iad, as: "iad", url: "http://127.0.0.1:2001").status == 200)
             let before = try await harness.store.hosts(livenessWindow: .seconds(60)).map { "\($0.name) \($0.url)" }
-            #expect(try await sync(fra, as: "iad", url: "http://127.0.0.1:2002").status == 403)
+            #expect(try await harness.sync(fra, as: "iad", url: "http://127.0.0.1:2002").status == 403)
             // fra may not take iad's address either: the gateway would send iad's calls to whoever answers there.
-            #expect(try await sync(fra, as: "fra", url: "http://127.0.0.1:2001").status == 403)
-            #expect(try await sync(fra, as: "fra", url: "http://0.0.0.0:2003").status == 400)
+            #expect(try await harness.sync(fra, as: "fra", url: "http://127.0.0.1:2001").status == 403)
+            #expect(try await harness.sync(fra, as: "fra", url: "http://0.0.0.0:2003").status == 400)
             #expect(
                 try await harness.store.hosts(livenessWindow: .seconds(60)).map { "\($0.name) \($0.url)" } == before)
             // Its own name at its own address works, and the answer lists who may call the host.
-            let own = try await sync(fra, as: "fra", url: "http://127.0.0.1:2003")
+            let own = try await harness.sync(fra, as: "fra", url: "http://127.0.0.1:2003")
             #expect(own.status == 200)
             let callers = try #require(try own.json()["trusted_callers"] as? [[String: Any]])
             #expect(Set(callers.compactMap { $0["role"] as? String }) == ["control-plane"])
             _ = try harness.controlPlane.issueGatewayCredential(label: "gw")
-            let again = try await sync(fra, as: "fra", url: "http://127.0.0.1:2003")
+            let again = try await harness.sync(fra, as: "fra", url: "http://127.0.0.1:2003")
             let roles = try #require(try again.json()["trusted_callers"] as? [[String: Any]]).compactMap {
                 $0["role"] as? String
             }
@@ -44,7 +39,7 @@ struct HostIdentityTests {
             #expect(try await harness.request(.DELETE, "/v1/tokens/\(fraID)", token: harness.admin).status == 200)
             let after = try await harness.request(.GET, "/v1/hosts", token: harness.admin)
             #expect(!after.text.contains("\"fra\"") && after.text.contains("\"iad\""))
-            #expect(try await sync(fra, as: "fra", url: "http://127.0.0.1:2003").status == 401)
+            #expect(try await harness.sync(fra, as: "fra", url: "http://127.0.0.1:2003").status == 401)
         }
     }
 
@@ -66,9 +61,7 @@ struct HostIdentityTests {
                 #expect(secret.status == 200, "\(secret.text)")
             }
             func desired(_ token: String, _ name: String, port: Int) async throws -> [String] {
-                let answer = try await harness.request(
-                    .POST, "/v1/internal/hosts/\(name)/sync", token: token,
-                    body: try ControlPlaneHarness.json(ControlPlaneHarness.hostStatus(name, url: "http://127.0.0.1:\(port)")))
+                let answer = try await harness.sync(token, as: name, url: "http://127.0.0.1:\(port)")
                 #expect(answer.status == 200, "\(answer.text)")
                 return try #require(try answer.json()["functions"] as? [[String: Any]]).compactMap { $0["name"] as? String }
             }
@@ -98,17 +91,12 @@ struct HostIdentityTests {
         try await ControlPlaneHarness.with { harness in
             let fra = try harness.controlPlane.issueHostCredential(name: "fra").token
             let iad = try harness.controlPlane.issueHostCredential(name: "iad").token
-            func sync(_ token: String, as name: String, url: String) async throws -> TestResponse {
-                try await harness.request(
-                    .POST, "/v1/internal/hosts/\(name)/sync", token: token,
-                    body: try ControlPlaneHarness.json(ControlPlaneHarness.hostStatus(name, url: url)))
-            }
-            #expect(try await sync(iad, as: "iad", url: "http://127.0.0.1:2001").status == 200)
-            let claim = try await sync(fra, as: "fra", url: alias)
+            #expect(try await harness.sync(iad, as: "iad", url: "http://127.0.0.1:2001").status == 200)
+            let claim = try await harness.sync(fra, as: "fra", url: alias)
             #expect(claim.status == 403, "fra advertised \(alias): \(claim.text)")
             #expect(!(try await harness.store.hosts(livenessWindow: .seconds(60)).contains { $0.name == "fra" }))
             // iad itself may spell its own address another way.
-            #expect(try await sync(iad, as: "iad", url: alias).status == 200)
+            #expect(try await harness.sync(iad, as: "iad", url: alias).status == 200)
         }
     }
 
