@@ -54,36 +54,8 @@ import VergeUsage
             do {
                 let pool = try DatabasePool(path: path)
                 try await pool.write { db in
-                    try db.execute(
-                        sql: """
-                            CREATE TABLE usage_records (
-                                seq INTEGER PRIMARY KEY AUTOINCREMENT, invocation_id TEXT NOT NULL UNIQUE,
-                                tenant TEXT NOT NULL, function TEXT NOT NULL, version TEXT NOT NULL, host TEXT NOT NULL,
-                                start_time_us INTEGER NOT NULL, duration_us INTEGER NOT NULL, queue_us INTEGER NOT NULL,
-                                cold_start INTEGER NOT NULL, init_us INTEGER NOT NULL, status TEXT NOT NULL,
-                                http_status INTEGER NOT NULL, request_bytes INTEGER NOT NULL,
-                                response_bytes INTEGER NOT NULL, limit_name TEXT);
-                            CREATE TABLE shipping (id INTEGER PRIMARY KEY CHECK (id = 1), shipped_through INTEGER NOT NULL);
-                            CREATE TABLE function_logs (id INTEGER PRIMARY KEY, time_us INTEGER NOT NULL,
-                                tenant TEXT NOT NULL, function TEXT NOT NULL, version TEXT NOT NULL, invocation_id TEXT,
-                                stream TEXT NOT NULL, line TEXT NOT NULL);
-                            CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY);
-                            INSERT INTO grdb_migrations VALUES ('host-ledger.v1'), ('host-ledger.v2-limit');
-                            """)
-                    for r in old {
-                        try db.execute(
-                            sql: """
-                                INSERT INTO usage_records (invocation_id, tenant, function, version, host,
-                                    start_time_us, duration_us, queue_us, cold_start, init_us, status, http_status,
-                                    request_bytes, response_bytes)
-                                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                                """,
-                            arguments: [
-                                r.invocationID, r.tenant, r.function, r.version, r.host, r.startTimeUs, r.durationUs,
-                                r.queueUs, r.coldStart, r.initUs, r.status.rawValue, r.httpStatus, r.requestBytes,
-                                r.responseBytes,
-                            ])
-                    }
+                    try db.execute(sql: hostLedgerV2Schema)
+                    try insertV1(old, into: db)
                     // Records 1…5 were committed; all five shipped, the newest two pruned.
                     try db.execute(sql: "INSERT INTO shipping (id, shipped_through) VALUES (1, 5)")
                     try db.execute(sql: "DELETE FROM usage_records WHERE seq > 3")
