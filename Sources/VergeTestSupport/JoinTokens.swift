@@ -25,3 +25,19 @@ public enum JoinTokens {
         return path
     }
 }
+
+extension ComponentProcess {
+    /// A control plane as its own process on 127.0.0.1 port 0, its data in `directory/cp` and its log in
+    /// `directory/cp.log`: the process (the caller stops it), its API URL and the admin token it wrote on first start.
+    public static func startControlPlane(
+        in directory: String
+    ) async throws -> (process: ComponentProcess, api: String, adminToken: String) {
+        let process = try await start(
+            ["control-plane", "--api", "127.0.0.1:0", "--data", directory + "/cp"], logPath: directory + "/cp.log")
+        guard let api = process.ready["api"] else {
+            await process.stop()
+            throw TestFailure("the control plane's ready line names no api: \(process.ready)")
+        }
+        return (process, api, try JoinTokens.adminToken(controlPlaneData: directory + "/cp"))
+    }
+}

@@ -43,12 +43,8 @@ struct LedgerDiskFullTests {
             scratch.remove()
         }
         do {
-            let controlPlane = try await ComponentProcess.start(
-                ["control-plane", "--api", "127.0.0.1:0", "--data", scratch.path + "/cp"],
-                logPath: scratch.path + "/cp.log")
+            let (controlPlane, api, adminToken) = try await ComponentProcess.startControlPlane(in: scratch.path)
             components.append(controlPlane)
-            let api = try #require(controlPlane.ready["api"])
-            let adminToken = try JoinTokens.adminToken(controlPlaneData: scratch.path + "/cp")
             let admin = ["VERGE_TOKEN": adminToken]
             let joinFile = try await JoinTokens.file(
                 role: "host", name: "fra", api: api, adminToken: adminToken, directory: scratch.path)

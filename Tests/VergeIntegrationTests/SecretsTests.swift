@@ -71,12 +71,8 @@ struct SecretsTests {
         let value = "autonomous-\(UUID().uuidString)"
         let expectedHash = try await Self.sha256(value)
         do {
-            let controlPlane = try await ComponentProcess.start(
-                ["control-plane", "--api", "127.0.0.1:0", "--data", scratch.path + "/cp"],
-                logPath: scratch.path + "/cp.log")
+            let (controlPlane, api, admin) = try await ComponentProcess.startControlPlane(in: scratch.path)
             components.append(controlPlane)
-            let api = try #require(controlPlane.ready["api"])
-            let admin = try JoinTokens.adminToken(controlPlaneData: scratch.path + "/cp")
             let join = try await JoinTokens.file(
                 role: "host", name: "fra", api: api, adminToken: admin, directory: scratch.path)
             let hostArguments = [

@@ -14,25 +14,16 @@ struct SeparateComponentsTests {
         var components: [ComponentProcess] = []
         defer { scratch.remove() }
         do {
-            let controlPlane = try await ComponentProcess.start(
-                ["control-plane", "--api", "127.0.0.1:0", "--data", scratch.path + "/cp"],
-                logPath: scratch.path + "/cp.log"
-            )
+            let (controlPlane, api, adminToken) = try await ComponentProcess.startControlPlane(in: scratch.path)
             components.append(controlPlane)
-            let api = try #require(controlPlane.ready["api"])
             // First start: the control plane wrote an admin token, readable by its user only.
             let adminPath = scratch.path + "/cp/admin-token"
             #expect(try FileManager.default.attributesOfItem(atPath: adminPath)[.posixPermissions] as? Int == 0o600)
-            let admin = ["VERGE_TOKEN": try String(contentsOfFile: adminPath, encoding: .utf8)]
+            let admin = ["VERGE_TOKEN": adminToken]
             // Every host and the gateway join with a one-time token given by file; none is on a command line.
             func joinTokenFile(_ role: String, _ name: String) async throws -> String {
-                let created = try await CommandRunner.verge(
-                    ["join-tokens", "create", "--role", role, "--api", api], environment: admin)
-                #expect(created.status == 0, "\(created.stderr)")
-                let path = scratch.path + "/\(name).join"
-                FileManager.default.createFile(
-                    atPath: path, contents: Data(created.stdout.utf8), attributes: [.posixPermissions: 0o600])
-                return path
+                try await JoinTokens.file(
+                    role: role, name: name, api: api, adminToken: adminToken, directory: scratch.path)
             }
             var hosts: [String: ComponentProcess] = [:]
             for (name, location) in [("fra", "50.11,8.68"), ("iad", "39.04,-77.49")] {
