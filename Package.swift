@@ -220,7 +220,7 @@ let package = Package(
         .testTarget(
             name: "VergeSandboxTests",
             dependencies: [
-                "VergeSandbox", "VergeCore", "VergeSupervisor", "verge-sandbox-exec",
+                "VergeSandbox", "VergeCore", "VergeSupervisor", "VergeTestSupport", "verge-sandbox-exec",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

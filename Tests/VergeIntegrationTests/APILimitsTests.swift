@@ -4,7 +4,7 @@ import VergeTestSupport
 
 /// Abuse limits, against the real components on real sockets: write rate per token, connection caps and idle
 /// timeouts on every listener, bounded log queries, uploads streamed to disk.
-@Suite(.serialized, .timeLimit(.minutes(3)))
+@Suite(.serialized, .cluster, .timeLimit(.minutes(3)))
 struct APILimitsTests {
     /// Runs `body` with a standalone component, stopping it afterwards whatever happens.
     static func withComponent<T>(

@@ -4,7 +4,7 @@ import VergeTestSupport
 
 /// Host capacity, fairness between functions, min_instances, pre-warm and scale to zero — seen from outside, with
 /// real worker processes, straight at the `fra` host so no routing choice blurs what one host does.
-@Suite(.serialized, .timeLimit(.minutes(3)))
+@Suite(.serialized, .cluster, .timeLimit(.minutes(3)))
 struct AdmissionTests {
     static func errorCode(_ response: TestResponse) -> String? {
         (try? response.json()["error"] as? [String: Any])?["code"] as? String

@@ -6,7 +6,7 @@ import VergeTestSupport
 /// cluster's data and configuration directories) and tries each on the control plane's API: it finds none, and
 /// the API answers it 401 whatever it tries.
 @Suite(
-    .serialized, .timeLimit(.minutes(3)),
+    .serialized, .cluster, .timeLimit(.minutes(3)),
     .enabled(if: geteuid() == 0, "sandboxes need a root host (CI runs as root)")
 )
 struct CredentialIsolationTests {

@@ -4,7 +4,7 @@ import VergeTestSupport
 
 /// What a developer does with the CLI: deploy (and be told clearly when a bundle is wrong), list, roll back,
 /// read logs and usage, stop the cluster.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .cluster, .timeLimit(.minutes(5)))
 struct DeveloperWorkflowTests {
     @Test func badBundlesAreRejectedWithAClearErrorAndNothingIsDeployed() async throws {
         let scratch = try TemporaryDirectory()

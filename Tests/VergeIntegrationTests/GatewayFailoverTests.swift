@@ -6,7 +6,7 @@ import VergeTestSupport
 /// Failover with real hosts as separate processes: a host killed with SIGKILL under load costs no idempotent call,
 /// a non-idempotent call that may have reached a function is never sent twice, a saturated host passes its calls
 /// to the next nearest, and a function's own errors never eject its host.
-@Suite(.serialized, .timeLimit(.minutes(4)))
+@Suite(.serialized, .cluster, .timeLimit(.minutes(4)))
 struct GatewayFailoverTests {
     static let paris = (48.85, 2.35)
     static let newYork = (40.71, -74.01)

@@ -5,7 +5,7 @@ import VergeTestSupport
 /// The gateway as a proxy, probed byte for byte on raw sockets: ambiguous framing never reaches a host, the
 /// connection's own fields never cross, the forwarding fields and the request id are the gateway's, and slow or
 /// oversized requests are cut off.
-@Suite(.serialized, .timeLimit(.minutes(4)))
+@Suite(.serialized, .cluster, .timeLimit(.minutes(4)))
 struct GatewayProxyTests {
     /// A request two HTTP implementations could frame differently, and why.
     struct Smuggle: Sendable, CustomStringConvertible {

@@ -3,7 +3,7 @@ import Testing
 import VergeTestSupport
 
 /// `verge dev --geoip FILE`: clients located by address through a real MaxMind DB, end to end.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .cluster, .timeLimit(.minutes(5)))
 struct GeoIPRoutingTests {
     static let singapore = TestGeoIPDatabase.Network.city(
         "203.0.113.0/24", "Singapore", country: "SG", latitude: 1.29, longitude: 103.85)

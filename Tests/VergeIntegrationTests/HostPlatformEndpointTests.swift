@@ -4,7 +4,7 @@ import VergeTestSupport
 
 /// A host's `/_verge/status` and `/_verge/logs` answer only the credentials the control plane vouches for (the
 /// gateway's, the control plane's own); an API token, even the operator's, is not one of them.
-@Suite(.serialized, .timeLimit(.minutes(2)))
+@Suite(.serialized, .cluster, .timeLimit(.minutes(2)))
 struct HostPlatformEndpointTests {
     @Test func statusAndLogsNeedACredentialTheHostWasToldAbout() async throws {
         try await LocalClusterProcess.with { cluster in

@@ -11,7 +11,7 @@ import Glibc
 /// the host stays healthy, a neighbour function keeps answering at its normal latency while the attack runs, and
 /// the usage record says what happened.
 @Suite(
-    .serialized, .timeLimit(.minutes(3)),
+    .serialized, .wholeMachine, .timeLimit(.minutes(3)),
     .enabled(if: geteuid() == 0, "sandboxes need a root host (CI runs as root)")
 )
 struct HostileFunctionTests {

@@ -3,7 +3,7 @@ import Testing
 import VergeTestSupport
 
 /// The isolation level is visible wherever an operator looks: `verge hosts` (table and JSON) and the host's log.
-@Suite(.serialized, .timeLimit(.minutes(2)))
+@Suite(.serialized, .cluster, .timeLimit(.minutes(2)))
 struct IsolationLevelTests {
     static func hosts(_ cluster: LocalClusterProcess) async throws -> [[String: Any]] {
         let result = try await cluster.verge(["hosts", "--format", "json"])

@@ -10,7 +10,7 @@ import Glibc
 /// `ledger_unavailable` (with its `x-verge-host` marker) and its health check says unhealthy, so the gateway routes
 /// away; when space returns it takes calls again. Every call that was answered 200 is in the export.
 @Suite(
-    .serialized, .timeLimit(.minutes(3)),
+    .serialized, .cluster, .timeLimit(.minutes(3)),
     .enabled(if: geteuid() == 0, "mounting a tiny tmpfs as the host's data directory needs root (CI runs as root)"))
 struct LedgerDiskFullTests {
     /// Fills the filesystem holding `path` with a file of its own until the disk is full.

@@ -5,7 +5,7 @@ import VergeTestSupport
 /// `Samples/netns/run.sh` in CI: the gateway and three hosts in network namespaces of their own, load from three
 /// locations, fra killed with SIGKILL mid-run; every location keeps being served and no idempotent call fails
 /// after the kill.
-@Suite(.serialized, .timeLimit(.minutes(2)))
+@Suite(.serialized, .cluster, .timeLimit(.minutes(2)))
 struct NetworkNamespaceFailoverTests {
     /// Whether this kernel can delay packets with netem (a container often has no sch_netem).
     static func netemAvailable() async throws -> Bool {

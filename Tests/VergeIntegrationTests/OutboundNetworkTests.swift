@@ -10,7 +10,7 @@ import Glibc
 /// creates (nothing here reaches the internet) and nothing of its host; a function without the setting reaches
 /// nothing at all.
 @Suite(
-    .serialized, .timeLimit(.minutes(3)),
+    .serialized, .cluster, .timeLimit(.minutes(3)),
     .enabled(if: geteuid() == 0, "network namespaces and sandboxes need a root host (CI runs as root)"))
 struct OutboundNetworkTests {
     @Test func anOutboundFunctionReachesAServerElsewhereButNothingOfItsHost() async throws {

@@ -3,7 +3,7 @@ import Testing
 import VergeTestSupport
 
 /// Cold starts, warm reuse, scale to zero, crashes, deadlines — seen from outside, with real worker processes.
-@Suite(.serialized, .timeLimit(.minutes(3)))
+@Suite(.serialized, .cluster, .timeLimit(.minutes(3)))
 struct PoolLifecycleTests {
     static let paris = (48.85, 2.35)
 

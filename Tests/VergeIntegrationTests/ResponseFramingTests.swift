@@ -5,7 +5,7 @@ import VergeTestSupport
 /// A function's answer cannot break HTTP: whatever the `hostile` fixture sends, the host and the gateway frame
 /// each response themselves, so the next request on the same (pipelined, kept-alive, pooled) connection gets its
 /// own answer and not a byte of anyone else's.
-@Suite(.serialized, .timeLimit(.minutes(4)))
+@Suite(.serialized, .cluster, .timeLimit(.minutes(4)))
 struct ResponseFramingTests {
     static let marker = "HOSTILE-BYTES-"
 

@@ -3,7 +3,7 @@ import Testing
 import VergeTestSupport
 
 /// The local cluster as a user drives it: `verge dev`, `verge deploy`, real HTTP through the gateway.
-@Suite(.serialized, .timeLimit(.minutes(3)))
+@Suite(.serialized, .cluster, .timeLimit(.minutes(3)))
 struct RoutingTests {
     static let paris = (48.85, 2.35)
     static let newYork = (40.71, -74.01)

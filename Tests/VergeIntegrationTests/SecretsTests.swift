@@ -4,7 +4,7 @@ import VergeTestSupport
 
 /// Secrets as a user drives them: `verge secrets set|list|delete`, a function that sees the variable, and the
 /// value nowhere else — not in an API answer, the cluster's log or the control plane's database.
-@Suite(.serialized, .timeLimit(.minutes(3)))
+@Suite(.serialized, .cluster, .timeLimit(.minutes(3)))
 struct SecretsTests {
     @Test func aSecretReachesTheWorkerAndNothingElse() async throws {
         let value = "s3cret-\(UUID().uuidString)"

@@ -4,7 +4,7 @@ import VergeTestSupport
 
 /// The same binaries as separate processes, as on several machines: a host dies and the gateway fails over
 /// without failing a call; the control plane dies and the hosts keep serving from their caches.
-@Suite(.serialized, .timeLimit(.minutes(3)))
+@Suite(.serialized, .cluster, .timeLimit(.minutes(3)))
 struct SeparateComponentsTests {
     static let paris = (48.85, 2.35)
     static let newYork = (40.71, -74.01)

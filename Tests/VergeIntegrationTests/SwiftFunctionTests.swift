@@ -4,7 +4,7 @@ import VergeTestSupport
 
 /// A Swift function goes through the same path: `verge deploy` builds it with SwiftPM, packs the binary and the
 /// hosts run it as a worker speaking the protocol through the VergeRuntime library.
-@Suite(.serialized, .timeLimit(.minutes(10)))
+@Suite(.serialized, .cluster, .timeLimit(.minutes(10)))
 struct SwiftFunctionTests {
     @Test func deploysAndRunsTheSwiftSample() async throws {
         try await LocalClusterProcess.with { cluster in

@@ -4,7 +4,7 @@ import VergeTestSupport
 
 /// TLS on the API and on all cluster traffic, with a CA the test makes itself: the CLI, hosts and the gateway
 /// reach the components that present its certificates, and refuse one signed by another CA.
-@Suite(.serialized, .timeLimit(.minutes(3)))
+@Suite(.serialized, .cluster, .timeLimit(.minutes(3)))
 struct TLSTests {
     @Test func theClusterSpeaksTLSAndRefusesAWrongCertificate() async throws {
         let scratch = try TemporaryDirectory(prefix: "verge-tls")

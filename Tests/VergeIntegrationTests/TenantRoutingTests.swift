@@ -5,7 +5,7 @@ import VergeTestSupport
 /// Tenants through the real CLI and gateway: the operator creates a tenant and a token for it; the tenant deploys a
 /// function with the same name (and the same bytes) as the default tenant's; each is reached at its own host name,
 /// the default tenant's also at `/NAME`, and usage records say whose call it was.
-@Suite(.serialized, .timeLimit(.minutes(3)))
+@Suite(.serialized, .cluster, .timeLimit(.minutes(3)))
 struct TenantRoutingTests {
     @Test func twoTenantsServeTheSameNameAtTheirOwnHostNames() async throws {
         try await LocalClusterProcess.with { cluster in

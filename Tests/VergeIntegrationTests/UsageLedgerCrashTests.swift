@@ -10,7 +10,7 @@ import Glibc
 /// Exactly-once billing when components die: the control plane is killed and restarted while a host ships under
 /// load, then the host is killed with SIGKILL under load from several clients and restarted. Every invocation id any
 /// client received appears in the export exactly once, and no record is doubled.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .cluster, .timeLimit(.minutes(5)))
 struct UsageLedgerCrashTests {
     /// Invocation ids of the calls whose whole response reached a client, and failed calls.
     final class Received: Sendable {

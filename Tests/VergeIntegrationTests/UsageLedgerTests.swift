@@ -9,7 +9,7 @@ import Glibc
 
 /// The usage ledger as a billing job sees it: every field of a record, measured right; the export, the summary and
 /// the billing sample against a live cluster.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .cluster, .timeLimit(.minutes(5)))
 struct UsageLedgerTests {
     /// Every record the control plane holds, through `verge usage export` (JSON lines), once `count` are there.
     static func exported(_ cluster: LocalClusterProcess, atLeast count: Int) async throws -> [[String: Any]] {

@@ -1,12 +1,13 @@
 import Foundation
 import Testing
 import VergeCore
+import VergeTestSupport
 
 @testable import VergeSandbox
 
 /// Outbound network in the sandbox: up before the function's first instruction, refused — never run without its
 /// protections — when slirp4netns or the firewall rules are missing. Needs a root host.
-@Suite(.serialized, .enabled(if: geteuid() == 0, "sandboxes need a root host (CI runs as root)"))
+@Suite(.serialized, .cluster, .enabled(if: geteuid() == 0, "sandboxes need a root host (CI runs as root)"))
 struct OutboundSandboxTests {
     static func run(
         _ sandbox: Sandbox, bundle: String, network: SandboxNetwork, _ code: String

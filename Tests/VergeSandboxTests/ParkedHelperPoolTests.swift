@@ -4,6 +4,7 @@ import Synchronization
 import Testing
 import VergeCore
 import VergeSupervisor
+import VergeTestSupport
 
 @testable import VergeSandbox
 import CVergeSeccomp
@@ -13,7 +14,7 @@ import Glibc
 #endif
 
 /// Sandbox helpers started ahead of their workers: real helpers, real cgroups, real bubblewrap. Needs a root host.
-@Suite(.serialized, .enabled(if: geteuid() == 0, "sandboxes need a root host (CI runs as root)"))
+@Suite(.serialized, .cluster, .enabled(if: geteuid() == 0, "sandboxes need a root host (CI runs as root)"))
 struct ParkedHelperPoolTests {
     static let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
 

@@ -2,11 +2,12 @@ import Foundation
 import Logging
 import Testing
 import VergeCore
+import VergeTestSupport
 
 @testable import VergeSandbox
 
 /// The sandbox end to end: real bubblewrap, the real helper, real cgroups. Needs a root host.
-@Suite(.serialized, .enabled(if: geteuid() == 0, "sandboxes need a root host (CI runs as root)"))
+@Suite(.serialized, .cluster, .enabled(if: geteuid() == 0, "sandboxes need a root host (CI runs as root)"))
 struct SandboxTests {
     /// The interpreter with its links resolved, as hosts run it (the sandbox binds the file itself).
     static let python = URL(fileURLWithPath: "/usr/bin/python3").resolvingSymlinksInPath().path
