@@ -68,8 +68,7 @@ extension ControlPlaneAPI {
         let function = try functionName(context)
         let tenant = request.uri.queryParameters["tenant"].map(String.init) ?? defaultTenant
         guard HostName.isValid(host) else { throw VergeError(.badRequest, "invalid host name") }
-        let desired = try await store.desiredState(for: host)
-        guard desired.functions.contains(where: { $0.tenant == tenant && $0.name == function }) else {
+        guard try await store.isPlaced(tenant: tenant, function: function, on: host) else {
             throw VergeError(
                 .notFound,
                 "function '\(function)' is not deployed on host '\(host)'; hosts get secrets of the live functions "

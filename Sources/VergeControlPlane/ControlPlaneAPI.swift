@@ -120,10 +120,13 @@ struct ControlPlaneAPI: Sendable {
         }
         registerSecrets(on: router)
         router.get("/v1/bundles/:version") { request, context in
-            _ = try await authorize(request, .host)
+            let host = try await authorize(request, .host).hostName
             let version = try context.parameters.require("version")
+            // A host gets only what its sync answer lists: the live version of a function placed on it. Any other
+            // version (not live, or pinned to regions the host is not in) answers exactly as an unknown one.
             guard version.utf8.count == 64,
                 version.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }),
+                let host, try await store.isPlaced(version: version, on: host),
                 let data = controlPlane.bundles.read(version)
             else { throw VergeError(.notFound, "no bundle \(version)") }
             return Response(

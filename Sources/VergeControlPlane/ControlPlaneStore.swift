@@ -51,6 +51,7 @@ final class ControlPlaneStore: Sendable {
         UsageStore.registerMigrations(&migrator)
         Self.registerCredentialMigrations(&migrator)
         Self.registerSecretMigrations(&migrator)
+        Self.registerPlacementMigrations(&migrator)
         try migrator.migrate(database)
         usage = UsageStore(database: database)
     }
@@ -172,7 +173,6 @@ final class ControlPlaneStore: Sendable {
         }
     }
 
-    /// Every function's live version, for every tenant: what each host should serve.
     /// The live functions `host` should serve: every one whose manifest's `regions` allow the host (all of them
     /// for `host` nil, the cluster-wide view).
     func desiredState(for host: String?, trustedCallers: [TrustedCaller] = []) async throws -> DesiredState {
@@ -197,7 +197,7 @@ final class ControlPlaneStore: Sendable {
     }
 
     /// A manifest's `regions` as stored (a JSON array of strings; NULL when the manifest has none).
-    private static func regions(_ json: String?) -> [String]? {
+    static func regions(_ json: String?) -> [String]? {
         guard let json else { return nil }
         // The manifest was validated at upload: an unreadable value here is a damaged row, placed nowhere.
         return (try? JSONDecoder().decode([String].self, from: Data(json.utf8))) ?? ["-"]

@@ -114,7 +114,9 @@ struct AuthorizationMatrixTests {
             let secret = try await harness.request(
                 .PUT, "/v1/functions/shared/secrets/API_KEY", token: acmeDeploy, body: Array("acme-value".utf8))
             #expect(secret.status == 200, "\(secret.text)")
-            let v1Hash = try #require(try await store.versions(tenant: "acme", name: "shared").last?.version)
+            let versions = try await store.versions(tenant: "acme", name: "shared")
+            let v1Hash = try #require(versions.last?.version)
+            let liveHash = try #require(versions.first(where: \.live)?.version)
             _ = try await store.usage.ingest([
                 ControlPlaneHarness.usageRecord("acme-1", tenant: "acme", function: "shared", host: "fra"),
                 ControlPlaneHarness.usageRecord("globex-1", tenant: "globex", function: "other", host: "fra"),
@@ -201,7 +203,11 @@ struct AuthorizationMatrixTests {
                     expected: only(["host fra"], 200)),
                 Endpoint(
                     method: .POST, path: "/v1/internal/usage", body: usageBatch, expected: only(["host fra"], 200)),
-                Endpoint(method: .GET, path: "/v1/bundles/\(v1Hash)", expected: only(["host fra"], 200)),
+                // Bundles: a host gets the live versions placed on it; a version no longer live is not found.
+                Endpoint(method: .GET, path: "/v1/bundles/\(liveHash)", expected: only(["host fra"], 200)),
+                Endpoint(
+                    method: .GET, path: "/v1/bundles/\(v1Hash)",
+                    expected: { caller in caller.description == "host fra" ? 404 : 403 }),
                 // Secrets: each deploy token reads and writes its own tenant's only; values go to hosts alone.
                 Endpoint(
                     method: .GET, path: "/v1/functions/shared/secrets",

@@ -113,6 +113,73 @@ struct GeoIPRoutingTests {
         }
     }
 
+    /// Hosts fetch only the bundles placed on them: after a redeploy with other `regions` the function moves to
+    /// the new region's hosts (which fetch the new version), and a rollback brings it back.
+    @Test func aPinnedFunctionMovesWithARegionChangeAndARollback() async throws {
+        let directory = try TemporaryDirectory(prefix: "verge-regions")
+        defer { directory.remove() }
+        let function = try directory.copy(Paths.fixtureFunction("echo"), as: "pinned")
+        func pin(_ regions: String) throws {
+            try Data(#"{"name": "pinned", "runtime": "python", "entry": "main.py", "regions": [\#(regions)]}"#.utf8)
+                .write(to: URL(fileURLWithPath: function + "/verge.json"))
+        }
+        try await LocalClusterProcess.with { cluster in
+            /// Host name → the version of `pinned` it runs, from `verge hosts`.
+            func running() async throws -> [String: String] {
+                let hosts = try await cluster.verge(["hosts", "--format", "json"])
+                let list = try JSONSerialization.jsonObject(with: Data(hosts.stdout.utf8)) as? [[String: Any]] ?? []
+                var versions: [String: String] = [:]
+                for host in list {
+                    for status in host["functions"] as? [[String: Any]] ?? []
+                    where status["name"] as? String == "pinned" {
+                        versions[host["name"] as? String ?? ""] = status["version"] as? String
+                    }
+                }
+                return versions
+            }
+            func live() async throws -> String {
+                let versions = try await cluster.verge(["versions", "pinned", "--format", "json"])
+                let list = try JSONSerialization.jsonObject(with: Data(versions.stdout.utf8)) as? [[String: Any]] ?? []
+                return try #require(list.first { $0["live"] as? Bool == true }?["version"] as? String)
+            }
+            func servedBy() async throws -> String? {
+                try await TestHTTP.get(cluster.gatewayURL + "/pinned", from: (48.85, 2.35)).header("x-verge-host")
+            }
+
+            try pin(#""fra""#)
+            #expect(try await cluster.deploy(function).status == 0)
+            let first = try await live()
+            #expect(try await eventually(timeout: .seconds(20)) { try await running() == ["fra": first] })
+            #expect(try await servedBy() == "fra")
+
+            // Moved to iad: iad fetches the new version, fra drops the function, and nothing else runs it.
+            try pin(#""iad""#)
+            #expect(try await cluster.deploy(function).status == 0)
+            let second = try await live()
+            #expect(second != first)
+            var last: [String: String] = [:]
+            let moved = try await eventually(timeout: .seconds(20)) {
+                last = try await running()
+                return last == ["iad": second]
+            }
+            #expect(moved, "\(last)")
+            #expect(try await servedBy() == "iad")
+
+            // Rolled back: the first version, pinned to fra, is live again and back on fra only.
+            let rollback = try await cluster.verge(["rollback", "pinned"])
+            #expect(rollback.status == 0, "\(rollback.stderr)")
+            let back = try await eventually(timeout: .seconds(20)) {
+                last = try await running()
+                return last == ["fra": first]
+            }
+            #expect(back, "\(last)")
+            #expect(try await servedBy() == "fra")
+            // Every host fetched all it was told to run: no fetch was refused on the way.
+            let refused = cluster.log.split(separator: "\n").filter { $0.contains("cannot install function") }
+            #expect(refused.isEmpty, "\(refused)")
+        }
+    }
+
     @Test(
         .enabled(if: FileManager.default.fileExists(atPath: "/usr/share/tor/geoip"), "needs Debian's tor-geoipdb"))
     func withoutADatabaseTorGeoIPLocatesClientsByCountry() async throws {
