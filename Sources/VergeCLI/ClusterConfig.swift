@@ -40,6 +40,7 @@ struct ClusterConfig: Decodable, Sendable {
     var maxWorkers: Int?
     var maxMemoryMB: Int?
     var maxQueuedCalls: Int?
+    var hostEventLoops: Int?
 
     /// Functions are reachable through the gateway at `FUNCTION.TENANT.DOMAIN`.
     var domain: String = "localhost"
@@ -86,6 +87,7 @@ struct ClusterConfig: Decodable, Sendable {
         case maxWorkers = "max_workers"
         case maxMemoryMB = "max_memory_mb"
         case maxQueuedCalls = "max_queued_calls"
+        case hostEventLoops = "host_event_loops"
     }
 
     init() {}
@@ -114,6 +116,7 @@ struct ClusterConfig: Decodable, Sendable {
         maxWorkers = try container.decodeIfPresent(Int.self, forKey: .maxWorkers)
         maxMemoryMB = try container.decodeIfPresent(Int.self, forKey: .maxMemoryMB)
         maxQueuedCalls = try container.decodeIfPresent(Int.self, forKey: .maxQueuedCalls)
+        hostEventLoops = try container.decodeIfPresent(Int.self, forKey: .hostEventLoops)
         domain = try container.decodeIfPresent(String.self, forKey: .domain) ?? defaults.domain
         maxConnections = try container.decodeIfPresent(Int.self, forKey: .maxConnections) ?? defaults.maxConnections
         connectionIdleTimeoutSeconds =
@@ -174,6 +177,7 @@ struct ClusterConfig: Decodable, Sendable {
         if let maxWorkers { configuration.maxWorkers = maxWorkers }
         if let maxMemoryMB { configuration.maxMemoryMB = maxMemoryMB }
         if let maxQueuedCalls { configuration.maxQueuedCalls = maxQueuedCalls }
+        if let hostEventLoops { configuration.eventLoops = hostEventLoops }
     }
 
     /// Loads a config file; errors name the file and what is wrong.

@@ -176,6 +176,10 @@ struct HostCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-queued-calls"), help: "Most calls of one function waiting for a worker.")
     var maxQueuedCalls: Int?
     @Option(
+        name: .customLong("event-loops"),
+        help: "Threads that carry calls (connections and workers' sockets). Default: one per four cores, at least one.")
+    var eventLoops: Int?
+    @Option(
         name: .customLong("advertise-url"),
         help: "URL the gateway and control plane reach this host at. Default: the listen address (not 0.0.0.0).")
     var advertiseURL: String?
@@ -211,6 +215,7 @@ struct HostCommand: AsyncParsableCommand {
         if let maxWorkers { configuration.maxWorkers = maxWorkers }
         if let maxMemoryMB { configuration.maxMemoryMB = maxMemoryMB }
         if let maxQueuedCalls { configuration.maxQueuedCalls = maxQueuedCalls }
+        if let eventLoops { configuration.eventLoops = eventLoops }
         do { try configuration.validateCapacity() } catch { throw ValidationError(error.message) }
         let loop = try SupervisorLoop()
         defer { loop.shutdown() }

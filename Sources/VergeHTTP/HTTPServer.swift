@@ -42,13 +42,14 @@ public enum HTTPServer {
         listenAddress: ListenAddress,
         limits: ListenerLimits = .default,
         tls: TLSSettings = TLSSettings(),
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroupProvider.shared,
         logger: Logger,
         responder: @escaping StreamingResponder
     ) throws -> any Service {
         let secure = tls.serves
-        return try serverBuilder(limits: limits, tls: tls, name: name, logger: logger).buildServer(
+        return try streamingBuilder(limits: limits, tls: tls, name: name, logger: logger).buildServer(
             configuration: .init(address: .hostname(bind.host, port: bind.port), serverName: name),
-            eventLoopGroup: MultiThreadedEventLoopGroupProvider.shared,
+            eventLoopGroup: eventLoopGroup,
             logger: logger,
             responder: responder,
             onServerRunning: { channel in
@@ -66,6 +67,20 @@ extension HTTPServer {
         let http1 = HTTPServerBuilder.http1(configuration: http1Configuration(limits, name: name, logger: logger))
         guard let configuration = try tls.serverConfiguration() else { return http1 }
         return try .tls(http1, tlsConfiguration: configuration)
+    }
+
+    /// HTTP/1.1 (inside TLS when the settings have a certificate), each connection's handler on its own event loop
+    /// (``EventLoopAffineChannel``).
+    static func streamingBuilder(
+        limits: ListenerLimits, tls: TLSSettings, name: String, logger: Logger
+    ) throws -> HTTPServerBuilder {
+        let configuration = http1Configuration(limits, name: name, logger: logger)
+        let tlsConfiguration = try tls.serverConfiguration()
+        return HTTPServerBuilder { responder in
+            let http1 = HTTP1Channel(responder: responder, configuration: configuration)
+            guard let tlsConfiguration else { return EventLoopAffineChannel(base: http1) }
+            return EventLoopAffineChannel(base: try TLSChannel(http1, tlsConfiguration: tlsConfiguration))
+        }
     }
 
     /// HTTP/1.1 with the listener's limits: its connection cap, its idle timeout, a deadline for each request head,

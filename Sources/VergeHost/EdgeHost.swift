@@ -2,6 +2,7 @@ import Foundation
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import VergeBundle
 import VergeCore
@@ -29,6 +30,8 @@ public final class EdgeHost: Service, Sendable {
     private let logger: Logger
     /// The workers' sandbox; `nil` only with `--isolation none`.
     private let sandbox: Sandbox?
+    /// The threads of the host's connections and workers' sockets (`HostConfiguration.eventLoops`).
+    private let eventLoops: MultiThreadedEventLoopGroup
 
     public init(configuration: HostConfiguration, supervisor: Supervisor, logger: Logger) throws {
         var logger = logger
@@ -65,9 +68,9 @@ public final class EdgeHost: Service, Sendable {
             )
         }
         self.sandbox = sandbox
+        self.eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoops)
         var environment = PoolEnvironment(
-            configuration: configuration, supervisor: supervisor,
-            eventLoopGroup: MultiThreadedEventLoopGroupProvider.shared, launcher: launcher,
+            configuration: configuration, supervisor: supervisor, eventLoopGroup: eventLoops, launcher: launcher,
             admission: HostAdmission(
                 capacity: .init(workers: configuration.maxWorkers, memoryMB: configuration.maxMemoryMB)),
             logSink: logSink, logger: logger, sandbox: sandbox
@@ -121,9 +124,9 @@ public final class EdgeHost: Service, Sendable {
         )
         let http = try HTTPServer.streaming(
             bind: configuration.bind, name: "verge-host", listenAddress: listenAddress,
-            limits: configuration.listener, tls: configuration.tls, logger: logger
-        ) { request, writer, _ in
-            try await server.respond(request, writer: writer)
+            limits: configuration.listener, tls: configuration.tls, eventLoopGroup: eventLoops, logger: logger
+        ) { request, writer, channel in
+            try await server.respond(request, writer: writer, eventLoop: channel.eventLoop)
         }
         // Started in this order, stopped in reverse: the HTTP server drains first, then the pools stop their
         // workers, then the agents finish (a last usage shipment), then logs are flushed.
@@ -171,6 +174,7 @@ public final class EdgeHost: Service, Sendable {
         // Every worker has stopped: the helpers still parked go, then this host's cgroup directories.
         await environment.parkedHelpers?.shutdown()
         sandbox?.cgroups.removeOwn()
+        try? await eventLoops.shutdownGracefully()
         try outcome.get()
     }
 

@@ -34,6 +34,11 @@ public struct HostConfiguration: Sendable {
     /// Most calls of one function that wait for a worker at once; a call beyond it is answered at once with 429
     /// (the function is at its `max_workers`) or 503 (the host is at capacity). Default 64.
     public var maxQueuedCalls: Int = 64
+    /// Threads that carry the host's calls: each client connection, and each worker's socket, lives on one of them,
+    /// and a call prefers a worker on its connection's thread, so it needs no hand-off between threads. The host
+    /// shares the machine with its workers, which do the calls' real work: the default is one per four cores, at
+    /// least one (`defaultEventLoops`).
+    public var eventLoops: Int = HostConfiguration.defaultEventLoops
     /// Largest request body a function accepts. Default 6 MiB.
     public var maxRequestBodyBytes: Int = 6 * 1024 * 1024
     /// The control plane to sync with; `nil` runs the host from its cache only.
@@ -75,6 +80,8 @@ public struct HostConfiguration: Sendable {
     public static let defaultMaxMemoryMB: Int =
         max(256, Int(ProcessInfo.processInfo.physicalMemory / 1_048_576) * 3 / 4)
 
+    public static let defaultEventLoops: Int = max(1, ProcessInfo.processInfo.activeProcessorCount / 4)
+
     /// Checks the capacity settings; the error names the setting and its allowed range.
     public func validateCapacity() throws(VergeError) {
         if !(1...100_000).contains(maxWorkers) {
@@ -85,6 +92,9 @@ public struct HostConfiguration: Sendable {
         }
         if !(0...100_000).contains(maxQueuedCalls) {
             throw VergeError(.badRequest, "max_queued_calls must be between 0 and 100000, got \(maxQueuedCalls)")
+        }
+        if !(1...256).contains(eventLoops) {
+            throw VergeError(.badRequest, "host_event_loops must be between 1 and 256, got \(eventLoops)")
         }
     }
 

@@ -68,6 +68,7 @@ struct DeveloperWorkflowTests {
         (#"{"max_workers":0}"#, "max_workers must be between 1 and 100000, got 0"),
         (#"{"max_memory_mb":8}"#, "max_memory_mb must be between 16 and 16777216, got 8"),
         (#"{"max_queued_calls":-1}"#, "max_queued_calls must be between 0 and 100000, got -1"),
+        (#"{"host_event_loops":0}"#, "host_event_loops must be between 1 and 256, got 0"),
     ])
     func badClusterConfigsAreRefusedBeforeAnythingStarts(config: String, expected: String) async throws {
         let scratch = try TemporaryDirectory()
@@ -178,6 +179,47 @@ struct DeveloperWorkflowTests {
             #expect(
                 records.filter { $0["cold_start"] as? Bool == true }.count == 3,
                 "\(records.map { "\($0["host"] ?? "?") \($0["status"] ?? "?") cold=\($0["cold_start"] ?? "?")" })")
+        }
+    }
+
+    /// A host with several event loops: calls arrive on connections of different loops, prefer workers on their own
+    /// loop and hand freed workers across loops when none waits on the worker's loop. Every call is answered once and
+    /// recorded once, and the pool stays within `max_workers`.
+    @Test func callsOnSeveralEventLoopsAreEachServedAndRecordedOnce() async throws {
+        let scratch = try TemporaryDirectory()
+        defer { scratch.remove() }
+        let config = scratch.path + "/cluster.json"
+        try Data(#"{"host_event_loops": 3}"#.utf8).write(to: URL(fileURLWithPath: config))
+        try await LocalClusterProcess.with(extraArguments: ["--config", config]) { cluster in
+            let slow = try scratch.copy(Paths.fixtureFunction("slow"), as: "slow")
+            try #"{"name":"slow","runtime":"python","entry":"main.py","timeout_ms":5000,"max_workers":2}"#
+                .write(toFile: slow + "/verge.json", atomically: true, encoding: .utf8)
+            #expect(try await cluster.deploy(slow).status == 0)
+            let fra = try #require(cluster.hostURLs["fra"])
+            // Six keep-alive connections (the host spreads them over its loops), five calls each, all at once: more
+            // calls than workers, so freed workers are handed to calls waiting on every loop.
+            let ids = try await withThrowingTaskGroup(of: [String].self) { group in
+                for _ in 0..<6 {
+                    group.addTask {
+                        let connection = try RawHTTPConnection(url: fra)
+                        var ids: [String] = []
+                        for _ in 0..<5 {
+                            try connection.send("GET /slow?ms=20 HTTP/1.1\r\nHost: fra\r\n\r\n")
+                            let response = try await connection.readResponse()
+                            #expect(response.status == 200, "\(response)")
+                            ids.append(response.header("x-verge-invocation-id") ?? "")
+                        }
+                        return ids
+                    }
+                }
+                return try await group.reduce(into: [String]()) { $0 += $1 }
+            }
+            #expect(ids.count == 30 && Set(ids).count == 30 && !ids.contains(""), "invocation ids: \(ids)")
+            let records = try await usageRecords(cluster, expecting: 30)
+            #expect(Set(records.compactMap { $0["invocation_id"] as? String }) == Set(ids))
+            #expect(records.allSatisfy { $0["status"] as? String == "ok" })
+            let warm = try await cluster.workerPIDs(function: "slow", host: "fra")
+            #expect((1...2).contains(warm.count), "max_workers is 2: \(warm)")
         }
     }
 

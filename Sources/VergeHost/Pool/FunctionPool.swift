@@ -55,6 +55,8 @@ final class FunctionPool: AdmissionClient {
         var idleTimers: [Int: DeadlineSweep.Token] = [:]
         /// Each worker's slot of host capacity, from the request until the process has exited.
         var slots: [Int: Int] = [:]
+        /// The event loops calls came in on, by affinity: a worker started for a call lives on the call's loop.
+        var eventLoops: [PoolStateMachine.Affinity: any EventLoop] = [:]
     }
 
     private struct Waiter {
@@ -119,11 +121,17 @@ final class FunctionPool: AdmissionClient {
     /// slow cold start is not reported as a full host), with
     /// `too_many_requests` when the function is at its `max_workers` and its queue is full, with `init_failed`
     /// when the worker started for this call cannot start, and with `shutting_down` once the pool stops.
-    func acquire(queueTimeout: Duration) async throws -> Lease {
+    ///
+    /// `eventLoop` is the loop the call's connection lives on: an idle worker on that loop is preferred, and a
+    /// worker started for the call lives there (see `PoolStateMachine`'s affinity), so the call needs no thread
+    /// hand-off to reach its worker.
+    func acquire(queueTimeout: Duration, eventLoop: (any EventLoop)? = nil) async throws -> Lease {
         let clock = ContinuousClock()
         let start = clock.now
+        let affinity = eventLoop.map(Self.affinity(of:)) ?? PoolStateMachine.anyAffinity
         let waiterID = state.withLock { state in
             defer { state.nextWaiterID += 1 }
+            if let eventLoop, state.eventLoops[affinity] == nil { state.eventLoops[affinity] = eventLoop }
             return state.nextWaiterID
         }
         let worker = try await withTaskCancellationHandler {
@@ -131,7 +139,7 @@ final class FunctionPool: AdmissionClient {
                 let (effects, patience) = state.withLock { state -> ([Effect], Duration?) in
                     var stopped: [Effect] = []
                     while true {
-                        switch state.machine.acquire(waiterID) {
+                        switch state.machine.acquire(waiterID, affinity: affinity) {
                         case .use(let id):
                             // Host admission may have reclaimed this idle worker a moment ago: then it stops and
                             // the call looks again.
@@ -324,6 +332,8 @@ final class FunctionPool: AdmissionClient {
                 environment.launcher.refill(helpers)
             }
         }
+        let eventLoop =
+            state.withLock { $0.eventLoops[$0.machine.affinity(of: id)] } ?? environment.eventLoopGroup.next()
         do {
             let worker = try await WorkerProcess.launch(
                 id: id,
@@ -332,7 +342,7 @@ final class FunctionPool: AdmissionClient {
                 parked: parked,
                 initTimeout: environment.configuration.initTimeout,
                 supervisor: environment.supervisor,
-                eventLoopGroup: environment.eventLoopGroup,
+                eventLoopGroup: eventLoop,
                 logSink: { worker, stream, line in
                     environment.logSink.append(
                         LogLine(
@@ -357,6 +367,7 @@ final class FunctionPool: AdmissionClient {
                         + resolve(state.machine.workerExited(id), in: &state, error: Self.crashedBeforeUse)
                 }
                 state.workers[id] = worker
+                state.machine.setAffinity(Self.affinity(of: eventLoop), of: id)
                 return resolve(state.machine.workerReady(id), in: &state)
             }
             run(effects)
@@ -369,6 +380,11 @@ final class FunctionPool: AdmissionClient {
             }
             run(effects)
         }
+    }
+
+    /// The affinity of the calls and workers on `eventLoop`.
+    static func affinity(of eventLoop: any EventLoop) -> PoolStateMachine.Affinity {
+        Int(bitPattern: UInt(bitPattern: ObjectIdentifier(eventLoop)))
     }
 
     private static let crashedBeforeUse = VergeError(.initFailed, "worker exited right after it was ready")

@@ -8,9 +8,22 @@ import DequeModule
 /// order while a new worker starts, up to `maxWorkers`. A starting worker may first wait for room in the host
 /// (`waitingForRoom`); at most `maxQueued` calls wait without a spawning worker of their own. Idle workers are
 /// stopped by their idle timer except the last `minInstances`, which stay warm.
+///
+/// Calls and workers may carry an *affinity* (the host passes the event loop a call's connection and a worker's
+/// socket live on): a call takes the most recently used idle worker of its own affinity when there is one, a freed
+/// worker goes to the first of the oldest few waiting calls that shares its affinity, and a worker started for a
+/// call gets that call's affinity. A call then stays on one thread from its client's socket to its worker's and
+/// back. Affinity never costs a call more than ``affinityPatience`` hand-overs of waiting.
 struct PoolStateMachine {
     typealias WorkerID = Int
     typealias WaiterID = Int
+    /// Which event loop a call or worker is on; ``anyAffinity`` when it has none.
+    typealias Affinity = Int
+    static let anyAffinity: Affinity = 0
+    /// How many of the oldest waiting calls a freed worker looks at for one of its own affinity.
+    static let affinityWindow = 4
+    /// How many times the oldest waiting call may be passed over for a call of the freed worker's affinity.
+    static let affinityPatience = 2
     typealias WorkerState = WorkerLifecycle.State
 
     /// Why a call was turned away at once.
@@ -59,6 +72,11 @@ struct PoolStateMachine {
     private(set) var waiters: Deque<WaiterID> = []
     /// Ready workers, most recently used last.
     private var idleStack: [WorkerID] = []
+    /// The affinity of each worker and each waiting call that has one.
+    private var workerAffinity: [WorkerID: Affinity] = [:]
+    private var waiterAffinity: [WaiterID: Affinity] = [:]
+    /// How many hand-overs have passed over the oldest waiting call.
+    private var oldestPassedOver = 0
     private var nextWorkerID = 1
     private var nextGeneration = 1
     private(set) var isShuttingDown = false
@@ -90,9 +108,24 @@ struct PoolStateMachine {
 
     func state(of worker: WorkerID) -> WorkerState? { lifecycles[worker]?.state }
 
-    mutating func acquire(_ waiter: WaiterID) -> AcquireAction {
+    /// The affinity `worker` was started with or was given (``anyAffinity`` when none).
+    func affinity(of worker: WorkerID) -> Affinity { workerAffinity[worker] ?? Self.anyAffinity }
+
+    /// Records where `worker` lives once it is known (a worker started with no affinity).
+    mutating func setAffinity(_ affinity: Affinity, of worker: WorkerID) {
+        guard lifecycles[worker] != nil else { return }
+        workerAffinity[worker] = affinity == Self.anyAffinity ? nil : affinity
+    }
+
+    mutating func acquire(_ waiter: WaiterID, affinity: Affinity = anyAffinity) -> AcquireAction {
         if isShuttingDown { return .reject(.shuttingDown) }
-        if let worker = idleStack.popLast() {
+        if !idleStack.isEmpty {
+            // The most recently used idle worker of the call's affinity, else the most recently used one.
+            let index =
+                affinity == Self.anyAffinity
+                ? idleStack.count - 1
+                : idleStack.lastIndex { workerAffinity[$0] == affinity } ?? idleStack.count - 1
+            let worker = idleStack.remove(at: index)
             _ = lifecycles[worker]!.assign()
             return .use(worker)
         }
@@ -102,8 +135,9 @@ struct PoolStateMachine {
             if !awaitingRoom.isEmpty { return .reject(.hostAtCapacity) }
         }
         waiters.append(waiter)
+        if affinity != Self.anyAffinity { waiterAffinity[waiter] = affinity }
         if startingCount < waiters.count, liveCount < maxWorkers {
-            return .startWorker(newWorker())
+            return .startWorker(newWorker(affinity: affinity))
         }
         return .wait
     }
@@ -111,7 +145,7 @@ struct PoolStateMachine {
     /// The caller gave up waiting (deadline or disconnect). Returns whether it was still queued.
     mutating func cancel(_ waiter: WaiterID) -> Bool {
         guard let index = waiters.firstIndex(of: waiter) else { return false }
-        waiters.remove(at: index)
+        removeWaiter(at: index)
         return true
     }
 
@@ -131,6 +165,7 @@ struct PoolStateMachine {
     mutating func abandonStart(_ worker: WorkerID) -> Bool {
         guard lifecycles[worker]?.state == .starting, startingCount > waiters.count else { return false }
         lifecycles[worker] = nil
+        workerAffinity[worker] = nil
         awaitingRoom.remove(worker)
         return true
     }
@@ -192,6 +227,7 @@ struct PoolStateMachine {
         }
         idleStack.removeAll { $0 == worker }
         awaitingRoom.remove(worker)
+        workerAffinity[worker] = nil
         if isShuttingDown { return .none }
         if previous == .starting {
             // It died before serving anyone. The oldest call without a starting worker of its own fails with the
@@ -199,14 +235,16 @@ struct PoolStateMachine {
             // calls covered by other starting workers keep waiting. A failed start is not retried for
             // `minInstances` alone: a function that cannot start would otherwise be started forever.
             guard waiters.count > startingCount else { return .none }
-            let failed = waiters.removeFirst()
-            let replacement = waiters.count > startingCount && liveCount < maxWorkers ? newWorker() : nil
+            let failed = removeWaiter(at: 0)
+            let replacement =
+                waiters.count > startingCount && liveCount < maxWorkers
+                ? newWorker(affinity: waiters.first.flatMap { waiterAffinity[$0] } ?? Self.anyAffinity) : nil
             return .failWaiter(failed, thenStart: replacement)
         }
         // A ready, busy or draining worker went away: start a replacement if calls are waiting without cover, or
         // if the pool fell below `minInstances`.
         if waiters.count > startingCount, liveCount < maxWorkers {
-            return .startWorker(newWorker())
+            return .startWorker(newWorker(affinity: waiters.first.flatMap { waiterAffinity[$0] } ?? Self.anyAffinity))
         }
         if activeCount < minInstances, liveCount < maxWorkers {
             return .keepWarm(newWorker())
@@ -222,14 +260,39 @@ struct PoolStateMachine {
         for worker in idle { _ = lifecycles[worker]!.drain() }
         let failed = Array(waiters)
         waiters.removeAll()
+        waiterAffinity.removeAll()
+        oldestPassedOver = 0
         return (idle, failed)
     }
 
-    private mutating func newWorker() -> WorkerID {
+    private mutating func newWorker(affinity: Affinity = anyAffinity) -> WorkerID {
         let id = nextWorkerID
         nextWorkerID += 1
         lifecycles[id] = WorkerLifecycle()
+        if affinity != Self.anyAffinity { workerAffinity[id] = affinity }
         return id
+    }
+
+    @discardableResult
+    private mutating func removeWaiter(at index: Int) -> WaiterID {
+        let waiter = waiters.remove(at: index)
+        waiterAffinity[waiter] = nil
+        if index == 0 { oldestPassedOver = 0 }
+        return waiter
+    }
+
+    /// The waiting call a freed `worker` goes to: the first of the oldest ``affinityWindow`` with the worker's
+    /// affinity, unless the oldest has been passed over ``affinityPatience`` times already; otherwise the oldest.
+    private mutating func nextWaiter(for worker: WorkerID) -> WaiterID? {
+        guard !waiters.isEmpty else { return nil }
+        if let affinity = workerAffinity[worker], oldestPassedOver < Self.affinityPatience,
+            waiterAffinity[waiters[0]] != affinity,
+            let index = waiters.prefix(Self.affinityWindow).firstIndex(where: { waiterAffinity[$0] == affinity })
+        {
+            oldestPassedOver += 1
+            return removeWaiter(at: index)
+        }
+        return removeWaiter(at: 0)
     }
 
     private mutating func assignOrIdle(_ worker: WorkerID) -> Action {
@@ -237,7 +300,7 @@ struct PoolStateMachine {
             _ = lifecycles[worker]!.drain()
             return .stopWorker(worker)
         }
-        if let waiter = waiters.popFirst() {
+        if let waiter = nextWaiter(for: worker) {
             _ = lifecycles[worker]!.assign()
             return .handOver(worker: worker, waiter: waiter)
         }

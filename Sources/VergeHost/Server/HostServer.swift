@@ -19,7 +19,8 @@ struct HostServer: Sendable {
     let trustedCallers: TrustedCallerList
     let ledgerHealth: LedgerHealth
 
-    func respond(_ request: Request, writer: consuming ResponseWriter) async throws {
+    /// Answers `request`, which arrived on a connection of `eventLoop` (calls prefer workers on the same loop).
+    func respond(_ request: Request, writer: consuming ResponseWriter, eventLoop: any EventLoop) async throws {
         let path = request.uri.path
         if path.hasPrefix("/_verge/") {
             try await platform(request, path: path, writer: writer)
@@ -49,7 +50,7 @@ struct HostServer: Sendable {
         }
         let key = pool.deployment.key
         try await invocations.handle(
-            request, writer: writer, pool: pool, client: clientLocation(request),
+            request, writer: writer, pool: pool, eventLoop: eventLoop, client: clientLocation(request),
             current: { [deployments] in deployments.pool(for: key) }
         )
     }

@@ -24,7 +24,8 @@ struct InvocationHandler: Sendable {
     /// Runs the call on `pool`. `current` returns the pool serving the function now: when a deploy replaces
     /// the version while the call waits for a worker, the call moves to the new version's pool instead of failing.
     func handle(
-        _ request: Request, writer: consuming ResponseWriter, pool: FunctionPool, client: ClientLocation?,
+        _ request: Request, writer: consuming ResponseWriter, pool: FunctionPool, eventLoop: any EventLoop,
+        client: ClientLocation?,
         current: () -> FunctionPool? = { nil }
     ) async throws {
         var pool = pool
@@ -57,7 +58,7 @@ struct InvocationHandler: Sendable {
         do {
             while lease == nil {
                 do {
-                    lease = try await pool.acquire(queueTimeout: timeout)
+                    lease = try await pool.acquire(queueTimeout: timeout, eventLoop: eventLoop)
                 } catch let error as VergeError where error.code == .shuttingDown {
                     guard let next = current(), next !== pool else { throw error }
                     pool = next
