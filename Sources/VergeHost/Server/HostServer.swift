@@ -42,6 +42,7 @@ struct HostServer: Sendable {
         if caller != .gateway, Self.carriesGatewayFields(request) {
             var headers = HTTPFields()
             headers[HTTPField.Name(VergeHeaders.host)!] = configuration.name
+            headers[HTTPField.Name(VergeHeaders.rejected)!] = VergeError.Code.untrustedCaller.rawValue
             try await writer.writeError(
                 VergeError(
                     .untrustedCaller,
