@@ -148,6 +148,8 @@ NGINX_PID=$!
 NGINX_URL=http://127.0.0.1:$NGINX_PORT
 for _ in $(seq 1 100); do curl -fsS -o /dev/null "$NGINX_URL/$FUNCTION" 2>/dev/null && break; sleep 0.05; done
 curl -fsS -o /dev/null "$NGINX_URL/$FUNCTION" || die "nginx does not answer: $(cat "$WORK/nginx/stderr")"
+# The gateway routes to fra once fra has learnt the gateway's proof (within two sync intervals of its start).
+for _ in $(seq 1 100); do curl -fsS -o /dev/null "$GATEWAY/$FUNCTION" 2>/dev/null && break; sleep 0.05; done
 curl -fsS -o /dev/null "$GATEWAY/$FUNCTION" || die "the gateway does not answer /$FUNCTION"
 via=$(curl -fsS -D - -o /dev/null "$GATEWAY/$FUNCTION" | tr -d '\r' | sed -n 's/^x-verge-host: //Ip')
 [[ $via == fra ]] || die "the gateway routed to '$via', not fra"

@@ -192,10 +192,10 @@ struct LocalCluster {
             let gatewayURL = await gateway.listenAddress.url()
             var hostURLs: [String] = []
             for host in hosts { hostURLs.append("\(host.configuration.name)=\(await host.listenAddress.url())") }
-            // Ready means routable: wait (briefly) until the gateway knows every host.
+            // Ready means routable: wait (briefly) until every host knows the gateway's proof and the gateway knows it.
             let clock = ContinuousClock()
             let deadline = clock.now + .seconds(10)
-            while gateway.directory.snapshot.count < hosts.count, clock.now < deadline {
+            while gateway.directory.snapshot.filter(\.acceptsGateway).count < hosts.count, clock.now < deadline {
                 try? await Task.sleep(for: .milliseconds(20))
             }
             return "gateway=\(gatewayURL) api=\(api) hosts=\(hostURLs.joined(separator: ","))"

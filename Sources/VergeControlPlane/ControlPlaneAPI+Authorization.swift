@@ -29,13 +29,13 @@ extension ControlPlaneAPI {
             principal = Principal(role: .host(name: name), tenant: defaultTenant, credentialID: stored.id)
         case .gateway:
             principal = Principal(role: .gateway, tenant: defaultTenant, credentialID: stored.id)
-        case .join, .controlPlane:
+        case .join, .controlPlane, .hostProof:
             throw VergeError(.unauthorized, "unknown, revoked or expired credential")
         }
         switch (permission, principal.role) {
         case (.scope(let needed), .user(let scopes)) where scopes.contains(needed) || scopes.contains(.admin):
             return principal
-        case (.host, .host), (.routing, .gateway):
+        case (.host, .host), (.routing, .gateway), (.gateway, .gateway):
             return principal
         case (.routing, .user) where principal.isAdmin:
             return principal
@@ -45,6 +45,8 @@ extension ControlPlaneAPI {
             throw VergeError(.forbidden, "this endpoint is for the cluster's own hosts")
         case (.routing, _):
             throw VergeError(.forbidden, "this endpoint needs the gateway's credential or the 'admin' scope")
+        case (.gateway, _):
+            throw VergeError(.forbidden, "this endpoint needs a gateway's own credential")
         }
     }
 }

@@ -102,7 +102,7 @@ struct ControlPlaneAPI: Sendable {
             try await store.recordHost(status)
             return try Response.json(
                 try await withSecretsVersions(
-                    try await store.desiredState(for: name, trustedCallers: try await trustedCallers())))
+                    try await store.desiredState(for: name, trustedCallers: try await trustedCallers(for: name))))
         }
         router.post("/v1/internal/usage") { request, _ in
             let principal = try await authorize(request, .host)
@@ -118,6 +118,7 @@ struct ControlPlaneAPI: Sendable {
             let result = try await store.usage.ingest(batch.records)
             return try Response.json(result)
         }
+        registerHostProofs(on: router)
         registerSecrets(on: router)
         router.get("/v1/bundles/:version") { request, context in
             let host = try await authorize(request, .host).hostName
@@ -274,9 +275,10 @@ struct ControlPlaneAPI: Sendable {
 
     // MARK: Helpers
 
-    /// Who may call the hosts' platform endpoints: the live gateway credentials and this control plane.
-    private func trustedCallers() async throws -> [TrustedCaller] {
-        try await store.gatewayCredentialHashes().map { TrustedCaller(hash: $0, role: .gateway) }
+    /// Who may call `host`'s platform endpoints and vouch for forwarded calls: the live gateways' proofs made for
+    /// that host (never another host's, never a gateway's own credential) and this control plane.
+    private func trustedCallers(for host: String) async throws -> [TrustedCaller] {
+        try await store.hostProofs(for: host)
             + [TrustedCaller(hash: controlPlane.peerCredential.hash, role: .controlPlane)]
     }
 

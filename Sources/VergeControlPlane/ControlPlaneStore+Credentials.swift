@@ -141,7 +141,10 @@ extension ControlPlaneStore {
             try db.execute(
                 sql: "UPDATE credentials SET revoked_at_ms = COALESCE(revoked_at_ms, ?) WHERE id = ?",
                 arguments: [WallClock.milliseconds(), id])
-            return db.changesCount > 0
+            let found = db.changesCount > 0
+            // A revoked gateway's proofs go with it: hosts stop trusting them at their next sync.
+            try Self.deleteHostProofs(db, credentialID: id)
+            return found
         }
     }
 
@@ -232,6 +235,10 @@ extension ControlPlaneStore {
     private func issueReplacing(_ kind: Credential.Kind, subject: String) throws -> Credential {
         let credential = Credential.generate(kind)
         try database.write { db in
+            let replaced = try String.fetchAll(
+                db, sql: "SELECT id FROM credentials WHERE kind = ? AND subject = ? AND revoked_at_ms IS NULL",
+                arguments: [kind.rawValue, subject])
+            for id in replaced { try Self.deleteHostProofs(db, credentialID: id) }
             try db.execute(
                 sql:
                     "UPDATE credentials SET revoked_at_ms = ? WHERE kind = ? AND subject = ? AND revoked_at_ms IS NULL",
@@ -255,20 +262,6 @@ extension ControlPlaneStore {
                 throw VergeError(.forbidden, "the URL \(url) is bound to host '\(holder)'")
             }
             try db.execute(sql: "UPDATE credentials SET url = ? WHERE id = ?", arguments: [url, id])
-        }
-    }
-
-    /// Hashes of the live gateway credentials, which hosts accept on forwarded calls.
-    func gatewayCredentialHashes() async throws -> [String] {
-        let now = WallClock.milliseconds()
-        return try await database.read { db in
-            try String.fetchAll(
-                db,
-                sql: """
-                    SELECT hash FROM credentials WHERE kind = ? AND revoked_at_ms IS NULL
-                    AND (expires_at_ms IS NULL OR expires_at_ms > ?) ORDER BY id
-                    """,
-                arguments: [Credential.Kind.gateway.rawValue, now])
         }
     }
 

@@ -52,6 +52,7 @@ final class ControlPlaneStore: Sendable {
         Self.registerCredentialMigrations(&migrator)
         Self.registerSecretMigrations(&migrator)
         Self.registerPlacementMigrations(&migrator)
+        Self.registerHostProofMigrations(&migrator)
         try migrator.migrate(database)
         usage = UsageStore(database: database)
     }
@@ -248,7 +249,7 @@ final class ControlPlaneStore: Sendable {
                 return HostSummary(
                     name: status.name, url: status.url, location: status.location, healthy: age <= window,
                     lastSeenMs: age, warmWorkers: status.warmWorkers, unshippedRecords: status.unshippedRecords,
-                    functions: status.functions, isolation: status.isolation
+                    functions: status.functions, isolation: status.isolation, trustedGateways: status.trustedGateways
                 )
             }
         }

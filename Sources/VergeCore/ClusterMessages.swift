@@ -55,17 +55,22 @@ public struct HostStatus: Codable, Sendable, Equatable {
     public var unshippedRecords: Int
     /// How the host isolates its workers (absent from hosts older than the sandbox).
     public var isolation: IsolationLevel?
+    /// Ids of the gateway credentials whose proof for this host the host holds (from its last sync): a gateway
+    /// routes to a host only once the host lists it here.
+    public var trustedGateways: [String]?
 
     enum CodingKeys: String, CodingKey {
         case name, url, location, functions, isolation
         case warmWorkers = "warm_workers"
         case unshippedRecords = "unshipped_records"
+        case trustedGateways = "trusted_gateways"
     }
 
     public init(
         name: String, url: String, location: GeoPoint, warmWorkers: Int, functions: [FunctionStatus],
-        unshippedRecords: Int, isolation: IsolationLevel?
+        unshippedRecords: Int, isolation: IsolationLevel?, trustedGateways: [String]? = nil
     ) {
+        self.trustedGateways = trustedGateways
         self.isolation = isolation
         self.name = name
         self.url = url
@@ -127,7 +132,8 @@ public struct DesiredState: Codable, Sendable, Equatable {
 /// A credential (by its hash) a host accepts in `x-verge-credential`, and what its holder may do there.
 public struct TrustedCaller: Codable, Sendable, Equatable, Hashable {
     public enum Role: String, Codable, Sendable {
-        /// May forward calls with the client's location and tenant, and read `/_verge/status`.
+        /// May forward calls with the client's location and tenant, and read `/_verge/status`. The hash is that of
+        /// the gateway's proof for this host (``Credential/hostProof(for:)``), never of its credential.
         case gateway
         /// May read `/_verge/status` and `/_verge/logs`.
         case controlPlane = "control-plane"
@@ -135,17 +141,51 @@ public struct TrustedCaller: Codable, Sendable, Equatable, Hashable {
 
     public var hash: String
     public var role: Role
+    /// For a gateway's proof, the id of the gateway credential it was made with (reported back in
+    /// ``HostStatus/trustedGateways``).
+    public var credentialID: String?
 
-    public init(hash: String, role: Role) {
+    enum CodingKeys: String, CodingKey {
+        case hash, role
+        case credentialID = "credential_id"
+    }
+
+    public init(hash: String, role: Role, credentialID: String? = nil) {
         self.hash = hash
         self.role = role
+        self.credentialID = credentialID
+    }
+}
+
+/// What a gateway registers with `PUT /v1/internal/gateway/host-proofs`: the SHA-256 of its proof for each host it
+/// knows (``Credential/hostProof(for:)``). The list replaces the one registered before with the same credential.
+public struct HostProofRegistration: Codable, Sendable, Equatable {
+    public struct Proof: Codable, Sendable, Equatable, Hashable {
+        public var host: String
+        /// SHA-256 of the proof, 64 lowercase hex digits.
+        public var hash: String
+
+        public init(host: String, hash: String) {
+            self.host = host
+            self.hash = hash
+        }
+    }
+
+    public var proofs: [Proof]
+
+    /// Most proofs one gateway credential may register (one per host).
+    public static let maximumProofs = 10_000
+
+    public init(proofs: [Proof]) {
+        self.proofs = proofs
     }
 }
 
 /// Header names shared by the gateway, the hosts and the control plane.
 public enum VergeHeaders {
-    /// A cluster credential presented to a host: by the gateway on forwarded calls, by the control plane on
-    /// `/_verge/*`. (Calls to the control plane use `Authorization: Bearer`.)
+    /// A cluster credential presented to a host: the gateway's proof for that host on forwarded calls
+    /// (``Credential/hostProof(for:)``), the control plane's own credential on `/_verge/*`. (Calls to the control
+    /// plane use `Authorization: Bearer`.)
     public static let credential = "x-verge-credential"
     /// The tenant of a forwarded call, set by the gateway; believed only with a gateway credential.
     public static let tenant = "x-verge-tenant"
@@ -191,18 +231,23 @@ public struct HostSummary: Codable, Sendable, Equatable {
     public var functions: [HostStatus.FunctionStatus]
     /// How the host isolates its workers: `sandbox` or `none`; absent when the host did not say.
     public var isolation: IsolationLevel?
+    /// Ids of the gateway credentials the host recognises (``HostStatus/trustedGateways``).
+    public var trustedGateways: [String]?
 
     enum CodingKeys: String, CodingKey {
         case name, url, location, healthy, functions, isolation
         case lastSeenMs = "last_seen_ms"
         case warmWorkers = "warm_workers"
         case unshippedRecords = "unshipped_records"
+        case trustedGateways = "trusted_gateways"
     }
 
     public init(
         name: String, url: String, location: GeoPoint, healthy: Bool, lastSeenMs: Int64, warmWorkers: Int,
-        unshippedRecords: Int, functions: [HostStatus.FunctionStatus], isolation: IsolationLevel?
+        unshippedRecords: Int, functions: [HostStatus.FunctionStatus], isolation: IsolationLevel?,
+        trustedGateways: [String]? = nil
     ) {
+        self.trustedGateways = trustedGateways
         self.isolation = isolation
         self.name = name
         self.url = url

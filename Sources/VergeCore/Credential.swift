@@ -15,11 +15,13 @@ public struct Credential: Sendable, Hashable, CustomStringConvertible {
         case join
         /// The control plane's own credential, presented to hosts when it reads their logs.
         case controlPlane = "cp"
+        /// A gateway's proof for one host (``hostProof(for:)``): never stored, never sent to the control plane.
+        case hostProof = "gwp"
     }
 
     public let kind: Kind
     public let id: String
-    private let secret: String
+    let secret: String
 
     /// The whole credential, as presented in `Authorization: Bearer …`. Never log it.
     public var token: String { "verge_\(kind.rawValue)_\(id)_\(secret)" }
@@ -35,7 +37,7 @@ public struct Credential: Sendable, Hashable, CustomStringConvertible {
         Credential(kind: kind, id: randomHex(bytes: 8), secret: randomHex(bytes: 32))
     }
 
-    private init(kind: Kind, id: String, secret: String) {
+    init(kind: Kind, id: String, secret: String) {
         self.kind = kind
         self.id = id
         self.secret = secret

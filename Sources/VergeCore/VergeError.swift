@@ -36,6 +36,9 @@ public struct VergeError: Error, Sendable, CustomStringConvertible {
         public static let shuttingDown = Code("shutting_down", status: 503)
         /// The host cannot commit usage records (disk full, database error): it serves no call it cannot bill.
         public static let ledgerUnavailable = Code("ledger_unavailable", status: 503)
+        /// A host refuses a call that carries the gateway's headers (tenant, client location, credential) from a
+        /// caller it does not recognise as the gateway, rather than serve it as the default tenant's.
+        public static let untrustedCaller = Code("untrusted_caller", status: 503)
         public static let timeout = Code("timeout", status: 504)
         /// A sandbox limit (memory, processes, file size) ended the call; the body's `limit` names it.
         public static let limitExceeded = Code("limit_exceeded", status: 507)

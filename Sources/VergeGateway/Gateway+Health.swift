@@ -11,6 +11,7 @@ public struct GatewayHealth: Codable, Sendable, Equatable {
     public var geoipDatabase: String?
     public var geoipReloads: Int
     public var hosts: Int
+    /// Hosts calls may go to: healthy, and holding this gateway's proof.
     public var healthyHosts: Int
 
     enum CodingKeys: String, CodingKey {
@@ -29,6 +30,6 @@ extension Gateway {
         return GatewayHealth(
             status: "ok", locator: geoIP.kind, locatorDetail: geoIP.summary, locatorReady: geoIP.isReady,
             geoipDatabase: geoIP.databasePath,
-            geoipReloads: geoIP.reloads, hosts: hosts.count, healthyHosts: hosts.filter(\.health.isHealthy).count)
+            geoipReloads: geoIP.reloads, hosts: hosts.count, healthyHosts: hosts.filter(\.isRoutable).count)
     }
 }

@@ -55,6 +55,7 @@ public final class Gateway: Service, Sendable {
                 file: configuration.credentialFile, joinToken: configuration.joinToken, role: .gateway,
                 name: "gateway", controlPlaneURL: controlPlaneURL)
         }
+        let proofs = try HostProofs(credential: credential)
         var clientConfiguration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
             timeout: .init(connect: TimeAmount(configuration.connectTimeout)),
@@ -68,7 +69,7 @@ public final class Gateway: Service, Sendable {
         let client = HTTPClient(
             eventLoopGroup: MultiThreadedEventLoopGroupProvider.shared, configuration: clientConfiguration)
         let refresher = HostListRefresher(
-            gateway: self, client: client, controlPlaneURL: controlPlaneURL, credential: credential)
+            gateway: self, client: client, controlPlaneURL: controlPlaneURL, credential: credential, proofs: proofs)
         let pools = UpstreamPools(
             connectTimeout: TimeAmount(configuration.connectTimeout),
             tls: try configuration.tls.clientConfiguration().map { try NIOSSLContext(configuration: $0) })
@@ -81,7 +82,7 @@ public final class Gateway: Service, Sendable {
             bind: configuration.bind, name: "verge-gateway", listenAddress: listenAddress,
             limits: configuration.listener, tls: configuration.tls, logger: logger, eventLoopGroup: eventLoops
         ) { [self] _ in
-            [ProxyHandler(gateway: self, pools: pools, refresher: refresher, credential: credential)]
+            [ProxyHandler(gateway: self, pools: pools, refresher: refresher, proofs: proofs)]
         }
         logger.info("clients located by \(geoIP.summary)")
         let group = ServiceGroup(
@@ -152,12 +153,15 @@ public final class Gateway: Service, Sendable {
     }
 }
 
-/// Refreshes the host list from the control plane; keeps the last list when it is unreachable.
+/// Refreshes the host list from the control plane; keeps the last list when it is unreachable. Registers the
+/// hashes of its proofs for the hosts listed whenever that list of names changes (a host joined or left), and routes
+/// to a host only once the host reports that it holds this gateway's proof.
 struct HostListRefresher: Service {
     let gateway: Gateway
     let client: HTTPClient
     let controlPlaneURL: String
     let credential: String
+    let proofs: HostProofs
     let coordinator = RefreshCoordinator()
 
     func run() async throws {
@@ -196,8 +200,29 @@ struct HostListRefresher: Service {
             throw VergeError(.upstreamFailed, "control plane answered \(response.status.code)")
         }
         let summaries = try JSONCoding.decoder.decode([HostSummary].self, from: Data(body.readableBytesView))
-        gateway.directory.update(summaries)
+        gateway.directory.update(summaries, gatewayID: proofs.id)
         gateway.updateIdempotentMethods(summaries)
+        let names = Set(summaries.map(\.name))
+        let now = ContinuousClock.now
+        if proofs.needsRegistration(names, now: now) {
+            try await register(names)
+            proofs.registered(names, at: now)
+        }
+    }
+
+    /// Registers the hashes of this gateway's proofs for `hosts` (replacing those it registered before).
+    private func register(_ hosts: Set<String>) async throws {
+        var request = HTTPClientRequest(url: controlPlaneURL + "/v1/internal/gateway/host-proofs")
+        request.method = .PUT
+        request.headers.add(name: "authorization", value: "Bearer " + credential)
+        request.headers.add(name: "content-type", value: "application/json")
+        request.body = .bytes(try JSONCoding.encoder.encode(proofs.registration(for: hosts)))
+        let response = try await client.execute(request, timeout: .seconds(5))
+        _ = try await response.body.collect(upTo: 64 * 1024)
+        guard response.status == .ok else {
+            throw VergeError(
+                .upstreamFailed, "control plane refused the host proofs: \(response.status.code)")
+        }
     }
 }
 

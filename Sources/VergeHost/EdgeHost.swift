@@ -99,7 +99,8 @@ public final class EdgeHost: Service, Sendable {
 
     private var reporter: HostStatusReporter {
         HostStatusReporter(
-            configuration: configuration, deployments: deployments, ledger: ledger, listenAddress: listenAddress)
+            configuration: configuration, deployments: deployments, ledger: ledger, listenAddress: listenAddress,
+            trustedCallers: trustedCallers)
     }
 
     public func run() async throws {

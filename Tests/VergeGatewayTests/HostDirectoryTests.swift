@@ -61,6 +61,30 @@ import VergeCore
         #expect(directory.routes(for: Self.hello, from: Self.paris).map(\.host) == ["fra", "nyc", "sin"])
     }
 
+    /// With its credential id, the gateway routes only to hosts that report holding its proof; the others would
+    /// refuse its calls. A host that learns the proof becomes routable at the next update.
+    @Test func hostsThatDoNotHoldTheGatewaysProofAreNotRouted() {
+        var summaries = Self.hosts
+        for index in summaries.indices { summaries[index].trustedGateways = ["0123456789abcdef"] }
+        summaries[summaries.firstIndex { $0.name == "fra" }!].trustedGateways = ["fedcba9876543210"]
+        summaries[summaries.firstIndex { $0.name == "nyc" }!].trustedGateways = nil
+        let directory = HostDirectory(unhealthyThreshold: 2)
+        directory.update(summaries, gatewayID: "0123456789abcdef")
+        #expect(directory.routes(for: Self.hello, from: Self.paris).map(\.host) == ["sin"])
+        #expect(directory.candidates(for: Self.hello, from: Self.paris).map(\.host) == ["sin"])
+        #expect(directory.nearestHealthy(to: Self.paris)?.name == "lon")
+        // Still known to serve the function: a call gets "no healthy host", not "no such function".
+        #expect(directory.isDeployed(Self.hello))
+        summaries[summaries.firstIndex { $0.name == "fra" }!].trustedGateways = [
+            "fedcba9876543210", "0123456789abcdef",
+        ]
+        directory.update(summaries, gatewayID: "0123456789abcdef")
+        #expect(directory.candidates(for: Self.hello, from: Self.paris).map(\.host) == ["fra", "sin"])
+        // Without a gateway id (a directory fed by hand), every host counts.
+        directory.update(summaries)
+        #expect(directory.candidates(for: Self.hello, from: Self.paris).map(\.host) == ["fra", "nyc", "sin"])
+    }
+
     @Test func failedChecksTakeAHostOutAtTheThreshold() {
         let directory = Self.directory(threshold: 2)
         #expect(directory.record("nyc") { $0.checkFailed() } == .none)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VergeCore
 import VergeTestSupport
 
 /// The same binaries as separate processes, as on several machines: a host dies and the gateway fails over
@@ -93,13 +94,18 @@ struct SeparateComponentsTests {
             let direct = try await TestHTTP.get(try #require(restarted.ready["host"]) + "/echo")
             #expect(direct.status == 200)
             #expect(direct.header("x-verge-host") == "iad")
-            // It still knows the gateway's credential from its last sync: the gateway may read its status.
+            // It still knows the gateway's proof for it from its last sync: the gateway may read its status. The
+            // gateway's own credential is not what hosts are told about.
             let gatewayCredential = try String(contentsOfFile: scratch.path + "/gateway/credential", encoding: .utf8)
                 .trimmingCharacters(in: .whitespacesAndNewlines)
+            let proof = try #require(Credential(parsing: gatewayCredential)?.hostProof(for: "iad")).token
             let hostURL = try #require(restarted.ready["host"])
             let status = try await TestHTTP.request(
-                hostURL + "/_verge/status", headers: [("x-verge-credential", gatewayCredential)])
+                hostURL + "/_verge/status", headers: [("x-verge-credential", proof)])
             #expect(status.status == 200)
+            let withCredential = try await TestHTTP.request(
+                hostURL + "/_verge/status", headers: [("x-verge-credential", gatewayCredential)])
+            #expect(withCredential.status == 401)
             #expect(try await TestHTTP.get(hostURL + "/_verge/status").status == 401)
         } catch {
             for component in components { await component.stop() }

@@ -49,10 +49,13 @@ struct TenantRoutingTests {
             let nobody = try await TestHTTP.request(
                 cluster.gatewayURL + "/", headers: [("host", "echo.globex.localhost")])
             #expect(nobody.status == 404)
-            // A client cannot pick the tenant by sending the gateway's header straight to a host.
+            // A client cannot pick the tenant by sending the gateway's header straight to a host: the host refuses
+            // the call (it does not come from the gateway) rather than serve it as any tenant's.
             let host = try #require(cluster.hostURLs["fra"])
             let forged = try await TestHTTP.request(host + "/echo", headers: [("x-verge-tenant", "acme")])
-            #expect(try tenant(of: forged) == "default")
+            #expect(forged.status == 503 && forged.header("x-verge-error") == "untrusted_caller", "\(forged.text)")
+            #expect(forged.header("x-verge-host") == "fra" && (try? tenant(of: forged)) == nil)
+            #expect(try tenant(of: try await TestHTTP.get(host + "/echo")) == "default")
 
             // Usage records carry the tenant; acme's token reads acme's records only.
             let records = try await usageRecords(cluster, expecting: 4)

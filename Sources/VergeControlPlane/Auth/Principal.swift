@@ -36,6 +36,8 @@ public enum Permission: Sendable, Equatable {
     case host
     /// The gateway's credential or an admin token: the host list.
     case routing
+    /// A gateway's own credential, and nothing else: registering its per-host proofs.
+    case gateway
 
     /// An API token with this scope (or `admin`).
     public static let deploy = Permission.scope(.deploy)

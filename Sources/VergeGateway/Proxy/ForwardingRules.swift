@@ -93,7 +93,8 @@ public enum ForwardingRules {
     public static func classify(status: Int, errorMarker: String?) -> HostAnswer {
         guard let code = errorMarker, status >= 500 else { return .served }
         switch code {
-        case "overloaded", "shutting_down": return status == 503 ? .spill : .hostFailure
+        // Saturated, stopping, or not (yet, or any more) trusting this gateway: no function saw the call.
+        case "overloaded", "shutting_down", "untrusted_caller": return status == 503 ? .spill : .hostFailure
         case "internal_error", "upstream_failed", "no_healthy_host": return .hostFailure
         // A function that crashed, timed out, hit a limit or answered badly says nothing about the host.
         default: return .served

@@ -75,7 +75,6 @@ extension ProxyHandler {
         }
         headers.add(name: "x-request-id", value: requestID)
         headers.add(name: VergeHeaders.tenant, value: address.tenant)
-        headers.add(name: VergeHeaders.credential, value: credential)
         return (headers, claims)
     }
 

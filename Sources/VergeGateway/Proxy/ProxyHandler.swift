@@ -28,7 +28,8 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     let gateway: Gateway
     let pools: UpstreamPools
     let refresher: HostListRefresher
-    let credential: String
+    /// The gateway's proof for each host, sent to that host only.
+    let proofs: HostProofs
     private var context: ChannelHandlerContext?
     private var call: Call?
     private var pool: UpstreamPool?
@@ -55,11 +56,11 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The server is shutting down: close once the current call is answered.
     private var quiescing = false
 
-    init(gateway: Gateway, pools: UpstreamPools, refresher: HostListRefresher, credential: String) {
+    init(gateway: Gateway, pools: UpstreamPools, refresher: HostListRefresher, proofs: HostProofs) {
         self.gateway = gateway
         self.pools = pools
         self.refresher = refresher
-        self.credential = credential
+        self.proofs = proofs
     }
 
     /// One call in progress.
@@ -401,6 +402,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         var head = HTTPRequestHead(
             version: .http1_1, method: call.head.method, uri: address.hostPath + query, headers: call.forwarded)
         head.headers.add(name: "host", value: connection.target.authority)
+        head.headers.add(name: VergeHeaders.credential, value: proofs.token(for: route.host))
         if let client = call.client {
             for (name, value) in locationFields(client, route).fields {
                 head.headers.add(name: name, value: value)

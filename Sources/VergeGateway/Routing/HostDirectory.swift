@@ -11,11 +11,15 @@ public struct RoutableHost: Sendable, Equatable {
     /// The regions each function's manifest pins it to, as the host reports them; absent: anywhere.
     public var regions: [FunctionRef: [String]]
     public var health: HostHealthStateMachine
+    /// Whether the host reports that it holds this gateway's proof for it (``HostSummary/trustedGateways``): until
+    /// then it would refuse the gateway's calls, so none is sent there.
+    public var acceptsGateway: Bool
 
     public init(
         name: String, url: String, location: GeoPoint, functions: Set<FunctionRef>, health: HostHealthStateMachine,
-        regions: [FunctionRef: [String]] = [:]
+        regions: [FunctionRef: [String]] = [:], acceptsGateway: Bool = true
     ) {
+        self.acceptsGateway = acceptsGateway
         self.name = name
         self.url = url
         self.location = location
@@ -64,17 +68,19 @@ public final class HostDirectory: Sendable {
     }
 
     /// Replaces the host list, keeping the health of hosts already known. Rebuilds the indexes only on a change,
-    /// and outside the lock: calls keep routing with the previous table while a new one is built.
-    public func update(_ summaries: [HostSummary]) {
+    /// and outside the lock: calls keep routing with the previous table while a new one is built. With `gatewayID`,
+    /// only the hosts whose summary lists that gateway credential among those they trust are routable.
+    public func update(_ summaries: [HostSummary], gatewayID: String? = nil) {
         for attempt in 1...3 {
             let (current, version) = state.withLock { ($0.hosts, $0.version) }
-            let next = merge(summaries, into: current)
+            let next = merge(summaries, into: current, gatewayID: gatewayID)
             guard next != current else { return }
             let table = RoutingTable(next.values)
             let installed = state.withLock { state -> Bool in
                 // A health change since the snapshot: start again from the new state (build in the lock at last).
                 guard state.version == version || attempt == 3 else { return false }
-                state.hosts = state.version == version ? next : merge(summaries, into: state.hosts)
+                state.hosts =
+                    state.version == version ? next : merge(summaries, into: state.hosts, gatewayID: gatewayID)
                 state.table = state.version == version ? table : RoutingTable(state.hosts.values)
                 state.version &+= 1
                 state.generation &+= 1
@@ -84,7 +90,9 @@ public final class HostDirectory: Sendable {
         }
     }
 
-    private func merge(_ summaries: [HostSummary], into current: [String: RoutableHost]) -> [String: RoutableHost] {
+    private func merge(
+        _ summaries: [HostSummary], into current: [String: RoutableHost], gatewayID: String?
+    ) -> [String: RoutableHost] {
         var next: [String: RoutableHost] = [:]
         for summary in summaries {
             let functions = Set(summary.functions.map { FunctionRef(tenant: $0.tenant, name: $0.name) })
@@ -107,6 +115,7 @@ public final class HostDirectory: Sendable {
             host.location = summary.location
             host.functions = functions
             host.regions = regions
+            host.acceptsGateway = gatewayID.map { summary.trustedGateways?.contains($0) ?? false } ?? true
             next[summary.name] = host
         }
         return next
@@ -187,7 +196,7 @@ public final class HostDirectory: Sendable {
 
     static func rank(_ hosts: [RoutableHost], for function: FunctionRef, from client: GeoPoint) -> [Route] {
         hosts.lazy
-            .filter { $0.health.isHealthy && $0.functions.contains(function) && $0.mayRun(function) }
+            .filter { $0.isRoutable && $0.functions.contains(function) && $0.mayRun(function) }
             .map { Route(host: $0.name, url: $0.url, distanceKm: $0.location.distanceKm(to: client)) }
             .sorted { ($0.distanceKm, $0.host) < ($1.distanceKm, $1.host) }
     }

@@ -1,8 +1,8 @@
 import VergeCore
 
-/// An immutable view of the hosts for routing decisions: per function, a spatial index of the healthy hosts that run
-/// it and may (by the function's `regions`); and one of every healthy host. Rebuilt when the host list or a host's
-/// health changes, never on the request path.
+/// An immutable view of the hosts for routing decisions: per function, a spatial index of the routable hosts (healthy,
+/// and trusting this gateway) that run it and may (by the function's `regions`); and one of every routable host.
+/// Rebuilt when the host list or a host's health changes, never on the request path.
 final class RoutingTable: Sendable {
     /// Hosts sorted by name; an index's ids are positions in this array, so distance ties go to the smaller name.
     let hosts: [RoutableHost]
@@ -17,7 +17,7 @@ final class RoutingTable: Sendable {
         var deployed = Set<FunctionRef>()
         for (index, host) in hosts.enumerated() {
             deployed.formUnion(host.functions)
-            guard host.health.isHealthy else { continue }
+            guard host.isRoutable else { continue }
             let vector = SphereIndex.unitVector(host.location)
             let point = SphereIndex.Point(x: vector.x, y: vector.y, z: vector.z, id: Int32(index))
             healthyPoints.append(point)
@@ -47,6 +47,9 @@ final class RoutingTable: Sendable {
 }
 
 extension RoutableHost {
+    /// Healthy, and it recognises this gateway's proof: calls may go there.
+    public var isRoutable: Bool { health.isHealthy && acceptsGateway }
+
     /// Whether the function's `regions` (as this host reports them) allow it to run here.
     func mayRun(_ function: FunctionRef) -> Bool {
         guard let pinned = regions[function], !pinned.isEmpty else { return true }

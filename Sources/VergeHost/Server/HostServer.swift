@@ -36,10 +36,26 @@ struct HostServer: Sendable {
                 headers: headers)
             return
         }
+        // The gateway's headers from a caller this host does not recognise as the gateway (a replayed proof, a
+        // gateway this host has not learnt yet or no longer trusts, a client): refused, never served as the default
+        // tenant's. The gateway tries another host; a client calling the host directly learns what is wrong.
+        let caller = caller(request)
+        if caller != .gateway, Self.carriesGatewayFields(request) {
+            var headers = HTTPFields()
+            headers[HTTPField.Name(VergeHeaders.host)!] = configuration.name
+            headers[HTTPField.Name(VergeHeaders.rejected)!] = VergeError.Code.untrustedCaller.rawValue
+            try await writer.writeError(
+                VergeError(
+                    .untrustedCaller,
+                    "this host does not recognise the caller as the gateway (no proof for '\(configuration.name)' it "
+                        + "was told about); call through the gateway, or send no x-verge-* headers"),
+                headers: headers)
+            return
+        }
         let name =
             path.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: true).first.map(String.init) ?? ""
         guard FunctionName.isValid(name),
-            let pool = deployments.pool(for: FunctionKey(tenant: tenant(request), name: name))
+            let pool = deployments.pool(for: FunctionKey(tenant: tenant(request, caller: caller), name: name))
         else {
             var headers = HTTPFields()
             headers[HTTPField.Name(VergeHeaders.host)!] = configuration.name
@@ -50,23 +66,36 @@ struct HostServer: Sendable {
         }
         let key = pool.deployment.key
         try await invocations.handle(
-            request, writer: writer, pool: pool, eventLoop: eventLoop, client: clientLocation(request),
+            request, writer: writer, pool: pool, eventLoop: eventLoop, client: clientLocation(request, caller: caller),
             current: { [deployments] in deployments.pool(for: key) }
         )
     }
 
-    /// The tenant of a call: named by the gateway (`x-verge-tenant`, believed only with a gateway credential),
-    /// otherwise the default tenant.
-    func tenant(_ request: Request) -> String {
-        guard let named = request.headers[HTTPField.Name(VergeHeaders.tenant)!], caller(request) == .gateway else {
-            return defaultTenant
-        }
-        return TenantName.isValid(named) ? named : defaultTenant
+    /// The fields only the gateway may send: its proof, the tenant, the client's location.
+    static let gatewayFields: [HTTPField.Name] = [
+        VergeHeaders.credential, VergeHeaders.tenant, VergeHeaders.clientLatitude, VergeHeaders.clientLongitude,
+        VergeHeaders.clientSource, VergeHeaders.clientCountry, VergeHeaders.clientAddress,
+    ].map { HTTPField.Name($0)! }
+
+    /// Whether a call carries any field only the gateway may send.
+    static func carriesGatewayFields(_ request: Request) -> Bool {
+        gatewayFields.contains { request.headers[$0] != nil }
     }
 
-    /// The client's location as the gateway resolved it; only believed from a caller holding a gateway credential.
-    func clientLocation(_ request: Request) -> ClientLocation? {
-        guard caller(request) == .gateway,
+    /// The tenant of a call: named by the gateway (`x-verge-tenant`, believed only from a caller that presented
+    /// the gateway's proof for this host), otherwise the default tenant. A named tenant that is not a valid name is
+    /// never served as the default tenant's: it names no function (404).
+    func tenant(_ request: Request, caller: TrustedCaller.Role?) -> String {
+        guard let named = request.headers[HTTPField.Name(VergeHeaders.tenant)!], caller == .gateway else {
+            return defaultTenant
+        }
+        return TenantName.isValid(named) ? named : ""
+    }
+
+    /// The client's location as the gateway resolved it; only believed from a caller that presented the gateway's
+    /// proof for this host.
+    func clientLocation(_ request: Request, caller: TrustedCaller.Role?) -> ClientLocation? {
+        guard caller == .gateway,
             let latitude = request.headers[HTTPField.Name(VergeHeaders.clientLatitude)!].flatMap(Double.init),
             let longitude = request.headers[HTTPField.Name(VergeHeaders.clientLongitude)!].flatMap(Double.init),
             let point = GeoPoint(latitude: latitude, longitude: longitude)
@@ -135,6 +164,7 @@ struct HostStatusReporter: Sendable {
     let deployments: DeploymentTable
     let ledger: HostLedger
     let listenAddress: ListenAddress
+    let trustedCallers: TrustedCallerList
 
     /// The URL others reach the host at: the configured one, or the listen address.
     func advertisedURL() async -> String {
@@ -158,7 +188,8 @@ struct HostStatusReporter: Sendable {
         return HostStatus(
             name: configuration.name, url: await advertisedURL(), location: configuration.location,
             warmWorkers: functions.reduce(0) { $0 + $1.warmWorkers }, functions: functions,
-            unshippedRecords: unshipped, isolation: configuration.isolationSettings.level
+            unshippedRecords: unshipped, isolation: configuration.isolationSettings.level,
+            trustedGateways: trustedCallers.gatewayIDs
         )
     }
 }
