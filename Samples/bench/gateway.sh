@@ -9,91 +9,40 @@
 #   Samples/bench/gateway.sh                         # wrk -t1 -c32 -d10s after a 3 s warm-up, one round
 #   ROUNDS=3 DURATION=20s Samples/bench/gateway.sh   # the three paths measured in turn, three times
 #
-# Settings (environment): PYTHON, DURATION, WARMUP, CONNECTIONS, THREADS, ROUNDS, FUNCTION. Needs wrk and nginx
-# (installed with apt-get when missing and running as root) and a release build (made here).
+# Settings (environment): PYTHON, DURATION, WARMUP, CONNECTIONS, THREADS, ROUNDS, FUNCTION, BUILD. Needs wrk and
+# nginx (installed with apt-get when missing and running as root) and a release build (made here unless BUILD=0).
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-ROOT=$(pwd)
+# shellcheck source=Samples/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PYTHON=${PYTHON:-/usr/bin/python3}
-DURATION=${DURATION:-10s}
-WARMUP=${WARMUP:-3s}
-CONNECTIONS=${CONNECTIONS:-32}
-THREADS=${THREADS:-1}
+load_settings
 ROUNDS=${ROUNDS:-1}
 FUNCTION=${FUNCTION:-hello}
 
-note() { printf '    %s\n' "$*" >&2; }
-die() {
-    printf '\ngateway bench: %s\n' "$*" >&2
-    exit 1
-}
-
-[[ $CONNECTIONS =~ ^[1-9][0-9]*$ && $THREADS =~ ^[1-9][0-9]*$ && $ROUNDS =~ ^[1-9][0-9]*$ ]] ||
-    die "CONNECTIONS, THREADS and ROUNDS must be positive integers"
-[[ $DURATION =~ ^[1-9][0-9]*[smh]?$ && $WARMUP =~ ^[1-9][0-9]*[smh]?$ ]] || die "DURATION and WARMUP look like 10s, 1m"
-[[ -x $PYTHON ]] || die "PYTHON=$PYTHON is not an executable (set PYTHON to a python3 interpreter)"
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
 [[ -d Functions/$FUNCTION ]] || die "no function Functions/$FUNCTION"
 
-missing=()
-command -v wrk >/dev/null || missing+=(wrk)
-command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
-if ((${#missing[@]})); then
-    ((EUID == 0)) || die "missing ${missing[*]}: run as root or install them (apt-get install -y ${missing[*]})"
-    note "apt-get install -y ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2 ||
-        die "apt-get install ${missing[*]} failed"
-fi
+step "installing the load tools (wrk, nginx)"
+need_tools wrk=wrk
+command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need_tools nginx=nginx-light
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-printf '==> building Verge in release\n' >&2
-swift build -c release --scratch-path .build-release >&2 || die "swift build -c release failed (output above)"
-VERGE=$ROOT/.build-release/release/verge
-[[ -x $VERGE ]] || die "no executable at .build-release/release/verge"
+build_release
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/verge-gateway-bench.XXXXXX")
-chmod 711 "$WORK"
-export XDG_CONFIG_HOME="$WORK/config"
+make_work verge-gateway-bench
 NGINX_PID=""
-cleanup() {
-    local status=$?
-    set +e
-    [[ -n $NGINX_PID ]] && kill -TERM "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
-    for name in gateway fra cp; do
-        local pid=${PIDS[$name]:-}
-        [[ -n $pid ]] || continue
-        kill -TERM "$pid" 2>/dev/null
-        for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    if ((status != 0)); then
-        for log in "$WORK"/*.log; do [[ -s $log ]] && { printf -- '---- %s\n' "$log"; tail -n 20 "$log"; } >&2; done
-    fi
-    rm -rf "$WORK"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # Each component is a process of its own, as nginx is: the control plane, the host fra and the gateway.
-declare -A PIDS
-start() { # start NAME ARGS…: runs `verge ARGS…` and waits for its ready line (left in LINE)
-    local name=$1 started=$SECONDS
+# start NAME ARGS…: runs `verge ARGS…` and waits for its ready line (start_process).
+start() {
+    local name=$1
     shift
-    "$VERGE" "$@" >"$WORK/$name.out" 2>"$WORK/$name.log" &
-    PIDS[$name]=$!
-    until LINE=$(grep -m1 '^ready ' "$WORK/$name.out"); do
-        kill -0 "${PIDS[$name]}" 2>/dev/null || { tail -n 20 "$WORK/$name.log" >&2; die "$name exited before it was ready"; }
-        ((SECONDS - started < 60)) || die "$name was not ready within 60 s"
-        sleep 0.05
-    done
+    start_process "$name" "$VERGE" "$@"
 }
-printf '==> starting the control plane, the host fra and the gateway (separate processes)\n' >&2
+step "starting the control plane, the host fra and the gateway (separate processes)"
 start cp control-plane --api 127.0.0.1:0 --data "$WORK/cp"
-API=$(sed -n 's/.* api=\([^ ]*\).*/\1/p' <<<"$LINE")
+API=$(sed -n 's/.* api=\([^ ]*\).*/\1/p' <<<"$READY")
 export VERGE_TOKEN
 VERGE_TOKEN=$(cat "$WORK/cp/admin-token")
 "$VERGE" join-tokens create --role host --api "$API" >"$WORK/fra.join"
@@ -101,14 +50,15 @@ VERGE_TOKEN=$(cat "$WORK/cp/admin-token")
 chmod 600 "$WORK/fra.join" "$WORK/gateway.join"
 start fra host --name fra --location 50.11,8.68 --control-plane "$API" --data "$WORK/fra" \
     --idle-timeout 3600 --python "$PYTHON" --join-token-file "$WORK/fra.join"
-FRA=$(sed -n 's/.* host=\([^ ]*\).*/\1/p' <<<"$LINE")
+FRA=$(sed -n 's/.* host=\([^ ]*\).*/\1/p' <<<"$READY")
 start gateway gateway --bind 127.0.0.1:0 --control-plane "$API" --trusted-proxy 127.0.0.0/8 \
     --credential-file "$WORK/gateway/credential" --join-token-file "$WORK/gateway.join"
-GATEWAY=$(sed -n 's/.* gateway=\([^ ]*\).*/\1/p' <<<"$LINE")
+GATEWAY_PID=$PID
+GATEWAY=$(sed -n 's/.* gateway=\([^ ]*\).*/\1/p' <<<"$READY")
 [[ -n $API && -n $FRA && -n $GATEWAY ]] || die "cannot read the components' URLs"
 "$VERGE" deploy "Functions/$FUNCTION" --api "$API" >&2 || die "deploy of $FUNCTION failed"
 
-printf '==> starting nginx in front of fra (%s) with a keep-alive upstream pool\n' "$FRA" >&2
+step "starting nginx in front of fra ($FRA) with a keep-alive upstream pool"
 mkdir -p "$WORK/nginx"
 cat >"$WORK/nginx/nginx.conf" <<EOF
 worker_processes auto;
@@ -141,10 +91,11 @@ http {
 }
 EOF
 # nginx cannot listen on port 0 and report it: take a free port from the kernel first.
-NGINX_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+NGINX_PORT=$(free_port)
 sed -i "s/listen 127.0.0.1:0;/listen 127.0.0.1:$NGINX_PORT;/" "$WORK/nginx/nginx.conf"
 "$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" 2>"$WORK/nginx/stderr" &
 NGINX_PID=$!
+track "$NGINX_PID" nginx
 NGINX_URL=http://127.0.0.1:$NGINX_PORT
 for _ in $(seq 1 100); do curl -fsS -o /dev/null "$NGINX_URL/$FUNCTION" 2>/dev/null && break; sleep 0.05; done
 curl -fsS -o /dev/null "$NGINX_URL/$FUNCTION" || die "nginx does not answer: $(cat "$WORK/nginx/stderr")"
@@ -154,21 +105,10 @@ curl -fsS -o /dev/null "$GATEWAY/$FUNCTION" || die "the gateway does not answer 
 via=$(curl -fsS -D - -o /dev/null "$GATEWAY/$FUNCTION" | tr -d '\r' | sed -n 's/^x-verge-host: //Ip')
 [[ $via == fra ]] || die "the gateway routed to '$via', not fra"
 
-# wrk's 812.00us / 1.23ms / 2.01s in milliseconds.
-to_ms() {
-    awk -v v="$1" 'BEGIN {
-        if (v ~ /us$/) x = substr(v, 1, length(v) - 2) / 1000
-        else if (v ~ /ms$/) x = substr(v, 1, length(v) - 2)
-        else if (v ~ /s$/) x = substr(v, 1, length(v) - 1) * 1000
-        else exit 1
-        printf "%.2f", x
-    }'
-}
-
 # cpu_ticks PID…: CPU time (user + system, clock ticks) the processes and their children used so far.
 cpu_ticks() {
     local total=0 pid
-    for pid in "$@" $(for p in "$@"; do pgrep -P "$p"; done); do
+    for pid in "$@" $(for p in "$@"; do pgrep -P "$p" || true; done); do
         [[ -r /proc/$pid/stat ]] || continue
         total=$((total + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat")))
     done
@@ -178,7 +118,7 @@ cpu_ticks() {
 declare -A RPS P50 P99 CPU
 measure() {
     local name=$1 url=$2 report=$WORK/wrk.txt pids=()
-    [[ $name == verge ]] && pids=("${PIDS[gateway]}")
+    [[ $name == verge ]] && pids=("$GATEWAY_PID")
     [[ $name == nginx ]] && pids=("$NGINX_PID")
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$url" >/dev/null || die "wrk warm-up against $url failed"
     local before=0 after=0
@@ -192,8 +132,8 @@ measure() {
         CPU[$name]="${CPU[$name]:-} $us"
     fi
     rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$report")
-    p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$report")")
-    p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$report")")
+    p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$report")" 2)
+    p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$report")" 2)
     bad=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$report")
     [[ -z $bad ]] || die "$name: $bad non-2xx answers ($(cat "$report"))"
     if grep -q 'Socket errors' "$report"; then note "$name: $(grep 'Socket errors' "$report")"; fi
@@ -204,8 +144,7 @@ measure() {
 }
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-printf '==> wrk -t%s -c%s -d%s (after %s warm-up), %s round(s), function %s\n' \
-    "$THREADS" "$CONNECTIONS" "$DURATION" "$WARMUP" "$ROUNDS" "$FUNCTION" >&2
+step "wrk -t$THREADS -c$CONNECTIONS -d$DURATION (after $WARMUP warm-up), $ROUNDS round(s), function $FUNCTION"
 for round in $(seq 1 "$ROUNDS"); do
     measure direct "$FRA/$FUNCTION"
     measure verge "$GATEWAY/$FUNCTION"

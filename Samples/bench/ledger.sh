@@ -12,89 +12,36 @@
 # ISOLATION (none; sandbox needs root), FUNCTIONS ("hello hello-swift"), RECORDS (200000), BATCH (1000), OUT.
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-ROOT=$(pwd)
+# shellcheck source=Samples/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PYTHON=${PYTHON:-/usr/bin/python3}
+load_settings
 ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-10s}
-WARMUP=${WARMUP:-3s}
-CONNECTIONS=${CONNECTIONS:-32}
-THREADS=${THREADS:-1}
 ISOLATION=${ISOLATION:-none}
 FUNCTIONS=${FUNCTIONS:-hello hello-swift}
 RECORDS=${RECORDS:-200000}
 BATCH=${BATCH:-1000}
 OUT=${OUT:-Samples/bench/ledger-results-$(date -u +%Y-%m-%d-%H%M).md}
 
-# step, note, die and the ERR trap that names a failed command: shared with the other benchmarks.
-# shellcheck source=Samples/bench/lib.sh
-source Samples/bench/lib.sh
-
 [[ $ROUNDS =~ ^[1-9][0-9]*$ && $RECORDS =~ ^[1-9][0-9]*$ && $BATCH =~ ^[1-9][0-9]*$ ]] ||
     die "ROUNDS, RECORDS and BATCH are counts"
-[[ -x $PYTHON ]] || die "PYTHON=$PYTHON is not an executable"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/verge-ledger-bench.XXXXXX")
-PIDS=()
-cleanup() {
-    local status=$?
-    set +e
-    trap - EXIT ERR
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    rm -rf "$WORK"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+make_work verge-ledger-bench
 
-step "installing tools and building both builds (release)"
-missing=()
-for tool in wrk curl jq; do command -v "$tool" >/dev/null || missing+=("$tool"); done
-if ((${#missing[@]})); then
-    apt-get install -y -qq "${missing[@]}" >/dev/null || die "cannot install ${missing[*]}"
-fi
-build() {
-    swift build -c release --scratch-path .build-release --product verge >&2
-    swift build -c release --scratch-path .build-release --product verge-sandbox-exec >&2
-}
-BIN=$(swift build -c release --scratch-path .build-release --show-bin-path)
-# The benchmark-only build first, then the real one, so the build folder is left holding a host that bills.
-VERGE_BENCH_NO_LEDGER=1 build
-cp "$BIN/verge" "$WORK/verge-noledger"
-build
-cp "$BIN/verge" "$WORK/verge-ledger"
-cp "$BIN/verge-sandbox-exec" "$WORK/verge-sandbox-exec"
+step "installing tools"
+need_tools wrk=wrk curl=curl jq=jq
+# Both builds, always: the benchmark-only one first, then the real one, so the build folder is left holding a host
+# that bills.
+BUILD=1 VERGE_BENCH_NO_LEDGER=1 build_release
+cp "$VERGE" "$WORK/verge-noledger"
+BUILD=1 build_release
+cp "$VERGE" "$WORK/verge-ledger"
+cp "$ROOT/.build-release/release/verge-sandbox-exec" "$WORK/verge-sandbox-exec"
 # Hosts find verge-sandbox-exec next to their own executable.
 
 export VERGE_RUNTIME_DIR=$ROOT/Runtime
 umask 077  # join tokens and credentials are written below
 HZ=$(getconf CLK_TCK)
-
-# start_process NAME COMMAND…: runs it in the background until its ready line; sets PID and READY.
-start_process() {
-    local name=$1 started=$SECONDS
-    shift
-    # Emptied before the process starts: a ready line left from an earlier run must never be read as this one's.
-    : >"$WORK/$name.out"
-    "$@" >"$WORK/$name.out" 2>"$WORK/$name.log" &
-    PID=$!
-    PIDS+=("$PID")
-    until READY=$(grep -m1 '^ready ' "$WORK/$name.out"); do
-        kill -0 "$PID" 2>/dev/null || { tail -n 20 "$WORK/$name.log" >&2; die "$name exited"; }
-        ((SECONDS - started < 60)) || die "$name printed no ready line within 60 s"
-        sleep 0.05
-    done
-}
-
-stop_process() {
-    kill -TERM "$1"
-    wait "$1" || die "a process exited with status $? on SIGTERM"
-}
 
 # A control plane and one host as separate processes, so each one's CPU is its own. Sets CP_PID, API, HOST_PID, FRA.
 start_components() {

@@ -6,20 +6,14 @@
 #   Samples/bench/run.sh                      # as root; defaults: 10 s per load run, wrk -t1 -c32, 20 cold starts
 #   DURATION=30s COLD_RUNS=50 Samples/bench/run.sh
 #
-# Settings (environment): PYTHON, DURATION, WARMUP, CONNECTIONS, THREADS, COLD_RUNS, UWSGI_PROCESSES, OUT. See
+# Settings (environment): PYTHON, DURATION, WARMUP, CONNECTIONS, THREADS, COLD_RUNS, UWSGI_PROCESSES, BUILD, OUT. See
 # README.md here.
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-ROOT=$(pwd)
 # shellcheck source=Samples/bench/lib.sh
-source Samples/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PYTHON=${PYTHON:-/usr/bin/python3}
-DURATION=${DURATION:-10s}
-WARMUP=${WARMUP:-3s}
-CONNECTIONS=${CONNECTIONS:-32}
-THREADS=${THREADS:-1}
+load_settings
 COLD_RUNS=${COLD_RUNS:-20}
 OUT=${OUT:-Samples/bench/results-$(date -u +%Y-%m-%d-%H%M).md}
 
@@ -31,19 +25,8 @@ WARM_IDLE_TIMEOUT=3600
 PARIS=(-H "cloudfront-viewer-latitude: 48.85" -H "cloudfront-viewer-longitude: 2.35")
 
 [[ $COLD_RUNS =~ ^[1-9][0-9]*$ ]] || die "COLD_RUNS must be a positive integer, got '$COLD_RUNS'"
-[[ $CONNECTIONS =~ ^[1-9][0-9]*$ && $THREADS =~ ^[1-9][0-9]*$ ]] || die "CONNECTIONS and THREADS must be positive integers"
-((THREADS <= CONNECTIONS)) || die "THREADS ($THREADS) must not exceed CONNECTIONS ($CONNECTIONS)"
-[[ $DURATION =~ ^[1-9][0-9]*[smh]?$ && $WARMUP =~ ^[1-9][0-9]*[smh]?$ ]] || die "DURATION and WARMUP look like 10s, 1m"
-[[ -x $PYTHON ]] || die "PYTHON=$PYTHON is not an executable (set PYTHON to a python3 interpreter)"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/verge-bench.XXXXXX")
-# Traversable by everyone (harmless; sandboxed workers reach their bundles through bind mounts, not this path).
-chmod 711 "$WORK"
-# verge dev stores its admin token for the CLI under XDG_CONFIG_HOME: keep the benchmark's clusters out of the
-# user's own configuration.
-export XDG_CONFIG_HOME="$WORK/config"
-CLUSTER_PID=""
-CLUSTER_LOG=""
+make_work verge-bench
 NGINX_PID=""
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -63,56 +46,16 @@ leftovers() {
     done
 }
 
-# start_cluster NAME IDLE_TIMEOUT: runs `verge dev` on free ports; sets GATEWAY, API, FRA, READY_S.
-start_cluster() {
-    local name=$1 idle=$2 line="" started=$SECONDS
-    local out=$WORK/$name.out
-    CLUSTER_LOG=$WORK/$name.log
-    local t0
-    t0=$(date +%s.%N)
-    "$VERGE" dev --gateway 127.0.0.1:0 --api 127.0.0.1:0 --data "$WORK/$name-data" --idle-timeout "$idle" \
-        --python "$PYTHON" >"$out" 2>"$CLUSTER_LOG" &
-    CLUSTER_PID=$!
-    while :; do
-        line=$(grep -m1 '^ready ' "$out" || true)
-        [[ -n $line ]] && break
-        if ! alive "$CLUSTER_PID"; then
-            tail -n 20 "$CLUSTER_LOG" >&2
-            CLUSTER_PID=""
-            die "verge dev exited before printing its ready line (log above)"
-        fi
-        ((SECONDS - started < 60)) || die "verge dev printed no ready line within 60 s"
-        sleep 0.05
-    done
-    READY_S=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
-    GATEWAY=$(sed -n 's/.* gateway=\([^ ]*\).*/\1/p' <<<"$line")
-    API=$(sed -n 's/.* api=\([^ ]*\).*/\1/p' <<<"$line")
-    FRA=$(sed -n 's/.* hosts=\([^ ]*\).*/\1/p' <<<"$line" | tr ',' '\n' | sed -n 's/^fra=//p')
-    [[ -n $GATEWAY && -n $API && -n $FRA ]] || die "cannot read gateway, api and fra from the ready line: $line"
+# cluster NAME IDLE_TIMEOUT: `verge dev` with its default hosts (start_cluster); sets GATEWAY, API, FRA, READY_S.
+cluster() {
+    start_cluster "$1" --data "$WORK/$1-data" --idle-timeout "$2" --python "$PYTHON"
     note "verge dev ready in ${READY_S} s: gateway $GATEWAY, api $API, fra $FRA"
 }
 
-# stop_cluster: SIGTERM, wait for a clean exit, then insist that no process of the run is left. Sets STOP_S.
-stop_cluster() {
-    [[ -n $CLUSTER_PID ]] || return 0
-    local pid=$CLUSTER_PID status=0 t0 left
-    CLUSTER_PID=""
-    t0=$(date +%s.%N)
-    kill -TERM "$pid" 2>/dev/null || true
-    local started=$SECONDS
-    while alive "$pid"; do
-        if ((SECONDS - started >= 30)); then
-            kill -KILL "$pid" 2>/dev/null || true
-            die "verge dev was still running 30 s after SIGTERM (killed it)"
-        fi
-        sleep 0.05
-    done
-    wait "$pid" 2>/dev/null || status=$?
-    STOP_S=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
-    if ((status != 0)); then
-        tail -n 20 "$CLUSTER_LOG" >&2
-        die "verge dev exited with status $status after SIGTERM (log above)"
-    fi
+# stop_cluster_clean: stop_cluster (SIGTERM, a clean exit), then insist that no process of the run is left. Sets STOP_S.
+stop_cluster_clean() {
+    local left
+    stop_cluster
     sleep 0.2
     left=$(leftovers)
     if [[ -n $left ]]; then
@@ -124,53 +67,19 @@ stop_cluster() {
 
 stop_nginx() {
     [[ -n $NGINX_PID ]] || return 0
-    kill -TERM "$NGINX_PID" 2>/dev/null || true
-    wait "$NGINX_PID" 2>/dev/null || true
+    end_process "$NGINX_PID"
     NGINX_PID=""
 }
 
-cleanup() {
-    local status=$?
-    set +e
-    trap - EXIT ERR
-    if [[ -n $CLUSTER_PID ]] && ! alive "$CLUSTER_PID"; then
-        local exited=0
-        wait "$CLUSTER_PID" 2>/dev/null || exited=$?
-        printf 'bench: verge dev had died during the run (status %s%s)\n' "$exited" \
-            "$( ((exited > 128)) && echo ", signal $((exited - 128))")" >&2
-        CLUSTER_PID=""
-    fi
-    if ((status != 0)) && [[ -s ${CLUSTER_LOG:-} ]]; then
-        if grep -q '^\*\*\* Program crashed' "$CLUSTER_LOG"; then
-            printf '\nbench: verge dev crashed; what it logged last, and the crashed thread:\n' >&2
-            grep -B 5 -m 1 '^\*\*\* Signal' "$CLUSTER_LOG" | grep -v '^\*\*\* Signal' >&2
-            grep -m 1 '^\*\*\* Program crashed' "$CLUSTER_LOG" >&2
-            grep -m 1 -A 14 ' crashed:$' "$CLUSTER_LOG" >&2
-        else
-            printf '\nbench: the last lines verge dev logged:\n' >&2
-            tail -n 40 "$CLUSTER_LOG" >&2
-        fi
-    fi
-    stop_nginx
-    if [[ -n $CLUSTER_PID ]]; then
-        kill -TERM "$CLUSTER_PID" 2>/dev/null
-        for _ in $(seq 1 300); do alive "$CLUSTER_PID" || break; sleep 0.1; done
-        alive "$CLUSTER_PID" && kill -KILL "$CLUSTER_PID" 2>/dev/null
-        wait "$CLUSTER_PID" 2>/dev/null
-    fi
+# At exit, once the run's processes are stopped (make_work): none of them may be left.
+on_exit() {
     local left
     left=$(leftovers)
-    if [[ -n $left ]]; then
-        printf 'bench: processes of this run still running after cleanup:\n' >&2
-        ps -o pid,ppid,etime,args -p "$(paste -sd, <<<"$left")" >&2
-        status=1
-    fi
-    rm -rf "$WORK"
-    exit "$status"
+    [[ -n $left ]] || return 0
+    printf 'bench: processes of this run still running after cleanup:\n' >&2
+    ps -o pid,ppid,etime,args -p "$(paste -sd, <<<"$left")" >&2
+    return 1
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # ---------------------------------------------------------------------------------------------------------------
 # 1. Tools and the release build
@@ -180,10 +89,7 @@ need_tools wrk=wrk hyperfine=hyperfine curl=curl jq=jq
 command -v swift >/dev/null || die "swift is not on PATH"
 note "$({ wrk --version 2>&1 || true; } | head -n 1 | cut -d' ' -f1-2), $(hyperfine --version)"
 
-step "building Verge in release (swift build -c release --scratch-path .build-release)"
-swift build -c release --scratch-path .build-release >&2 || die "swift build -c release failed (output above)"
-VERGE=$ROOT/.build-release/release/verge
-[[ -x $VERGE ]] || die "the release build left no executable at .build-release/release/verge"
+build_release
 
 START_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -240,7 +146,7 @@ expect_fra() {
 PEER=""
 if command -v nginx >/dev/null; then
     step "peer baseline: nginx answering a fixed body"
-    port=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    port=$(free_port)
     mkdir -p "$WORK/nginx"
     cat >"$WORK/nginx/nginx.conf" <<EOF
 daemon off;
@@ -263,6 +169,7 @@ http {
 EOF
     nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" 2>"$WORK/nginx/stderr.log" &
     NGINX_PID=$!
+    track "$NGINX_PID" nginx
     for _ in $(seq 1 100); do curl -fsS -o /dev/null "http://127.0.0.1:$port/hello" 2>/dev/null && break; sleep 0.05; done
     if curl -fsS -o /dev/null "http://127.0.0.1:$port/hello"; then
         load nginx "http://127.0.0.1:$port/hello"
@@ -302,7 +209,7 @@ idle_cpu() {
 }
 
 step "starting the warm cluster (idle timeout ${WARM_IDLE_TIMEOUT} s)"
-start_cluster warm "$WARM_IDLE_TIMEOUT"
+cluster warm "$WARM_IDLE_TIMEOUT"
 WARM_READY_S=$READY_S
 
 step "deploying Functions/hello and Functions/hello-swift"
@@ -325,7 +232,7 @@ idle_cpu 3
 note "verge dev: ${IDLE_CLUSTER}% of a core; workers: ${IDLE_WORKERS}"
 
 step "stopping the warm cluster"
-stop_cluster
+stop_cluster_clean
 WARM_STOP_S=$STOP_S
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -394,7 +301,7 @@ ledger() {
 }
 
 step "starting the cold-start cluster (idle timeout ${COLD_IDLE_TIMEOUT} s)"
-start_cluster cold "$COLD_IDLE_TIMEOUT"
+cluster cold "$COLD_IDLE_TIMEOUT"
 "$VERGE" deploy Functions/hello --api "$API" >&2 || die "verge deploy Functions/hello failed"
 "$VERGE" deploy Functions/hello-swift --api "$API" >&2 || die "verge deploy Functions/hello-swift failed"
 
@@ -405,7 +312,7 @@ for fn in hello hello-swift; do
 done
 
 step "stopping the cold-start cluster"
-stop_cluster
+stop_cluster_clean
 COLD_STOP_S=$STOP_S
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -519,8 +426,4 @@ REPORT=$WORK/report.md
         "and $COLD_STOP_S s (cold-start cluster), leaving no process behind."
 } >"$REPORT"
 
-mkdir -p "$(dirname "$OUT")"
-cp "$REPORT" "$OUT"
-printf '\n' >&2
-cat "$REPORT"
-printf '\n(written to %s)\n' "$OUT" >&2
+publish_report "$REPORT"

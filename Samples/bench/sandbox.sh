@@ -10,87 +10,35 @@
 # IDLE_FUNCTIONS, BUILD, OUT. See README.md here.
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-ROOT=$(pwd)
+# shellcheck source=Samples/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PYTHON=${PYTHON:-/usr/bin/python3}
+load_settings
 COLD_RUNS=${COLD_RUNS:-20}
-DURATION=${DURATION:-10s}
-WARMUP=${WARMUP:-3s}
-CONNECTIONS=${CONNECTIONS:-32}
-THREADS=${THREADS:-1}
 IDLE_FUNCTIONS=${IDLE_FUNCTIONS:-1000}
 BUILD=${BUILD:-1}
 OUT=${OUT:-Samples/bench/sandbox-results-$(date -u +%Y-%m-%d-%H%M).md}
 
-# step, note, die and the ERR trap that names a failed command: shared with the other benchmarks.
-# shellcheck source=Samples/bench/lib.sh
-source Samples/bench/lib.sh
-
 (($(id -u) == 0)) || die "run as root: a sandboxed host needs root"
 [[ $COLD_RUNS =~ ^[1-9][0-9]*$ && $IDLE_FUNCTIONS =~ ^[1-9][0-9]*$ ]] || die "COLD_RUNS and IDLE_FUNCTIONS are counts"
-[[ -x $PYTHON ]] || die "PYTHON=$PYTHON is not an executable"
 
-step "installing tools and building Verge (release)"
-missing=()
-for tool in wrk hyperfine curl jq bwrap; do command -v "$tool" >/dev/null || missing+=("$tool"); done
-if ((${#missing[@]})); then
-    packages=("${missing[@]/bwrap/bubblewrap}")
-    apt-get install -y -qq "${packages[@]}" >/dev/null || die "cannot install ${packages[*]}"
-fi
+step "installing tools"
+need_tools wrk=wrk hyperfine=hyperfine curl=curl jq=jq bwrap=bubblewrap
 scripts/install-deps
-if ((BUILD)); then
-    swift build -c release --scratch-path .build-release --product verge >&2
-    swift build -c release --scratch-path .build-release --product verge-sandbox-exec >&2
-fi
-BIN=$ROOT/.build-release/release
-VERGE=$BIN/verge
-[[ -x $VERGE && -x $BIN/verge-sandbox-exec ]] || die "the release build has no verge or verge-sandbox-exec"
+build_release
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/verge-sandbox-bench.XXXXXX")
-CLUSTER_PID=""
-cleanup() {
-    local status=$?
-    set +e
-    trap - EXIT ERR
-    if [[ -n $CLUSTER_PID ]]; then
-        kill -TERM "$CLUSTER_PID" 2>/dev/null
-        wait "$CLUSTER_PID" 2>/dev/null
-    fi
-    rm -rf "$WORK"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+make_work verge-sandbox-bench
 
 # One host, fra, so every number is one host's.
 CONFIG=$WORK/cluster.json
 echo '{"hosts":[{"name":"fra","location":{"latitude":50.11,"longitude":8.68}}]}' >"$CONFIG"
 
-# start_cluster NAME ISOLATION IDLE_TIMEOUT: sets API, FRA, CLUSTER_PID.
-start_cluster() {
-    local name=$1 isolation=$2 idle=$3 started=$SECONDS line=""
-    "$VERGE" dev --config "$CONFIG" --gateway 127.0.0.1:0 --api 127.0.0.1:0 --data "$WORK/$name" \
-        --isolation "$isolation" --idle-timeout "$idle" --python "$PYTHON" >"$WORK/$name.out" 2>"$WORK/$name.log" &
-    CLUSTER_PID=$!
-    until line=$(grep -m1 '^ready ' "$WORK/$name.out"); do
-        kill -0 "$CLUSTER_PID" 2>/dev/null || { tail -n 20 "$WORK/$name.log" >&2; die "verge dev exited"; }
-        ((SECONDS - started < 60)) || die "verge dev printed no ready line within 60 s"
-        sleep 0.05
-    done
-    API=$(sed -n 's/.* api=\([^ ]*\).*/\1/p' <<<"$line")
-    FRA=$(sed -n 's/.* hosts=fra=\([^ ,]*\).*/\1/p' <<<"$line")
-    [[ -n $API && -n $FRA ]] || die "cannot read api and fra from: $line"
-}
-
-stop_cluster() {
-    kill -TERM "$CLUSTER_PID"
-    wait "$CLUSTER_PID" || die "verge dev exited with status $? on SIGTERM"
-    CLUSTER_PID=""
+# cluster NAME ISOLATION IDLE_TIMEOUT: `verge dev` with the one host fra, its data in $WORK/NAME (start_cluster).
+cluster() {
+    start_cluster "$1" --config "$CONFIG" --data "$WORK/$1" --isolation "$2" --idle-timeout "$3" --python "$PYTHON"
 }
 
 deploy() {
@@ -108,14 +56,6 @@ workers() {
 stats() {
     sort -n "$1" | awk '{ v[NR] = $1 } END {
         m = v[int((NR + 1) / 2)]; p = v[int(NR * 0.9 + 0.999)]; if (p == "") p = v[NR]; printf "%.2f %.2f\n", m, p }'
-}
-
-to_ms() {
-    awk -v v="$1" 'BEGIN {
-        if (v ~ /us$/) x = substr(v, 1, length(v) - 2) / 1000
-        else if (v ~ /ms$/) x = substr(v, 1, length(v) - 2)
-        else if (v ~ /s$/) x = substr(v, 1, length(v) - 1) * 1000
-        printf "%.2f", x }'
 }
 
 # rss_kib PID…: the resident memory of the processes, summed, in KiB.
@@ -158,7 +98,7 @@ declare -A COLD_MEDIAN COLD_P90 RPS P50 P99 RSS CGMEM CPU_US
 # ---------------------------------------------------------------------------------------------------------------
 step "cold start from zero, with and without the sandbox ($COLD_RUNS runs each)"
 for isolation in sandbox none; do
-    start_cluster "cold-$isolation" "$isolation" 0.2
+    cluster "cold-$isolation" "$isolation" 0.2
     deploy hello
     deploy hello-swift
     for function in hello hello-swift; do
@@ -206,7 +146,7 @@ note "bwrap … /usr/bin/true ${BWRAP_MEDIAN} ms, hello-swift alone ${SWIFT_MEDI
 step "warm throughput straight at the host (wrk -t$THREADS -c$CONNECTIONS -d$DURATION), memory per warm worker"
 CLOCK_TICK=$(getconf CLK_TCK)
 for isolation in sandbox none; do
-    start_cluster "warm-$isolation" "$isolation" 3600
+    cluster "warm-$isolation" "$isolation" 3600
     deploy hello
     deploy hello-swift
     for function in hello hello-swift; do
@@ -217,8 +157,8 @@ for isolation in sandbox none; do
         wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$FRA/$function" >"$WORK/wrk-$isolation-$function"
         after=$(awk '{ print $14 + $15 }' "/proc/$CLUSTER_PID/stat")
         RPS[$isolation-$function]=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$WORK/wrk-$isolation-$function")
-        P50[$isolation-$function]=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$WORK/wrk-$isolation-$function")")
-        P99[$isolation-$function]=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$WORK/wrk-$isolation-$function")")
+        P50[$isolation-$function]=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$WORK/wrk-$isolation-$function")" 2)
+        P99[$isolation-$function]=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$WORK/wrk-$isolation-$function")" 2)
         requests=$(awk '/requests in/ { print $1 }' "$WORK/wrk-$isolation-$function")
         CPU_US[$isolation-$function]=$(awk -v t=$((after - before)) -v hz="$CLOCK_TICK" -v n="$requests" \
             'BEGIN { printf "%.0f", t / hz * 1e6 / n }')
@@ -238,7 +178,7 @@ step "host memory with $IDLE_FUNCTIONS deployed, idle functions"
 # Deploying this many functions is far above the API's default write rate for one token.
 echo '{"hosts":[{"name":"fra","location":{"latitude":50.11,"longitude":8.68}}],"write_rate_per_s":1000,"write_burst":1000}' \
     >"$CONFIG"
-start_cluster idle sandbox 300
+cluster idle sandbox 300
 sleep 1
 RSS_BEFORE=$(rss_kib "$CLUSTER_PID")
 mkdir -p "$WORK/functions"

@@ -12,16 +12,10 @@
 # OUT. See README.md here.
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-ROOT=$(pwd)
 # shellcheck source=Samples/bench/lib.sh
-source Samples/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PYTHON=${PYTHON:-/usr/bin/python3}
-DURATION=${DURATION:-10s}
-WARMUP=${WARMUP:-3s}
-CONNECTIONS=${CONNECTIONS:-32}
-THREADS=${THREADS:-1}
+load_settings
 UWSGI_PROCESSES=${UWSGI_PROCESSES:-2}
 ISOLATION=${ISOLATION:-sandbox}
 BUILD=${BUILD:-1}
@@ -37,65 +31,20 @@ GOAL_HOST_US=30
 # What Functions/hello answers straight at fra (no gateway, so no client location); the uWSGI peer must agree.
 HELLO_BODY="Hello from fra! Your location is unknown."
 
-[[ $CONNECTIONS =~ ^[1-9][0-9]*$ && $THREADS =~ ^[1-9][0-9]*$ ]] || die "CONNECTIONS and THREADS must be positive integers"
-((THREADS <= CONNECTIONS)) || die "THREADS ($THREADS) must not exceed CONNECTIONS ($CONNECTIONS)"
 [[ $UWSGI_PROCESSES =~ ^[1-9][0-9]*$ ]] || die "UWSGI_PROCESSES must be a positive integer"
-[[ $DURATION =~ ^[1-9][0-9]*[smh]?$ && $WARMUP =~ ^[1-9][0-9]*[smh]?$ ]] || die "DURATION and WARMUP look like 10s, 1m"
-# seconds DURATION: wrk's 10s / 2m / 1h (or a bare number of seconds) in seconds.
-seconds() {
-    local n=${1%[smh]}
-    case $1 in *m) echo $((n * 60)) ;; *h) echo $((n * 3600)) ;; *) echo "$n" ;; esac
-}
 ((PROFILE == 0 || $(seconds "$DURATION") >= 3)) || die "PROFILE=1 needs a DURATION of at least 3s"
 [[ $ISOLATION == sandbox || $ISOLATION == none ]] || die "ISOLATION is sandbox (the product's path) or none"
-[[ -x $PYTHON ]] || die "PYTHON=$PYTHON is not an executable (set PYTHON to a python3 interpreter)"
 ((EUID == 0)) || [[ $ISOLATION == none ]] || die "run as root: the measured path includes the worker sandbox"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/verge-warm.XXXXXX")
-chmod 711 "$WORK"
-export XDG_CONFIG_HOME="$WORK/config" # verge dev's CLI credential stays out of the user's configuration
-CLUSTER_PID=""
-CLUSTER_LOG=""
+make_work verge-warm
 UWSGI_PID=""
 
 stop_uwsgi() {
     [[ -n $UWSGI_PID ]] || return 0
     local pid=$UWSGI_PID
     UWSGI_PID=""
-    kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    end_process "$pid"
 }
-
-stop_cluster() {
-    [[ -n $CLUSTER_PID ]] || return 0
-    local pid=$CLUSTER_PID status=0
-    CLUSTER_PID=""
-    kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" || status=$?
-    ((status == 0)) || { tail -n 20 "$CLUSTER_LOG" >&2; die "verge dev exited with status $status on SIGTERM (log above)"; }
-}
-
-cleanup() {
-    local status=$?
-    set +e
-    trap - EXIT ERR
-    if ((status != 0)) && [[ -n $CLUSTER_PID && -s $CLUSTER_LOG ]]; then
-        printf '\nbench: the last lines verge dev logged:\n' >&2
-        tail -n 30 "$CLUSTER_LOG" >&2
-    fi
-    stop_uwsgi
-    if [[ -n $CLUSTER_PID ]]; then
-        kill -TERM "$CLUSTER_PID" 2>/dev/null
-        for _ in $(seq 1 300); do alive "$CLUSTER_PID" || break; sleep 0.1; done
-        alive "$CLUSTER_PID" && kill -KILL "$CLUSTER_PID" 2>/dev/null
-        wait "$CLUSTER_PID" 2>/dev/null
-    fi
-    rm -rf "$WORK"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # ---------------------------------------------------------------------------------------------------------------
 step "installing the load tools and the peer (wrk, uWSGI with its python3 plugin)"
@@ -129,14 +78,7 @@ PY_SO_RELEASE=$(sed -n 's/^[^ ]* \([0-9]*\.[0-9]*\.[0-9]*\).*/\1/p' <<<"$PY_SO_D
 UWSGI_VERSION=$(uwsgi --version)
 note "Python: Verge runs $PYTHON ($PY_VERSION); uWSGI's plugin embeds $(readlink -f "$PY_SO") ($PY_SO_DEB); uWSGI $UWSGI_VERSION"
 
-if ((BUILD)); then
-    step "building Verge in release (swift build -c release --scratch-path .build-release)"
-    swift build -c release --scratch-path .build-release --product verge >&2 || die "swift build -c release failed"
-    swift build -c release --scratch-path .build-release --product verge-sandbox-exec >&2 ||
-        die "swift build -c release --product verge-sandbox-exec failed"
-fi
-VERGE=$ROOT/.build-release/release/verge
-[[ -x $VERGE ]] || die "no release build at .build-release/release/verge (run with BUILD=1)"
+build_release
 
 START_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -196,8 +138,14 @@ uwsgi_run() {
         --wsgi-file "$ROOT/Samples/bench/wsgi_hello.py" --need-app --disable-logging --die-on-term \
         --logto "$WORK/uwsgi-$name.log" &
     UWSGI_PID=$!
+    track "$UWSGI_PID" "uwsgi-$name" uWSGI
     until body=$(curl -fsS --max-time 2 "http://127.0.0.1:$port/hello" 2>/dev/null); do
-        alive "$UWSGI_PID" || { tail -n 20 "$WORK/uwsgi-$name.log" >&2; UWSGI_PID=""; die "uWSGI exited (log above)"; }
+        if ! alive "$UWSGI_PID"; then
+            untrack "$UWSGI_PID"
+            UWSGI_PID=""
+            tail -n 20 "$WORK/uwsgi-$name.log" >&2
+            die "uWSGI exited (log above)"
+        fi
         ((SECONDS - started < 20)) || die "uWSGI did not answer within 20 s"
         sleep 0.05
     done
@@ -216,19 +164,8 @@ uwsgi_run uwsgi-http http-socket closes
 
 step "starting one Verge host (fra) in verge dev, isolation $ISOLATION, idle timeout 3600 s"
 echo '{"hosts":[{"name":"fra","location":{"latitude":50.11,"longitude":8.68}}]}' >"$WORK/cluster.json"
-CLUSTER_LOG=$WORK/cluster.log
-"$VERGE" dev --config "$WORK/cluster.json" --gateway 127.0.0.1:0 --api 127.0.0.1:0 --data "$WORK/data" \
-    --isolation "$ISOLATION" --idle-timeout 3600 --python "$PYTHON" >"$WORK/cluster.out" 2>"$CLUSTER_LOG" &
-CLUSTER_PID=$!
-started=$SECONDS
-until line=$(grep -m1 '^ready ' "$WORK/cluster.out"); do
-    alive "$CLUSTER_PID" || { tail -n 20 "$CLUSTER_LOG" >&2; CLUSTER_PID=""; die "verge dev exited before it was ready (log above)"; }
-    ((SECONDS - started < 60)) || die "verge dev printed no ready line within 60 s"
-    sleep 0.05
-done
-API=$(sed -n 's/.* api=\([^ ]*\).*/\1/p' <<<"$line")
-FRA=$(sed -n 's/.* hosts=fra=\([^ ,]*\).*/\1/p' <<<"$line")
-[[ -n $API && -n $FRA ]] || die "cannot read api and fra from: $line"
+start_cluster cluster --config "$WORK/cluster.json" --data "$WORK/data" --isolation "$ISOLATION" --idle-timeout 3600 \
+    --python "$PYTHON"
 
 # The workers' CPU: every worker of the host is in a cgroup under the host's own (cgroup v1 cpuacct, or v2), and
 # a parent group's counter keeps the usage of children already removed. Without a sandbox there are no cgroups:
@@ -395,8 +332,4 @@ REPORT=$WORK/report.md
     fi
 } >"$REPORT"
 
-mkdir -p "$(dirname "$OUT")"
-cp "$REPORT" "$OUT"
-printf '\n' >&2
-cat "$REPORT"
-printf '\n(written to %s)\n' "$OUT" >&2
+publish_report "$REPORT"

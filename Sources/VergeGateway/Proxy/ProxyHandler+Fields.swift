@@ -24,6 +24,17 @@ extension ProxyHandler {
         var timing: String
     }
 
+    /// The fields telling a host where the client is and which host was chosen (``Gateway/locationFields(for:route:)``)
+    /// and the `server-timing` description, made once per client and host.
+    func locationFields(_ client: LocatedClient, _ route: Route) -> LocationFields {
+        if let last = lastLocation, last.route == route, last.client == client { return last }
+        let made = LocationFields(
+            client: client, route: route, fields: gateway.locationFields(for: client, route: route),
+            timing: RoutingHeaders.serverTimingDescription(client: client, route: route))
+        lastLocation = made
+        return made
+    }
+
     /// The gateway's `server-timing` entry for a call that started at `start`.
     func serverTiming(client: LocatedClient, route: Route, since start: ContinuousClock.Instant) -> String {
         RoutingHeaders.serverTiming(
