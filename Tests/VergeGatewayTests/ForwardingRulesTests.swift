@@ -57,5 +57,10 @@ import VergeGateway
         // A per-function cap (429) is not saturation of the host.
         #expect(ForwardingRules.classify(status: 429, errorMarker: "too_many_requests") == .served)
         #expect(ForwardingRules.classify(status: 200, errorMarker: "overloaded") == .served)
+        // The host's own 404 for a function it does not run: the gateway's list is behind. A function's 404 is
+        // the function's answer.
+        #expect(ForwardingRules.classify(status: 404, errorMarker: "function_not_found") == .missing)
+        #expect(ForwardingRules.classify(status: 404, errorMarker: nil) == .served)
+        #expect(ForwardingRules.classify(status: 404, errorMarker: "not_found") == .served)
     }
 }

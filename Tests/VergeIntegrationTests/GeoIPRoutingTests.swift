@@ -143,7 +143,9 @@ struct GeoIPRoutingTests {
                 return try #require(list.first { $0["live"] as? Bool == true }?["version"] as? String)
             }
             func servedBy() async throws -> String? {
-                try await TestHTTP.get(cluster.gatewayURL + "/pinned", from: (48.85, 2.35)).header("x-verge-host")
+                let response = try await TestHTTP.get(cluster.gatewayURL + "/pinned", from: (48.85, 2.35))
+                #expect(response.status == 200, "\(response.text) from \(response.header("x-verge-host") ?? "the gateway")")
+                return response.header("x-verge-host")
             }
 
             try pin(#""fra""#)

@@ -88,9 +88,13 @@ public enum ForwardingRules {
         case spill
         /// The host failed by itself (not its function): counts against its health; the answer is passed on.
         case hostFailure
+        /// The host does not run the function (any more, or not yet): the gateway's host list is behind. No
+        /// function saw the call; it goes to another host that runs the function once the list is fresh.
+        case missing
     }
 
     public static func classify(status: Int, errorMarker: String?) -> HostAnswer {
+        if status == 404, errorMarker == "function_not_found" { return .missing }
         guard let code = errorMarker, status >= 500 else { return .served }
         switch code {
         // Saturated, stopping, or not (yet, or any more) trusting this gateway: no function saw the call.

@@ -34,6 +34,10 @@ extension ProxyHandler {
         var upstream: UpstreamConnection?
         /// A saturated host's answer being read and dropped before the next host is tried.
         var discarding = false
+        /// Hosts that answered that they do not run the function; once the host list is fresh the call goes to
+        /// another (once per call).
+        var lackedBy: [String] = []
+        var rerouteAfterRefresh = false
         var responseStarted = false
         var responseDone = false
         var bodyAllowed = true

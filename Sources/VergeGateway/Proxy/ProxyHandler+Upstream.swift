@@ -86,6 +86,30 @@ extension ProxyHandler {
         respond(VergeError(.timeout, "host '\(route.host)' sent no response head in time"), call: call)
     }
 
+    /// A host answered that it does not run the call's function: the host list is behind (a deploy, a rollback or
+    /// a region change is on its way to the hosts). Once a list fetched after that answer is in, the call goes to
+    /// the nearest host that runs the function, never back to the hosts that said they lack it; when there is none,
+    /// the call is answered `503 no_healthy_host` if the function is still deployed somewhere (it is moving), `404`
+    /// otherwise.
+    func reroute(_ call: Call) {
+        guard let address = call.address, let client = call.client else { return }
+        let function = FunctionRef(tenant: address.tenant, name: address.name)
+        let limit = max(4, gateway.configuration.maxAttempts)
+        let moment = ContinuousClock.now
+        let generation = gateway.directory.generation
+        let refresher = self.refresher
+        context?.eventLoop.makeFutureWithTask {
+            await refresher.refresh(after: moment)
+        }.assumeIsolated().whenComplete { [weak self, weak call] _ in
+            guard let self, let call, self.call === call else { return }
+            let routes = self.gateway.resolver.routesAfterRefresh(
+                for: function, from: client.location, limit: limit, generation: generation
+            ).filter { !call.lackedBy.contains($0.host) }
+            call.attempt = 0
+            self.routed(call, routes)
+        }
+    }
+
     func nextAttempt(_ call: Call, error: (any Error)?) {
         call.attempt += 1
         if call.attempt < call.routes.count && call.replayable {
@@ -146,6 +170,14 @@ extension ProxyHandler: UpstreamDelegate {
                     call.discarding = true
                     return
                 }
+            case .missing:
+                if call.lackedBy.isEmpty && call.replayable {
+                    // Read the answer to its end, then wait for a fresh host list and try a host that runs it.
+                    call.lackedBy.append(route.host)
+                    call.rerouteAfterRefresh = true
+                    call.discarding = true
+                    return
+                }
             case .hostFailure:
                 let now = ContinuousClock.now
                 let backoff = gateway.configuration.ejectionBackoff
@@ -182,7 +214,12 @@ extension ProxyHandler: UpstreamDelegate {
             pool?.release(upstream, reusable: reusable && upstream.channel.isActive)
             if call.discarding {
                 call.discarding = false
-                nextAttempt(call, error: nil)
+                if call.rerouteAfterRefresh {
+                    call.rerouteAfterRefresh = false
+                    reroute(call)
+                } else {
+                    nextAttempt(call, error: nil)
+                }
                 return
             }
             // A host that answered before the whole body came: the rest of the client's body is read and dropped.
