@@ -48,7 +48,8 @@ struct FirstByteTimeoutTests {
 
         var configuration = GatewayConfiguration(controlPlaneURL: "http://127.0.0.1:9")
         configuration.bind = BindAddress(host: "127.0.0.1", port: 0)
-        configuration.credential = "test-credential"
+        // A well-formed gateway credential (the gateway makes each host's proof from it); the stalling host checks none.
+        configuration.credential = "verge_gw_\(String(repeating: "1", count: 16))_\(String(repeating: "a", count: 64))"
         configuration.firstByteTimeout = .seconds(1)
         configuration.hostRefreshInterval = .seconds(60)
         let gateway = try Gateway(configuration: configuration, logger: Logger(label: "gateway"))
