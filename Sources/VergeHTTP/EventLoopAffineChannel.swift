@@ -14,7 +14,7 @@ struct EventLoopAffineChannel<Base: ServerChildChannel>: ServerChildChannel {
     }
 
     func handle(value: Value, logger: Logger) async {
-        await withTaskExecutorPreference(EventLoopTaskExecutor.of(value.channel.eventLoop)) {
+        await withTaskExecutorPreference(EventLoopTaskExecutor(value.channel.eventLoop)) {
             await base.handle(value: value, logger: logger)
         }
     }

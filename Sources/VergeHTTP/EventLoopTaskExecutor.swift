@@ -1,5 +1,4 @@
 import NIOCore
-import Synchronization
 
 /// An event loop as a task executor: a task that prefers it runs its jobs on the event loop's thread.
 ///
@@ -11,20 +10,9 @@ import Synchronization
 public final class EventLoopTaskExecutor: TaskExecutor {
     public let eventLoop: any EventLoop
 
-    private init(_ eventLoop: any EventLoop) {
+    /// The executor of `eventLoop`. Cheap: one per connection is fine, and none outlives what uses it.
+    public init(_ eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
-    }
-
-    private static let executors = Mutex<[ObjectIdentifier: EventLoopTaskExecutor]>([:])
-
-    /// The executor of `eventLoop` (one per event loop for the life of the process).
-    public static func of(_ eventLoop: any EventLoop) -> EventLoopTaskExecutor {
-        executors.withLock { executors in
-            if let executor = executors[ObjectIdentifier(eventLoop)] { return executor }
-            let executor = EventLoopTaskExecutor(eventLoop)
-            executors[ObjectIdentifier(eventLoop)] = executor
-            return executor
-        }
     }
 
     public func enqueue(_ job: consuming ExecutorJob) {

@@ -123,50 +123,54 @@ public final class EdgeHost: Service, Sendable {
             configuration: configuration, deployments: deployments, invocations: invocations, ledger: ledger,
             reporter: reporter, trustedCallers: trustedCallers, ledgerHealth: ledgerHealth
         )
-        let http = try HTTPServer.streaming(
-            bind: configuration.bind, name: "verge-host", listenAddress: listenAddress,
-            limits: configuration.listener, tls: configuration.tls, eventLoopGroup: eventLoops, logger: logger
-        ) { request, writer, channel in
-            try await server.respond(request, writer: writer, eventLoop: channel.eventLoop)
-        }
-        // Started in this order, stopped in reverse: the HTTP server drains first, then the pools stop their
-        // workers, then the agents finish (a last usage shipment), then logs are flushed.
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: LauncherService(launcher: launcher)),
-            .init(service: LogFlusher(
-                sink: logSink, ledger: ledger, interval: .milliseconds(200), retention: configuration.retention,
-                logger: logger
-            )),
-        ]
-        if let url = controlPlaneURL {
-            let credential = try await credential(controlPlaneURL: url)
-            let client = ControlPlaneClient(baseURL: url, credential: credential, hostName: configuration.name)
-            services.append(
-                .init(
-                    service: UsageShipper(
-                        ledger: ledger, client: client, doorbell: shipBell, interval: configuration.shipInterval,
-                        logger: logger
-                    )))
-            services.append(
-                .init(
-                    service: SyncAgent(host: self, client: client, interval: configuration.syncInterval, logger: logger)
-                ))
-        }
-        services.append(.init(service: PoolsService(deployments: deployments, grace: configuration.stopGracePeriod)))
-        services.append(.init(service: http))
-        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [], logger: logger))
-        logger.info(
-            "host starting",
-            metadata: [
-                "host.location": "\(configuration.location)",
-                "host.isolation": "\(configuration.isolationSettings.level.rawValue)",
-            ])
-        #if VERGE_BENCH_NO_LEDGER
-        logger.critical("benchmark-only build (VERGE_BENCH_NO_LEDGER): this host writes NO usage records")
-        #endif
-        if let helpers = environment.parkedHelpers { launcher.refill(helpers) }
+        // Whatever ends the run — a failure to start included — the parked helpers, the cgroups and the event loops
+        // are released below.
         let outcome: Result<Void, any Error>
         do {
+            let http = try HTTPServer.streaming(
+                bind: configuration.bind, name: "verge-host", listenAddress: listenAddress,
+                limits: configuration.listener, tls: configuration.tls, eventLoopGroup: eventLoops, logger: logger
+            ) { request, writer, channel in
+                try await server.respond(request, writer: writer, eventLoop: channel.eventLoop)
+            }
+            // Started in this order, stopped in reverse: the HTTP server drains first, then the pools stop their
+            // workers, then the agents finish (a last usage shipment), then logs are flushed.
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+                .init(service: LauncherService(launcher: launcher)),
+                .init(service: LogFlusher(
+                    sink: logSink, ledger: ledger, interval: .milliseconds(200), retention: configuration.retention,
+                    logger: logger
+                )),
+            ]
+            if let url = controlPlaneURL {
+                let credential = try await credential(controlPlaneURL: url)
+                let client = ControlPlaneClient(baseURL: url, credential: credential, hostName: configuration.name)
+                services.append(
+                    .init(
+                        service: UsageShipper(
+                            ledger: ledger, client: client, doorbell: shipBell, interval: configuration.shipInterval,
+                            logger: logger
+                        )))
+                services.append(
+                    .init(
+                        service: SyncAgent(
+                            host: self, client: client, interval: configuration.syncInterval, logger: logger)))
+            }
+            services.append(
+                .init(service: PoolsService(deployments: deployments, grace: configuration.stopGracePeriod)))
+            services.append(.init(service: http))
+            let group = ServiceGroup(
+                configuration: .init(services: services, gracefulShutdownSignals: [], logger: logger))
+            logger.info(
+                "host starting",
+                metadata: [
+                    "host.location": "\(configuration.location)",
+                    "host.isolation": "\(configuration.isolationSettings.level.rawValue)",
+                ])
+            #if VERGE_BENCH_NO_LEDGER
+            logger.critical("benchmark-only build (VERGE_BENCH_NO_LEDGER): this host writes NO usage records")
+            #endif
+            if let helpers = environment.parkedHelpers { launcher.refill(helpers) }
             try await group.run()
             outcome = .success(())
         } catch {

@@ -37,7 +37,7 @@ public actor MachineShare {
     }
 
     /// How many shares the current task already holds (scopes nest: a whole-machine suite that starts a cluster
-    /// does not wait for itself).
+    /// does not wait for itself; a scope never asks for more than the scope around it holds).
     @TaskLocal static var held = 0
 
     /// Runs `body` holding `count` shares (at most ``shares``), waiting for them first.
@@ -46,14 +46,15 @@ public actor MachineShare {
     ) async throws -> T {
         let count = min(count, shares)
         guard Self.held < count else { return try await body() }
-        let extra = count - Self.held
-        await acquire(extra)
+        // Asking for more while holding some could deadlock two such scopes (each holds what the other waits for).
+        precondition(Self.held == 0, "a scope holding \(Self.held) share(s) asks for \(count): take the most first")
+        await acquire(count)
         do {
             let result = try await Self.$held.withValue(count) { try await body() }
-            await release(extra)
+            await release(count)
             return result
         } catch {
-            await release(extra)
+            await release(count)
             throw error
         }
     }

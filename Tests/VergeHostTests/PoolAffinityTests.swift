@@ -1,4 +1,5 @@
 import Testing
+import VergeCore
 
 @testable import VergeHost
 
@@ -94,6 +95,39 @@ import Testing
         }
         #expect(served.count == Machine.affinityPatience + 1, "served: \(served)")
         #expect(served.last == 10, "the oldest call waited more than \(Machine.affinityPatience) hand-overs: \(served)")
+    }
+
+    /// No waiting call — the oldest or one behind it — is passed over more than `affinityPatience` times: calls on
+    /// two loops queue in random order behind one worker, calls keep arriving, and each call counts the later calls
+    /// served before it.
+    @Test(arguments: [1, 2, 3, 4, 5, 6, 7, 8] as [UInt64])
+    func noWaitingCallIsPassedOverMoreThanPatienceTimes(seed: UInt64) {
+        var random = SplitMix64(seed: seed)
+        var machine = Machine(maxWorkers: 1)
+        let worker = Self.idleWorker(&machine, waiter: 1, on: Self.loopB)
+        #expect(machine.acquire(2, affinity: Self.loopB) == .use(worker))
+        var arrival: [Int: Int] = [:]
+        var waiting: Set<Int> = []
+        var passes: [Int: Int] = [:]
+        var next = 10
+        for step in 0..<400 {
+            // One or two new calls, on either loop, then the worker is freed and goes to one of them.
+            for _ in 0..<Int.random(in: 1...2, using: &random) {
+                let loop = Bool.random(using: &random) ? Self.loopA : Self.loopB
+                #expect(machine.acquire(next, affinity: loop) == .wait)
+                arrival[next] = step * 10 + next
+                waiting.insert(next)
+                next += 1
+            }
+            guard case .handOver(_, let served) = machine.release(worker) else {
+                Issue.record("expected a hand-over")
+                return
+            }
+            waiting.remove(served)
+            for other in waiting where arrival[other]! < arrival[served]! { passes[other, default: 0] += 1 }
+        }
+        let worst = passes.values.max() ?? 0
+        #expect(worst <= Machine.affinityPatience, "a call was passed over \(worst) times (seed \(seed))")
     }
 
     @Test func aCancelledOrFailedWaiterLeavesNoAffinityBehind() {

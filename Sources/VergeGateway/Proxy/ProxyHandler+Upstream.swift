@@ -255,7 +255,18 @@ extension ProxyHandler: UpstreamDelegate {
             context.close(promise: nil)
             return
         }
-        call.discarding = false
+        if call.discarding {
+            // The host had already answered that no function saw the call (saturated, or it lacks the function) and
+            // closed while its answer was being drained: go on as if the answer had ended; the host is not at fault.
+            call.discarding = false
+            if call.rerouteAfterRefresh {
+                call.rerouteAfterRefresh = false
+                reroute(call)
+            } else {
+                nextAttempt(call, error: error)
+            }
+            return
+        }
         eject(route.host, reason: "connection lost before a response", error: error)
         if call.idempotent && call.replayable {
             nextAttempt(call, error: error)

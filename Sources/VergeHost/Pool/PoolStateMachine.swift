@@ -13,7 +13,7 @@ import DequeModule
 /// socket live on): a call takes the most recently used idle worker of its own affinity when there is one, a freed
 /// worker goes to the first of the oldest few waiting calls that shares its affinity, and a worker started for a
 /// call gets that call's affinity. A call then stays on one thread from its client's socket to its worker's and
-/// back. Affinity never costs a call more than ``affinityPatience`` hand-overs of waiting.
+/// back. Affinity never passes a waiting call over more than ``affinityPatience`` times.
 struct PoolStateMachine {
     typealias WorkerID = Int
     typealias WaiterID = Int
@@ -22,7 +22,7 @@ struct PoolStateMachine {
     static let anyAffinity: Affinity = 0
     /// How many of the oldest waiting calls a freed worker looks at for one of its own affinity.
     static let affinityWindow = 4
-    /// How many times the oldest waiting call may be passed over for a call of the freed worker's affinity.
+    /// How many times a waiting call may be passed over for a later call of the freed worker's affinity.
     static let affinityPatience = 2
     typealias WorkerState = WorkerLifecycle.State
 
@@ -75,8 +75,8 @@ struct PoolStateMachine {
     /// The affinity of each worker and each waiting call that has one.
     private var workerAffinity: [WorkerID: Affinity] = [:]
     private var waiterAffinity: [WaiterID: Affinity] = [:]
-    /// How many hand-overs have passed over the oldest waiting call.
-    private var oldestPassedOver = 0
+    /// How many hand-overs have passed over each waiting call (for a later call of the freed worker's affinity).
+    private var passedOver: [WaiterID: Int] = [:]
     private var nextWorkerID = 1
     private var nextGeneration = 1
     private(set) var isShuttingDown = false
@@ -261,7 +261,7 @@ struct PoolStateMachine {
         let failed = Array(waiters)
         waiters.removeAll()
         waiterAffinity.removeAll()
-        oldestPassedOver = 0
+        passedOver.removeAll()
         return (idle, failed)
     }
 
@@ -277,19 +277,20 @@ struct PoolStateMachine {
     private mutating func removeWaiter(at index: Int) -> WaiterID {
         let waiter = waiters.remove(at: index)
         waiterAffinity[waiter] = nil
-        if index == 0 { oldestPassedOver = 0 }
+        passedOver[waiter] = nil
         return waiter
     }
 
     /// The waiting call a freed `worker` goes to: the first of the oldest ``affinityWindow`` with the worker's
-    /// affinity, unless the oldest has been passed over ``affinityPatience`` times already; otherwise the oldest.
+    /// affinity, unless a call ahead of it has been passed over ``affinityPatience`` times already; otherwise the
+    /// oldest. Every call it passes over counts one more.
     private mutating func nextWaiter(for worker: WorkerID) -> WaiterID? {
         guard !waiters.isEmpty else { return nil }
-        if let affinity = workerAffinity[worker], oldestPassedOver < Self.affinityPatience,
-            waiterAffinity[waiters[0]] != affinity,
-            let index = waiters.prefix(Self.affinityWindow).firstIndex(where: { waiterAffinity[$0] == affinity })
+        if let affinity = workerAffinity[worker], waiterAffinity[waiters[0]] != affinity,
+            let index = waiters.prefix(Self.affinityWindow).firstIndex(where: { waiterAffinity[$0] == affinity }),
+            !waiters.prefix(index).contains(where: { passedOver[$0, default: 0] >= Self.affinityPatience })
         {
-            oldestPassedOver += 1
+            for waiter in waiters.prefix(index) { passedOver[waiter, default: 0] += 1 }
             return removeWaiter(at: index)
         }
         return removeWaiter(at: 0)

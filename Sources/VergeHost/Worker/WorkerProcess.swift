@@ -414,11 +414,18 @@ final class WorkerProcess: Sendable {
         }
     }
 
-    /// Kills every process of the worker at once.
+    /// Kills every process of the worker: its socket closes now, the processes die on ``killer`` — on cgroup v1,
+    /// killing a group freezes it first and waits until it is frozen (up to ~100 ms), which must not hold up the
+    /// event loop that carries other calls. The pool learns of the exit as usual, when the process is reaped.
     func kill() {
-        killEverything(pid: pid, cgroup: cgroup, supervisor: supervisor)
         channel.channel.close(promise: nil)
+        Self.killer.async { [pid, cgroup, supervisor] in
+            killEverything(pid: pid, cgroup: cgroup, supervisor: supervisor)
+        }
     }
+
+    /// Where workers are killed: a serial queue of its own, off the event loops and the concurrency pool.
+    private static let killer = DispatchQueue(label: "verge.worker-kill")
 
     /// Called once the process is reaped: closes the channel, kills any process the worker left behind and
     /// removes its cgroup.
