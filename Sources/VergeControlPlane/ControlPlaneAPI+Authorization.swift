@@ -29,7 +29,7 @@ extension ControlPlaneAPI {
             principal = Principal(role: .host(name: name), tenant: defaultTenant, credentialID: stored.id)
         case .gateway:
             principal = Principal(role: .gateway, tenant: defaultTenant, credentialID: stored.id)
-        case .join, .controlPlane, .hostProof:
+        case .join, .controlPlane, .hostProof, .controlPlaneProof:
             throw VergeError(.unauthorized, "unknown, revoked or expired credential")
         }
         switch (permission, principal.role) {

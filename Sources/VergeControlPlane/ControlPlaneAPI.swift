@@ -251,12 +251,14 @@ struct ControlPlaneAPI: Sendable {
             path += "&invocation=\(invocation)"
         }
         let hosts = try await store.hosts(livenessWindow: configuration.hostLivenessWindow).filter(\.healthy)
-        let credential = controlPlane.peerCredential.token
+        let peer = controlPlane.peerCredential
         let lines = await withTaskGroup(of: [LogLine].self) { group in
             for host in hosts {
+                // Each host gets the proof made for it alone (a host cannot replay it to another).
+                let proof = peer.hostProof(for: host.name)!.token
                 group.addTask { [path] in
                     var request = HTTPClientRequest(url: host.url + path)
-                    request.headers.add(name: VergeHeaders.credential, value: credential)
+                    request.headers.add(name: VergeHeaders.credential, value: proof)
                     guard let response = try? await HTTPClient.verge.execute(request, timeout: .seconds(5)),
                         response.status == .ok,
                         let body = try? await response.body.collect(upTo: LogQueries.maxBytesPerHost),
@@ -276,10 +278,10 @@ struct ControlPlaneAPI: Sendable {
     // MARK: Helpers
 
     /// Who may call `host`'s platform endpoints and vouch for forwarded calls: the live gateways' proofs made for
-    /// that host (never another host's, never a gateway's own credential) and this control plane.
+    /// that host and this control plane's proof for it (never another host's proof, never a credential itself).
     private func trustedCallers(for host: String) async throws -> [TrustedCaller] {
         try await store.hostProofs(for: host)
-            + [TrustedCaller(hash: controlPlane.peerCredential.hash, role: .controlPlane)]
+            + [TrustedCaller(hash: controlPlane.peerCredential.hostProof(for: host)!.hash, role: .controlPlane)]
     }
 
     func functionName(_ context: VergeRequestContext) throws -> String {

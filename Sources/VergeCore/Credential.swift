@@ -17,6 +17,9 @@ public struct Credential: Sendable, Hashable, CustomStringConvertible {
         case controlPlane = "cp"
         /// A gateway's proof for one host (``hostProof(for:)``): never stored, never sent to the control plane.
         case hostProof = "gwp"
+        /// The control plane's proof for one host (``hostProof(for:)``), presented when it reads that host's logs
+        /// or status: never stored.
+        case controlPlaneProof = "cpp"
     }
 
     public let kind: Kind

@@ -103,8 +103,11 @@ struct GatewayHostProofTests {
             #expect(!fraSync.text.contains(iadProof.hash) && !fraSync.text.contains(gateway.hash))
             let iadSync = try await harness.sync(iad, as: "iad", url: "http://127.0.0.1:2102")
             #expect(try Self.gatewayEntries(iadSync) == [iadProof.hash: gateway.id])
-            // The control plane's own entry is still there.
-            #expect(iadSync.text.contains(harness.controlPlane.peerCredential.hash))
+            // The control plane's entry is its proof for that host: not its credential, not another host's proof.
+            let peer = harness.controlPlane.peerCredential
+            #expect(iadSync.text.contains(peer.hostProof(for: "iad")!.hash))
+            #expect(fraSync.text.contains(peer.hostProof(for: "fra")!.hash))
+            #expect(!iadSync.text.contains(peer.hash) && !iadSync.text.contains(peer.hostProof(for: "fra")!.hash))
 
             // A second gateway's proofs are listed next to the first's; a new list replaces the old one.
             #expect(
@@ -150,7 +153,12 @@ struct GatewayHostProofTests {
         #expect(gateway.hostProof(for: "fra") == proof)
         #expect(gateway.hostProof(for: "iad") != proof)
         #expect(Credential.generate(.gateway).hostProof(for: "fra") != proof)
-        for kind in Credential.Kind.allCases where kind != .gateway {
+        // The control plane's proofs work the same way, with a kind of their own.
+        let controlPlane = Credential.generate(.controlPlane)
+        let peerProof = try #require(controlPlane.hostProof(for: "fra"))
+        #expect(peerProof.kind == .controlPlaneProof && peerProof.token.hasPrefix("verge_cpp_\(controlPlane.id)_"))
+        #expect(Credential(parsing: peerProof.token) == peerProof && controlPlane.hostProof(for: "iad") != peerProof)
+        for kind in Credential.Kind.allCases where kind != .gateway && kind != .controlPlane {
             #expect(Credential.generate(kind).hostProof(for: "fra") == nil, "\(kind)")
         }
     }

@@ -9,7 +9,7 @@ import re
 import urllib.error
 import urllib.request
 
-PATTERN = re.compile(rb"verge_(?:api|host|gw|gwp|cp|join)_[0-9a-f]{16}_[0-9a-f]{64}")
+PATTERN = re.compile(rb"verge_(?:api|host|gw|gwp|cp|cpp|join)_[0-9a-f]{16}_[0-9a-f]{64}")
 
 
 def scan_bytes(data, found, where):
