@@ -86,6 +86,18 @@ extension ProxyHandler {
         respond(VergeError(.timeout, "host '\(route.host)' sent no response head in time"), call: call)
     }
 
+    /// A host's refusal (saturated, or it lacks the function) has been drained: the call goes to the next host, or
+    /// once the host list is fresh to a host that runs the function.
+    func afterRefusal(_ call: Call, error: (any Error)?) {
+        call.discarding = false
+        if call.rerouteAfterRefresh {
+            call.rerouteAfterRefresh = false
+            reroute(call)
+        } else {
+            nextAttempt(call, error: error)
+        }
+    }
+
     /// A host answered that it does not run the call's function: the host list is behind (a deploy, a rollback or
     /// a region change is on its way to the hosts). Once a list fetched after that answer is in, the call goes to
     /// the nearest host that runs the function, never back to the hosts that said they lack it; when there is none,
@@ -213,13 +225,7 @@ extension ProxyHandler: UpstreamDelegate {
             resumeClient(call)
             pool?.release(upstream, reusable: reusable && upstream.channel.isActive)
             if call.discarding {
-                call.discarding = false
-                if call.rerouteAfterRefresh {
-                    call.rerouteAfterRefresh = false
-                    reroute(call)
-                } else {
-                    nextAttempt(call, error: nil)
-                }
+                afterRefusal(call, error: nil)
                 return
             }
             // A host that answered before the whole body came: the rest of the client's body is read and dropped.
@@ -258,13 +264,7 @@ extension ProxyHandler: UpstreamDelegate {
         if call.discarding {
             // The host had already answered that no function saw the call (saturated, or it lacks the function) and
             // closed while its answer was being drained: go on as if the answer had ended; the host is not at fault.
-            call.discarding = false
-            if call.rerouteAfterRefresh {
-                call.rerouteAfterRefresh = false
-                reroute(call)
-            } else {
-                nextAttempt(call, error: error)
-            }
+            afterRefusal(call, error: error)
             return
         }
         eject(route.host, reason: "connection lost before a response", error: error)
