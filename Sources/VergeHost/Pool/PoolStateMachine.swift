@@ -238,13 +238,13 @@ struct PoolStateMachine {
             let failed = removeWaiter(at: 0)
             let replacement =
                 waiters.count > startingCount && liveCount < maxWorkers
-                ? newWorker(affinity: waiters.first.flatMap { waiterAffinity[$0] } ?? Self.anyAffinity) : nil
+                ? newWorker(affinity: oldestWaiterAffinity) : nil
             return .failWaiter(failed, thenStart: replacement)
         }
         // A ready, busy or draining worker went away: start a replacement if calls are waiting without cover, or
         // if the pool fell below `minInstances`.
         if waiters.count > startingCount, liveCount < maxWorkers {
-            return .startWorker(newWorker(affinity: waiters.first.flatMap { waiterAffinity[$0] } ?? Self.anyAffinity))
+            return .startWorker(newWorker(affinity: oldestWaiterAffinity))
         }
         if activeCount < minInstances, liveCount < maxWorkers {
             return .keepWarm(newWorker())
@@ -272,6 +272,9 @@ struct PoolStateMachine {
         if affinity != Self.anyAffinity { workerAffinity[id] = affinity }
         return id
     }
+
+    /// The affinity of the oldest waiting call: a worker started for the queue lives where that call does.
+    private var oldestWaiterAffinity: Affinity { waiters.first.flatMap { waiterAffinity[$0] } ?? Self.anyAffinity }
 
     @discardableResult
     private mutating func removeWaiter(at index: Int) -> WaiterID {
