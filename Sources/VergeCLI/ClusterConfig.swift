@@ -32,6 +32,8 @@ struct ClusterConfig: Decodable, Sendable {
     /// A MaxMind DB (`.mmdb`) that locates clients by address; relative paths are taken from the current directory.
     var geoipDatabase: String?
     var idleTimeoutSeconds: Double = 300
+    /// How long a new worker may take to say it is ready; then its start fails (`init_failed`).
+    var initTimeoutSeconds: Double = 10
     var python: String = ""
     var syncIntervalMs: Int = 250
     /// `sandbox` (default) or `none`; `none` runs functions unsandboxed and every status surface says so.
@@ -83,6 +85,7 @@ struct ClusterConfig: Decodable, Sendable {
         case defaultLocation = "default_location"
         case geoipDatabase = "geoip_database"
         case idleTimeoutSeconds = "idle_timeout_s"
+        case initTimeoutSeconds = "init_timeout_s"
         case syncIntervalMs = "sync_interval_ms"
         case maxWorkers = "max_workers"
         case maxMemoryMB = "max_memory_mb"
@@ -110,6 +113,8 @@ struct ClusterConfig: Decodable, Sendable {
         geoipDatabase = try container.decodeIfPresent(String.self, forKey: .geoipDatabase)
         idleTimeoutSeconds =
             try container.decodeIfPresent(Double.self, forKey: .idleTimeoutSeconds) ?? defaults.idleTimeoutSeconds
+        initTimeoutSeconds =
+            try container.decodeIfPresent(Double.self, forKey: .initTimeoutSeconds) ?? defaults.initTimeoutSeconds
         python = try container.decodeIfPresent(String.self, forKey: .python) ?? defaults.python
         syncIntervalMs = try container.decodeIfPresent(Int.self, forKey: .syncIntervalMs) ?? defaults.syncIntervalMs
         isolation = try container.decodeIfPresent(IsolationLevel.self, forKey: .isolation) ?? defaults.isolation
@@ -152,6 +157,9 @@ struct ClusterConfig: Decodable, Sendable {
         }
         guard idleTimeoutSeconds > 0, idleTimeoutSeconds <= 86_400 else {
             throw VergeCLIError("idle_timeout_s must be between 0 and 86400")
+        }
+        guard initTimeoutSeconds >= 0.1, initTimeoutSeconds <= 600 else {
+            throw VergeCLIError("init_timeout_s must be between 0.1 and 600")
         }
         guard (10...60_000).contains(syncIntervalMs) else {
             throw VergeCLIError("sync_interval_ms must be between 10 and 60000")

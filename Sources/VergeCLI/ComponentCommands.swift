@@ -165,6 +165,8 @@ struct HostCommand: AsyncParsableCommand {
     @Option(help: "Listen address HOST:PORT.") var bind: String = "127.0.0.1:0"
     @Option(help: "Data directory.") var data: String?
     @Option(name: .customLong("idle-timeout"), help: "Seconds an idle worker is kept.") var idleTimeout: Double = 300
+    @Option(name: .customLong("init-timeout"), help: "Seconds a new worker may take to become ready.")
+    var initTimeout: Double = 10
     @Option(help: "Python interpreter for Python functions.") var python: String?
     @Option(name: .customLong("runtime-dir"), help: "Directory of the in-worker runtimes.") var runtimeDirectory:
         String?
@@ -194,6 +196,9 @@ struct HostCommand: AsyncParsableCommand {
         guard idleTimeout > 0, idleTimeout <= 86_400 else {
             throw ValidationError("--idle-timeout must be between 0 and 86400 seconds")
         }
+        guard initTimeout >= 0.1, initTimeout <= 600 else {
+            throw ValidationError("--init-timeout must be between 0.1 and 600 seconds")
+        }
         let runtime = try RuntimeLocator.locate(explicit: runtimeDirectory)
         let (logger, _) = ProcessBootstrap.start(logLevel: options.logLevel)
         var configuration = HostConfiguration(
@@ -210,6 +215,7 @@ struct HostCommand: AsyncParsableCommand {
         configuration.listener = try options.listener()
         configuration.tls = try options.tls()
         configuration.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
+        configuration.initTimeout = .milliseconds(Int64(initTimeout * 1000))
         if let python { configuration.python = python }
         configuration.isolationSettings.level = isolation
         if let maxWorkers { configuration.maxWorkers = maxWorkers }

@@ -44,6 +44,10 @@ struct DevCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("idle-timeout"), help: "Seconds an idle worker is kept before it is stopped.")
     var idleTimeout: Double?
+    @Option(
+        name: .customLong("init-timeout"),
+        help: "Seconds a new worker may take to become ready before its start fails. Overrides the config.")
+    var initTimeout: Double?
 
     @Option(help: "Python interpreter for Python functions. Default: /usr/bin/python3 when present.")
     var python: String?
@@ -95,6 +99,12 @@ struct DevCommand: AsyncParsableCommand {
                 throw ValidationError("--idle-timeout must be between 0 and 86400 seconds")
             }
             cluster.idleTimeoutSeconds = idleTimeout
+        }
+        if let initTimeout {
+            guard initTimeout >= 0.1, initTimeout <= 600 else {
+                throw ValidationError("--init-timeout must be between 0.1 and 600 seconds")
+            }
+            cluster.initTimeoutSeconds = initTimeout
         }
         if let python { cluster.python = python }
         if let geoip { cluster.geoipDatabase = geoip }
@@ -150,6 +160,7 @@ struct LocalCluster {
                 runtimeDirectory: runtimeDirectory
             )
             configuration.idleTimeout = .milliseconds(Int64(cluster.idleTimeoutSeconds * 1000))
+            configuration.initTimeout = .milliseconds(Int64(cluster.initTimeoutSeconds * 1000))
             configuration.region = host.region ?? ""
             if !cluster.python.isEmpty { configuration.python = cluster.python }
             configuration.credential = try controlPlane.issueHostCredential(name: host.name).token

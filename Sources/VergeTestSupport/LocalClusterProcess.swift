@@ -25,6 +25,8 @@ public final class LocalClusterProcess: @unchecked Sendable {
             [
                 "dev", "--gateway", "127.0.0.1:0", "--api", "127.0.0.1:0", "--data", data.path + "/data",
                 "--idle-timeout", "\(idleTimeout)",
+                // A slow or busy test machine may take seconds to start a worker; no test waits for this to pass.
+                "--init-timeout", "60",
             ] + extraArguments,
             environment: ["XDG_CONFIG_HOME": data.path + "/config"],
             logPath: stderrPath

@@ -69,6 +69,7 @@ struct DeveloperWorkflowTests {
         (#"{"max_memory_mb":8}"#, "max_memory_mb must be between 16 and 16777216, got 8"),
         (#"{"max_queued_calls":-1}"#, "max_queued_calls must be between 0 and 100000, got -1"),
         (#"{"host_event_loops":0}"#, "host_event_loops must be between 1 and 256, got 0"),
+        (#"{"init_timeout_s":0}"#, "init_timeout_s must be between 0.1 and 600"),
     ])
     func badClusterConfigsAreRefusedBeforeAnythingStarts(config: String, expected: String) async throws {
         let scratch = try TemporaryDirectory()
