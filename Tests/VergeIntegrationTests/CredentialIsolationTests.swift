@@ -18,7 +18,7 @@ struct CredentialIsolationTests {
             #expect(FileManager.default.fileExists(atPath: cluster.configHome + "/verge/credentials.json"))
             let root = cluster.dataDirectory.path
             let response = try await TestHTTP.request(
-                cluster.gatewayURL + "/credential-hunt?api=\(cluster.apiURL)&root=\(root)", timeout: .seconds(60))
+                cluster.gatewayURL + "/credential-hunt?api=\(cluster.apiURL)&root=\(root)", timeout: .seconds(90))
             #expect(response.status == 200, "\(response.text)")
             let report = try response.json()
             #expect(report["found"] as? [String] == [], "credentials readable by a function: \(report["found"] ?? "")")

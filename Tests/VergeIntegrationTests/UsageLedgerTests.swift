@@ -44,13 +44,13 @@ struct UsageLedgerTests {
             let fra = try #require(cluster.hostURLs["fra"])
             var calls: [(kind: String, id: String?, measured: Int)] = []
             for ms in [300, 600] {
-                let response = try await TestHTTP.request(fra + "/cpu-hungry?ms=\(ms)", timeout: .seconds(60))
+                let response = try await TestHTTP.request(fra + "/cpu-hungry?ms=\(ms)", timeout: .seconds(90))
                 #expect(response.status == 200, "\(response.text)")
                 calls.append(
                     ("cpu", response.header("x-verge-invocation-id"), try response.json()["cpu_us"] as? Int ?? 0))
             }
             for mb in [150, 300] {
-                let response = try await TestHTTP.request(fra + "/memory-hungry?mb=\(mb)", timeout: .seconds(60))
+                let response = try await TestHTTP.request(fra + "/memory-hungry?mb=\(mb)", timeout: .seconds(90))
                 #expect(response.status == 200, "\(response.text)")
                 calls.append(
                     (
