@@ -52,8 +52,10 @@ struct Attack {
 
     /// Runs the call `path` while calling the neighbour (`echo` on the same host) back to back; returns the
     /// attack's response after checking that every neighbour call succeeded, that the neighbour's p99 over the
-    /// attack stayed within 2× its unloaded p99 (with a floor of 5 ms for that p99: below it, scheduler jitter on a
-    /// small shared machine dominates), and that the host is healthy afterwards.
+    /// attack stayed within 2× its p99 without it — measured before the attack and, if the bound is missed, again
+    /// after it (the larger of the two: load from outside the test then counts on both sides) — with a floor of 5 ms
+    /// for that p99 (below it, scheduler jitter on a small shared machine dominates), and that the host is healthy
+    /// afterwards.
     func during(_ path: String, sourceLocation: SourceLocation = #_sourceLocation) async throws -> TestResponse {
         let fra = self.fra
         let done = Flag()
@@ -69,11 +71,21 @@ struct Attack {
             statuses.insert(response.status)
         }
         let response = try await attack.value
-        let limit = max(unloadedP99, .milliseconds(5)) * 2
         let p99 = Self.p99(samples)
+        var baseline = unloadedP99
+        if p99 > max(baseline, .milliseconds(5)) * 2 {
+            // The neighbour again once the attack is over: what else the machine did meanwhile (other tests, other
+            // tenants of a shared machine) slows it during the attack too, and the attack is what is measured.
+            // Only when needed: the measurement takes time, and some attacks are checked right after.
+            var after: [Duration] = []
+            for _ in 0..<Self.minimumSamples { after.append(try await TestHTTP.get(fra + "/echo").elapsed) }
+            baseline = max(baseline, Self.p99(after))
+        }
+        let limit = max(baseline, .milliseconds(5)) * 2
         #expect(statuses == [200], "neighbour calls failed during \(path): \(statuses)", sourceLocation: sourceLocation)
         #expect(
-            p99 <= limit, "neighbour p99 \(p99) during \(path) exceeds 2× the unloaded \(unloadedP99)",
+            p99 <= limit,
+            "neighbour p99 \(p99) during \(path) exceeds 2× its p99 without the attack (\(baseline))",
             sourceLocation: sourceLocation)
         let health = try await TestHTTP.get(fra + "/_verge/health")
         #expect(health.status == 200, "the host is unhealthy after \(path)", sourceLocation: sourceLocation)
