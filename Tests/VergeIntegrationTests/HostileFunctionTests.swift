@@ -56,12 +56,19 @@ struct Attack {
     /// after it (the larger of the two: load from outside the test then counts on both sides) — with a floor of 5 ms
     /// for that p99 (below it, scheduler jitter on a small shared machine dominates), and that the host is healthy
     /// afterwards.
-    func during(_ path: String, sourceLocation: SourceLocation = #_sourceLocation) async throws -> TestResponse {
+    ///
+    /// `answered` runs as soon as the attack's response is in, before the neighbour's last calls: for checks that
+    /// must see the attacker's processes before its worker idles out.
+    func during(
+        _ path: String, answered: (@Sendable () -> Void)? = nil, sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws -> TestResponse {
         let fra = self.fra
         let done = Flag()
         let attack = Task {
             defer { done.set() }
-            return try await TestHTTP.get(fra + path)
+            let response = try await TestHTTP.get(fra + path)
+            answered?()
+            return response
         }
         var samples: [Duration] = []
         var statuses: Set<Int> = []
@@ -387,9 +394,12 @@ extension Attack {
     }
 
     func daemon() async throws {
-        let response = try await during("/daemon")
+        // The worker idles out a second after its call: its processes are listed as soon as the call is answered.
+        let seen = Mutex<[Int32]>([])
+        let response = try await during(
+            "/daemon", answered: { [self] in seen.withLock { $0 = sandboxProcesses("daemon") } })
         #expect(response.status == 200, "\(response.text)")
-        let processes = sandboxProcesses("daemon")
+        let processes = seen.withLock { $0 }
         #expect(processes.count >= 4, "bubblewrap, its init, the worker and the daemon: \(processes)")
         // idle_timeout_s is 1: the worker stops, and with it everything it started.
         #expect(
