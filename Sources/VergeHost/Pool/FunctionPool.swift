@@ -43,6 +43,8 @@ final class FunctionPool: AdmissionClient {
     let metrics: FunctionMetrics
     private let environment: PoolEnvironment
     private let plan: WorkerLaunchPlan
+    /// The loops of the host's group, by affinity: a worker started for a call lives on the call's loop.
+    private let eventLoops: [PoolStateMachine.Affinity: any EventLoop]
     private let state: Mutex<State>
 
     private struct State {
@@ -55,8 +57,6 @@ final class FunctionPool: AdmissionClient {
         var idleTimers: [Int: DeadlineSweep.Token] = [:]
         /// Each worker's slot of host capacity, from the request until the process has exited.
         var slots: [Int: Int] = [:]
-        /// The event loops calls came in on, by affinity: a worker started for a call lives on the call's loop.
-        var eventLoops: [PoolStateMachine.Affinity: any EventLoop] = [:]
     }
 
     private struct Waiter {
@@ -81,6 +81,9 @@ final class FunctionPool: AdmissionClient {
             host: environment.configuration.name, tenant: deployment.tenant, function: deployment.name)
         self.idleTimeout =
             deployment.manifest.idleTimeoutSeconds.map { .seconds($0) } ?? environment.configuration.idleTimeout
+        self.eventLoops = Dictionary(
+            environment.eventLoopGroup.makeIterator().map { (Self.affinity(of: $0), $0) },
+            uniquingKeysWith: { first, _ in first })
         self.plan = WorkerLaunchPlan(
             deployment: deployment, configuration: environment.configuration, sandbox: environment.sandbox)
         self.state = Mutex(
@@ -131,7 +134,6 @@ final class FunctionPool: AdmissionClient {
         let affinity = eventLoop.map(Self.affinity(of:)) ?? PoolStateMachine.anyAffinity
         let waiterID = state.withLock { state in
             defer { state.nextWaiterID += 1 }
-            if let eventLoop, state.eventLoops[affinity] == nil { state.eventLoops[affinity] = eventLoop }
             return state.nextWaiterID
         }
         let worker = try await withTaskCancellationHandler {
@@ -333,7 +335,7 @@ final class FunctionPool: AdmissionClient {
             }
         }
         let eventLoop =
-            state.withLock { $0.eventLoops[$0.machine.affinity(of: id)] } ?? environment.eventLoopGroup.next()
+            eventLoops[state.withLock { $0.machine.affinity(of: id) }] ?? environment.eventLoopGroup.next()
         do {
             let worker = try await WorkerProcess.launch(
                 id: id,
