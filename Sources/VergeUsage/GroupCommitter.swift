@@ -14,6 +14,12 @@ import VergeCore
 /// then resumes the callers. While it writes, new records gather for the next transaction; when nothing waits, it
 /// sleeps until a caller wakes it. A caller therefore waits for at most the transaction in progress plus its own.
 ///
+/// Below saturation the writer empties the list faster than calls arrive, so nearly every record would get a
+/// transaction (and a wake-up) of its own. A woken writer therefore first waits ``gatherWindow`` when records have
+/// lately been arriving at least once per window, so the next ones share the transaction: like PostgreSQL's
+/// `commit_delay`, it trades up to that much latency per call for fewer commits under load. A lone caller, or a
+/// host serving calls further apart than the window, is never delayed.
+///
 /// The write is not abandoned when the calling task is cancelled: once `commit` is called, the record is committed
 /// or the call throws the database's error.
 final class GroupCommitter: Sendable {
@@ -28,6 +34,9 @@ final class GroupCommitter: Sendable {
         var writerAsleep = false
         var stopped = false
     }
+
+    /// How long a woken writer lets records gather while they arrive at least this often.
+    static let gatherWindow: Duration = .microseconds(100)
 
     private let database: any DatabaseWriter
     private let state = Mutex(State())
@@ -71,6 +80,7 @@ final class GroupCommitter: Sendable {
         // The two lists swap roles each round, so neither is reallocated under load.
         var batch: [Waiter] = []
         var records: [UsageRecord] = []
+        var arrivals = ArrivalRate()
         while true {
             let stop: Bool = state.withLock { state in
                 swap(&batch, &state.waiting)
@@ -82,8 +92,14 @@ final class GroupCommitter: Sendable {
             if stop { return }
             if batch.isEmpty {
                 wake.wait()
+                if arrivals.expectsAnother(within: Self.gatherWindow, now: .now) {
+                    var pause = timespec(tv_sec: 0, tv_nsec: Int(Self.gatherWindow.microseconds * 1000))
+                    var left = timespec()
+                    while nanosleep(&pause, &left) != 0 && errno == EINTR { pause = left }
+                }
                 continue
             }
+            arrivals.took(batch.count, at: .now)
             records.removeAll(keepingCapacity: true)
             for waiter in batch { records.append(waiter.record) }
             let results = write(records)
@@ -156,5 +172,29 @@ final class GroupCommitter: Sendable {
         sqlite3_reset(handle)
         guard sqlite3_bind_int64(handle, 1, seq) == SQLITE_OK else { return false }
         return record.bind(to: handle, after: 1) == SQLITE_OK
+    }
+}
+
+/// The rate at which records reach the writer, smoothed over the last few transactions.
+package struct ArrivalRate {
+    private var lastTake: ContinuousClock.Instant?
+    /// Records per second, exponentially weighted.
+    package private(set) var perSecond: Double = 0
+
+    package init() {}
+
+    /// Notes that the writer took `count` records at `now`.
+    package mutating func took(_ count: Int, at now: ContinuousClock.Instant) {
+        defer { lastTake = now }
+        guard let lastTake else { return }
+        let seconds = max((now - lastTake).seconds, 1e-6)
+        perSecond = 0.75 * perSecond + 0.25 * (Double(count) / seconds)
+    }
+
+    /// Whether at least one more record is expected within `window` at the current rate. Not after a pause of ten
+    /// windows without records: the rate from before it says nothing about now.
+    package func expectsAnother(within window: Duration, now: ContinuousClock.Instant) -> Bool {
+        guard let lastTake, now - lastTake < window * 10 else { return false }
+        return perSecond * window.seconds >= 1
     }
 }
