@@ -467,9 +467,15 @@ struct InvocationHandler: Sendable {
     /// the system's generator).
     static func newInvocationID() -> String {
         let millis = UInt64(WallClock.milliseconds())
-        var random = SystemRandomNumberGenerator()
-        let high: UInt64 = random.next()
-        let low: UInt64 = random.next()
+        // One getentropy(3), a single getrandom(2), for both words (the standard generator makes one per word).
+        var words: (UInt64, UInt64) = (0, 0)
+        let filled = withUnsafeMutableBytes(of: &words) { getentropy($0.baseAddress, $0.count) == 0 }
+        if !filled {
+            // Never an id from less randomness than promised.
+            var random = SystemRandomNumberGenerator()
+            words = (random.next(), random.next())
+        }
+        let (high, low) = words
         return String(unsafeUninitializedCapacity: 32) { buffer in
             let digits: StaticString = "0123456789abcdef"
             func put(_ value: UInt64, _ count: Int, at start: Int) {
