@@ -17,6 +17,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 load_settings
 UWSGI_PROCESSES=${UWSGI_PROCESSES:-2}
+FLOOR_WORKERS=${FLOOR_WORKERS:-4}
 ISOLATION=${ISOLATION:-sandbox}
 BUILD=${BUILD:-1}
 # PROFILE=1: after each Verge function's measured run, one more run of the same load with `perf record` sampling
@@ -32,6 +33,7 @@ GOAL_HOST_US=30
 HELLO_BODY="Hello from fra! Your location is unknown."
 
 [[ $UWSGI_PROCESSES =~ ^[1-9][0-9]*$ ]] || die "UWSGI_PROCESSES must be a positive integer"
+[[ $FLOOR_WORKERS =~ ^[1-9][0-9]?$ && $FLOOR_WORKERS -le 64 ]] || die "FLOOR_WORKERS must be 1...64"
 ((PROFILE == 0 || $(seconds "$DURATION") >= 3)) || die "PROFILE=1 needs a DURATION of at least 3s"
 [[ $ISOLATION == sandbox || $ISOLATION == none ]] || die "ISOLATION is sandbox (the product's path) or none"
 ((EUID == 0)) || [[ $ISOLATION == none ]] || die "run as root: the measured path includes the worker sandbox"
@@ -160,6 +162,36 @@ uwsgi_run uwsgi-http11 http11-socket
 uwsgi_run uwsgi-http http-socket closes
 
 # ---------------------------------------------------------------------------------------------------------------
+# The floor: Samples/bench/floor/relay.c does a host's socket work for each warm call and nothing else (one thread,
+# epoll; no ledger, no sandbox, no validation) in front of $FLOOR_WORKERS workers of the product's own Python runtime
+# running Functions/hello. No host built as Verge is (a host process relaying to worker processes) can beat it here.
+
+RELAY_PID=""
+relay_cpu() {
+    local workers t w
+    workers=$(pgrep -P "$RELAY_PID" | sort -n | tr '\n' ' ')
+    # shellcheck disable=SC2086
+    t=$(ticks "$RELAY_PID") && w=$(ticks_sum $workers) || die "the relay or one of its workers exited during the run"
+    SAMPLE="$((t * 1000000000 / HZ)) $((w * 1000000000 / HZ))"
+}
+
+step "the floor: floor/relay.c with $FLOOR_WORKERS workers of the Python runtime"
+need_tools cc=gcc
+cc -O2 -Wall -o "$WORK/relay" "$ROOT/Samples/bench/floor/relay.c" || die "cc Samples/bench/floor/relay.c failed"
+port=$(free_port)
+# The environment a host gives the worker of Functions/hello (Runtime/PROTOCOL.md), and nothing else.
+start_process floor env -i -C "$ROOT/Functions/hello" VERGE_FD=3 VERGE_PROTOCOL=1 \
+    VERGE_BUNDLE_DIR="$ROOT/Functions/hello" VERGE_ENTRY=main.py VERGE_HANDLER=handle VERGE_FUNCTION=hello \
+    GREETING=Hello LANG=C.UTF-8 HOME=/tmp PATH=/usr/bin:/bin \
+    "$WORK/relay" "$port" "$FLOOR_WORKERS" hello fra -- "$PYTHON" -I -S "$ROOT/Runtime/python/verge_worker.py"
+RELAY_PID=$PID
+body=$(curl -fsS --max-time 5 "http://127.0.0.1:$port/hello") || die "the relay did not answer"
+[[ $body == "$HELLO_BODY" ]] || die "the relay answered '$body', expected '$HELLO_BODY'"
+measure floor "http://127.0.0.1:$port/hello" relay_cpu
+PROCESSES[floor]="relay + $FLOOR_WORKERS workers"
+end_process "$RELAY_PID"
+
+# ---------------------------------------------------------------------------------------------------------------
 # Verge
 
 step "starting one Verge host (fra) in verge dev, isolation $ISOLATION, idle timeout 3600 s"
@@ -282,6 +314,7 @@ BEST=uwsgi-http11
 declare -A LABEL=(
     [uwsgi-http11]="uWSGI \`--http11-socket\` (keep-alive)"
     [uwsgi-http]="uWSGI \`--http-socket\` (closes each connection)"
+    [floor]="Floor: \`floor/relay.c\` in front of the Python runtime's workers, \`hello\`"
     [hello]="Verge host directly, \`hello\` (Python)"
     [hello-swift]="Verge host directly, \`hello-swift\`"
 )
@@ -302,7 +335,7 @@ REPORT=$WORK/report.md
     for t in uwsgi-http11 uwsgi-http; do
         echo "| ${LABEL[$t]}, $UWSGI_PROCESSES processes | ${PROCESSES[$t]} | ${RPS[$t]} | ${P50[$t]} | ${P99[$t]} | ${CPU_US[$t]} | | |"
     done
-    for t in hello hello-swift; do
+    for t in floor hello hello-swift; do
         echo "| ${LABEL[$t]} | ${PROCESSES[$t]} | ${RPS[$t]} | ${P50[$t]} | ${P99[$t]} | ${CPU_US[$t]} | ${HOST_US[$t]} | ${WORKER_US[$t]} |"
     done
     echo
@@ -317,6 +350,8 @@ REPORT=$WORK/report.md
     echo "| \`hello\` req/s / uWSGI req/s | $hello_ratio × | ≥ $GOAL_HELLO × | $(verdict "$hello_ratio" "$GOAL_HELLO" ">=") |"
     echo "| \`hello\` p99 / uWSGI p99 | $(ratio "${P99[hello]}" "${P99[$BEST]}") × | ≤ 1.0 × | $(verdict "$(ratio "${P99[hello]}" "${P99[$BEST]}")" 1.0 "<=") |"
     echo "| \`hello-swift\` req/s / uWSGI req/s | $swift_ratio × | ≥ $GOAL_SWIFT × | $(verdict "$swift_ratio" "$GOAL_SWIFT" ">=") |"
+    echo "| floor req/s / uWSGI req/s (what this architecture allows here) | $(ratio "${RPS[floor]}" "${RPS[$BEST]}") × | | |"
+    echo "| \`hello\` req/s / floor req/s | $(ratio "${RPS[hello]}" "${RPS[floor]}") × | | |"
     echo "| host's own CPU per call, \`hello\` | ${HOST_US[hello]} µs | ≤ $GOAL_HOST_US µs | $(verdict "${HOST_US[hello]}" "$GOAL_HOST_US" "<=") |"
     echo "| host's own CPU per call, \`hello-swift\` | ${HOST_US[hello-swift]} µs | ≤ $GOAL_HOST_US µs | $(verdict "${HOST_US[hello-swift]}" "$GOAL_HOST_US" "<=") |"
     if ((PROFILE)); then
