@@ -23,8 +23,7 @@ final class WorkerProcess: Sendable {
     let initDuration: Duration
     /// When the worker became ready: a call that started waiting before this waited for the cold start.
     let readyAt: ContinuousClock.Instant
-    private let channel: NIOAsyncChannel<WireFrame, WireFrame>
-    private let reader: FrameReader
+    private let channel: WorkerChannel
     private let supervisor: Supervisor
     /// The worker's cgroup on a sandboxed host: every process it starts is in it.
     let cgroup: WorkerCgroup?
@@ -57,8 +56,7 @@ final class WorkerProcess: Sendable {
     }
 
     private init(
-        id: Int, pid: Int32, initDuration: Duration, channel: NIOAsyncChannel<WireFrame, WireFrame>,
-        reader: FrameReader, supervisor: Supervisor, exit: OneShot<ProcessExit>, cgroup: WorkerCgroup?,
+        id: Int, pid: Int32, initDuration: Duration, channel: WorkerChannel, supervisor: Supervisor, exit: OneShot<ProcessExit>, cgroup: WorkerCgroup?,
         cpuLimit: Duration?, idleGuard: IdleFrameGuard
     ) {
         self.idleGuard = idleGuard
@@ -70,7 +68,6 @@ final class WorkerProcess: Sendable {
         self.initDuration = initDuration
         self.readyAt = .now
         self.channel = channel
-        self.reader = reader
         self.supervisor = supervisor
     }
 
@@ -184,7 +181,7 @@ final class WorkerProcess: Sendable {
             }
         }
 
-        let channel: NIOAsyncChannel<WireFrame, WireFrame>
+        let channel: WorkerChannel
         let idleGuard = IdleFrameGuard { killEverything(pid: pid, cgroup: cgroup, supervisor: supervisor) }
         do {
             channel = try await ClientBootstrap(group: eventLoopGroup).withConnectedSocket(socket.parent) { channel in
@@ -192,7 +189,7 @@ final class WorkerProcess: Sendable {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WireFrameDecoder()))
                     try channel.pipeline.syncOperations.addHandler(idleGuard)
                     try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(WireFrameEncoder()))
-                    return try NIOAsyncChannel<WireFrame, WireFrame>(wrappingChannelSynchronously: channel)
+                    return try WorkerChannel.attach(to: channel)
                 }
             }
         } catch {
@@ -203,7 +200,6 @@ final class WorkerProcess: Sendable {
             throw VergeError(.initFailed, "cannot attach to the worker's channel", underlying: error)
         }
 
-        let reader = FrameReader(channel.inbound)
         let timedOut = Mutex(false)
         let initTimer = supervisor.startTimer(after: initTimeout) {
             timedOut.withLock { $0 = true }
@@ -213,9 +209,7 @@ final class WorkerProcess: Sendable {
 
         func fail(_ message: String) async -> VergeError {
             killEverything(pid: pid, cgroup: cgroup, supervisor: supervisor)
-            // The writer must be finished before the channel is dropped (NIO traps otherwise).
-            channel.outbound.finish()
-            channel.channel.close(promise: nil)
+            channel.close()
             let status = await exit.wait()
             removeWhenEmpty(cgroup, supervisor: supervisor)
             if cgroup.map({ $0.oomKills() > 0 }) == true {
@@ -231,7 +225,7 @@ final class WorkerProcess: Sendable {
 
         let first: WireFrame?
         do {
-            first = try await reader.next()
+            first = try await channel.next()
         } catch {
             throw await fail("worker broke the protocol before it was ready: \(error)")
         }
@@ -250,18 +244,13 @@ final class WorkerProcess: Sendable {
             throw await fail("worker sent \(first.kind) before ready")
         }
         let worker = WorkerProcess(
-            id: id, pid: pid, initDuration: clock.now - start, channel: channel, reader: reader,
+            id: id, pid: pid, initDuration: clock.now - start, channel: channel,
             supervisor: supervisor, exit: exit, cgroup: cgroup, cpuLimit: plan.cpuLimit, idleGuard: idleGuard
         )
         // Ready: from now on the worker speaks only while a call holds it.
         idleGuard.expectFrames(false)
         workerBox.withLock { $0 = worker }
         return worker
-    }
-
-    deinit {
-        // Dropping an unfinished NIO writer traps; the worker is gone, so nothing more will be written.
-        channel.outbound.finish()
     }
 
     /// The invocation in progress, or the last one between calls: it tags the worker's log lines.
@@ -385,23 +374,23 @@ final class WorkerProcess: Sendable {
     }
 
     func send(_ frame: WireFrame) async throws {
-        try await channel.outbound.write(frame)
+        try await channel.write(frame)
     }
 
     /// Sends `frames` in one write.
     func send(contentsOf frames: [WireFrame]) async throws {
-        try await channel.outbound.write(contentsOf: frames)
+        try await channel.write(contentsOf: frames)
     }
 
     /// The next frame from the worker; `nil` when its channel closed (it exited or was killed).
     func receive() async throws -> WireFrame? {
-        try await reader.next()
+        try await channel.next()
     }
 
     /// Stops the worker: closes its channel (an idle worker sees EOF and exits), sends SIGTERM to its processes
     /// and, after `grace`, kills everything it left.
     func stop(grace: Duration) {
-        channel.channel.close(promise: nil)
+        channel.close()
         guard exit.value == nil else { return }
         if let cgroup {
             // Not to the outer bubblewrap (it would take the sandbox down at once): to what runs inside it.
@@ -418,7 +407,7 @@ final class WorkerProcess: Sendable {
     /// killing a group freezes it first and waits until it is frozen (up to ~100 ms), which must not hold up the
     /// event loop that carries other calls. The pool learns of the exit as usual, when the process is reaped.
     func kill() {
-        channel.channel.close(promise: nil)
+        channel.close()
         Self.killer.async { [pid, cgroup, supervisor] in
             killEverything(pid: pid, cgroup: cgroup, supervisor: supervisor)
         }
@@ -430,7 +419,7 @@ final class WorkerProcess: Sendable {
     /// Called once the process is reaped: closes the channel, kills any process the worker left behind and
     /// removes its cgroup.
     func reaped() {
-        channel.channel.close(promise: nil)
+        channel.close()
         killEverything(pid: pid, cgroup: cgroup, supervisor: supervisor)
         removeWhenEmpty(cgroup, supervisor: supervisor)
     }
@@ -480,19 +469,5 @@ private func removeWhenEmpty(_ cgroup: WorkerCgroup?, supervisor: Supervisor, at
     guard let cgroup, !cgroup.remove(), attempts > 1 else { return }
     _ = supervisor.startTimer(after: .milliseconds(20)) {
         removeWhenEmpty(cgroup, supervisor: supervisor, attempts: attempts - 1)
-    }
-}
-
-/// The inbound frame iterator. Only the current lease holder calls `next()`: the pool hands a worker to one
-/// invocation at a time, which is what makes the unchecked `Sendable` sound.
-final class FrameReader: @unchecked Sendable {
-    private var iterator: NIOAsyncChannelInboundStream<WireFrame>.AsyncIterator
-
-    init(_ stream: NIOAsyncChannelInboundStream<WireFrame>) {
-        self.iterator = stream.makeAsyncIterator()
-    }
-
-    func next() async throws -> WireFrame? {
-        try await iterator.next()
     }
 }

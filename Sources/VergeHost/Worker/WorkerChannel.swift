@@ -1,0 +1,164 @@
+import DequeModule
+import NIOCore
+
+/// The host's end of a worker's socket: frames in and out, for the one call that holds the worker at a time.
+///
+/// A call's task runs on its connection's event loop (see `EventLoopAffineChannel`), and a worker started for it
+/// lives on the same loop; there, receiving a frame that is already read and sending one are plain function calls
+/// on the loop, and a call that waits is resumed from the handler that read its frame. From any other executor,
+/// both hop to the loop. (`NIOAsyncChannel`'s general-purpose producer and writer cost several lock round trips and
+/// unspecialized generic code per frame on this path, which every warm call takes four times.)
+///
+/// Inbound frames are buffered with back-pressure: past ``FrameInbox/highWatermark`` frames not yet received, the
+/// socket is not read until the receiver has taken all but ``FrameInbox/lowWatermark`` of them. A decoding error is
+/// thrown after the frames read before it; end of file is `nil` after them.
+struct WorkerChannel: Sendable {
+    let channel: any Channel
+    private let inbox: NIOLoopBound<FrameInbox>
+
+    /// Adds the inbox as the last inbound handler of `channel`'s pipeline; call on its event loop.
+    static func attach(to channel: any Channel) throws -> WorkerChannel {
+        let inbox = FrameInbox()
+        try channel.pipeline.syncOperations.addHandler(inbox)
+        return WorkerChannel(channel: channel, inbox: NIOLoopBound(inbox, eventLoop: channel.eventLoop))
+    }
+
+    /// The next frame from the worker; `nil` once its socket closed and every frame before was received. Only one
+    /// receiver at a time (the pool's lease guarantees it).
+    func next() async throws -> WireFrame? {
+        let eventLoop = channel.eventLoop
+        if eventLoop.inEventLoop, let ready = try inbox.value.takeReady() {
+            return ready.frame
+        }
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<WireFrame?, any Error>) in
+            if eventLoop.inEventLoop {
+                inbox.value.wait(continuation)
+            } else {
+                eventLoop.execute { inbox.value.wait(continuation) }
+            }
+        }
+    }
+
+    /// Writes `frame` and returns once it has reached the socket, so a worker that stops reading holds up its
+    /// sender instead of filling the host's memory.
+    func write(_ frame: WireFrame) async throws {
+        try await channel.writeAndFlush(frame).get()
+    }
+
+    /// Writes `frames` in one system call where they fit.
+    func write(contentsOf frames: [WireFrame]) async throws {
+        guard let last = frames.last else { return }
+        for frame in frames.dropLast() { channel.write(frame, promise: nil) }
+        try await channel.writeAndFlush(last).get()
+    }
+
+    func close() {
+        channel.close(promise: nil)
+    }
+}
+
+/// The inbound end of ``WorkerChannel``: confined to the channel's event loop.
+final class FrameInbox: ChannelDuplexHandler {
+    typealias InboundIn = WireFrame
+    typealias OutboundIn = WireFrame
+    typealias OutboundOut = WireFrame
+
+    /// Frames buffered before the socket is no longer read.
+    static let highWatermark = 8
+    /// Frames left when reading resumes.
+    static let lowWatermark = 2
+
+    private var frames = Deque<WireFrame>()
+    private var waiter: CheckedContinuation<WireFrame?, any Error>?
+    /// Thrown once the buffered frames are received; `nil` with `closed` means end of file.
+    private var failure: (any Error)?
+    private var closed = false
+    /// A read the pipeline asked for while the buffer was full, issued once the receiver has caught up.
+    private var readPending = false
+    private var context: ChannelHandlerContext?
+
+    /// Either a frame, or a reason that none will come.
+    struct Ready {
+        var frame: WireFrame?
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        finish(nil)
+    }
+
+    /// A frame already read, or the end (`nil` frame); `nil` when the receiver must wait. Throws the channel's error
+    /// once the frames before it are taken.
+    func takeReady() throws -> Ready? {
+        if let frame = frames.popFirst() {
+            resumeReadingIfDrained()
+            return Ready(frame: frame)
+        }
+        guard closed else { return nil }
+        if let failure { throw failure }
+        return Ready(frame: nil)
+    }
+
+    func wait(_ continuation: CheckedContinuation<WireFrame?, any Error>) {
+        do {
+            if let ready = try takeReady() {
+                continuation.resume(returning: ready.frame)
+                return
+            }
+        } catch {
+            continuation.resume(throwing: error)
+            return
+        }
+        precondition(waiter == nil, "two receivers on one worker channel")
+        waiter = continuation
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        if let waiter {
+            self.waiter = nil
+            waiter.resume(returning: frame)
+        } else {
+            frames.append(frame)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A protocol violation: nothing after it can be trusted.
+        finish(error)
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        finish(nil)
+        context.fireChannelInactive()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if frames.count >= Self.highWatermark {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    private func resumeReadingIfDrained() {
+        guard readPending, frames.count <= Self.lowWatermark, let context else { return }
+        readPending = false
+        context.read()
+    }
+
+    private func finish(_ error: (any Error)?) {
+        guard !closed else { return }
+        closed = true
+        failure = error
+        guard let waiter else { return }
+        self.waiter = nil
+        // A waiter exists only while no frame is buffered.
+        if let error { waiter.resume(throwing: error) } else { waiter.resume(returning: nil) }
+    }
+}
