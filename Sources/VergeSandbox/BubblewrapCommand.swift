@@ -20,14 +20,17 @@ enum BubblewrapCommand {
         return arguments.flatMap { Array($0.utf8) + [0] }
     }
 
-    /// `stage` maps each staged host path to its name under the stage root.
+    /// `stage` maps each staged host path to its name under the stage root. Without `unshareNetwork`, the
+    /// sandbox stays in the network namespace bubblewrap starts in: the one a parked helper made for the worker.
     static func arguments(
         spec: SandboxSpec, stageRoot: String, staged: [(source: String, name: String)], seccompDescriptor: Int,
-        argsDescriptor: Int, network: (infoDescriptor: Int, blockDescriptor: Int)? = nil
+        argsDescriptor: Int, network: (infoDescriptor: Int, blockDescriptor: Int)? = nil, unshareNetwork: Bool = true
     ) -> [String] {
         var arguments = [
-            "--args", "\(argsDescriptor)",
-            "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
+            "--args", "\(argsDescriptor)", "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+        ]
+        if unshareNetwork { arguments.append("--unshare-net") }
+        arguments += [
             "--unshare-cgroup-try", "--disable-userns", "--die-with-parent", "--new-session",
             "--hostname", "verge",
         ]

@@ -202,6 +202,10 @@ public final class Sandbox: Sendable {
         ]
         for (source, name) in staged { arguments += ["--stage", source, name] }
         arguments += ["--user", "\(id):\(id)", "--parent", "\(getpid())"]
+        // A parked helper has made the worker's network namespace already (see `verge-sandbox-exec`); a worker with
+        // outbound network gets bubblewrap's, which slirp4netns attaches to.
+        let helperMadeNetwork = parked != nil && spec.network != .outbound
+        if helperMadeNetwork { arguments.append("--private-net") }
         var network: (infoDescriptor: Int, blockDescriptor: Int)?
         if spec.network == .outbound {
             // The helper makes these two pipes; the descriptors follow the environment's.
@@ -213,7 +217,7 @@ public final class Sandbox: Sendable {
         arguments += ["--", configuration.bubblewrap]
         arguments += BubblewrapCommand.arguments(
             spec: spec, stageRoot: configuration.stageRoot, staged: staged, seccompDescriptor: childDescriptor,
-            argsDescriptor: argsChildDescriptor, network: network)
+            argsDescriptor: argsChildDescriptor, network: network, unshareNetwork: !helperMadeNetwork)
         return SandboxLaunch(
             executable: configuration.helper, arguments: arguments,
             seccompDescriptor: seccompDescriptor, seccompChildDescriptor: childDescriptor,

@@ -24,16 +24,26 @@
 // With --park, the helper is started ahead of its worker (so joining the cgroup, which on cgroup v1 waits for an
 // RCU grace period, and the helper's own start are off the worker's start path): it joins the cgroups, writes "R"
 // to FD (a SOCK_SEQPACKET socket whose other end only the host holds), and waits. The host then sends one message:
-// the rest of the options, NUL-separated (everything above but --keep-fds, --join and --park), with the worker's
+// the rest of the options, NUL-separated (everything above but --keep-fds, --join and --park, plus --private-net),
+// with the worker's
 // descriptors attached (SCM_RIGHTS), which become fds 1, 2, 3, … in order (stdin stays /dev/null); every other
 // descriptor, FD included, is closed, and the helper goes on as if started with those options. End of file on FD
 // (the host closed it, or died) ends the helper with status 0 before anything of a worker happened.
+//
+// A parked helper also makes the worker's network namespace ahead (creating one costs about half a millisecond,
+// most of it the kernel's per-namespace set-up): a new one with only `lo`, up. With --private-net the host has left
+// --unshare-net out of bubblewrap's arguments and the worker runs in that namespace; the helper checks that it is
+// not the host's before going on. A worker with --outbound goes back to the host's namespace first (slirp4netns must
+// reach the outside; bubblewrap then makes the worker's own, as without a parked helper). Without either, bubblewrap
+// makes a namespace inside this one.
 //
 // Any failure exits with status 125 and one line on stderr; nothing is executed then.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <limits.h>
 #include <sched.h>
 #include <signal.h>
@@ -133,6 +143,7 @@ struct options {
     int block_fd;
     int keep_fds;
     int park_fd;
+    int private_net;
 };
 
 // Reads options from argv[index] on; returns the index of PROGRAM (argc when there is none). `parked`: the options
@@ -176,6 +187,9 @@ static int parse(int argc, char *argv[], int index, struct options *o, int parke
         } else if (strcmp(option, "--park") == 0 && index + 1 < argc) {
             o->park_fd = (int)number(argv[++index], "park descriptor");
             if (o->park_fd < 3 || o->park_fd > 64) fail("--park takes a descriptor between 3 and 64");
+        } else if (strcmp(option, "--private-net") == 0) {
+            if (!parked) fail("--private-net is for a parked helper's worker");
+            o->private_net = 1;
         } else if (strcmp(option, "--parent") == 0 && index + 1 < argc) {
             o->parent = (pid_t)number(argv[++index], "parent pid");
         } else if (strcmp(option, "--outbound") == 0 && index + 3 < argc) {
@@ -190,6 +204,39 @@ static int parse(int argc, char *argv[], int index, struct options *o, int parke
         }
     }
     return index;
+}
+
+// A new network namespace for the worker, with `lo` up (the kernel gives it 127.0.0.1 and ::1).
+static void make_network_namespace(void) {
+    if (unshare(CLONE_NEWNET) != 0) fail("cannot create a network namespace: %s", strerror(errno));
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) fail("cannot open a socket in the new network namespace: %s", strerror(errno));
+    struct ifreq request;
+    memset(&request, 0, sizeof request);
+    strcpy(request.ifr_name, "lo");
+    if (ioctl(fd, SIOCGIFFLAGS, &request) != 0) fail("cannot read the flags of lo: %s", strerror(errno));
+    request.ifr_flags |= IFF_UP;
+    if (ioctl(fd, SIOCSIFFLAGS, &request) != 0) fail("cannot bring lo up: %s", strerror(errno));
+    close(fd);
+}
+
+// The inode of a process's network namespace ("self" or a pid).
+static ino_t network_namespace(const char *process) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%s/ns/net", process);
+    struct stat info;
+    if (stat(path, &info) != 0) fail("cannot read %s: %s", path, strerror(errno));
+    return info.st_ino;
+}
+
+// Back to the host's network namespace (the parent's: the host's own, checked to be our parent by the caller).
+static void leave_network_namespace(pid_t parent) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/net", (int)parent);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail("cannot open %s: %s", path, strerror(errno));
+    if (setns(fd, CLONE_NEWNET) != 0) fail("cannot return to the host's network namespace: %s", strerror(errno));
+    close(fd);
 }
 
 #define PARK_MESSAGE_MAX 65536
@@ -265,12 +312,26 @@ int main(int argc, char *argv[]) {
     }
     for (int i = 0; i < o.join_count; i++) join_cgroup(o.joins[i]);
     if (o.park_fd >= 0) {
+        if (o.parent == 0) fail("--park needs --parent");
+        make_network_namespace();
         int count = 0;
         char **words = park(o.park_fd, &count);
         o.park_fd = -1;
         argc = count;
         argv = words;
         index = parse(argc, argv, 1, &o, 1);
+        if (getppid() != o.parent) fail("the host exited before the worker started");
+        if (o.slirp4netns != NULL) {
+            if (o.private_net) fail("--private-net and --outbound exclude each other");
+            leave_network_namespace(o.parent);
+        }
+        // Fail closed: a worker told it has a network namespace of its own never runs in the host's.
+        if (o.private_net) {
+            char parent[32];
+            snprintf(parent, sizeof parent, "%d", (int)o.parent);
+            if (network_namespace("self") == network_namespace(parent))
+                fail("the worker's network namespace is the host's");
+        }
     }
     if (index >= argc) fail("no program to execute");
     if (argv[index][0] != '/') fail("the program must be an absolute path, not '%s'", argv[index]);

@@ -120,10 +120,16 @@ struct ParkedHelperPoolTests {
 
             let (status, output) = try await Self.run(
                 """
-                import os, json
+                import os, json, socket
                 limit = open('/proc/self/limits').read()
+                server = socket.socket()
+                server.bind(('127.0.0.1', 0))
+                server.listen()
+                socket.create_connection(server.getsockname(), timeout=5).close()
                 print(json.dumps({'uid': os.getuid(), 'root': sorted(os.listdir('/')),
-                                  'pid': os.getpid(), 'nofile': [l for l in limit.splitlines() if 'open files' in l]}))
+                                  'pid': os.getpid(), 'nofile': [l for l in limit.splitlines() if 'open files' in l],
+                                  'net': os.stat('/proc/self/ns/net').st_ino,
+                                  'interfaces': [name for _, name in socket.if_nameindex()]}))
                 """, through: first, sandbox: sandbox, bundle: bundle, tenant: "acme")
             #expect(status == .exited(0), "worker output: \(output)")
             let seen = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]
@@ -132,6 +138,11 @@ struct ParkedHelperPoolTests {
             #expect(seen?["pid"] as? Int == 2)
             #expect((seen?["root"] as? [String])?.contains("root") == false)
             #expect((seen?["root"] as? [String])?.contains("function") == true)
+            // A network namespace of its own (the helper made it while parked) with only `lo`, up.
+            var hostNetwork = stat()
+            #expect(stat("/proc/self/ns/net", &hostNetwork) == 0)
+            #expect(seen?["net"] as? Int != nil && seen?["net"] as? Int != Int(hostNetwork.st_ino))
+            #expect(seen?["interfaces"] as? [String] == ["lo"])
             let nofile: String = (seen?["nofile"] as? [String])?.first ?? ""
             #expect(nofile.contains("\(SandboxTests.limits.openFiles)"), "limits: \(nofile)")
             let memoryLimit =
