@@ -117,7 +117,8 @@ public final class ParkedHelperPool: Sendable {
         let (ours, theirs) = (fds[0], fds[1])
         var arguments = ["--keep-fds", "4"]
         for file in cgroup.joinFiles { arguments += ["--join", file] }
-        arguments += ["--park", "3", "--parent", "\(getpid())"]
+        // The staging mount namespace is prepared while parked (see `verge-sandbox-exec`).
+        arguments += ["--stage-root", sandbox.configuration.stageRoot, "--park", "3", "--parent", "\(getpid())"]
         let route = ParkedHelper.ExitRoute()
         let pid: Int32
         do {

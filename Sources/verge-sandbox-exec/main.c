@@ -19,7 +19,7 @@
 // Usage: verge-sandbox-exec --keep-fds N [--join FILE]... [--rlimit NAME=VALUE]... [--stage-root DIR] [--stage SRC NAME]...
 //                           [--user UID:GID] [--parent PID] [--outbound SLIRP4NETNS INFO_FD BLOCK_FD]
 //                           -- PROGRAM [ARG]...
-//        verge-sandbox-exec --keep-fds N [--join FILE]... --park FD [--parent PID]
+//        verge-sandbox-exec --keep-fds N [--join FILE]... [--stage-root DIR] --park FD --parent PID
 //
 // With --park, the helper is started ahead of its worker (so joining the cgroup, which on cgroup v1 waits for an
 // RCU grace period, and the helper's own start are off the worker's start path): it joins the cgroups, writes "R"
@@ -29,6 +29,9 @@
 // descriptors attached (SCM_RIGHTS), which become fds 1, 2, 3, … in order (stdin stays /dev/null); every other
 // descriptor, FD included, is closed, and the helper goes on as if started with those options. End of file on FD
 // (the host closed it, or died) ends the helper with status 0 before anything of a worker happened.
+//
+// With --stage-root, a parked helper also prepares its private mount namespace and the staging tmpfs ahead; the
+// worker's options must then name the same root.
 //
 // A parked helper also makes the worker's network namespace ahead (creating one costs about half a millisecond,
 // most of it the kernel's per-namespace set-up): a new one with only `lo`, up. With --private-net the host has left
@@ -101,13 +104,18 @@ static void join_cgroup(const char *file) {
     close(fd);
 }
 
-static void stage(const char *root, char *const sources[], char *const names[], int count) {
+// A private mount namespace with an empty tmpfs at `root`, where stage() binds the paths the sandbox needs. A parked
+// helper does this while it waits: none of it depends on the worker.
+static void prepare_stage(const char *root) {
     if (unshare(CLONE_NEWNS) != 0) fail("cannot create a mount namespace: %s", strerror(errno));
     // Nothing mounted from here on may reach the host's namespace.
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
         fail("cannot make the mounts private: %s", strerror(errno));
     if (mount("verge-stage", root, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=64k") != 0)
         fail("cannot mount the staging directory %s: %s", root, strerror(errno));
+}
+
+static void stage(const char *root, char *const sources[], char *const names[], int count) {
     for (int index = 0; index < count; index++) {
         const char *name = names[index];
         if (name[0] == '\0' || strchr(name, '/') != NULL || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
@@ -302,6 +310,7 @@ static char **park(int fd, int *count) {
 int main(int argc, char *argv[]) {
     struct options o = {.info_fd = -1, .block_fd = -1, .keep_fds = -1, .park_fd = -1};
     int index = parse(argc, argv, 1, &o, 0);
+    int stage_prepared = 0;
     if (o.keep_fds < 0) fail("--keep-fds is required");
     // First: nothing of the host beyond the descriptors the worker is given.
     if (close_range((unsigned)o.keep_fds, ~0U, 0) != 0) fail("cannot close inherited descriptors: %s", strerror(errno));
@@ -314,6 +323,9 @@ int main(int argc, char *argv[]) {
     if (o.park_fd >= 0) {
         if (o.parent == 0) fail("--park needs --parent");
         make_network_namespace();
+        const char *prepared_root = o.stage_root;
+        if (prepared_root != NULL) prepare_stage(prepared_root);
+        o.stage_root = NULL;
         int count = 0;
         char **words = park(o.park_fd, &count);
         o.park_fd = -1;
@@ -321,6 +333,11 @@ int main(int argc, char *argv[]) {
         argv = words;
         index = parse(argc, argv, 1, &o, 1);
         if (getppid() != o.parent) fail("the host exited before the worker started");
+        if (o.stage_root != NULL) {
+            if (prepared_root == NULL || strcmp(prepared_root, o.stage_root) != 0)
+                fail("the worker's --stage-root is not the one this helper prepared while parked");
+            stage_prepared = 1;
+        }
         if (o.slirp4netns != NULL) {
             if (o.private_net) fail("--private-net and --outbound exclude each other");
             leave_network_namespace(o.parent);
@@ -341,7 +358,10 @@ int main(int argc, char *argv[]) {
         struct rlimit limit = {.rlim_cur = (rlim_t)o.limit_values[i], .rlim_max = (rlim_t)o.limit_values[i]};
         if (setrlimit(o.limit_resources[i], &limit) != 0) fail("cannot set a resource limit: %s", strerror(errno));
     }
-    if (o.stage_root != NULL) stage(o.stage_root, o.stage_sources, o.stage_names, o.stage_count);
+    if (o.stage_root != NULL) {
+        if (!stage_prepared) prepare_stage(o.stage_root);
+        stage(o.stage_root, o.stage_sources, o.stage_names, o.stage_count);
+    }
     // Still root: give the tenant's slirp4netns a usable /dev/net/tun in this private mount namespace.
     if (o.slirp4netns != NULL) outbound_prepare_tun(o.stage_root != NULL);
 
