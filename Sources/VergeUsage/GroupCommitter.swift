@@ -36,7 +36,7 @@ final class GroupCommitter: Sendable {
     }
 
     /// How long a woken writer lets records gather while they arrive at least this often.
-    static let gatherWindow: Duration = .microseconds(100)
+    static let gatherWindow: Duration = .microseconds(200)
 
     private let database: any DatabaseWriter
     private let state = Mutex(State())
