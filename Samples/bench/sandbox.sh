@@ -7,7 +7,7 @@
 #   COLD_RUNS=50 DURATION=30s IDLE_FUNCTIONS=1000 Samples/bench/sandbox.sh
 #
 # Needs root (sandboxes do). Settings (environment): PYTHON, COLD_RUNS, DURATION, WARMUP, CONNECTIONS, THREADS,
-# IDLE_FUNCTIONS, BUILD, OUT. See README.md here.
+# WARM_ROUNDS, IDLE_FUNCTIONS, BUILD, OUT. See README.md here.
 set -euo pipefail
 
 # shellcheck source=Samples/bench/lib.sh
@@ -15,12 +15,14 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 load_settings
 COLD_RUNS=${COLD_RUNS:-20}
+WARM_ROUNDS=${WARM_ROUNDS:-3}
 IDLE_FUNCTIONS=${IDLE_FUNCTIONS:-1000}
 BUILD=${BUILD:-1}
 OUT=${OUT:-Samples/bench/sandbox-results-$(date -u +%Y-%m-%d-%H%M).md}
 
 (($(id -u) == 0)) || die "run as root: a sandboxed host needs root"
-[[ $COLD_RUNS =~ ^[1-9][0-9]*$ && $IDLE_FUNCTIONS =~ ^[1-9][0-9]*$ ]] || die "COLD_RUNS and IDLE_FUNCTIONS are counts"
+[[ $COLD_RUNS =~ ^[1-9][0-9]*$ && $IDLE_FUNCTIONS =~ ^[1-9][0-9]*$ && $WARM_ROUNDS =~ ^[1-9][0-9]*$ ]] ||
+    die "COLD_RUNS, WARM_ROUNDS and IDLE_FUNCTIONS are counts"
 
 step "installing tools"
 need_tools wrk=wrk hyperfine=hyperfine curl=curl jq=jq bwrap=bubblewrap
@@ -143,34 +145,51 @@ read -r PYTHON_MEDIAN PYTHON_P90 < <(hyperfine_ms python -N -- "$PYTHON -I -S -c
 note "bwrap … /usr/bin/true ${BWRAP_MEDIAN} ms, hello-swift alone ${SWIFT_MEDIAN} ms, $PYTHON -I -S ${PYTHON_MEDIAN} ms"
 
 # ---------------------------------------------------------------------------------------------------------------
-step "warm throughput straight at the host (wrk -t$THREADS -c$CONNECTIONS -d$DURATION), memory per warm worker"
+step "warm throughput straight at the host (wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $WARM_ROUNDS rounds), memory per warm worker"
 CLOCK_TICK=$(getconf CLK_TCK)
-for isolation in sandbox none; do
-    cluster "warm-$isolation" "$isolation" 3600
-    deploy hello
-    deploy hello-swift
-    for function in hello hello-swift; do
-        curl -fsS -o /dev/null "$FRA/$function" || die "$function does not answer"
-        wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$FRA/$function" >/dev/null
-        # CPU of the cluster process and of every process in the workers' cgroups over the measured run.
-        before=$(awk '{ print $14 + $15 }' "/proc/$CLUSTER_PID/stat")
-        wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$FRA/$function" >"$WORK/wrk-$isolation-$function"
-        after=$(awk '{ print $14 + $15 }' "/proc/$CLUSTER_PID/stat")
-        RPS[$isolation-$function]=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$WORK/wrk-$isolation-$function")
-        P50[$isolation-$function]=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$WORK/wrk-$isolation-$function")" 2)
-        P99[$isolation-$function]=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$WORK/wrk-$isolation-$function")" 2)
-        requests=$(awk '/requests in/ { print $1 }' "$WORK/wrk-$isolation-$function")
-        CPU_US[$isolation-$function]=$(awk -v t=$((after - before)) -v hz="$CLOCK_TICK" -v n="$requests" \
-            'BEGIN { printf "%.0f", t / hz * 1e6 / n }')
-        mapfile -t pids < <(workers "$function")
-        ((${#pids[@]} > 0)) || die "no warm worker of $function after the load"
-        processes=()
-        for pid in "${pids[@]}"; do mapfile -t -O "${#processes[@]}" processes < <(sandbox_processes "$pid"); done
-        RSS[$isolation-$function]=$(($(rss_kib "${processes[@]}") / ${#pids[@]}))
-        CGMEM[$isolation-$function]=$([[ $isolation == sandbox ]] && worker_memory_kib "${pids[0]}" || echo "-")
-        note "$isolation $function: ${RPS[$isolation-$function]} req/s, p50 ${P50[$isolation-$function]} ms, p99 ${P99[$isolation-$function]} ms, host CPU ${CPU_US[$isolation-$function]} µs/request, ${#pids[@]} workers, RSS ${RSS[$isolation-$function]} KiB each"
+# The two isolations take turns WARM_ROUNDS times, each with a cluster of its own, so a change in the machine's load
+# falls on both; the report gives each figure's median over the rounds.
+declare -A ROUND_RPS ROUND_P50 ROUND_P99 ROUND_CPU
+for round in $(seq 1 "$WARM_ROUNDS"); do
+    for isolation in sandbox none; do
+        cluster "warm-$isolation-$round" "$isolation" 3600
+        deploy hello
+        deploy hello-swift
+        for function in hello hello-swift; do
+            curl -fsS -o /dev/null "$FRA/$function" || die "$function does not answer"
+            wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$FRA/$function" >/dev/null
+            # CPU of the cluster process and of every process in the workers' cgroups over the measured run.
+            before=$(awk '{ print $14 + $15 }' "/proc/$CLUSTER_PID/stat")
+            wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$FRA/$function" >"$WORK/wrk-$isolation-$function"
+            after=$(awk '{ print $14 + $15 }' "/proc/$CLUSTER_PID/stat")
+            RPS[$isolation-$function]=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$WORK/wrk-$isolation-$function")
+            P50[$isolation-$function]=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$WORK/wrk-$isolation-$function")" 2)
+            P99[$isolation-$function]=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$WORK/wrk-$isolation-$function")" 2)
+            requests=$(awk '/requests in/ { print $1 }' "$WORK/wrk-$isolation-$function")
+            CPU_US[$isolation-$function]=$(awk -v t=$((after - before)) -v hz="$CLOCK_TICK" -v n="$requests" \
+                'BEGIN { printf "%.0f", t / hz * 1e6 / n }')
+            mapfile -t pids < <(workers "$function")
+            ((${#pids[@]} > 0)) || die "no warm worker of $function after the load"
+            processes=()
+            for pid in "${pids[@]}"; do mapfile -t -O "${#processes[@]}" processes < <(sandbox_processes "$pid"); done
+            RSS[$isolation-$function]=$(($(rss_kib "${processes[@]}") / ${#pids[@]}))
+            CGMEM[$isolation-$function]=$([[ $isolation == sandbox ]] && worker_memory_kib "${pids[0]}" || echo "-")
+            note "round $round, $isolation $function: ${RPS[$isolation-$function]} req/s, p50 ${P50[$isolation-$function]} ms, p99 ${P99[$isolation-$function]} ms, host CPU ${CPU_US[$isolation-$function]} µs/request, ${#pids[@]} workers, RSS ${RSS[$isolation-$function]} KiB each"
+            key=$isolation-$function
+            ROUND_RPS[$key]="${ROUND_RPS[$key]:-} ${RPS[$key]}"
+            ROUND_P50[$key]="${ROUND_P50[$key]:-} ${P50[$key]}"
+            ROUND_P99[$key]="${ROUND_P99[$key]:-} ${P99[$key]}"
+            ROUND_CPU[$key]="${ROUND_CPU[$key]:-} ${CPU_US[$key]}"
+        done
+        stop_cluster
     done
-    stop_cluster
+done
+# median VALUES…: the middle value (the lower of the two middle ones for an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+for key in "${!ROUND_RPS[@]}"; do
+    # shellcheck disable=SC2086 # the lists are space-separated numbers
+    RPS[$key]=$(median ${ROUND_RPS[$key]}) P50[$key]=$(median ${ROUND_P50[$key]}) \
+        P99[$key]=$(median ${ROUND_P99[$key]}) CPU_US[$key]=$(median ${ROUND_CPU[$key]})
 done
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -227,7 +246,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
     echo "Sandboxed hello-swift cold start / (bwrap start + bare start) = ${COLD_MEDIAN[sandbox-hello-swift]} / $goal" \
         "= **$(ratio "${COLD_MEDIAN[sandbox-hello-swift]}" "$goal")** (goal ≤ 1.2)."
     echo
-    echo "## Warm throughput straight at the host (\`wrk -t$THREADS -c$CONNECTIONS -d$DURATION\`)"
+    echo "## Warm throughput straight at the host (\`wrk -t$THREADS -c$CONNECTIONS -d$DURATION\`, medians of $WARM_ROUNDS alternating rounds)"
     echo
     echo "| Function | isolation | req/s | p50 | p99 | cluster CPU µs/request | RSS per worker | cgroup memory per worker |"
     echo "|---|---|---:|---:|---:|---:|---:|---:|"
@@ -238,7 +257,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
         echo "| $f | sandbox / none | $(ratio "${RPS[sandbox-$f]}" "${RPS[none-$f]}") | | | | | |"
     done
     echo
-    echo "RSS per worker sums every process of a worker (sandboxed: the outer bubblewrap, its init and the worker)."
+    echo "Requests/s per round, sandbox | none: $(for f in hello hello-swift; do printf '%s%s |%s' "$f" "${ROUND_RPS[sandbox-$f]}" "${ROUND_RPS[none-$f]}"; [[ $f == hello ]] && printf '; '; done)."
+    echo
+    echo "RSS per worker sums every process of a worker (sandboxed: the outer bubblewrap, its init and the worker), last round."
     echo
     echo "## Host memory with $IDLE_FUNCTIONS deployed, idle functions"
     echo
