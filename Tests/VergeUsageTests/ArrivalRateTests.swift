@@ -6,6 +6,19 @@ import VergeUsage
     let window = Duration.microseconds(100)
     let start = ContinuousClock.now
 
+    /// `rate` after the writer took `records` records `times` times, `gap` apart, starting at `now`; returns the
+    /// instant one gap after the last take.
+    private func feed(
+        _ rate: inout ArrivalRate, times: Int, records: Int = 1, gap: Duration, from now: ContinuousClock.Instant
+    ) -> ContinuousClock.Instant {
+        var now = now
+        for _ in 0..<times {
+            rate.took(records, at: now)
+            now += gap
+        }
+        return now
+    }
+
     @Test func aWriterWithoutHistoryDoesNotWait() {
         var rate = ArrivalRate()
         #expect(!rate.expectsAnother(within: window, now: start))
@@ -15,47 +28,29 @@ import VergeUsage
 
     @Test func recordsArrivingOftenerThanTheWindowAreWaitedFor() {
         var rate = ArrivalRate()
-        var now = start
-        for _ in 0..<20 {
-            rate.took(1, at: now)
-            now += .microseconds(50)
-        }
+        let now = feed(&rate, times: 20, gap: .microseconds(50), from: start)
         #expect(rate.perSecond > 15_000)
         #expect(rate.expectsAnother(within: window, now: now))
     }
 
     @Test func recordsFurtherApartThanTheWindowAreNot() {
         var rate = ArrivalRate()
-        var now = start
-        for _ in 0..<20 {
-            rate.took(1, at: now)
-            now += .microseconds(300)
-        }
+        let now = feed(&rate, times: 20, gap: .microseconds(300), from: start)
         #expect(!rate.expectsAnother(within: window, now: now))
     }
 
     @Test func aPauseOfTenWindowsForgetsTheRate() {
         var rate = ArrivalRate()
-        var now = start
-        for _ in 0..<20 {
-            rate.took(4, at: now)
-            now += .microseconds(50)
-        }
+        let now = feed(&rate, times: 20, records: 4, gap: .microseconds(50), from: start)
         #expect(rate.expectsAnother(within: window, now: now + .microseconds(900)))
         #expect(!rate.expectsAnother(within: window, now: now + .milliseconds(1)))
     }
 
     @Test func theRateFollowsTheLoadDown() {
         var rate = ArrivalRate()
-        var now = start
-        for _ in 0..<20 {
-            rate.took(1, at: now)
-            now += .microseconds(20)
-        }
-        for _ in 0..<20 {
-            rate.took(1, at: now)
-            now += .microseconds(500)
-        }
+        let busy = feed(&rate, times: 20, gap: .microseconds(20), from: start)
+        #expect(rate.expectsAnother(within: window, now: busy))
+        let now = feed(&rate, times: 20, gap: .microseconds(500), from: busy)
         #expect(!rate.expectsAnother(within: window, now: now))
     }
 }
