@@ -156,6 +156,12 @@ public final class EdgeHost: Service, Sendable {
                         service: SyncAgent(
                             host: self, client: client, interval: configuration.syncInterval, logger: logger)))
             }
+            if let helpers = environment.parkedHelpers, let sandbox {
+                services.append(
+                    .init(
+                        service: ParkedHelperRecycler(
+                            helpers: helpers, launcher: launcher, maxAge: sandbox.configuration.parkedHelperMaxAge)))
+            }
             services.append(
                 .init(service: PoolsService(deployments: deployments, grace: configuration.stopGracePeriod)))
             services.append(.init(service: http))
@@ -317,6 +323,23 @@ struct LauncherService: Service {
 }
 
 /// On shutdown, stops every pool: idle workers at once, busy ones after their call or at the grace deadline.
+/// Replaces parked sandbox helpers once they have waited `maxAge` (``ParkedHelperPool/recycle(olderThan:now:)``), so
+/// no worker starts with a view of the host's mounts older than that.
+struct ParkedHelperRecycler: Service {
+    let helpers: ParkedHelperPool
+    let launcher: WorkerLauncher
+    let maxAge: Duration
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try await Task.sleep(for: maxAge / 4)
+                if helpers.recycle(olderThan: maxAge) > 0 { launcher.refill(helpers) }
+            }
+        }
+    }
+}
+
 struct PoolsService: Service {
     let deployments: DeploymentTable
     let grace: Duration

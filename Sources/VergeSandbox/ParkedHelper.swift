@@ -18,6 +18,9 @@ import Glibc
 /// (``Sandbox/launch(_:parked:)``): from then on it goes exactly the way of a helper started for that worker.
 public final class ParkedHelper: Sendable {
     public let pid: Int32
+    /// When the helper was started: from about then on, it sees the host's mounts as they were (see
+    /// ``ParkedHelperPool/recycle(olderThan:now:)``).
+    public let parkedAt: ContinuousClock.Instant
     /// The helper's cgroup: `parked-N` while it waits, renamed after its worker when taken (where the kernel can).
     public var cgroup: WorkerCgroup { group.withLock { $0 } }
     private let group: Mutex<WorkerCgroup>
@@ -61,8 +64,12 @@ public final class ParkedHelper: Sendable {
         var exit: ProcessExit? { state.withLock { $0.exit } }
     }
 
-    init(pid: Int32, cgroup: WorkerCgroup, control: Int32, route: ExitRoute) {
+    init(
+        pid: Int32, cgroup: WorkerCgroup, control: Int32, route: ExitRoute,
+        parkedAt: ContinuousClock.Instant = .now
+    ) {
         self.pid = pid
+        self.parkedAt = parkedAt
         self.group = Mutex(cgroup)
         self.control = Mutex(control)
         self.route = route

@@ -53,6 +53,22 @@ public final class ParkedHelperPool: Sendable {
         }
     }
 
+    /// Lets go of the waiting helpers parked for `age` or longer (they exit; their cgroups are removed) and returns
+    /// how many; ``refill()`` replaces them. A parked helper made its worker's mount namespace when it parked, so it
+    /// sees the host's mounts as they were then; the host calls this periodically so that view is never older than
+    /// ``SandboxConfiguration/parkedHelperMaxAge``.
+    @discardableResult
+    public func recycle(olderThan age: Duration, now: ContinuousClock.Instant = .now) -> Int {
+        let old = state.withLock { state -> [ParkedHelper] in
+            guard !state.closed else { return [] }
+            let old = state.waiting.filter { now - $0.parkedAt >= age }
+            state.waiting.removeAll { now - $0.parkedAt >= age }
+            return old
+        }
+        for helper in old { helper.discard() }
+        return old.count
+    }
+
     /// Starts helpers until the pool holds ``capacity`` of them. A helper that cannot be started is logged and
     /// left out: workers then start the ordinary way, which reports the cause to the call.
     public func refill() async {

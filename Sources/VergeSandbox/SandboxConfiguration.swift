@@ -27,6 +27,10 @@ public struct SandboxConfiguration: Sendable {
     /// does not wait for a cgroup to be made and joined (see ``ParkedHelper``). 0 starts every helper on demand.
     /// Default 2.
     public var parkedHelpers: Int = 2
+    /// How long a helper may stay parked before the host replaces it. A parked helper made its mount namespace when
+    /// it parked, so it sees the host's mounts as they were then: a volume mounted or unmounted since would otherwise
+    /// stay that way for its worker (and an unmounted one busy) for as long as it waits. Default 60 s.
+    public var parkedHelperMaxAge: Duration = .seconds(60)
 
     public init(hostName: String, scope: String, helper: String) {
         self.hostName = hostName

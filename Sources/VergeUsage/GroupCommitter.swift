@@ -17,8 +17,9 @@ import VergeCore
 /// Below saturation the writer empties the list faster than calls arrive, so nearly every record would get a
 /// transaction (and a wake-up) of its own. A woken writer therefore first waits ``gatherWindow`` when records have
 /// lately been arriving at least once per window, so the next ones share the transaction: like PostgreSQL's
-/// `commit_delay`, it trades up to that much latency per call for fewer commits under load. A lone caller, or a
-/// host serving calls further apart than the window, is never delayed.
+/// `commit_delay`, it trades up to that much latency per call for fewer commits under load. A caller alone on a quiet
+/// host, or calls further apart than the window, are not delayed; right after a burst a few calls may be, until the
+/// smoothed rate has followed the load down (a pause of 2 ms resets it).
 ///
 /// The write is not abandoned when the calling task is cancelled: once `commit` is called, the record is committed
 /// or the call throws the database's error.
@@ -183,12 +184,16 @@ package struct ArrivalRate {
 
     package init() {}
 
+    /// After a pause this long without records, the rate starts over from the next take instead of blending in.
+    static let pause: Duration = .milliseconds(2)
+
     /// Notes that the writer took `count` records at `now`.
     package mutating func took(_ count: Int, at now: ContinuousClock.Instant) {
         defer { lastTake = now }
         guard let lastTake else { return }
-        let seconds = max((now - lastTake).seconds, 1e-6)
-        perSecond = 0.75 * perSecond + 0.25 * (Double(count) / seconds)
+        let gap = now - lastTake
+        let rate = Double(count) / max(gap.seconds, 1e-6)
+        perSecond = gap >= Self.pause ? rate : 0.75 * perSecond + 0.25 * rate
     }
 
     /// Whether at least one more record is expected within `window` at the current rate. Not after a pause of ten

@@ -228,13 +228,11 @@ static void make_network_namespace(void) {
     close(fd);
 }
 
-// The inode of a process's network namespace ("self" or a pid).
-static ino_t network_namespace(const char *process) {
+// A process's network namespace ("self" or a pid), identified by st_dev and st_ino.
+static void network_namespace(const char *process, struct stat *info) {
     char path[64];
     snprintf(path, sizeof path, "/proc/%s/ns/net", process);
-    struct stat info;
-    if (stat(path, &info) != 0) fail("cannot read %s: %s", path, strerror(errno));
-    return info.st_ino;
+    if (stat(path, info) != 0) fail("cannot read %s: %s", path, strerror(errno));
 }
 
 // Back to the host's network namespace (the parent's: the host's own, checked to be our parent by the caller).
@@ -256,7 +254,8 @@ static char **park(int fd, int *count) {
     // The host may die while we wait: then so do we (we are still root, so the signal stays set).
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) fail("cannot set the parent-death signal: %s", strerror(errno));
     static char message[PARK_MESSAGE_MAX + 1];
-    static char *words[PARK_MESSAGE_MAX / 2 + 2];
+    // Every byte could end a word: room for them all, the program name and the terminating NULL.
+    static char *words[PARK_MESSAGE_MAX + 2];
     if (write(fd, "R", 1) != 1) fail("cannot report being parked: %s", strerror(errno));
     union {
         struct cmsghdr header;
@@ -319,10 +318,12 @@ int main(int argc, char *argv[]) {
         if (index < argc) fail("a parked helper takes its program from the host");
         if (o.parent != 0 && getppid() != o.parent) fail("the host exited before the helper parked");
     }
+    if (o.park_fd >= 0 && o.parent == 0) fail("--park needs --parent");
     for (int i = 0; i < o.join_count; i++) join_cgroup(o.joins[i]);
     if (o.park_fd >= 0) {
-        if (o.parent == 0) fail("--park needs --parent");
         make_network_namespace();
+        struct stat own_network;
+        if (stat("/proc/self/ns/net", &own_network) != 0) fail("cannot read /proc/self/ns/net: %s", strerror(errno));
         const char *prepared_root = o.stage_root;
         if (prepared_root != NULL) prepare_stage(prepared_root);
         o.stage_root = NULL;
@@ -342,11 +343,17 @@ int main(int argc, char *argv[]) {
             if (o.private_net) fail("--private-net and --outbound exclude each other");
             leave_network_namespace(o.parent);
         }
-        // Fail closed: a worker told it has a network namespace of its own never runs in the host's.
+        // Fail closed: a worker told it has a network namespace of its own runs in the one made above, never in the
+        // host's.
         if (o.private_net) {
             char parent[32];
             snprintf(parent, sizeof parent, "%d", (int)o.parent);
-            if (network_namespace("self") == network_namespace(parent))
+            struct stat now, host;
+            network_namespace("self", &now);
+            network_namespace(parent, &host);
+            if (now.st_dev != own_network.st_dev || now.st_ino != own_network.st_ino)
+                fail("the worker's network namespace is not the one made for it");
+            if (now.st_dev == host.st_dev && now.st_ino == host.st_ino)
                 fail("the worker's network namespace is the host's");
         }
     }

@@ -196,6 +196,39 @@ struct ParkedHelperPoolTests {
         for group in groups { #expect(!FileManager.default.fileExists(atPath: group), "\(group) is left") }
     }
 
+    @Test func helpersParkedTooLongAreReplacedWithFreshOnes() async throws {
+        try await Self.withPool(capacity: 2) { pool, sandbox, _, _ in
+            await pool.refill()
+            let parked = try await poll { pool.pids.count == 2 }
+            #expect(parked)
+            let old = pool.pids
+            // Not old enough yet: nothing goes.
+            #expect(pool.recycle(olderThan: .seconds(60)) == 0)
+            #expect(pool.pids == old)
+            // A minute on, both go: they exit, their cgroups are removed, and refilling parks two new ones.
+            let later = ContinuousClock.now + .seconds(61)
+            #expect(pool.recycle(olderThan: .seconds(60), now: later) == 2)
+            #expect(pool.count == 0)
+            let gone = try await poll { old.allSatisfy { kill($0, 0) != 0 || isZombie($0) } }
+            #expect(gone, "a replaced helper runs on")
+            await pool.refill()
+            let refilled = try await poll { pool.pids.count == 2 }
+            #expect(refilled)
+            #expect(Set(pool.pids).isDisjoint(with: old))
+            func parkedGroups() -> Set<String> {
+                Set(
+                    sandbox.cgroups.bases.values.flatMap { base in
+                        ((try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []).filter {
+                            $0.hasPrefix("parked-")
+                        }
+                    })
+            }
+            // Only the two new helpers' groups are left.
+            let groupsLeft = try await poll { parkedGroups().count == 2 }
+            #expect(groupsLeft, "parked groups: \(parkedGroups())")
+        }
+    }
+
     @Test func aParkedHelperThatDiesLeavesThePoolAndItsCgroup() async throws {
         try await Self.withPool(capacity: 1) { pool, sandbox, _, _ in
             await pool.refill()

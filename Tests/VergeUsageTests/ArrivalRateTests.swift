@@ -46,6 +46,15 @@ import VergeUsage
         #expect(!rate.expectsAnother(within: window, now: now + .milliseconds(1)))
     }
 
+    @Test func aPauseStartsTheRateOver() {
+        var rate = ArrivalRate()
+        let busy = feed(&rate, times: 20, records: 10, gap: .microseconds(20), from: start)
+        // After 3 ms without records, a single call is taken at its own rate: no wait for the next one.
+        let now = feed(&rate, times: 2, gap: .milliseconds(3), from: busy + .milliseconds(3))
+        #expect(rate.perSecond < 1000)
+        #expect(!rate.expectsAnother(within: window, now: now - .milliseconds(3) + .microseconds(50)))
+    }
+
     @Test func theRateFollowsTheLoadDown() {
         var rate = ArrivalRate()
         let busy = feed(&rate, times: 20, gap: .microseconds(20), from: start)

@@ -199,7 +199,9 @@ final class FunctionPool: AdmissionClient {
     /// host capacity and holds fewer workers, the worker stops instead so its slot goes to the other function.
     func release(_ lease: Lease, reusable: Bool) {
         let worker = lease.worker
-        if reusable, worker.exit.value == nil {
+        // Reaping is asynchronous: a worker may have closed its socket (or broken the protocol right behind its
+        // last frame) and not be reaped yet.
+        if reusable, worker.exit.value == nil, worker.isConnected {
             let effects = state.withLock { state -> [Effect] in
                 let yield =
                     !state.machine.waiters.isEmpty

@@ -1,5 +1,6 @@
 import DequeModule
 import NIOCore
+import VergeProtocol
 
 /// The host's end of a worker's socket: frames in and out, for the one call that holds the worker at a time.
 ///
@@ -25,17 +26,28 @@ struct WorkerChannel: Sendable {
 
     /// The next frame from the worker; `nil` once its socket closed and every frame before was received. Only one
     /// receiver at a time (the pool's lease guarantees it).
+    /// A cancelled receiver stops waiting with `CancellationError` (the worker is then in the middle of a call and
+    /// is not used again).
     func next() async throws -> WireFrame? {
         let eventLoop = channel.eventLoop
         if eventLoop.inEventLoop, let ready = try inbox.value.takeReady() {
             return ready.frame
         }
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<WireFrame?, any Error>) in
-            if eventLoop.inEventLoop {
-                inbox.value.wait(continuation)
-            } else {
-                eventLoop.execute { inbox.value.wait(continuation) }
+        try Task.checkCancellation()
+        let inbox = self.inbox
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<WireFrame?, any Error>) in
+                if eventLoop.inEventLoop {
+                    inbox.value.wait(continuation)
+                } else {
+                    // A loop already shut down runs nothing: then the receiver learns so instead of waiting forever.
+                    eventLoop.submit { inbox.value.wait(continuation) }.whenFailure { error in
+                        continuation.resume(throwing: error)
+                    }
+                }
             }
+        } onCancel: {
+            eventLoop.execute { inbox.value.cancelWaiter() }
         }
     }
 
@@ -55,6 +67,10 @@ struct WorkerChannel: Sendable {
     func close() {
         channel.close(promise: nil)
     }
+
+    /// Whether the worker's socket is still open: a worker that closed it, or broke the protocol right behind its
+    /// last frame, is not lent again.
+    var isOpen: Bool { channel.isActive }
 }
 
 /// The inbound end of ``WorkerChannel``: confined to the channel's event loop.
@@ -113,8 +129,20 @@ final class FrameInbox: ChannelDuplexHandler {
             continuation.resume(throwing: error)
             return
         }
-        precondition(waiter == nil, "two receivers on one worker channel")
+        guard waiter == nil else {
+            // The pool lends a worker to one call at a time, so this cannot happen; if it did, the newcomer fails
+            // rather than the host.
+            continuation.resume(throwing: ProtocolError("two receivers on one worker channel"))
+            return
+        }
         waiter = continuation
+    }
+
+    /// Ends a cancelled receiver's wait.
+    func cancelWaiter() {
+        guard let waiter else { return }
+        self.waiter = nil
+        waiter.resume(throwing: CancellationError())
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -382,6 +382,10 @@ final class WorkerProcess: Sendable {
         try await channel.write(contentsOf: frames)
     }
 
+    /// Whether the worker's socket is open. One the worker closed, or that the host closed when the worker spoke out
+    /// of turn (a frame right behind the one that ended its call), means the worker is not lent again.
+    var isConnected: Bool { channel.isOpen }
+
     /// The next frame from the worker; `nil` when its channel closed (it exited or was killed).
     func receive() async throws -> WireFrame? {
         try await channel.next()
