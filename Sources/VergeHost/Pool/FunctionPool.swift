@@ -143,6 +143,13 @@ final class FunctionPool: AdmissionClient {
                     while true {
                         switch state.machine.acquire(waiterID, affinity: affinity) {
                         case .use(let id):
+                            // A worker whose socket is closed is dead but maybe not reaped yet (it exited, or the
+                            // host stopped it for speaking out of turn): it is let go and the call looks again.
+                            if let worker = state.workers[id], !worker.isConnected {
+                                state.machine.retire(id)
+                                stopped.append(.stop(worker))
+                                continue
+                            }
                             // Host admission may have reclaimed this idle worker a moment ago: then it stops and
                             // the call looks again.
                             if let slot = state.slots[id], !environment.admission.use(slot) {
