@@ -119,6 +119,23 @@ import VergeSupervisor
         }
     }
 
+    /// Cancelled at once (before its wait reaches the event loop, most often) or a moment later (while it waits):
+    /// either way the receiver stops with `CancellationError`, whatever order the wait and its cancellation reach
+    /// the loop in.
+    @Test(arguments: [0, 20])
+    func aCancelledReceiverStopsWaiting(afterMilliseconds delay: Int) async throws {
+        try await Self.withChannel { channel, worker in
+            let waiting = Task { try await channel.next() }
+            if delay > 0 { try await Task.sleep(for: .milliseconds(delay)) }
+            waiting.cancel()
+            await #expect(throws: CancellationError.self) { try await waiting.value }
+            // The channel still works for whoever receives next.
+            Self.send(Self.bytes(.responseEnd), to: worker)
+            let frame = try await channel.next()
+            #expect(frame?.kind == .responseEnd)
+        }
+    }
+
     /// Counts the reads the inbox lets through to the socket.
     private final class ReadCounter: ChannelOutboundHandler {
         typealias OutboundIn = WireFrame

@@ -1,5 +1,6 @@
 import DequeModule
 import NIOCore
+import Synchronization
 import VergeProtocol
 
 /// The host's end of a worker's socket: frames in and out, for the one call that holds the worker at a time.
@@ -16,6 +17,8 @@ import VergeProtocol
 struct WorkerChannel: Sendable {
     let channel: any Channel
     private let inbox: NIOLoopBound<FrameInbox>
+    /// Numbers every wait of every worker channel.
+    private static let waits = Atomic<UInt64>(0)
 
     /// Adds the inbox as the last inbound handler of `channel`'s pipeline; call on its event loop.
     static func attach(to channel: any Channel) throws -> WorkerChannel {
@@ -35,19 +38,21 @@ struct WorkerChannel: Sendable {
         }
         try Task.checkCancellation()
         let inbox = self.inbox
+        // The wait and its cancellation may reach the loop in either order: the id tells them apart.
+        let id = Self.waits.wrappingAdd(1, ordering: .relaxed).newValue
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<WireFrame?, any Error>) in
                 if eventLoop.inEventLoop {
-                    inbox.value.wait(continuation)
+                    inbox.value.wait(id, continuation)
                 } else {
                     // A loop already shut down runs nothing: then the receiver learns so instead of waiting forever.
-                    eventLoop.submit { inbox.value.wait(continuation) }.whenFailure { error in
+                    eventLoop.submit { inbox.value.wait(id, continuation) }.whenFailure { error in
                         continuation.resume(throwing: error)
                     }
                 }
             }
         } onCancel: {
-            eventLoop.execute { inbox.value.cancelWaiter() }
+            eventLoop.execute { inbox.value.cancel(id) }
         }
     }
 
@@ -85,7 +90,9 @@ final class FrameInbox: ChannelDuplexHandler {
     static let lowWatermark = 2
 
     private var frames = Deque<WireFrame>()
-    private var waiter: CheckedContinuation<WireFrame?, any Error>?
+    private var waiter: (id: UInt64, continuation: CheckedContinuation<WireFrame?, any Error>)?
+    /// A wait cancelled before it reached the loop.
+    private var cancelledWait: UInt64?
     /// Thrown once the buffered frames are received; `nil` with `closed` means end of file.
     private var failure: (any Error)?
     private var closed = false
@@ -119,7 +126,12 @@ final class FrameInbox: ChannelDuplexHandler {
         return Ready(frame: nil)
     }
 
-    func wait(_ continuation: CheckedContinuation<WireFrame?, any Error>) {
+    func wait(_ id: UInt64, _ continuation: CheckedContinuation<WireFrame?, any Error>) {
+        if cancelledWait == id {
+            cancelledWait = nil
+            continuation.resume(throwing: CancellationError())
+            return
+        }
         do {
             if let ready = try takeReady() {
                 continuation.resume(returning: ready.frame)
@@ -135,21 +147,24 @@ final class FrameInbox: ChannelDuplexHandler {
             continuation.resume(throwing: ProtocolError("two receivers on one worker channel"))
             return
         }
-        waiter = continuation
+        waiter = (id, continuation)
     }
 
-    /// Ends a cancelled receiver's wait.
-    func cancelWaiter() {
-        guard let waiter else { return }
+    /// Ends the wait `id` with `CancellationError`: now if it waits, or as soon as it arrives.
+    func cancel(_ id: UInt64) {
+        guard let waiter, waiter.id == id else {
+            cancelledWait = id
+            return
+        }
         self.waiter = nil
-        waiter.resume(throwing: CancellationError())
+        waiter.continuation.resume(throwing: CancellationError())
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         if let waiter {
             self.waiter = nil
-            waiter.resume(returning: frame)
+            waiter.continuation.resume(returning: frame)
         } else {
             frames.append(frame)
         }
@@ -187,6 +202,10 @@ final class FrameInbox: ChannelDuplexHandler {
         guard let waiter else { return }
         self.waiter = nil
         // A waiter exists only while no frame is buffered.
-        if let error { waiter.resume(throwing: error) } else { waiter.resume(returning: nil) }
+        if let error {
+            waiter.continuation.resume(throwing: error)
+        } else {
+            waiter.continuation.resume(returning: nil)
+        }
     }
 }
