@@ -322,7 +322,6 @@ struct LauncherService: Service {
     }
 }
 
-/// On shutdown, stops every pool: idle workers at once, busy ones after their call or at the grace deadline.
 /// Replaces parked sandbox helpers once they have waited `maxAge` (``ParkedHelperPool/recycle(olderThan:now:)``), so
 /// no worker starts with a view of the host's mounts older than that.
 struct ParkedHelperRecycler: Service {
@@ -340,6 +339,7 @@ struct ParkedHelperRecycler: Service {
     }
 }
 
+/// On shutdown, stops every pool: idle workers at once, busy ones after their call or at the grace deadline.
 struct PoolsService: Service {
     let deployments: DeploymentTable
     let grace: Duration

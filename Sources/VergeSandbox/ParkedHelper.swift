@@ -64,12 +64,9 @@ public final class ParkedHelper: Sendable {
         var exit: ProcessExit? { state.withLock { $0.exit } }
     }
 
-    init(
-        pid: Int32, cgroup: WorkerCgroup, control: Int32, route: ExitRoute,
-        parkedAt: ContinuousClock.Instant = .now
-    ) {
+    init(pid: Int32, cgroup: WorkerCgroup, control: Int32, route: ExitRoute) {
         self.pid = pid
-        self.parkedAt = parkedAt
+        self.parkedAt = .now
         self.group = Mutex(cgroup)
         self.control = Mutex(control)
         self.route = route

@@ -19,7 +19,7 @@ import VergeCore
 /// lately been arriving at least once per window, so the next ones share the transaction: like PostgreSQL's
 /// `commit_delay`, it trades up to that much latency per call for fewer commits under load. A caller alone on a quiet
 /// host, or calls further apart than the window, are not delayed; right after a burst a few calls may be, until the
-/// smoothed rate has followed the load down (a pause of 2 ms resets it).
+/// smoothed rate has followed the load down (ten windows without records reset it).
 ///
 /// The write is not abandoned when the calling task is cancelled: once `commit` is called, the record is committed
 /// or the call throws the database's error.
@@ -81,7 +81,7 @@ final class GroupCommitter: Sendable {
         // The two lists swap roles each round, so neither is reallocated under load.
         var batch: [Waiter] = []
         var records: [UsageRecord] = []
-        var arrivals = ArrivalRate()
+        var arrivals = ArrivalRate(window: Self.gatherWindow)
         while true {
             let stop: Bool = state.withLock { state in
                 swap(&batch, &state.waiting)
@@ -93,7 +93,7 @@ final class GroupCommitter: Sendable {
             if stop { return }
             if batch.isEmpty {
                 wake.wait()
-                if arrivals.expectsAnother(within: Self.gatherWindow, now: .now) {
+                if arrivals.expectsAnother(now: .now) {
                     var pause = timespec(tv_sec: 0, tv_nsec: Int(Self.gatherWindow.microseconds * 1000))
                     var left = timespec()
                     while nanosleep(&pause, &left) != 0 && errno == EINTR { pause = left }
@@ -176,30 +176,35 @@ final class GroupCommitter: Sendable {
     }
 }
 
-/// The rate at which records reach the writer, smoothed over the last few transactions.
+/// The rate at which records reach the writer, smoothed over the last few transactions, and whether another record is
+/// due within the gathering window.
 package struct ArrivalRate {
+    /// The gathering window the rate is compared with.
+    package let window: Duration
     private var lastTake: ContinuousClock.Instant?
     /// Records per second, exponentially weighted.
     package private(set) var perSecond: Double = 0
 
-    package init() {}
+    package init(window: Duration) {
+        self.window = window
+    }
 
-    /// After a pause this long without records, the rate starts over from the next take instead of blending in.
-    static let pause: Duration = .milliseconds(2)
+    /// Ten windows without records: the rate from before such a pause says nothing about now.
+    private var pause: Duration { window * 10 }
 
-    /// Notes that the writer took `count` records at `now`.
+    /// Notes that the writer took `count` records at `now`. After a pause the rate starts over from this take
+    /// instead of blending it in.
     package mutating func took(_ count: Int, at now: ContinuousClock.Instant) {
         defer { lastTake = now }
         guard let lastTake else { return }
         let gap = now - lastTake
         let rate = Double(count) / max(gap.seconds, 1e-6)
-        perSecond = gap >= Self.pause ? rate : 0.75 * perSecond + 0.25 * rate
+        perSecond = gap >= pause ? rate : 0.75 * perSecond + 0.25 * rate
     }
 
-    /// Whether at least one more record is expected within `window` at the current rate. Not after a pause of ten
-    /// windows without records: the rate from before it says nothing about now.
-    package func expectsAnother(within window: Duration, now: ContinuousClock.Instant) -> Bool {
-        guard let lastTake, now - lastTake < window * 10 else { return false }
+    /// Whether at least one more record is expected within the window at the current rate; never after a pause.
+    package func expectsAnother(now: ContinuousClock.Instant) -> Bool {
+        guard let lastTake, now - lastTake < pause else { return false }
         return perSecond * window.seconds >= 1
     }
 }

@@ -25,9 +25,9 @@
 // RCU grace period, and the helper's own start are off the worker's start path): it joins the cgroups, writes "R"
 // to FD (a SOCK_SEQPACKET socket whose other end only the host holds), and waits. The host then sends one message:
 // the rest of the options, NUL-separated (everything above but --keep-fds, --join and --park, plus --private-net),
-// with the worker's
-// descriptors attached (SCM_RIGHTS), which become fds 1, 2, 3, … in order (stdin stays /dev/null); every other
-// descriptor, FD included, is closed, and the helper goes on as if started with those options. End of file on FD
+// with the worker's descriptors attached (SCM_RIGHTS), which become fds 1, 2, 3, … in order (stdin stays
+// /dev/null); every other descriptor, FD included, is closed, and the helper goes on as if started with those
+// options. End of file on FD
 // (the host closed it, or died) ends the helper with status 0 before anything of a worker happened.
 //
 // With --stage-root, a parked helper also prepares its private mount namespace and the staging tmpfs ahead; the
@@ -45,15 +45,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <net/if.h>
-#include <sys/ioctl.h>
 #include <limits.h>
+#include <net/if.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -316,14 +316,14 @@ int main(int argc, char *argv[]) {
     if (o.park_fd >= 0) {
         if (o.park_fd >= o.keep_fds) fail("--park %d is not among the kept descriptors", o.park_fd);
         if (index < argc) fail("a parked helper takes its program from the host");
-        if (o.parent != 0 && getppid() != o.parent) fail("the host exited before the helper parked");
+        if (o.parent == 0) fail("--park needs --parent");
+        if (getppid() != o.parent) fail("the host exited before the helper parked");
     }
-    if (o.park_fd >= 0 && o.parent == 0) fail("--park needs --parent");
     for (int i = 0; i < o.join_count; i++) join_cgroup(o.joins[i]);
     if (o.park_fd >= 0) {
         make_network_namespace();
         struct stat own_network;
-        if (stat("/proc/self/ns/net", &own_network) != 0) fail("cannot read /proc/self/ns/net: %s", strerror(errno));
+        network_namespace("self", &own_network);
         const char *prepared_root = o.stage_root;
         if (prepared_root != NULL) prepare_stage(prepared_root);
         o.stage_root = NULL;

@@ -144,15 +144,11 @@ final class FunctionPool: AdmissionClient {
                         switch state.machine.acquire(waiterID, affinity: affinity) {
                         case .use(let id):
                             // A worker whose socket is closed is dead but maybe not reaped yet (it exited, or the
-                            // host stopped it for speaking out of turn): it is let go and the call looks again.
-                            if let worker = state.workers[id], !worker.isConnected {
-                                state.machine.retire(id)
-                                stopped.append(.stop(worker))
-                                continue
-                            }
-                            // Host admission may have reclaimed this idle worker a moment ago: then it stops and
-                            // the call looks again.
-                            if let slot = state.slots[id], !environment.admission.use(slot) {
+                            // host stopped it for speaking out of turn); host admission may have reclaimed an idle
+                            // one a moment ago. Either way it stops and the call looks again.
+                            if state.workers[id]?.isConnected == false
+                                || state.slots[id].map({ !environment.admission.use($0) }) == true
+                            {
                                 state.machine.retire(id)
                                 if let worker = state.workers[id] { stopped.append(.stop(worker)) }
                                 continue

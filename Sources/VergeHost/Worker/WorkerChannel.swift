@@ -29,6 +29,7 @@ struct WorkerChannel: Sendable {
 
     /// The next frame from the worker; `nil` once its socket closed and every frame before was received. Only one
     /// receiver at a time (the pool's lease guarantees it).
+    ///
     /// A cancelled receiver stops waiting with `CancellationError` (the worker is then in the middle of a call and
     /// is not used again).
     func next() async throws -> WireFrame? {

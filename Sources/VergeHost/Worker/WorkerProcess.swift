@@ -56,8 +56,8 @@ final class WorkerProcess: Sendable {
     }
 
     private init(
-        id: Int, pid: Int32, initDuration: Duration, channel: WorkerChannel, supervisor: Supervisor, exit: OneShot<ProcessExit>, cgroup: WorkerCgroup?,
-        cpuLimit: Duration?, idleGuard: IdleFrameGuard
+        id: Int, pid: Int32, initDuration: Duration, channel: WorkerChannel, supervisor: Supervisor,
+        exit: OneShot<ProcessExit>, cgroup: WorkerCgroup?, cpuLimit: Duration?, idleGuard: IdleFrameGuard
     ) {
         self.idleGuard = idleGuard
         self.exit = exit
