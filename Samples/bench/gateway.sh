@@ -142,7 +142,6 @@ measure() {
     P50[$name]="${P50[$name]:-} $p50"
     P99[$name]="${P99[$name]:-} $p99"
 }
-median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 step "wrk -t$THREADS -c$CONNECTIONS -d$DURATION (after $WARMUP warm-up), $ROUNDS round(s), function $FUNCTION"
 for round in $(seq 1 "$ROUNDS"); do

@@ -60,6 +60,14 @@ load_settings() {
     [[ -x $PYTHON ]] || die "PYTHON=$PYTHON is not an executable (set PYTHON to a python3 interpreter)"
 }
 
+# median VALUE…: the median of numbers given as arguments or as space-separated lists (for an even count, the mean of
+# the two middle ones).
+median() {
+    # shellcheck disable=SC2048,SC2086 # splitting is the point: a list may come as one argument
+    printf '%s\n' $* | sort -g |
+        awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
 # seconds DURATION: wrk's 10s / 2m / 1h (or a bare number of seconds) in seconds.
 seconds() {
     local n=${1%[smh]}

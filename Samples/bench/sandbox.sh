@@ -184,8 +184,6 @@ for round in $(seq 1 "$WARM_ROUNDS"); do
         stop_cluster
     done
 done
-# median VALUES…: the middle value (the lower of the two middle ones for an even count).
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 for key in "${!ROUND_RPS[@]}"; do
     # shellcheck disable=SC2086 # the lists are space-separated numbers
     RPS[$key]=$(median ${ROUND_RPS[$key]}) P50[$key]=$(median ${ROUND_P50[$key]}) \
