@@ -127,11 +127,17 @@ public final class EdgeHost: Service, Sendable {
         // are released below.
         let outcome: Result<Void, any Error>
         do {
-            let http = try HTTPServer.streaming(
+            let logger = self.logger
+            let http = try HandlerServer.make(
                 bind: configuration.bind, name: "verge-host", listenAddress: listenAddress,
-                limits: configuration.listener, tls: configuration.tls, eventLoopGroup: eventLoops, logger: logger
-            ) { request, writer, channel in
-                try await server.respond(request, writer: writer, eventLoop: channel.eventLoop)
+                limits: configuration.listener, tls: configuration.tls, logger: logger, eventLoopGroup: eventLoops
+            ) { _ in
+                [
+                    HostConnectionHandler(
+                        responder: { request, writer, eventLoop in
+                            try await server.respond(request, writer: writer, eventLoop: eventLoop)
+                        }, logger: logger)
+                ]
             }
             // Started in this order, stopped in reverse: the HTTP server drains first, then the pools stop their
             // workers, then the agents finish (a last usage shipment), then logs are flushed.

@@ -6,6 +6,8 @@ import Glibc
 
 /// A response read byte for byte off a raw connection.
 public struct RawResponse: Sendable, CustomStringConvertible {
+    /// `HTTP/1.1` or `HTTP/1.0`.
+    public var version: String
     public var status: Int
     /// Header fields in order, names lower-cased.
     public var headers: [(name: String, value: String)]
@@ -108,8 +110,8 @@ public final class RawHTTPConnection: @unchecked Sendable {
     }
 
     /// Reads one response to a request made with `method`, off Swift concurrency's threads (the read blocks).
-    public func readResponse(method: String = "GET") async throws -> RawResponse {
-        try await blocking { try self.readResponse(method: method) }
+    public func readResponse(method: String = "GET", interim: Bool = false) async throws -> RawResponse {
+        try await blocking { try self.readResponse(method: method, interim: interim) }
     }
 
     /// Whatever the server sends until it closes the connection, off Swift concurrency's threads.
@@ -122,8 +124,9 @@ public final class RawHTTPConnection: @unchecked Sendable {
         (try? await blocking { self.waitForClose() }) ?? false
     }
 
-    /// Reads one response to a request made with `method`. Blocks: from async code, the async overload.
-    public func readResponse(method: String = "GET") throws -> RawResponse {
+    /// Reads one response to a request made with `method` (with `interim`, a `1xx` one counts too). Blocks: from
+    /// async code, the async overload.
+    public func readResponse(method: String = "GET", interim: Bool = false) throws -> RawResponse {
         while true {
             let end = try headEnd()
             let head = Array(buffer[..<end])
@@ -131,7 +134,9 @@ public final class RawHTTPConnection: @unchecked Sendable {
             let lines = String(decoding: head, as: UTF8.self).components(separatedBy: "\r\n").dropLast(2)
             guard let statusLine = lines.first else { throw TestFailure("empty response head") }
             let parts = statusLine.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
-            guard parts.count >= 2, parts[0] == "HTTP/1.1", parts[1].count == 3, let status = Int(parts[1]) else {
+            guard parts.count >= 2, parts[0] == "HTTP/1.1" || parts[0] == "HTTP/1.0", parts[1].count == 3,
+                let status = Int(parts[1])
+            else {
                 throw TestFailure("invalid status line: \(statusLine.debugDescription)")
             }
             var headers: [(name: String, value: String)] = []
@@ -146,8 +151,12 @@ public final class RawHTTPConnection: @unchecked Sendable {
                 headers.append(
                     (name.lowercased(), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
             }
-            if (100..<200).contains(status) { continue }  // interim response; the final one follows
-            var response = RawResponse(status: status, headers: headers, body: [], headBytes: head)
+            var response = RawResponse(
+                version: String(parts[0]), status: status, headers: headers, body: [], headBytes: head)
+            if (100..<200).contains(status) {
+                if interim { return response }
+                continue  // the final response follows
+            }
             if method == "HEAD" || status == 204 || status == 304 { return response }
             let lengths = headers.filter { $0.name == "content-length" }.map(\.value)
             let codings = headers.filter { $0.name == "transfer-encoding" }.map(\.value)

@@ -1,4 +1,5 @@
 import HTTPTypes
+import NIOHTTP1
 import Testing
 
 @testable import VergeHost
@@ -8,7 +9,7 @@ import Testing
     let platform: HTTPFields = [HTTPField.Name("x-verge-host")!: "fra"]
 
     func check(
-        _ status: Int = 200, _ headers: [[String]], method: HTTPRequest.Method = .get
+        _ status: Int = 200, _ headers: [[String]], method: HTTPMethod = .GET
     )
         -> Result<ResponseHeadPolicy.Accepted, ResponseHeadPolicy.Rejected>
     {
@@ -30,8 +31,8 @@ import Testing
         #expect(accepted.bodyAllowed)
     }
 
-    @Test(arguments: [(204, HTTPRequest.Method.get), (205, .post), (304, .get), (200, .head), (404, .head)])
-    func noBodyWhereHTTPForbidsOne(status: Int, method: HTTPRequest.Method) throws {
+    @Test(arguments: [(204, HTTPMethod.GET), (205, .POST), (304, .GET), (200, .HEAD), (404, .HEAD)])
+    func noBodyWhereHTTPForbidsOne(status: Int, method: HTTPMethod) throws {
         let accepted = try check(status, [], method: method).get()
         #expect(accepted.bodyAllowed == false)
         #expect(accepted.fields[.contentLength] == (status == 205 ? "0" : nil))

@@ -6,7 +6,8 @@ import VergeTestSupport
 import Glibc
 #endif
 
-/// A host whose disk fills up serves no call it cannot bill: once its ledger cannot commit it answers 503
+/// A host whose disk fills up serves no call it cannot bill: the call whose record fails gets a 500 instead of its
+/// function's response; from then on, as long as its ledger cannot commit, it answers 503
 /// `ledger_unavailable` (with its `x-verge-host` marker) and its health check says unhealthy, so the gateway routes
 /// away; when space returns it takes calls again. Every call that was answered 200 is in the export.
 @Suite(
@@ -70,10 +71,15 @@ struct LedgerDiskFullTests {
             var refused: TestResponse?
             for _ in 0..<20_000 {
                 guard let response = try? await TestHTTP.request(hostURL + "/echo", timeout: .seconds(10)) else {
-                    continue  // the call whose record failed: its response is cut off, never completed
+                    continue
                 }
                 if response.status == 200, let id = response.header("x-verge-invocation-id") {
                     answered.append(id)
+                } else if response.status == 500 {
+                    // The call whose record failed: it never gets its function's response, only the host's error.
+                    #expect(response.header("x-verge-error") == "internal_error")
+                    #expect(response.header("x-verge-host") == "fra")
+                    #expect(response.text.contains("usage record could not be committed"))
                 } else {
                     refused = response
                     break

@@ -20,7 +20,7 @@ struct HostServer: Sendable {
     let ledgerHealth: LedgerHealth
 
     /// Answers `request`, which arrived on a connection of `eventLoop` (calls prefer workers on the same loop).
-    func respond(_ request: Request, writer: consuming ResponseWriter, eventLoop: any EventLoop) async throws {
+    func respond(_ request: HostRequest, writer: HostResponseWriter, eventLoop: any EventLoop) async throws {
         let path = request.uri.path
         if path.hasPrefix("/_verge/") {
             try await platform(request, path: path, writer: writer)
@@ -31,9 +31,9 @@ struct HostServer: Sendable {
             var headers = HTTPFields()
             headers[HTTPField.Name(VergeHeaders.host)!] = configuration.name
             headers[.retryAfter] = "1"
-            try await writer.writeError(
+            writer.writeError(
                 VergeError(.ledgerUnavailable, "this host cannot record usage right now; retry on another host"),
-                headers: headers)
+                fields: headers)
             return
         }
         // The gateway's headers from a caller this host does not recognise as the gateway (a replayed proof, a
@@ -44,12 +44,12 @@ struct HostServer: Sendable {
             var headers = HTTPFields()
             headers[HTTPField.Name(VergeHeaders.host)!] = configuration.name
             headers[HTTPField.Name(VergeHeaders.rejected)!] = VergeError.Code.untrustedCaller.rawValue
-            try await writer.writeError(
+            writer.writeError(
                 VergeError(
                     .untrustedCaller,
                     "this host does not recognise the caller as the gateway (no proof for '\(configuration.name)' it "
                         + "was told about); call through the gateway, or send no x-verge-* headers"),
-                headers: headers)
+                fields: headers)
             return
         }
         let name =
@@ -59,9 +59,7 @@ struct HostServer: Sendable {
         else {
             var headers = HTTPFields()
             headers[HTTPField.Name(VergeHeaders.host)!] = configuration.name
-            try await writer.writeError(
-                VergeError(.functionNotFound, "no function is deployed at '/\(name)'"), headers: headers
-            )
+            writer.writeError(VergeError(.functionNotFound, "no function is deployed at '/\(name)'"), fields: headers)
             return
         }
         let key = pool.deployment.key
@@ -72,21 +70,21 @@ struct HostServer: Sendable {
     }
 
     /// The fields only the gateway may send: its proof, the tenant, the client's location.
-    static let gatewayFields: [HTTPField.Name] = [
+    static let gatewayFields: [String] = [
         VergeHeaders.credential, VergeHeaders.tenant, VergeHeaders.clientLatitude, VergeHeaders.clientLongitude,
         VergeHeaders.clientSource, VergeHeaders.clientCountry, VergeHeaders.clientAddress,
-    ].map { HTTPField.Name($0)! }
+    ]
 
     /// Whether a call carries any field only the gateway may send.
-    static func carriesGatewayFields(_ request: Request) -> Bool {
-        gatewayFields.contains { request.headers[$0] != nil }
+    static func carriesGatewayFields(_ request: HostRequest) -> Bool {
+        gatewayFields.contains { request.head.headers.contains(name: $0) }
     }
 
     /// The tenant of a call: named by the gateway (`x-verge-tenant`, believed only from a caller that presented
     /// the gateway's proof for this host), otherwise the default tenant. A named tenant that is not a valid name is
     /// never served as the default tenant's: it names no function (404).
-    func tenant(_ request: Request, caller: TrustedCaller.Role?) -> String {
-        guard let named = request.headers[HTTPField.Name(VergeHeaders.tenant)!], caller == .gateway else {
+    func tenant(_ request: HostRequest, caller: TrustedCaller.Role?) -> String {
+        guard let named = request.header(VergeHeaders.tenant), caller == .gateway else {
             return defaultTenant
         }
         return TenantName.isValid(named) ? named : ""
@@ -94,18 +92,18 @@ struct HostServer: Sendable {
 
     /// The client's location as the gateway resolved it; only believed from a caller that presented the gateway's
     /// proof for this host.
-    func clientLocation(_ request: Request, caller: TrustedCaller.Role?) -> ClientLocation? {
+    func clientLocation(_ request: HostRequest, caller: TrustedCaller.Role?) -> ClientLocation? {
         guard caller == .gateway,
-            let latitude = request.headers[HTTPField.Name(VergeHeaders.clientLatitude)!].flatMap(Double.init),
-            let longitude = request.headers[HTTPField.Name(VergeHeaders.clientLongitude)!].flatMap(Double.init),
+            let latitude = request.header(VergeHeaders.clientLatitude).flatMap(Double.init),
+            let longitude = request.header(VergeHeaders.clientLongitude).flatMap(Double.init),
             let point = GeoPoint(latitude: latitude, longitude: longitude)
         else { return nil }
-        let source = request.headers[HTTPField.Name(VergeHeaders.clientSource)!] ?? "gateway"
+        let source = request.header(VergeHeaders.clientSource) ?? "gateway"
         // The gateway is trusted, but its headers are still checked: two letters, an address literal's characters.
-        let country = request.headers[HTTPField.Name(VergeHeaders.clientCountry)!].flatMap { code in
+        let country = request.header(VergeHeaders.clientCountry).flatMap { code in
             code.utf8.count == 2 && code.utf8.allSatisfy { (65...90).contains($0) } ? code : nil
         }
-        let address = request.headers[HTTPField.Name(VergeHeaders.clientAddress)!].flatMap { text in
+        let address = request.header(VergeHeaders.clientAddress).flatMap { text in
             (2...45).contains(text.utf8.count)
                 && text.utf8.allSatisfy { (48...58).contains($0) || (97...102).contains($0) || $0 == 46 } ? text : nil
         }
@@ -116,31 +114,31 @@ struct HostServer: Sendable {
     }
 
     /// The role of the cluster credential the request presents, if any.
-    func caller(_ request: Request) -> TrustedCaller.Role? {
-        trustedCallers.role(of: request.headers[HTTPField.Name(VergeHeaders.credential)!])
+    func caller(_ request: HostRequest) -> TrustedCaller.Role? {
+        trustedCallers.role(of: request.header(VergeHeaders.credential))
     }
 
-    private func platform(_ request: Request, path: String, writer: consuming ResponseWriter) async throws {
+    private func platform(_ request: HostRequest, path: String, writer: HostResponseWriter) async throws {
         switch path {
         case "/_verge/health":
             if await ledgerHealth.problem() != nil {
                 // The gateway routes away from a host whose health check is not 200. The database's error is in
                 // the host's log, not here: this endpoint answers anyone.
-                try await writer.writeJSON(
+                try writer.writeJSON(
                     ["status": "unhealthy", "host": configuration.name, "reason": "usage ledger cannot commit"],
-                    status: .serviceUnavailable)
+                    status: 503)
             } else {
-                try await writer.writeJSON(["status": "ok", "host": configuration.name])
+                try writer.writeJSON(["status": "ok", "host": configuration.name])
             }
         case "/_verge/status" where caller(request) != nil:
-            try await writer.writeJSON(await reporter.status())
+            try writer.writeJSON(await reporter.status())
         case "/_verge/logs" where caller(request) == .controlPlane:
             let query = request.uri.queryParameters
             let tenant = query["tenant"].map(String.init) ?? defaultTenant
             guard let function = query["function"].map(String.init), FunctionName.isValid(function),
                 TenantName.isValid(tenant)
             else {
-                try await writer.writeError(VergeError(.badRequest, "query parameters 'function' and 'tenant' must be valid names"))
+                writer.writeError(VergeError(.badRequest, "query parameters 'function' and 'tenant' must be valid names"))
                 return
             }
             let limit = min(max(query["limit"].flatMap { Int(String($0)) } ?? 100, 1), 1000)
@@ -148,12 +146,12 @@ struct HostServer: Sendable {
                 tenant: tenant, function: function,
                 invocationID: query["invocation"].map(String.init), limit: limit
             )
-            try await writer.writeJSON(lines)
+            try writer.writeJSON(lines)
         case "/_verge/status", "/_verge/logs":
-            try await writer.writeError(
+            writer.writeError(
                 VergeError(.unauthorized, "this endpoint needs the gateway's or the control plane's credential"))
         default:
-            try await writer.writeError(VergeError(.notFound, "no such endpoint '\(path)'"))
+            writer.writeError(VergeError(.notFound, "no such endpoint '\(path)'"))
         }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import HummingbirdCore
+import NIOHTTP1
 import Logging
 import NIOCore
 import VergeBundle
@@ -23,10 +24,33 @@ struct InvocationHandler: Sendable {
 
     /// Runs the call on `pool`. `current` returns the pool serving the function now: when a deploy replaces
     /// the version while the call waits for a worker, the call moves to the new version's pool instead of failing.
+    ///
+    /// A call whose record cannot be committed gets no response of its function: it is answered `500` when nothing
+    /// of the response has gone out, and its connection is closed when the head has.
     func handle(
-        _ request: Request, writer: consuming ResponseWriter, pool: FunctionPool, eventLoop: any EventLoop,
+        _ request: HostRequest, writer: HostResponseWriter, pool: FunctionPool, eventLoop: any EventLoop,
         client: ClientLocation?,
         current: () -> FunctionPool? = { nil }
+    ) async throws {
+        do {
+            try await serve(
+                request, writer: writer, pool: pool, eventLoop: eventLoop, client: client, current: current)
+        } catch let unrecorded as UnrecordedCall {
+            writer.writeError(unrecorded.error, fields: unrecorded.fields)
+            throw unrecorded.error
+        }
+    }
+
+    /// A call whose usage record was not committed.
+    private struct UnrecordedCall: Error {
+        var error: VergeError
+        var fields: HTTPFields
+    }
+
+    private func serve(
+        _ request: HostRequest, writer: HostResponseWriter, pool: FunctionPool, eventLoop: any EventLoop,
+        client: ClientLocation?,
+        current: () -> FunctionPool?
     ) async throws {
         var pool = pool
         let clock = ContinuousClock()
@@ -42,13 +66,13 @@ struct InvocationHandler: Sendable {
         logger[metadataKey: "function.name"] = "\(deployment.name)"
         logger[metadataKey: "function.tenant"] = "\(deployment.tenant)"
 
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > configuration.maxRequestBodyBytes {
+        if let length = request.header("content-length").flatMap(Int.init), length > configuration.maxRequestBodyBytes {
             call.finish(.rejected, httpStatus: 413, clock: clock, arrival: arrival)
             call.reason = "request_too_large"
             try await commit(call, metrics: pool.metrics)
-            try await writer.writeError(
+            writer.writeError(
                 VergeError(.payloadTooLarge, "request body exceeds \(configuration.maxRequestBodyBytes) bytes"),
-                headers: call.responseHeaders(host: host.name)
+                fields: call.responseHeaders(host: host.name)
             )
             return
         }
@@ -75,7 +99,7 @@ struct InvocationHandler: Sendable {
             var headers = call.responseHeaders(host: host.name)
             if [.overloaded, .tooManyRequests, .shuttingDown].contains(error.code) { headers[.retryAfter] = "1" }
             headers[HTTPField.Name(VergeHeaders.rejected)!] = error.code.rawValue
-            try await writer.writeError(error, headers: headers)
+            writer.writeError(error, fields: headers)
             return
         }
         guard let lease else { return }
@@ -127,7 +151,7 @@ struct InvocationHandler: Sendable {
             call.finish(status, httpStatus: error.code.status, clock: clock, arrival: arrival)
             logger.info("call failed", metadata: ["error": "\(error)"])
             try await commit(call, metrics: pool.metrics)
-            try await writer.writeError(error, headers: call.responseHeaders(host: host.name))
+            writer.writeError(error, fields: call.responseHeaders(host: host.name))
             return
         }
 
@@ -150,9 +174,9 @@ struct InvocationHandler: Sendable {
                 .functionError, httpStatus: VergeError.Code.invalidResponse.status, clock: clock, arrival: arrival)
             logger.info("function response rejected", metadata: ["reason": "\(rejected)"])
             try await commit(call, metrics: pool.metrics)
-            try await writer.writeError(
+            writer.writeError(
                 VergeError(.invalidResponse, "the function's response cannot be sent: \(rejected)"),
-                headers: call.responseHeaders(host: host.name)
+                fields: call.responseHeaders(host: host.name)
             )
             return
         }
@@ -174,18 +198,12 @@ struct InvocationHandler: Sendable {
             }
             call.finish(.ok, httpStatus: httpStatus, clock: clock, arrival: arrival)
             try await commit(call, metrics: pool.metrics)
-            try await writer.write(
-                response: HTTPResponse(status: .init(code: httpStatus), headerFields: accepted.fields),
-                body: body.readableBytes > 0 ? ResponseBody(byteBuffer: body) : ResponseBody())
+            writer.write(status: httpStatus, fields: accepted.fields, body: body)
             return
         }
-        var bodyWriter: (any ResponseBodyWriter)?
-        do {
-            bodyWriter = try await writer.writeHead(
-                HTTPResponse(status: .init(code: httpStatus), headerFields: accepted.fields))
-        } catch {
-            logger.debug("client went away before the response head", metadata: ["error": "\(error)"])
-        }
+        writer.writeHead(status: httpStatus, fields: accepted.fields)
+        // Body parts go to the client as they come, until the client stops taking them.
+        var clientReading = true
         var droppedBytes = 0
         var ending: WorkerOutcome = .ended
         while true {
@@ -205,8 +223,8 @@ struct InvocationHandler: Sendable {
                     continue
                 }
                 call.responseBytes += Int64(frame.payload.readableBytes)
-                if bodyWriter != nil {
-                    do { try await bodyWriter!.write(frame.payload) } catch { bodyWriter = nil }
+                if clientReading {
+                    do { try await writer.writeBody(frame.payload) } catch { clientReading = false }
                 }
                 continue
             case .responseEnd:
@@ -238,12 +256,11 @@ struct InvocationHandler: Sendable {
         call.finish(status, httpStatus: httpStatus, clock: clock, arrival: arrival)
         if status != .ok { logger.info("response failed after its head", metadata: ["outcome": "\(ending)"]) }
         try await commit(call, metrics: pool.metrics)
-        guard let bodyWriter else { return }
         guard status == .ok else {
             // The head is out with a success status; the only honest signal left is to abort the connection.
             throw VergeError(.workerCrashed, "response aborted: \(ending)")
         }
-        try await bodyWriter.finish(nil)
+        writer.finish()
     }
 
     // MARK: Steps
@@ -274,19 +291,16 @@ struct InvocationHandler: Sendable {
     }
 
     private func sendRequest(
-        _ request: Request, to worker: WorkerProcess, call: inout CallRecord, client: ClientLocation?,
+        _ request: HostRequest, to worker: WorkerProcess, call: inout CallRecord, client: ClientLocation?,
         timeout: Duration
     ) async throws -> WorkerOutcome {
         let path = request.uri.path.isEmpty ? "/" : request.uri.path
         let head = RequestHead(
             invocationID: call.invocationID,
-            method: request.method.rawValue,
+            method: request.head.method.rawValue,
             path: path,
             query: request.uri.query ?? "",
-            headers: request.headers.compactMap { field in
-                let name = field.name.canonicalName
-                return name.hasPrefix("x-verge-") ? nil : [name, field.value]
-            },
+            headers: request.functionFields,
             deadlineMs: WallClock.milliseconds() + timeout.milliseconds,
             client: client,
             host: host,
@@ -295,8 +309,7 @@ struct InvocationHandler: Sendable {
         // HTTP/1.1 framing: without Content-Length and Transfer-Encoding a request has no body. Then head and end
         // go to the worker in one write.
         let headFrame = WireFrame(.requestHead, payload: ByteBuffer(bytes: head.jsonBytes()))
-        let contentLength = request.headers[.contentLength]
-        if request.headers[.transferEncoding] == nil, contentLength == nil || contentLength == "0" {
+        if !request.declaresBody {
             try await worker.send(contentsOf: [headFrame, WireFrame(.requestEnd)])
             return .sent
         }
@@ -318,7 +331,7 @@ struct InvocationHandler: Sendable {
     }
 
     /// Logs that a body HTTP forbids here (HEAD, 204, 205, 304) was read and not sent; the bytes themselves never.
-    private static func logDroppedBody(_ bytes: Int, status: Int, method: HTTPRequest.Method, logger: Logger) {
+    private static func logDroppedBody(_ bytes: Int, status: Int, method: HTTPMethod, logger: Logger) {
         guard bytes > 0 else { return }
         logger.info(
             "response body dropped: HTTP allows none here",
@@ -456,7 +469,10 @@ struct InvocationHandler: Sendable {
             logger.error(
                 "usage record not committed", metadata: ["request.id": "\(record.invocationID)", "error": "\(error)"])
             if (error as? VergeError)?.code != .badRequest { ledgerHealth.commitFailed(error) }
-            throw error
+            throw UnrecordedCall(
+                error: VergeError(
+                    .internalError, "this call's usage record could not be committed, so its response is withheld"),
+                fields: call.responseHeaders(host: host.name))
         }
         #endif
         ledgerSignal()

@@ -1,4 +1,5 @@
 import HTTPTypes
+import NIOHTTP1
 
 /// What a function's response head may become on the wire. Everything a worker sends is hostile: the host owns
 /// HTTP framing, so framing and platform headers are dropped, a head HTTP cannot carry fails the call (502), and a
@@ -36,7 +37,7 @@ struct ResponseHeadPolicy: Sendable {
 
     /// Checks the head of a response to a `method` request; `fields` are appended after the platform's own.
     func check(
-        status: Int, headers: [[String]], method: HTTPRequest.Method, platformFields: HTTPFields
+        status: Int, headers: [[String]], method: HTTPMethod, platformFields: HTTPFields
     ) -> Result<Accepted, Rejected> {
         guard (200...599).contains(status) else {
             return .failure(Rejected(reason: "response status \(status) is outside 200-599"))
@@ -80,7 +81,7 @@ struct ResponseHeadPolicy: Sendable {
             }
             fields.append(HTTPField(name: fieldName, value: value))
         }
-        let bodyAllowed = method != .head && status != 204 && status != 205 && status != 304
+        let bodyAllowed = method != .HEAD && status != 204 && status != 205 && status != 304
         // 205 Reset Content has no content, but unlike 204 and 304 its framing is not implied: say it.
         if status == 205 { fields[.contentLength] = "0" }
         return .success(Accepted(status: status, fields: fields, bodyAllowed: bodyAllowed, dropped: dropped))
