@@ -105,4 +105,38 @@ struct HostConnectionTests {
             }
         }
     }
+
+    /// A body that stalls (slow-loris) or that the client stops sending (half-close) breaks off: the call is
+    /// answered 400 and recorded as rejected, and the connection closes; the worker is not held for as long as the
+    /// client likes.
+    @Test func stalledAndAbandonedBodiesBreakOff() async throws {
+        let directory = try TemporaryDirectory(prefix: "verge-host-connection")
+        defer { directory.remove() }
+        let config = directory.path + "/cluster.json"
+        try Data(#"{"connection_idle_timeout_s": 1}"#.utf8).write(to: URL(fileURLWithPath: config))
+        try await LocalClusterProcess.with(extraArguments: ["--config", config]) { cluster in
+            #expect(try await cluster.deploy(Paths.fixtureFunction("echo")).status == 0)
+            let host = try #require(cluster.hostURLs["fra"])
+            let authority = host.replacingOccurrences(of: "http://", with: "")
+            #expect(
+                try await eventually(timeout: .seconds(10)) { try await TestHTTP.get(host + "/echo").status == 200 })
+            let head = "POST /echo HTTP/1.1\r\nHost: \(authority)\r\nContent-Length: 100\r\n\r\n0123456789"
+            for halfClose in [false, true] {
+                let clock = ContinuousClock()
+                let start = clock.now
+                let response = try await blocking {
+                    let connection = try RawHTTPConnection(url: host)
+                    try connection.send(head)
+                    if halfClose { connection.shutdownWrite() }
+                    let response = try connection.readResponse()
+                    #expect(connection.waitForClose())
+                    return response
+                }
+                #expect(response.status == 400, "half-close \(halfClose): \(response)")
+                #expect(response.text.contains("broke off"), "\(response)")
+                #expect(response.header("connection") == "close")
+                #expect(clock.now - start < .seconds(8))
+            }
+        }
+    }
 }

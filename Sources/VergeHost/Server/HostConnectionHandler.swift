@@ -168,15 +168,26 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent {
-            if exchange == nil && queued.isEmpty { context.close(promise: nil) }
+            if let exchange {
+                // A body the host is ready to read that does not come (a slow-loris client) breaks off: the call
+                // answers 400 and the connection closes, instead of holding a worker for as long as the client likes.
+                if !exchange.requestComplete && !bodyPaused {
+                    breakOffBody(exchange, VergeError(.badRequest, "the request body stalled"))
+                }
+            } else if queued.isEmpty {
+                context.close(promise: nil)
+            }
             return
         }
         if event is ChannelShouldQuiesceEvent || (event as? ChannelEvent) == .inputClosed {
             // Shutting down, or the client sent all it will send: an idle connection closes now, a busy one once
-            // its current response is out.
+            // its current response is out (a body the client will never finish breaks off).
             quiescing = true
             if let exchange {
                 exchange.closeAfterResponse = true
+                if (event as? ChannelEvent) == .inputClosed, !exchange.requestComplete {
+                    breakOffBody(exchange, VergeError(.badRequest, "the client closed before the request body ended"))
+                }
             } else {
                 context.close(promise: nil)
             }
@@ -189,13 +200,20 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         // The client's bytes broke mid-request (the parser refused a later chunk): the call learns that its body
         // broke off and answers; nothing after it on the wire can be trusted, so the connection closes after that.
         if let exchange, exchange.response != .done {
-            exchange.closeAfterResponse = true
-            exchange.body?.finish(error)
-            exchange.body = nil
-            queued.removeAll()
+            breakOffBody(exchange, error)
             return
         }
         context.close(promise: nil)
+    }
+
+    /// The request's body will not arrive whole: the call sees it break off (and answers), nothing after it on the
+    /// wire is read as a request, and the connection closes after the response.
+    private func breakOffBody(_ exchange: Exchange, _ error: any Error) {
+        exchange.closeAfterResponse = true
+        exchange.body?.finish(error)
+        exchange.body = nil
+        bodyPaused = false
+        queued.removeAll()
     }
 
     // MARK: Reading
