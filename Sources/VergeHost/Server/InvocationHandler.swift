@@ -61,10 +61,6 @@ struct InvocationHandler: Sendable {
             region: configuration.region, startTimeUs: WallClock.microseconds()
         )
         var timeout = Duration.milliseconds(deployment.manifest.timeoutMs)
-        var logger = self.logger
-        logger[metadataKey: "request.id"] = "\(call.invocationID)"
-        logger[metadataKey: "function.name"] = "\(deployment.name)"
-        logger[metadataKey: "function.tenant"] = "\(deployment.tenant)"
 
         if let length = request.header("content-length").flatMap(Int.init), length > configuration.maxRequestBodyBytes {
             call.finish(.rejected, httpStatus: 413, clock: clock, arrival: arrival)
@@ -94,7 +90,7 @@ struct InvocationHandler: Sendable {
             call.finish(status, httpStatus: error.code.status, clock: clock, arrival: arrival)
             call.queue = clock.now - arrival
             if status == .rejected { call.reason = Self.rejectionReason(error) }
-            logger.info("call not served", metadata: ["error": "\(error)"])
+            callLogger(call).info("call not served", metadata: ["error": "\(error)"])
             try await commit(call, metrics: pool.metrics)
             var headers = call.responseHeaders(host: host.name)
             if [.overloaded, .tooManyRequests, .shuttingDown].contains(error.code) { headers[.retryAfter] = "1" }
@@ -149,7 +145,7 @@ struct InvocationHandler: Sendable {
             call.limit = limit?.rawValue
             if status == .rejected { call.reason = Self.rejectionReason(outcome) }
             call.finish(status, httpStatus: error.code.status, clock: clock, arrival: arrival)
-            logger.info("call failed", metadata: ["error": "\(error)"])
+            callLogger(call).info("call failed", metadata: ["error": "\(error)"])
             try await commit(call, metrics: pool.metrics)
             writer.writeError(error, fields: call.responseHeaders(host: host.name))
             return
@@ -172,7 +168,7 @@ struct InvocationHandler: Sendable {
             pool.release(lease, reusable: false)
             call.finish(
                 .functionError, httpStatus: VergeError.Code.invalidResponse.status, clock: clock, arrival: arrival)
-            logger.info("function response rejected", metadata: ["reason": "\(rejected)"])
+            callLogger(call).info("function response rejected", metadata: ["reason": "\(rejected)"])
             try await commit(call, metrics: pool.metrics)
             writer.writeError(
                 VergeError(.invalidResponse, "the function's response cannot be sent: \(rejected)"),
@@ -181,7 +177,7 @@ struct InvocationHandler: Sendable {
             return
         }
         if !accepted.dropped.isEmpty {
-            logger.debug("response headers dropped", metadata: ["headers": "\(accepted.dropped)"])
+            callLogger(call).debug("response headers dropped", metadata: ["headers": "\(accepted.dropped)"])
         }
         let httpStatus = accepted.status
         if var body = wholeBody {
@@ -193,7 +189,8 @@ struct InvocationHandler: Sendable {
                 call.responseBytes = Int64(body.readableBytes)
                 accepted.fields[.contentLength] = String(body.readableBytes)
             } else {
-                Self.logDroppedBody(body.readableBytes, status: httpStatus, method: request.method, logger: logger)
+                Self.logDroppedBody(
+                    body.readableBytes, status: httpStatus, method: request.method, logger: callLogger(call))
                 body.clear()
             }
             call.finish(.ok, httpStatus: httpStatus, clock: clock, arrival: arrival)
@@ -239,7 +236,9 @@ struct InvocationHandler: Sendable {
         let timedOut = worker.end()
         call.measure(worker)
         call.exec = clock.now - dispatched
-        Self.logDroppedBody(droppedBytes, status: httpStatus, method: request.method, logger: logger)
+        if droppedBytes > 0 {
+            Self.logDroppedBody(droppedBytes, status: httpStatus, method: request.method, logger: callLogger(call))
+        }
         var status: InvocationStatus
         switch ending {
         case .ended: status = .ok
@@ -254,7 +253,9 @@ struct InvocationHandler: Sendable {
         }
         pool.release(lease, reusable: !timedOut && limit == nil && (status == .ok || status == .functionError))
         call.finish(status, httpStatus: httpStatus, clock: clock, arrival: arrival)
-        if status != .ok { logger.info("response failed after its head", metadata: ["outcome": "\(ending)"]) }
+        if status != .ok {
+            callLogger(call).info("response failed after its head", metadata: ["outcome": "\(ending)"])
+        }
         try await commit(call, metrics: pool.metrics)
         guard status == .ok else {
             // The head is out with a success status; the only honest signal left is to abort the connection.
@@ -328,6 +329,15 @@ struct InvocationHandler: Sendable {
         }
         try await worker.send(WireFrame(.requestEnd))
         return .sent
+    }
+
+    /// The host's logger with the call's id, function and tenant: made only when a call has something to log.
+    private func callLogger(_ call: CallRecord) -> Logger {
+        var logger = self.logger
+        logger[metadataKey: "request.id"] = "\(call.invocationID)"
+        logger[metadataKey: "function.name"] = "\(call.function)"
+        logger[metadataKey: "function.tenant"] = "\(call.tenant)"
+        return logger
     }
 
     /// Logs that a body HTTP forbids here (HEAD, 204, 205, 304) was read and not sent; the bytes themselves never.
