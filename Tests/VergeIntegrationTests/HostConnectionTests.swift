@@ -139,4 +139,77 @@ struct HostConnectionTests {
             }
         }
     }
+
+    /// Pipelined requests in orders a hostile client picks: a call that never reads its body followed by one whose
+    /// body arrives late, a `Content-Length: 0` POST, responses the client reads only after sending everything, and a
+    /// half-close after the last request. Each request is answered once, in order, and the host stays up.
+    @Test func pipelinedRequestsAreAnsweredInOrderWhateverTheirBodies() async throws {
+        try await LocalClusterProcess.with { cluster in
+            #expect(try await cluster.deploy(Paths.fixtureFunction("echo")).status == 0)
+            #expect(try await cluster.deploy(Paths.fixtureFunction("slow")).status == 0)
+            let host = try #require(cluster.hostURLs["fra"])
+            let authority = host.replacingOccurrences(of: "http://", with: "")
+            #expect(
+                try await eventually(timeout: .seconds(10)) { try await TestHTTP.get(host + "/echo").status == 200 })
+
+            for first in [
+                "POST /missing HTTP/1.1\r\nHost: \(authority)\r\nContent-Length: 5\r\n\r\nhello",
+                "POST /echo HTTP/1.1\r\nHost: \(authority)\r\nContent-Length: 0\r\n\r\n",
+            ] {
+                try await blocking {
+                    let connection = try RawHTTPConnection(url: host)
+                    try connection.send(
+                        first + "POST /echo/late HTTP/1.1\r\nHost: \(authority)\r\nContent-Length: 10\r\n\r\n12345")
+                    let answer = try connection.readResponse()
+                    #expect([404, 200].contains(answer.status), "\(answer)")
+                    // The first call is over; the second still waits for half its body.
+                    try connection.send("67890")
+                    let late = try connection.readResponse()
+                    let body = try JSONSerialization.jsonObject(with: Data(late.body)) as? [String: Any]
+                    #expect(late.status == 200 && body?["body_length"] as? Int == 10, "\(late)")
+                }
+            }
+            #expect(try await TestHTTP.get(host + "/_verge/health").status == 200)
+
+            // Twenty 1 MB responses asked for at once and read only afterwards: each arrives whole and in order.
+            try await blocking {
+                let connection = try RawHTTPConnection(url: host)
+                let requests = (0..<20).map {
+                    "GET /echo/\($0)?pad=1000000 HTTP/1.1\r\nHost: \(authority)\r\n\r\n"
+                }
+                try connection.send(requests.joined())
+                for index in 0..<20 {
+                    let response = try connection.readResponse()
+                    let body = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
+                    #expect(response.status == 200 && body?["path"] as? String == "/echo/\(index)")
+                    #expect((body?["pad"] as? String)?.utf8.count == 1_000_000)
+                }
+            }
+
+            // Three requests, then the client half-closes: three answers, then the host closes.
+            try await blocking {
+                let connection = try RawHTTPConnection(url: host)
+                try connection.send(
+                    (1...3).map { "GET /echo/\($0) HTTP/1.1\r\nHost: \(authority)\r\n\r\n" }.joined())
+                connection.shutdownWrite()
+                for index in 1...3 {
+                    let response = try connection.readResponse()
+                    #expect(response.status == 200 && response.text.contains("/echo/\(index)"), "\(response)")
+                }
+                #expect(try connection.readToEnd().isEmpty)
+            }
+
+            // A body that does not arrive within the function's timeout (1 s for `slow`) breaks off: 400, the
+            // client's doing, long before the connection's idle timeout (60 s).
+            let clock = ContinuousClock()
+            let start = clock.now
+            let stalled = try await blocking {
+                let connection = try RawHTTPConnection(url: host)
+                try connection.send("POST /slow HTTP/1.1\r\nHost: \(authority)\r\nContent-Length: 100\r\n\r\nabc")
+                return try connection.readResponse()
+            }
+            #expect(stalled.status == 400 && stalled.text.contains("broke off"), "\(stalled)")
+            #expect(clock.now - start < .seconds(20))
+        }
+    }
 }

@@ -13,14 +13,20 @@ import VergeHTTP
 ///
 /// The rules:
 /// - framing was checked by the listener (`RequestFramingHandler`) before a part arrives here;
-/// - one request at a time: the parts of pipelined requests wait while a response is going out, and the connection
-///   is not read meanwhile;
-/// - a request body reaches the task with backpressure (``HostRequestBody``); a body the call did not read to its end
-///   closes the connection after the response (`connection: close`), since what follows on the wire is not a
-///   request;
+/// - one request at a time, in order: the parts of pipelined requests wait (at most ``maxQueued``; past that the
+///   connection takes no further request, answers those it holds and closes) and the socket is not read meanwhile;
+/// - the next request starts only once the previous response has been written to the socket, so a client that does
+///   not read its responses makes the host hold one response, not one per request it sent;
+/// - a request body reaches the task with backpressure (``HostRequestBody``), and only when the task asks for it
+///   (then `100 Continue` is sent if the client expects it); a body that stops arriving — for the listener's idle
+///   timeout, past the deadline the call sets, or because the client half-closed — breaks off (the call answers
+///   400); a body the call did not read to its end closes the connection after the response (`connection: close`),
+///   since what follows on the wire is not a request;
 /// - the connection closes after the response when the client asked (`Connection: close`, HTTP/1.0 without
-///   keep-alive), when the server quiesces, or when a response broke off after its head (the only honest signal
-///   left); an idle connection closes on the listener's idle event.
+///   keep-alive), when the response has no length on HTTP/1.0, when the server quiesces, and when a response broke
+///   off after its head (the only honest signal left); a client that half-closes gets the answers to every request
+///   it sent, then the connection closes; an idle connection closes on the listener's idle event, and so does one
+///   whose client stopped reading a response.
 final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
@@ -28,6 +34,9 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     /// Serves one request on its connection's event loop.
     typealias Responder = @Sendable (HostRequest, HostResponseWriter, any EventLoop) async throws -> Void
+
+    /// Most parts of pipelined requests held while a response is made.
+    static let maxQueued = 256
 
     /// One request and its response.
     final class Exchange {
@@ -39,30 +48,39 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
         let keepAlive: Bool
         let version: HTTPVersion
+        /// The client sent `Expect: 100-continue` on HTTP/1.1 with a body; `100 Continue` goes out when the call
+        /// first reads the body.
+        var expectsContinue: Bool
         var requestComplete = false
         var response = Response.notStarted
         /// Where body parts go while the call consumes them; nil without a body or once the call stopped reading.
         var body: HostRequestBody.Stream.Source?
+        /// Breaks off a body that has not arrived by the call's deadline.
+        var bodyDeadline: Scheduled<Void>?
         var closeAfterResponse = false
 
-        init(head: HTTPRequestHead) {
+        init(head: HTTPRequestHead, declaresBody: Bool) {
             keepAlive = head.isKeepAlive
             version = head.version
+            expectsContinue =
+                declaresBody && HostRequest.isHTTP11OrLater(head.version)
+                && head.headers.first(name: "expect")?.lowercased() == "100-continue"
         }
     }
 
-    /// Resumes reading the connection when a call has consumed its request body's buffered parts.
+    /// Resumes reading the connection when a call has consumed its request body's buffered parts; notices when the
+    /// call stopped reading it. Names its exchange: a late signal about an earlier request changes nothing.
     struct BodyDemand: NIOAsyncSequenceProducerDelegate {
-        let handler: NIOLoopBound<HostConnectionHandler>
+        let connection: NIOLoopBound<(HostConnectionHandler, Exchange)>
 
         func produceMore() {
-            let handler = self.handler
-            handler.eventLoop.execute { handler.value.bodyDemanded() }
+            let connection = self.connection
+            connection.eventLoop.execute { connection.value.0.bodyDemanded(connection.value.1) }
         }
 
         func didTerminate() {
-            let handler = self.handler
-            handler.eventLoop.execute { handler.value.bodyAbandoned() }
+            let connection = self.connection
+            connection.eventLoop.execute { connection.value.0.bodyAbandoned(connection.value.1) }
         }
     }
 
@@ -76,7 +94,13 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// A `read` held back while the current call's body is paused or its response is being made.
     private var readHeld = false
     private var bodyPaused = false
-    private var quiescing = false
+    /// The last response is not yet written to the socket: the next request waits for it.
+    private var awaitingFlush = false
+    /// No further request is taken (the client half-closed, or sent more than ``maxQueued`` parts ahead): those
+    /// held are answered, then the connection closes.
+    private var lastRequestQueued = false
+    /// The connection closes after the current response; nothing queued is served (quiescing, a broken request).
+    private var closing = false
 
     init(responder: @escaping Responder, logger: Logger) {
         self.responder = responder
@@ -97,11 +121,30 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
-        if !queued.isEmpty || exchange?.requestComplete == true {
+        // A part of the request in progress.
+        if let exchange, !exchange.requestComplete {
+            handle(part, context: context)
+            return
+        }
+        if closing || lastRequestQueued { return }
+        // A part of a pipelined request while a response is being made or written: it waits its turn.
+        if exchange != nil || !queued.isEmpty || awaitingFlush {
+            guard queued.count < Self.maxQueued else {
+                // The client is far ahead: no further request is taken. What was queued of an unfinished request
+                // is dropped; the whole ones are answered, then the connection closes.
+                while let last = queued.last, !Self.isEnd(last) { queued.removeLast() }
+                lastRequestQueued = true
+                return
+            }
             queued.append(part)
             return
         }
         handle(part, context: context)
+    }
+
+    private static func isEnd(_ part: HTTPServerRequestPart) -> Bool {
+        if case .end = part { return true }
+        return false
     }
 
     private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
@@ -116,8 +159,10 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             case .dropped: exchange.body = nil
             }
         case .end:
-            guard let exchange else { return }
+            guard let exchange, !exchange.requestComplete else { return }
             exchange.requestComplete = true
+            exchange.bodyDeadline?.cancel()
+            exchange.bodyDeadline = nil
             exchange.body?.finish()
             exchange.body = nil
             bodyPaused = false
@@ -126,25 +171,29 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func begin(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        let exchange = Exchange(head: head)
+        let declaresBody = HostRequest.declaresBody(head)
+        let exchange = Exchange(head: head, declaresBody: declaresBody)
         self.exchange = exchange
+        bodyPaused = false
+        let connection = NIOLoopBound((self, exchange), eventLoop: context.eventLoop)
         let request: HostRequest
-        if head.headers.contains(name: "transfer-encoding") || head.headers.first(name: "content-length") != nil {
-            if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
-                context.writeAndFlush(
-                    wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
-            }
+        if declaresBody {
             let made = HostRequestBody.Stream.makeSequence(
-                backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8), finishOnDeinit: false,
-                delegate: BodyDemand(handler: NIOLoopBound(self, eventLoop: context.eventLoop)))
+                backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8), finishOnDeinit: true,
+                delegate: BodyDemand(connection: connection))
             exchange.body = made.source
-            request = HostRequest(head: head, body: HostRequestBody(stream: made.sequence))
+            let firstRead: @Sendable () -> Void = {
+                if connection.eventLoop.inEventLoop {
+                    connection.value.0.bodyRequested(connection.value.1)
+                } else {
+                    connection.eventLoop.execute { connection.value.0.bodyRequested(connection.value.1) }
+                }
+            }
+            request = HostRequest(head: head, body: HostRequestBody(stream: made.sequence, firstRead: firstRead))
         } else {
             request = HostRequest(head: head, body: .empty)
         }
-        let writer = HostResponseWriter(
-            connection: NIOLoopBound((self, exchange), eventLoop: context.eventLoop),
-            allocator: context.channel.allocator)
+        let writer = HostResponseWriter(connection: connection, allocator: context.channel.allocator)
         let responder = self.responder
         let eventLoop = context.eventLoop
         let logger = self.logger
@@ -168,27 +217,38 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent {
-            if let exchange {
-                // A body the host is ready to read that does not come (a slow-loris client) breaks off: the call
-                // answers 400 and the connection closes, instead of holding a worker for as long as the client likes.
-                if !exchange.requestComplete && !bodyPaused {
-                    breakOffBody(exchange, VergeError(.badRequest, "the request body stalled"))
-                }
-            } else if queued.isEmpty {
+            guard let exchange else {
+                // Nothing in progress: an idle connection, or a client that does not read its responses.
+                context.close(promise: nil)
+                return
+            }
+            if !exchange.requestComplete && !bodyPaused {
+                // A body the host is ready to read that does not come (slow loris): it breaks off, the call answers
+                // 400 and the connection closes, instead of holding a worker for as long as the client likes.
+                breakOffBody(exchange, VergeError(.badRequest, "the request body stalled"))
+            } else if exchange.response == .headWritten && !context.channel.isWritable {
+                // The client stopped reading a streamed response: the call must not wait for it forever.
                 context.close(promise: nil)
             }
             return
         }
-        if event is ChannelShouldQuiesceEvent || (event as? ChannelEvent) == .inputClosed {
-            // Shutting down, or the client sent all it will send: an idle connection closes now, a busy one once
-            // its current response is out (a body the client will never finish breaks off).
-            quiescing = true
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            // The client sent all it will send: every whole request it sent is answered, then the connection closes.
+            lastRequestQueued = true
+            if let exchange, !exchange.requestComplete {
+                breakOffBody(exchange, VergeError(.badRequest, "the client closed before the request body ended"))
+            } else if exchange == nil && !awaitingFlush {
+                proceed()
+            }
+            return
+        }
+        if event is ChannelShouldQuiesceEvent {
+            // Shutting down: an idle connection closes now, a busy one once its current response is out.
+            closing = true
+            queued.removeAll()
             if let exchange {
                 exchange.closeAfterResponse = true
-                if (event as? ChannelEvent) == .inputClosed, !exchange.requestComplete {
-                    breakOffBody(exchange, VergeError(.badRequest, "the client closed before the request body ended"))
-                }
-            } else {
+            } else if !awaitingFlush {
                 context.close(promise: nil)
             }
             return
@@ -197,23 +257,13 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // The client's bytes broke mid-request (the parser refused a later chunk): the call learns that its body
-        // broke off and answers; nothing after it on the wire can be trusted, so the connection closes after that.
+        // The client's bytes broke (the parser refused a later chunk): the call learns that its body broke off and
+        // answers; nothing after it on the wire can be trusted, so the connection closes after that.
         if let exchange, exchange.response != .done {
             breakOffBody(exchange, error)
             return
         }
         context.close(promise: nil)
-    }
-
-    /// The request's body will not arrive whole: the call sees it break off (and answers), nothing after it on the
-    /// wire is read as a request, and the connection closes after the response.
-    private func breakOffBody(_ exchange: Exchange, _ error: any Error) {
-        exchange.closeAfterResponse = true
-        exchange.body?.finish(error)
-        exchange.body = nil
-        bodyPaused = false
-        queued.removeAll()
     }
 
     // MARK: Reading
@@ -226,10 +276,11 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
-    /// Reads wait while the call has enough of its body, while its response is being made after its request ended
-    /// (pipelined requests wait their turn), and while queued parts wait.
+    /// While a request arrives, reads follow its body's demand; otherwise they wait while a response is being made
+    /// or written, while queued parts wait, and once the connection takes no further request.
     private var holdsReads: Bool {
-        bodyPaused || exchange?.requestComplete == true || !queued.isEmpty
+        if let exchange, !exchange.requestComplete { return bodyPaused }
+        return exchange != nil || !queued.isEmpty || awaitingFlush || closing || lastRequestQueued
     }
 
     private func readIfHeld() {
@@ -238,38 +289,77 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         context.read()
     }
 
-    fileprivate func bodyDemanded() {
+    fileprivate func bodyDemanded(_ exchange: Exchange) {
+        guard exchange === self.exchange, bodyPaused else { return }
         bodyPaused = false
         readIfHeld()
     }
 
     /// The call stopped reading its body: the rest is dropped as it arrives, and the connection closes after the
     /// response.
-    fileprivate func bodyAbandoned() {
-        guard let exchange, exchange.body != nil else { return }
+    fileprivate func bodyAbandoned(_ exchange: Exchange) {
+        guard exchange === self.exchange, let source = exchange.body else { return }
         exchange.body = nil
+        source.finish()
         bodyPaused = false
         readIfHeld()
+    }
+
+    /// The call asks for the body for the first time: a client that waits for `100 Continue` gets it now.
+    fileprivate func bodyRequested(_ exchange: Exchange) {
+        guard exchange === self.exchange, exchange.expectsContinue, !exchange.requestComplete,
+            exchange.response == .notStarted, let context
+        else { return }
+        exchange.expectsContinue = false
+        context.writeAndFlush(
+            wrapOutboundOut(.head(HTTPResponseHead(version: exchange.version, status: .continue))), promise: nil)
+    }
+
+    /// The request's body will not arrive whole: the call sees it break off (and answers), nothing after it on the
+    /// wire is read as a request, and the connection closes after the response.
+    private func breakOffBody(_ exchange: Exchange, _ error: any Error) {
+        exchange.closeAfterResponse = true
+        closing = true
+        queued.removeAll()
+        exchange.bodyDeadline?.cancel()
+        exchange.bodyDeadline = nil
+        exchange.body?.finish(error)
+        exchange.body = nil
+        bodyPaused = false
     }
 
     private func abandonBody() {
         guard let exchange, let source = exchange.body else { return }
         exchange.body = nil
+        exchange.bodyDeadline?.cancel()
+        exchange.bodyDeadline = nil
         source.finish(VergeError(.badRequest, "the connection closed before the request body ended"))
+    }
+
+    /// Breaks off the body of `exchange` if it has not arrived whole `timeout` from now.
+    func limitBody(of exchange: Exchange, to timeout: TimeAmount) {
+        guard exchange === self.exchange, !exchange.requestComplete, exchange.bodyDeadline == nil, let context else {
+            return
+        }
+        exchange.bodyDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            exchange.bodyDeadline = nil
+            guard exchange === self.exchange, !exchange.requestComplete else { return }
+            self.breakOffBody(
+                exchange, VergeError(.badRequest, "the request body did not arrive within the function's timeout"))
+        }
     }
 
     // MARK: Responses (from `HostResponseWriter`, on the event loop)
 
-    fileprivate func writeHead(_ head: HTTPResponseHead, for exchange: Exchange) {
+    func writeHead(_ head: HTTPResponseHead, for exchange: Exchange) {
         guard exchange === self.exchange, exchange.response == .notStarted, let context else { return }
         exchange.response = .headWritten
         var head = head
         head.version = exchange.version
         // A body the call did not read to its end leaves bytes on the wire that are not a request.
-        if !exchange.requestComplete { exchange.closeAfterResponse = true }
-        if !exchange.keepAlive || quiescing { exchange.closeAfterResponse = true }
+        if !exchange.requestComplete || !exchange.keepAlive || closing { exchange.closeAfterResponse = true }
         // HTTP/1.0 has no chunked encoding: a body of unannounced length ends where the connection does.
-        let http10 = exchange.version.major == 1 && exchange.version.minor == 0
+        let http10 = !HostRequest.isHTTP11OrLater(exchange.version)
         if http10 && !head.headers.contains(name: "content-length") { exchange.closeAfterResponse = true }
         if exchange.closeAfterResponse {
             head.headers.replaceOrAdd(name: "connection", value: "close")
@@ -281,7 +371,7 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     /// Writes a part of the body and flushes; the future completes when the part is written, or is nil when the
     /// connection can take more at once.
-    fileprivate func writeBody(_ buffer: ByteBuffer, for exchange: Exchange) -> EventLoopFuture<Void>? {
+    func writeBody(_ buffer: ByteBuffer, for exchange: Exchange) -> EventLoopFuture<Void>? {
         guard exchange === self.exchange, exchange.response == .headWritten, let context else { return nil }
         if context.channel.isWritable {
             context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
@@ -291,7 +381,7 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     /// A whole response, unless one has started.
-    fileprivate func writeWhole(_ head: HTTPResponseHead, body: ByteBuffer?, for exchange: Exchange) {
+    func writeWhole(_ head: HTTPResponseHead, body: ByteBuffer?, for exchange: Exchange) {
         guard exchange === self.exchange, exchange.response == .notStarted, let context else { return }
         writeHead(head, for: exchange)
         if let body, body.readableBytes > 0 {
@@ -300,34 +390,45 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         writeEnd(for: exchange)
     }
 
-    fileprivate func writeEnd(for exchange: Exchange) {
+    func writeEnd(for exchange: Exchange) {
         guard exchange === self.exchange, exchange.response == .headWritten, let context else { return }
         exchange.response = .done
         if exchange.closeAfterResponse {
+            closing = true
             queued.removeAll()
             context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
             return
         }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        if context.channel.isWritable {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        } else {
+            // The client is not reading as fast: the next request waits until this response is written.
+            awaitingFlush = true
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                self.awaitingFlush = false
+                if self.exchange == nil { self.proceed() }
+            }
+        }
         if exchange.requestComplete { exchangeEnded(exchange) }
     }
 
     /// The call's task ended. A response it never started is answered `500`; one that broke off after its head
     /// ends the connection.
-    fileprivate func taskEnded(_ exchange: Exchange, failure: (any Error)?) {
+    func taskEnded(_ exchange: Exchange, failure: String?) {
         guard exchange === self.exchange, let context else { return }
         switch exchange.response {
         case .done:
             return
         case .headWritten:
             exchange.response = .done
+            closing = true
             queued.removeAll()
             context.flush()
             context.close(promise: nil)
         case .notStarted:
-            logger.error("a call ended without a response", metadata: ["error": "\(failure.map { "\($0)" } ?? "none")"])
+            logger.error("a call ended without a response", metadata: ["error": "\(failure ?? "none")"])
             exchange.closeAfterResponse = true
             let (head, body) = HostResponseWriter.errorResponse(
                 VergeError(.internalError, "the host could not answer this call"), fields: [:],
@@ -336,15 +437,26 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
-    /// The exchange's request and response are both complete: the next pipelined request, if any, starts.
+    /// The exchange's request and response are both complete.
     private func exchangeEnded(_ exchange: Exchange) {
-        guard exchange === self.exchange, let context else { return }
+        guard exchange === self.exchange else { return }
+        // A connection that closes after this response takes no further request.
+        if exchange.closeAfterResponse { return }
         self.exchange = nil
-        while let next = queued.first, self.exchange?.requestComplete != true {
-            queued.removeFirst()
+        if !awaitingFlush { proceed() }
+    }
+
+    /// Nothing is in progress: the next queued request starts, or the connection closes, or reading resumes.
+    private func proceed() {
+        guard exchange == nil, let context else { return }
+        if closing {
+            context.close(promise: nil)
+            return
+        }
+        while exchange?.requestComplete != true, let next = queued.popFirst() {
             handle(next, context: context)
         }
-        if self.exchange == nil && quiescing {
+        if exchange == nil && queued.isEmpty && lastRequestQueued {
             context.close(promise: nil)
             return
         }
@@ -354,96 +466,6 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
 @available(*, unavailable)
 extension HostConnectionHandler: Sendable {}
-
-/// Writes one call's response on its connection, from the call's task. Every write happens on the connection's event
-/// loop, in the order the task makes them.
-struct HostResponseWriter: Sendable {
-    fileprivate let connection: NIOLoopBound<(HostConnectionHandler, HostConnectionHandler.Exchange)>
-    let allocator: ByteBufferAllocator
-
-    private var eventLoop: any EventLoop { connection.eventLoop }
-
-    private func onLoop(
-        _ body: @escaping @Sendable (HostConnectionHandler, HostConnectionHandler.Exchange) -> Void
-    ) {
-        if eventLoop.inEventLoop {
-            body(connection.value.0, connection.value.1)
-        } else {
-            let connection = self.connection
-            eventLoop.execute { body(connection.value.0, connection.value.1) }
-        }
-    }
-
-    /// A whole response: head, body and end in one write. Nothing is written when the response has started.
-    func write(status: Int, fields: HTTPFields, body: ByteBuffer?) {
-        let head = HTTPResponseHead(
-            version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: HTTPHeaders(fields))
-        onLoop { handler, exchange in handler.writeWhole(head, body: body, for: exchange) }
-    }
-
-    /// The response head; its body follows with ``writeBody(_:)`` and ``finish()``.
-    func writeHead(status: Int, fields: HTTPFields) {
-        let head = HTTPResponseHead(
-            version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: HTTPHeaders(fields))
-        onLoop { handler, exchange in handler.writeHead(head, for: exchange) }
-    }
-
-    /// A part of the body, sent at once; waits while the client is not reading fast enough.
-    func writeBody(_ buffer: ByteBuffer) async throws {
-        if eventLoop.inEventLoop {
-            try await connection.value.0.writeBody(buffer, for: connection.value.1)?.get()
-            return
-        }
-        let connection = self.connection
-        try await eventLoop.flatSubmit {
-            connection.value.0.writeBody(buffer, for: connection.value.1)
-                ?? connection.eventLoop.makeSucceededVoidFuture()
-        }.get()
-    }
-
-    /// The end of a response whose head and body were written.
-    func finish() {
-        onLoop { handler, exchange in handler.writeEnd(for: exchange) }
-    }
-
-    /// A whole error response in the one error shape (see `Response.error`). Nothing is written when the response
-    /// has started.
-    func writeError(_ error: VergeError, fields: HTTPFields = [:]) {
-        let (head, body) = Self.errorResponse(error, fields: fields, allocator: allocator)
-        onLoop { handler, exchange in handler.writeWhole(head, body: body, for: exchange) }
-    }
-
-    /// A whole JSON response of `value`, encoded with the project's encoder.
-    func writeJSON(_ value: some Encodable, status: Int = 200) throws {
-        var body = try JSONCoding.encoder.encode(value)
-        body.append(UInt8(ascii: "\n"))
-        var fields = HTTPFields()
-        fields[.contentType] = "application/json"
-        fields[.contentLength] = String(body.count)
-        write(status: status, fields: fields, body: allocator.buffer(bytes: body))
-    }
-
-    /// Called once when the call's task ends (see `HostConnectionHandler.taskEnded`).
-    fileprivate func ended(_ failure: (any Error)?) {
-        let failure = failure.map { "\($0)" }
-        onLoop { handler, exchange in
-            handler.taskEnded(exchange, failure: failure.map { VergeError(.internalError, $0) })
-        }
-    }
-
-    static func errorResponse(
-        _ error: VergeError, fields: HTTPFields, allocator: ByteBufferAllocator
-    ) -> (HTTPResponseHead, ByteBuffer) {
-        var headers = HTTPHeaders(fields)
-        let body = (try? JSONCoding.encoder.encode(ErrorBody(error))) ?? Data()
-        headers.replaceOrAdd(name: "content-type", value: "application/json")
-        headers.replaceOrAdd(name: "content-length", value: String(body.count))
-        headers.replaceOrAdd(name: "x-verge-error", value: error.code.rawValue)
-        let head = HTTPResponseHead(
-            version: .http1_1, status: HTTPResponseStatus(statusCode: error.code.status), headers: headers)
-        return (head, allocator.buffer(bytes: body))
-    }
-}
 
 extension HTTPHeaders {
     /// The fields of `fields` as HTTP/1 headers, in order.

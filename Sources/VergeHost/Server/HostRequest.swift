@@ -26,10 +26,17 @@ struct HostRequest: Sendable {
 
     /// Whether the request declares a body: HTTP/1.1 framing says it has none without `Content-Length` and
     /// `Transfer-Encoding` (or with `Content-Length: 0`).
-    var declaresBody: Bool {
+    var declaresBody: Bool { Self.declaresBody(head) }
+
+    static func declaresBody(_ head: HTTPRequestHead) -> Bool {
         if head.headers.contains(name: "transfer-encoding") { return true }
         guard let length = head.headers.first(name: "content-length") else { return false }
-        return length != "0"
+        // The listener let only plain digits through.
+        return length.utf8.contains { $0 != UInt8(ascii: "0") }
+    }
+
+    static func isHTTP11OrLater(_ version: HTTPVersion) -> Bool {
+        version.major > 1 || (version.major == 1 && version.minor >= 1)
     }
 
     /// The fields a function sees, as `[name, value]` pairs with lower-case names, in the order received: without
@@ -53,7 +60,8 @@ struct HostRequest: Sendable {
 
 /// A request's body: empty, or the buffers the connection delivers, with backpressure (the connection is not read
 /// while the call has 8 buffers unconsumed, until it has consumed all but 2). Throws when the client's body breaks
-/// off (the connection closed or the parser refused a chunk).
+/// off (the connection closed, the parser refused a chunk, or the body stalled). Making an iterator tells the
+/// connection that the call wants the body (a client waiting for `100 Continue` gets it then).
 struct HostRequestBody: AsyncSequence, Sendable {
     typealias Element = ByteBuffer
     typealias Stream = NIOThrowingAsyncSequenceProducer<
@@ -62,6 +70,12 @@ struct HostRequestBody: AsyncSequence, Sendable {
     >
 
     let stream: Stream?
+    let firstRead: (@Sendable () -> Void)?
+
+    init(stream: Stream?, firstRead: (@Sendable () -> Void)? = nil) {
+        self.stream = stream
+        self.firstRead = firstRead
+    }
 
     static let empty = HostRequestBody(stream: nil)
 
@@ -75,6 +89,7 @@ struct HostRequestBody: AsyncSequence, Sendable {
     }
 
     func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: stream?.makeAsyncIterator())
+        firstRead?()
+        return AsyncIterator(base: stream?.makeAsyncIterator())
     }
 }

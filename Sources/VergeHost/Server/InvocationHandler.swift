@@ -115,7 +115,8 @@ struct InvocationHandler: Sendable {
         // 2. The request, streamed in frames.
         var outcome: WorkerOutcome
         do {
-            outcome = try await sendRequest(request, to: worker, call: &call, client: client, timeout: timeout)
+            outcome = try await sendRequest(
+                request, writer: writer, to: worker, call: &call, client: client, timeout: timeout)
         } catch {
             outcome = .broken("\(error)")
         }
@@ -292,8 +293,8 @@ struct InvocationHandler: Sendable {
     }
 
     private func sendRequest(
-        _ request: HostRequest, to worker: WorkerProcess, call: inout CallRecord, client: ClientLocation?,
-        timeout: Duration
+        _ request: HostRequest, writer: HostResponseWriter, to worker: WorkerProcess, call: inout CallRecord,
+        client: ClientLocation?, timeout: Duration
     ) async throws -> WorkerOutcome {
         let path = request.uri.path.isEmpty ? "/" : request.uri.path
         let head = RequestHead(
@@ -315,6 +316,8 @@ struct InvocationHandler: Sendable {
             return .sent
         }
         try await worker.send(headFrame)
+        // The worker waits for the body: a client that does not send it in time does not hold the call longer.
+        writer.limitBody(to: timeout)
         var body = request.body.makeAsyncIterator()
         while true {
             let next: ByteBuffer?
@@ -435,6 +438,11 @@ struct InvocationHandler: Sendable {
     private static func failure(
         _ outcome: WorkerOutcome, timedOut: Bool, timeout: Duration
     ) -> (InvocationStatus, VergeError) {
+        // A body the client never finished is the client's doing, even when the function's timeout passed while the
+        // call waited for it.
+        if case .clientAborted = outcome {
+            return (.rejected, VergeError(.badRequest, "the request body broke off before its end"))
+        }
         if timedOut {
             return (.timeout, VergeError(.timeout, "the function did not answer within its timeout of \(timeout)"))
         }
@@ -443,8 +451,6 @@ struct InvocationHandler: Sendable {
             return (.functionError, VergeError(.functionError, "\(report.type): \(report.message)"))
         case .tooLarge:
             return (.rejected, VergeError(.payloadTooLarge, "request body exceeds the limit"))
-        case .clientAborted:
-            return (.rejected, VergeError(.badRequest, "the request body broke off before its end"))
         case .broken(let reason):
             return (.crashed, VergeError(.workerCrashed, "the worker broke the protocol: \(reason)"))
         default:
