@@ -12,6 +12,9 @@ import VergeCore
 /// with `400` and nothing of the request is passed on. A rejected request is answered with the JSON error shape and
 /// the connection is closed (what follows it on the wire cannot be trusted to start a new request).
 ///
+/// A rejection that follows pipelined requests still being answered waits for their responses to end (it sees them
+/// go out), so each of those gets its own answer first and the 400 comes last, in order.
+///
 /// Sits right after the HTTP/1 decoder; tells `RequestHeadDeadlineHandler` (right before it) when a head is complete
 /// and when a request has ended.
 final class RequestFramingHandler: ChannelDuplexHandler, RemovableChannelHandler {
@@ -32,6 +35,10 @@ final class RequestFramingHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     private var state = State.idle
     private let deadline: RequestHeadDeadlineHandler
+    /// Requests passed on whose response has not ended yet.
+    private var unanswered = 0
+    /// A rejection waiting for the responses to the requests before it.
+    private var deferredRejection: String?
 
     init(deadline: RequestHeadDeadlineHandler) {
         self.deadline = deadline
@@ -53,9 +60,11 @@ final class RequestFramingHandler: ChannelDuplexHandler, RemovableChannelHandler
                 return
             }
             state = .passing
+            unanswered += 1
             context.fireChannelRead(data)
         case (.holding(let head), _):
             state = .passing
+            unanswered += 1
             context.fireChannelRead(wrapInboundOut(.head(head)))
             if case .end = part {
                 state = .idle
@@ -122,9 +131,27 @@ final class RequestFramingHandler: ChannelDuplexHandler, RemovableChannelHandler
         head.headers["transfer-encoding"].count == 1
     }
 
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        context.write(data, promise: promise)
+        guard case .end = unwrapOutboundIn(data) else { return }
+        unanswered = max(0, unanswered - 1)
+        if unanswered == 0, let problem = deferredRejection {
+            deferredRejection = nil
+            sendRejection(context: context, problem)
+        }
+    }
+
     private func reject(context: ChannelHandlerContext, _ problem: String) {
         state = .rejected
         deadline.requestEnded(context: context)
+        guard unanswered == 0 else {
+            deferredRejection = problem
+            return
+        }
+        sendRejection(context: context, problem)
+    }
+
+    private func sendRejection(context: ChannelHandlerContext, _ problem: String) {
         let error = VergeError(.badRequest, "ambiguous or invalid request framing: \(problem)")
         let body = (try? JSONCoding.encoder.encode(ErrorBody(error))) ?? Data()
         var headers = HTTPHeaders()

@@ -47,6 +47,22 @@ struct HostConnectionTests {
                 #expect(response.status == 404 && response.header("connection") == "close", "\(response)")
                 #expect(connection.waitForClose())
             }
+            // A valid request followed by bytes that are not one: the valid one gets its answer first, then the 400,
+            // then the connection closes — on a host and through the gateway (the same listener rules).
+            for target in [host, cluster.gatewayURL] {
+                try await blocking {
+                    let connection = try RawHTTPConnection(url: target)
+                    let authority = target.replacingOccurrences(of: "http://", with: "")
+                    try connection.send(
+                        "GET /echo/first HTTP/1.1\r\nHost: \(authority)\r\n\r\n"
+                            + "GET /echo HTTP/1.1\r\nHost: \(authority)\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+                    let first = try connection.readResponse()
+                    #expect(first.status == 200 && first.text.contains("/echo/first"), "\(target): \(first)")
+                    let rejected = try connection.readResponse()
+                    #expect(rejected.status == 400 && rejected.header("connection") == "close", "\(rejected)")
+                    #expect(try connection.readToEnd().isEmpty)
+                }
+            }
             // A body declared over the limit: 413 at once, then closed.
             try await blocking {
                 let connection = try RawHTTPConnection(url: host)
