@@ -31,6 +31,9 @@ final class RequestFramingHandler: ChannelDuplexHandler, RemovableChannelHandler
         /// A chunked head waiting for its first chunk (or its end) to parse.
         case holding(HTTPRequestHead)
         case rejected
+        /// The request that ended was the connection's last (`Connection: close`, HTTP/1.0 without keep-alive):
+        /// whatever follows is not read, and is no error.
+        case finished
     }
 
     private var state = State.idle
@@ -39,6 +42,8 @@ final class RequestFramingHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var unanswered = 0
     /// A rejection waiting for the responses to the requests before it.
     private var deferredRejection: String?
+    /// Whether the request passed on last lets the connection carry another one.
+    private var keepAlive = true
 
     init(deadline: RequestHeadDeadlineHandler) {
         self.deadline = deadline
@@ -47,7 +52,7 @@ final class RequestFramingHandler: ChannelDuplexHandler, RemovableChannelHandler
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         switch (state, part) {
-        case (.rejected, _):
+        case (.rejected, _), (.finished, _):
             return
         case (.idle, .head(let head)), (.passing, .head(let head)):
             deadline.headReceived(context: context)
@@ -61,18 +66,20 @@ final class RequestFramingHandler: ChannelDuplexHandler, RemovableChannelHandler
             }
             state = .passing
             unanswered += 1
+            keepAlive = head.isKeepAlive
             context.fireChannelRead(data)
         case (.holding(let head), _):
             state = .passing
             unanswered += 1
+            keepAlive = head.isKeepAlive
             context.fireChannelRead(wrapInboundOut(.head(head)))
             if case .end = part {
-                state = .idle
+                state = keepAlive ? .idle : .finished
                 deadline.requestEnded(context: context)
             }
             context.fireChannelRead(data)
         case (_, .end):
-            state = .idle
+            state = keepAlive ? .idle : .finished
             deadline.requestEnded(context: context)
             context.fireChannelRead(data)
         case (_, .body):
@@ -91,7 +98,10 @@ final class RequestFramingHandler: ChannelDuplexHandler, RemovableChannelHandler
             reject(context: context, "\(error)")
         case .rejected:
             return
-        case .idle, .passing:
+        case .finished where error is HTTPParserError:
+            // Bytes after the last request (the parser refuses them as such): not a request, not answered.
+            return
+        case .idle, .passing, .finished:
             context.fireErrorCaught(error)
         }
     }

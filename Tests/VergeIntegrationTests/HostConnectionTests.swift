@@ -63,6 +63,17 @@ struct HostConnectionTests {
                     #expect(try connection.readToEnd().isEmpty)
                 }
             }
+            // Bytes after a request that closes the connection are not a request: its answer, then the close, and no
+            // 400 for what followed.
+            try await blocking {
+                let connection = try RawHTTPConnection(url: host)
+                try connection.send(
+                    "GET /echo/last HTTP/1.1\r\nHost: \(authority)\r\nConnection: close\r\n\r\n"
+                        + "GET /echo/never HTTP/1.1\r\nHost: \(authority)\r\n\r\n")
+                let last = try connection.readResponse()
+                #expect(last.status == 200 && last.text.contains("/echo/last"), "\(last)")
+                #expect(try connection.readToEnd().isEmpty)
+            }
             // A body declared over the limit: 413 at once, then closed.
             try await blocking {
                 let connection = try RawHTTPConnection(url: host)

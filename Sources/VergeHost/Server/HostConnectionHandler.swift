@@ -114,6 +114,8 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func handlerRemoved(context: ChannelHandlerContext) {
         abandonBody()
+        exchange?.bodyDeadline?.cancel()
+        exchange?.bodyDeadline = nil
         self.context = nil
     }
 
@@ -156,7 +158,10 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             switch source.yield(buffer) {
             case .produceMore: break
             case .stopProducing: bodyPaused = true
-            case .dropped: exchange.body = nil
+            case .dropped:
+                exchange.body = nil
+                exchange.bodyDeadline?.cancel()
+                exchange.bodyDeadline = nil
             }
         case .end:
             guard let exchange, !exchange.requestComplete else { return }
@@ -217,18 +222,20 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent {
-            guard let exchange else {
-                // Nothing in progress: an idle connection, or a client that does not read its responses.
+            guard let exchange, exchange.response != .done else {
+                // Nothing in progress (an idle connection), or only a response going out that the client has not
+                // read for the whole idle timeout.
                 context.close(promise: nil)
                 return
             }
-            if !exchange.requestComplete && !bodyPaused {
-                // A body the host is ready to read that does not come (slow loris): it breaks off, the call answers
-                // 400 and the connection closes, instead of holding a worker for as long as the client likes.
-                breakOffBody(exchange, VergeError(.badRequest, "the request body stalled"))
-            } else if exchange.response == .headWritten && !context.channel.isWritable {
+            if exchange.response == .headWritten && hasUnwrittenBytes(context) {
                 // The client stopped reading a streamed response: the call must not wait for it forever.
                 context.close(promise: nil)
+            } else if !exchange.requestComplete && !bodyPaused && !exchange.expectsContinue {
+                // A body the host is ready to read that does not come (slow loris): it breaks off, the call answers
+                // 400 and the connection closes, instead of holding a worker for as long as the client likes. (A
+                // client still waiting for `100 Continue` was never asked for it.)
+                breakOffBody(exchange, VergeError(.badRequest, "the request body stalled"))
             }
             return
         }
@@ -266,6 +273,12 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         context.close(promise: nil)
     }
 
+    private func hasUnwrittenBytes(_ context: ChannelHandlerContext) -> Bool {
+        guard context.channel.isWritable else { return true }
+        let buffered = try? context.channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)
+        return (buffered ?? 0) > 0
+    }
+
     // MARK: Reading
 
     func read(context: ChannelHandlerContext) {
@@ -300,6 +313,8 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     fileprivate func bodyAbandoned(_ exchange: Exchange) {
         guard exchange === self.exchange, let source = exchange.body else { return }
         exchange.body = nil
+        exchange.bodyDeadline?.cancel()
+        exchange.bodyDeadline = nil
         source.finish()
         bodyPaused = false
         readIfHeld()
@@ -406,8 +421,11 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         } else {
             // The client is not reading as fast: the next request waits until this response is written.
             awaitingFlush = true
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { result in
                 self.awaitingFlush = false
+                // A write that failed means the connection is gone (its writes fail before it reports inactive):
+                // no queued request may start a call for a client that cannot get its answer.
+                if case .failure = result { self.closing = true }
                 if self.exchange == nil { self.proceed() }
             }
         }
@@ -449,7 +467,7 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Nothing is in progress: the next queued request starts, or the connection closes, or reading resumes.
     private func proceed() {
         guard exchange == nil, let context else { return }
-        if closing {
+        if closing || !context.channel.isActive {
             context.close(promise: nil)
             return
         }
