@@ -30,33 +30,6 @@ public enum HTTPServer {
             logger: logger
         )
     }
-
-    /// A server that drives the response itself (the host and the gateway): it writes the head, streams the body
-    /// and decides what happens when the client goes away, so no invocation is left unaccounted.
-    public typealias StreamingResponder =
-        @Sendable (Request, consuming ResponseWriter, any Channel) async throws -> Void
-
-    public static func streaming(
-        bind: BindAddress,
-        name: String,
-        listenAddress: ListenAddress,
-        limits: ListenerLimits = .default,
-        tls: TLSSettings = TLSSettings(),
-        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroupProvider.shared,
-        logger: Logger,
-        responder: @escaping StreamingResponder
-    ) throws -> any Service {
-        let secure = tls.serves
-        return try streamingBuilder(limits: limits, tls: tls, name: name, logger: logger).buildServer(
-            configuration: .init(address: .hostname(bind.host, port: bind.port), serverName: name),
-            eventLoopGroup: eventLoopGroup,
-            logger: logger,
-            responder: responder,
-            onServerRunning: { channel in
-                if let address = channel.localAddress { listenAddress.set(address, secure: secure) }
-            }
-        )
-    }
 }
 
 extension HTTPServer {
@@ -67,20 +40,6 @@ extension HTTPServer {
         let http1 = HTTPServerBuilder.http1(configuration: http1Configuration(limits, name: name, logger: logger))
         guard let configuration = try tls.serverConfiguration() else { return http1 }
         return try .tls(http1, tlsConfiguration: configuration)
-    }
-
-    /// HTTP/1.1 (inside TLS when the settings have a certificate), each connection's handler on its own event loop
-    /// (``EventLoopAffineChannel``).
-    static func streamingBuilder(
-        limits: ListenerLimits, tls: TLSSettings, name: String, logger: Logger
-    ) throws -> HTTPServerBuilder {
-        let configuration = http1Configuration(limits, name: name, logger: logger)
-        let tlsConfiguration = try tls.serverConfiguration()
-        return HTTPServerBuilder { responder in
-            let http1 = HTTP1Channel(responder: responder, configuration: configuration)
-            guard let tlsConfiguration else { return EventLoopAffineChannel(base: http1) }
-            return EventLoopAffineChannel(base: try TLSChannel(http1, tlsConfiguration: tlsConfiguration))
-        }
     }
 
     /// HTTP/1.1 with the listener's limits: its connection cap, its idle timeout, a deadline for each request head,
@@ -108,18 +67,4 @@ extension HTTPServer {
 /// The event loop group every server and client of the process shares.
 public enum MultiThreadedEventLoopGroupProvider {
     public static var shared: any EventLoopGroup { NIOSingletons.posixEventLoopGroup }
-}
-
-extension ResponseWriter {
-    /// Writes a whole response with a JSON error body.
-    public consuming func writeError(_ error: VergeError, headers: HTTPFields = [:]) async throws {
-        let response = Response.error(error, headers: headers)
-        try await write(response: response.head, body: response.body)
-    }
-
-    /// Writes a whole JSON response.
-    public consuming func writeJSON(_ value: some Encodable, status: HTTPResponse.Status = .ok) async throws {
-        let response = try Response.json(value, status: status)
-        try await write(response: response.head, body: response.body)
-    }
 }

@@ -5,7 +5,7 @@ import VergeProtocol
 
 /// The host's end of a worker's socket: frames in and out, for the one call that holds the worker at a time.
 ///
-/// A call's task runs on its connection's event loop (see `EventLoopAffineChannel`), and a worker started for it
+/// A call's task runs on its connection's event loop (see `HostConnectionHandler`), and a worker started for it
 /// lives on the same loop; there, receiving a frame that is already read and sending one are plain function calls
 /// on the loop, and a call that waits is resumed from the handler that read its frame. From any other executor,
 /// both hop to the loop. (`NIOAsyncChannel`'s general-purpose producer and writer cost several lock round trips and
