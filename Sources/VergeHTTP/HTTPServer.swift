@@ -7,7 +7,7 @@ import NIOCore
 import ServiceLifecycle
 import VergeCore
 
-/// The servers of Verge, all on Hummingbird over SwiftNIO.
+/// The control plane's server: Hummingbird's router over SwiftNIO (hosts and the gateway use `HandlerServer`).
 public enum HTTPServer {
     /// A routed application (the control plane's API).
     public static func application<Responder: HTTPResponder>(

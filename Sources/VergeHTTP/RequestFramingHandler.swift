@@ -73,14 +73,10 @@ final class RequestFramingHandler: ChannelDuplexHandler, RemovableChannelHandler
             unanswered += 1
             keepAlive = head.isKeepAlive
             context.fireChannelRead(wrapInboundOut(.head(head)))
-            if case .end = part {
-                state = keepAlive ? .idle : .finished
-                deadline.requestEnded(context: context)
-            }
+            if case .end = part { ended(context: context) }
             context.fireChannelRead(data)
         case (_, .end):
-            state = keepAlive ? .idle : .finished
-            deadline.requestEnded(context: context)
+            ended(context: context)
             context.fireChannelRead(data)
         case (_, .body):
             context.fireChannelRead(data)
@@ -98,8 +94,9 @@ final class RequestFramingHandler: ChannelDuplexHandler, RemovableChannelHandler
             reject(context: context, "\(error)")
         case .rejected:
             return
-        case .finished where error is HTTPParserError:
-            // Bytes after the last request (the parser refuses them as such): not a request, not answered.
+        case .finished where error is HTTPParserError || error is ByteToMessageDecoderError:
+            // Bytes after the last request (the parser refuses them, then the decoder every later read): not a
+            // request, not answered.
             return
         case .idle, .passing, .finished:
             context.fireErrorCaught(error)
@@ -134,17 +131,41 @@ final class RequestFramingHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     static func isHTTP11OrLater(_ version: HTTPVersion) -> Bool {
-        version.major > 1 || (version.major == 1 && version.minor >= 1)
+        version.isHTTP11OrLater
     }
 
     static func isChunked(_ head: HTTPRequestHead) -> Bool {
         head.headers["transfer-encoding"].count == 1
     }
 
+    /// A request ended: the next one may follow, unless it was the connection's last.
+    private func ended(context: ChannelHandlerContext) {
+        if keepAlive {
+            state = .idle
+            deadline.requestEnded(context: context)
+        } else {
+            state = .finished
+            deadline.stop()
+            // Answered before it ended (an early refusal): nothing more to wait for.
+            if unanswered == 0 { context.close(promise: nil) }
+        }
+    }
+
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        context.write(data, promise: promise)
-        guard case .end = unwrapOutboundIn(data) else { return }
+        guard case .end = unwrapOutboundIn(data) else {
+            context.write(data, promise: promise)
+            return
+        }
         unanswered = max(0, unanswered - 1)
+        if unanswered == 0, case .finished = state {
+            // The answer to the connection's last request: the connection closes once it is written, whatever the
+            // handler after this one does.
+            let written = promise ?? context.eventLoop.makePromise()
+            context.write(data, promise: written)
+            written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            return
+        }
+        context.write(data, promise: promise)
         if unanswered == 0, let problem = deferredRejection {
             deferredRejection = nil
             sendRejection(context: context, problem)
@@ -153,7 +174,7 @@ final class RequestFramingHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     private func reject(context: ChannelHandlerContext, _ problem: String) {
         state = .rejected
-        deadline.requestEnded(context: context)
+        deadline.stop()
         guard unanswered == 0 else {
             deferredRejection = problem
             return
@@ -181,3 +202,10 @@ final class RequestFramingHandler: ChannelDuplexHandler, RemovableChannelHandler
 
 @available(*, unavailable)
 extension RequestFramingHandler: Sendable {}
+
+extension HTTPVersion {
+    /// HTTP/1.1 or later: a version with keep-alive by default, chunked bodies and a required `Host`.
+    package var isHTTP11OrLater: Bool {
+        major > 1 || (major == 1 && minor >= 1)
+    }
+}

@@ -56,6 +56,14 @@ final class RequestHeadDeadlineHandler: ChannelInboundHandler, RemovableChannelH
         inRequest = false
     }
 
+    /// No further request head will be read on this connection (it was rejected, or its last request ended): bytes
+    /// that still arrive do not start a deadline that would cut the responses still going out.
+    func stop() {
+        deadline?.cancel()
+        readingHead = false
+        inRequest = true
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         deadline?.cancel()
         readingHead = false

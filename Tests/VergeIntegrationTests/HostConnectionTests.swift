@@ -55,7 +55,8 @@ struct HostConnectionTests {
                     let authority = target.replacingOccurrences(of: "http://", with: "")
                     try connection.send(
                         "GET /echo/first HTTP/1.1\r\nHost: \(authority)\r\n\r\n"
-                            + "GET /echo HTTP/1.1\r\nHost: \(authority)\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+                            + "GET /echo HTTP/1.1\r\nHost: \(authority)\r\n"
+                            + "Content-Length: 1\r\nContent-Length: 2\r\n\r\n")
                     let first = try connection.readResponse()
                     #expect(first.status == 200 && first.text.contains("/echo/first"), "\(target): \(first)")
                     let rejected = try connection.readResponse()
@@ -63,16 +64,23 @@ struct HostConnectionTests {
                     #expect(try connection.readToEnd().isEmpty)
                 }
             }
-            // Bytes after a request that closes the connection are not a request: its answer, then the close, and no
-            // 400 for what followed.
-            try await blocking {
-                let connection = try RawHTTPConnection(url: host)
-                try connection.send(
-                    "GET /echo/last HTTP/1.1\r\nHost: \(authority)\r\nConnection: close\r\n\r\n"
-                        + "GET /echo/never HTTP/1.1\r\nHost: \(authority)\r\n\r\n")
-                let last = try connection.readResponse()
-                #expect(last.status == 200 && last.text.contains("/echo/last"), "\(last)")
-                #expect(try connection.readToEnd().isEmpty)
+            // Bytes after a request that closes the connection are not a request: its answer, whole, then the close,
+            // and no 400 for what followed — also when they come in several writes while the answer is on its way.
+            for target in [host, cluster.gatewayURL] {
+                try await blocking {
+                    let connection = try RawHTTPConnection(url: target)
+                    let authority = target.replacingOccurrences(of: "http://", with: "")
+                    try connection.send(
+                        "GET /echo/last?pad=300000 HTTP/1.1\r\nHost: \(authority)\r\nConnection: close\r\n\r\n"
+                            + "GET /echo/never HTTP/1.1\r\nHost: \(authority)\r\n\r\n")
+                    _ = connection.trySend(Array("GET /echo/never/2 HTTP/1.1\r\n\r\n".utf8))
+                    _ = connection.trySend(Array("not http at all\r\n\r\n".utf8))
+                    let last = try connection.readResponse()
+                    #expect(last.status == 200 && last.text.contains("/echo/last"), "\(target): \(last)")
+                    let body = try JSONSerialization.jsonObject(with: Data(last.body)) as? [String: Any]
+                    #expect((body?["pad"] as? String)?.utf8.count == 300_000, "\(target)")
+                    #expect(try connection.readToEnd().isEmpty, "\(target)")
+                }
             }
             // A body declared over the limit: 413 at once, then closed.
             try await blocking {
@@ -106,7 +114,8 @@ struct HostConnectionTests {
                 try connection.send(
                     "POST /echo HTTP/1.1\r\nHost: \(authority)\r\nTransfer-Encoding: chunked\r\n\r\n")
                 for _ in 0..<chunks {
-                    try connection.send(Array("\(String(chunk.count, radix: 16))\r\n".utf8) + chunk + Array("\r\n".utf8))
+                    let size = Array("\(String(chunk.count, radix: 16))\r\n".utf8)
+                    try connection.send(size + chunk + Array("\r\n".utf8))
                 }
                 try connection.send("0\r\n\r\nGET /echo/next HTTP/1.1\r\nHost: \(authority)\r\n\r\n")
                 let posted = try connection.readResponse()

@@ -101,6 +101,10 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var lastRequestQueued = false
     /// The connection closes after the current response; nothing queued is served (quiescing, a broken request).
     private var closing = false
+    /// The answer is out and the output closed; what the client still sends of its body is read and dropped.
+    private var lingering = false
+    /// How long a lingering connection reads what its client still sends before it closes.
+    static let lingerTime = TimeAmount.seconds(2)
 
     init(responder: @escaping Responder, logger: Logger) {
         self.responder = responder
@@ -171,6 +175,10 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             exchange.body?.finish()
             exchange.body = nil
             bodyPaused = false
+            if lingering {
+                context.close(promise: nil)
+                return
+            }
             if exchange.response == .done { exchangeEnded(exchange) }
         }
     }
@@ -240,6 +248,10 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             return
         }
         if let event = event as? ChannelEvent, event == .inputClosed {
+            if lingering {
+                context.close(promise: nil)
+                return
+            }
             // The client sent all it will send: every whole request it sent is answered, then the connection closes.
             lastRequestQueued = true
             if let exchange, !exchange.requestComplete {
@@ -292,6 +304,7 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// While a request arrives, reads follow its body's demand; otherwise they wait while a response is being made
     /// or written, while queued parts wait, and once the connection takes no further request.
     private var holdsReads: Bool {
+        if lingering { return false }
         if let exchange, !exchange.requestComplete { return bodyPaused }
         return exchange != nil || !queued.isEmpty || awaitingFlush || closing || lastRequestQueued
     }
@@ -358,7 +371,9 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
         exchange.bodyDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
             exchange.bodyDeadline = nil
-            guard exchange === self.exchange, !exchange.requestComplete else { return }
+            // Not while the host holds the body back because the call is not reading it: then the worker's own
+            // deadline ends the call as the function's timeout.
+            guard exchange === self.exchange, !exchange.requestComplete, !self.bodyPaused else { return }
             self.breakOffBody(
                 exchange, VergeError(.badRequest, "the request body did not arrive within the function's timeout"))
         }
@@ -411,8 +426,9 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         if exchange.closeAfterResponse {
             closing = true
             queued.removeAll()
+            let lingers = !exchange.requestComplete
             context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
+                if lingers { self.linger(context) } else { context.close(promise: nil) }
             }
             return
         }
@@ -430,6 +446,18 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             }
         }
         if exchange.requestComplete { exchangeEnded(exchange) }
+    }
+
+    /// Closes after an answer given while the client was still sending its body (a 404, a 413, a refusal): the
+    /// output side first, then the rest of the body is read and dropped until it ends, the client closes, or a
+    /// bounded time passes. Closing at once would make the kernel answer the client's next bytes with a reset, which
+    /// can destroy the answer before the client (or the gateway) reads it.
+    private func linger(_ context: ChannelHandlerContext) {
+        guard context.channel.isActive else { return }
+        lingering = true
+        context.close(mode: .output).assumeIsolated().whenFailure { _ in context.close(promise: nil) }
+        context.eventLoop.assumeIsolated().scheduleTask(in: Self.lingerTime) { context.close(promise: nil) }
+        readIfHeld()
     }
 
     /// The call's task ended. A response it never started is answered `500`; one that broke off after its head
@@ -487,7 +515,7 @@ extension HostConnectionHandler: Sendable {}
 
 extension HTTPHeaders {
     /// The fields of `fields` as HTTP/1 headers, in order.
-    init(_ fields: HTTPFields) {
+    init(http1 fields: HTTPFields) {
         self.init(fields.map { ($0.name.rawName, $0.value) })
     }
 }

@@ -1,6 +1,7 @@
 import HummingbirdCore
 import NIOCore
 import NIOHTTP1
+import VergeHTTP
 
 /// A request as the host's connection handler received it: the HTTP/1 head as parsed (framing already checked by
 /// the listener's `RequestFramingHandler`) and its body, if it has one, as an async sequence of buffers read from
@@ -36,7 +37,7 @@ struct HostRequest: Sendable {
     }
 
     static func isHTTP11OrLater(_ version: HTTPVersion) -> Bool {
-        version.major > 1 || (version.major == 1 && version.minor >= 1)
+        version.isHTTP11OrLater
     }
 
     /// The fields a function sees, as `[name, value]` pairs with lower-case names, in the order received: without

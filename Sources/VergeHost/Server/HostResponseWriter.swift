@@ -29,14 +29,14 @@ struct HostResponseWriter: Sendable {
     /// A whole response: head, body and end in one write. Nothing is written when the response has started.
     func write(status: Int, fields: HTTPFields, body: ByteBuffer?) {
         let head = HTTPResponseHead(
-            version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: HTTPHeaders(fields))
+            version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: HTTPHeaders(http1: fields))
         onLoop { handler, exchange in handler.writeWhole(head, body: body, for: exchange) }
     }
 
     /// The response head; its body follows with ``writeBody(_:)`` and ``finish()``.
     func writeHead(status: Int, fields: HTTPFields) {
         let head = HTTPResponseHead(
-            version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: HTTPHeaders(fields))
+            version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: HTTPHeaders(http1: fields))
         onLoop { handler, exchange in handler.writeHead(head, for: exchange) }
     }
 
@@ -91,7 +91,7 @@ struct HostResponseWriter: Sendable {
     static func errorResponse(
         _ error: VergeError, fields: HTTPFields, allocator: ByteBufferAllocator
     ) -> (HTTPResponseHead, ByteBuffer) {
-        var headers = HTTPHeaders(fields)
+        var headers = HTTPHeaders(http1: fields)
         let body = (try? JSONCoding.encoder.encode(ErrorBody(error))) ?? Data()
         headers.replaceOrAdd(name: "content-type", value: "application/json")
         headers.replaceOrAdd(name: "content-length", value: String(body.count))

@@ -138,7 +138,8 @@ struct HostServer: Sendable {
             guard let function = query["function"].map(String.init), FunctionName.isValid(function),
                 TenantName.isValid(tenant)
             else {
-                writer.writeError(VergeError(.badRequest, "query parameters 'function' and 'tenant' must be valid names"))
+                writer.writeError(
+                    VergeError(.badRequest, "query parameters 'function' and 'tenant' must be valid names"))
                 return
             }
             let limit = min(max(query["limit"].flatMap { Int(String($0)) } ?? 100, 1), 1000)

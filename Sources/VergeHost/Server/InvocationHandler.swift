@@ -1,9 +1,9 @@
 import Foundation
 import HTTPTypes
 import HummingbirdCore
-import NIOHTTP1
 import Logging
 import NIOCore
+import NIOHTTP1
 import VergeBundle
 import VergeCore
 import VergeHTTP
@@ -25,8 +25,8 @@ struct InvocationHandler: Sendable {
     /// Runs the call on `pool`. `current` returns the pool serving the function now: when a deploy replaces
     /// the version while the call waits for a worker, the call moves to the new version's pool instead of failing.
     ///
-    /// A call whose record cannot be committed gets no response of its function: it is answered `500` when nothing
-    /// of the response has gone out, and its connection is closed when the head has.
+    /// A call whose record cannot be committed gets no response of its function: it is answered with the error
+    /// `commit` names when nothing of the response has gone out, and its connection is closed when the head has.
     func handle(
         _ request: HostRequest, writer: HostResponseWriter, pool: FunctionPool, eventLoop: any EventLoop,
         client: ClientLocation?,
@@ -65,7 +65,7 @@ struct InvocationHandler: Sendable {
         if let length = request.header("content-length").flatMap(Int.init), length > configuration.maxRequestBodyBytes {
             call.finish(.rejected, httpStatus: 413, clock: clock, arrival: arrival)
             call.reason = "request_too_large"
-            try await commit(call, metrics: pool.metrics)
+            try await commit(call, metrics: pool.metrics, functionRan: false)
             writer.writeError(
                 VergeError(.payloadTooLarge, "request body exceeds \(configuration.maxRequestBodyBytes) bytes"),
                 fields: call.responseHeaders(host: host.name)
@@ -91,7 +91,7 @@ struct InvocationHandler: Sendable {
             call.queue = clock.now - arrival
             if status == .rejected { call.reason = Self.rejectionReason(error) }
             callLogger(call).info("call not served", metadata: ["error": "\(error)"])
-            try await commit(call, metrics: pool.metrics)
+            try await commit(call, metrics: pool.metrics, functionRan: false)
             var headers = call.responseHeaders(host: host.name)
             if [.overloaded, .tooManyRequests, .shuttingDown].contains(error.code) { headers[.retryAfter] = "1" }
             headers[HTTPField.Name(VergeHeaders.rejected)!] = error.code.rawValue
@@ -177,7 +177,7 @@ struct InvocationHandler: Sendable {
             )
             return
         }
-        if !accepted.dropped.isEmpty {
+        if !accepted.dropped.isEmpty, logger.logLevel <= .debug {
             callLogger(call).debug("response headers dropped", metadata: ["headers": "\(accepted.dropped)"])
         }
         let httpStatus = accepted.status
@@ -190,8 +190,10 @@ struct InvocationHandler: Sendable {
                 call.responseBytes = Int64(body.readableBytes)
                 accepted.fields[.contentLength] = String(body.readableBytes)
             } else {
-                Self.logDroppedBody(
-                    body.readableBytes, status: httpStatus, method: request.method, logger: callLogger(call))
+                if body.readableBytes > 0 {
+                    Self.logDroppedBody(
+                        body.readableBytes, status: httpStatus, method: request.method, logger: callLogger(call))
+                }
                 body.clear()
             }
             call.finish(.ok, httpStatus: httpStatus, clock: clock, arrival: arrival)
@@ -476,7 +478,10 @@ struct InvocationHandler: Sendable {
         }
     }
 
-    private func commit(_ call: CallRecord, metrics: FunctionMetrics) async throws {
+    /// Commits the call's record. When it cannot be, the call gets no answer of its function: a call that never
+    /// reached one is refused as the host's own `503 ledger_unavailable` (the gateway tries another host), one whose
+    /// function ran gets `500 internal_error` (not retried elsewhere).
+    private func commit(_ call: CallRecord, metrics: FunctionMetrics, functionRan: Bool = true) async throws {
         let record = call.usageRecord
         #if !VERGE_BENCH_NO_LEDGER
         do {
@@ -485,10 +490,18 @@ struct InvocationHandler: Sendable {
             logger.error(
                 "usage record not committed", metadata: ["request.id": "\(record.invocationID)", "error": "\(error)"])
             if (error as? VergeError)?.code != .badRequest { ledgerHealth.commitFailed(error) }
+            var fields = call.responseHeaders(host: host.name)
+            guard functionRan else {
+                fields[.retryAfter] = "1"
+                throw UnrecordedCall(
+                    error: VergeError(
+                        .ledgerUnavailable, "this host cannot record usage right now; retry on another host"),
+                    fields: fields)
+            }
             throw UnrecordedCall(
                 error: VergeError(
                     .internalError, "this call's usage record could not be committed, so its response is withheld"),
-                fields: call.responseHeaders(host: host.name))
+                fields: fields)
         }
         #endif
         ledgerSignal()
