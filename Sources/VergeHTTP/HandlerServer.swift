@@ -8,8 +8,9 @@ import VergeCore
 
 /// A listener whose connections are driven by channel handlers instead of an async responder (a host's connections,
 /// the gateway's proxy: no hop between threads per request part). It has what every Verge listener has: the
-/// connection cap, the request guards (`RequestFramingHandler`, `RequestHeadDeadlineHandler`), HTTP/1.1 (without NIO's pipelining assistance,
-/// which costs two `epoll_ctl` calls per request: the handlers answer pipelined requests in order themselves), a
+/// connection cap, the request guards (`RequestFramingHandler`, `RequestHeadDeadlineHandler`), HTTP/1.1 (without
+/// NIO's pipelining assistance, which costs two `epoll_ctl` calls per request: the handlers answer pipelined
+/// requests in order themselves), a
 /// `ConnectionIdleHandler` firing `IdleStateHandler.IdleStateEvent.all` after `idleTimeout` without reads or
 /// flushes (the handlers close a connection that has no request in progress),
 /// TLS when configured, and graceful shutdown (the handlers get `ChannelShouldQuiesceEvent`: idle connections

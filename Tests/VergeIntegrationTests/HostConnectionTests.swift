@@ -222,15 +222,18 @@ struct HostConnectionTests {
                 }
             }
 
-            // Three requests, then the client half-closes: three answers, then the host closes.
+            // Three requests, then the client half-closes: three whole answers (larger than the socket takes at
+            // once), then the host closes.
             try await blocking {
                 let connection = try RawHTTPConnection(url: host)
                 try connection.send(
-                    (1...3).map { "GET /echo/\($0) HTTP/1.1\r\nHost: \(authority)\r\n\r\n" }.joined())
+                    (1...3).map { "GET /echo/\($0)?pad=1000000 HTTP/1.1\r\nHost: \(authority)\r\n\r\n" }.joined())
                 connection.shutdownWrite()
                 for index in 1...3 {
                     let response = try connection.readResponse()
-                    #expect(response.status == 200 && response.text.contains("/echo/\(index)"), "\(response)")
+                    let body = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
+                    #expect(response.status == 200 && body?["path"] as? String == "/echo/\(index)", "\(index)")
+                    #expect((body?["pad"] as? String)?.utf8.count == 1_000_000)
                 }
                 #expect(try connection.readToEnd().isEmpty)
             }

@@ -105,6 +105,8 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var lingering = false
     /// How long a lingering connection reads what its client still sends before it closes.
     static let lingerTime = TimeAmount.seconds(2)
+    /// Completes when the last response's end is written to the socket.
+    private var lastResponseWritten: EventLoopFuture<Void>?
 
     init(responder: @escaping Responder, logger: Logger) {
         self.responder = responder
@@ -268,7 +270,7 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             if let exchange {
                 exchange.closeAfterResponse = true
             } else if !awaitingFlush {
-                context.close(promise: nil)
+                closeWhenWritten(context)
             }
             return
         }
@@ -432,12 +434,12 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             }
             return
         }
-        if context.channel.isWritable {
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        } else {
+        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        lastResponseWritten = written
+        if !context.channel.isWritable {
             // The client is not reading as fast: the next request waits until this response is written.
             awaitingFlush = true
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { result in
+            written.assumeIsolated().whenComplete { result in
                 self.awaitingFlush = false
                 // A write that failed means the connection is gone (its writes fail before it reports inactive):
                 // no queued request may start a call for a client that cannot get its answer.
@@ -496,17 +498,26 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private func proceed() {
         guard exchange == nil, let context else { return }
         if closing || !context.channel.isActive {
-            context.close(promise: nil)
+            closeWhenWritten(context)
             return
         }
         while exchange?.requestComplete != true, let next = queued.popFirst() {
             handle(next, context: context)
         }
         if exchange == nil && queued.isEmpty && lastRequestQueued {
-            context.close(promise: nil)
+            closeWhenWritten(context)
             return
         }
         readIfHeld()
+    }
+
+    /// Closes once the last response is written: closing at once would drop what the socket has not taken yet.
+    private func closeWhenWritten(_ context: ChannelHandlerContext) {
+        guard let written = lastResponseWritten, hasUnwrittenBytes(context) else {
+            context.close(promise: nil)
+            return
+        }
+        written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 }
 
