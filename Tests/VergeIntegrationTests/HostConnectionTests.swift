@@ -238,6 +238,23 @@ struct HostConnectionTests {
                 #expect(try connection.readToEnd().isEmpty)
             }
 
+            // A pipelined request whose body breaks (a chunk size that is not hex) while the one before it is still
+            // running: the one before gets its own answer, then the connection closes — on a host and through the
+            // gateway.
+            for target in [host, cluster.gatewayURL] {
+                try await blocking {
+                    let connection = try RawHTTPConnection(url: target)
+                    let authority = target.replacingOccurrences(of: "http://", with: "")
+                    try connection.send(
+                        "GET /slow?ms=300 HTTP/1.1\r\nHost: \(authority)\r\n\r\n"
+                            + "POST /echo HTTP/1.1\r\nHost: \(authority)\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            + "3\r\nabc\r\nZZZ\r\n")
+                    let first = try connection.readResponse()
+                    #expect(first.status == 200 && first.text == "done", "\(target): \(first)")
+                    #expect(try connection.readToEnd().isEmpty, "\(target)")
+                }
+            }
+
             // A body that does not arrive within the function's timeout (1 s for `slow`) breaks off: 400, the
             // client's doing, long before the connection's idle timeout (60 s).
             let clock = ContinuousClock()

@@ -121,6 +121,14 @@ extension ProxyHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // The current call's request is whole, so the broken bytes belong to a later, pipelined request: the current
+        // call is answered as it would have been, then the connection closes; nothing queued is served.
+        if let call, call.requestComplete, error is HTTPParserError || error is ByteToMessageDecoderError {
+            queued.removeAll()
+            call.closeAfterResponse = true
+            quiescing = true
+            return
+        }
         // The client's bytes broke mid-request (the parser refused a later chunk): nothing more can be trusted.
         if let call, let upstream = call.upstream {
             call.upstream = nil

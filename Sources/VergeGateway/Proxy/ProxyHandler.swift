@@ -53,7 +53,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     var lastLocation: LocationFields?
     /// The last function address resolved on this connection and what from (a keep-alive client mostly calls one).
     var lastAddress: (authority: String?, path: String, address: FunctionAddress)?
-    /// The server is shutting down: close once the current call is answered.
+    /// Close once the current call is answered (the server is shutting down, or the client's later bytes broke).
     var quiescing = false
 
     init(gateway: Gateway, pools: UpstreamPools, refresher: HostListRefresher, proofs: HostProofs) {
