@@ -8,12 +8,7 @@ import VergeTestSupport
 @Suite(.serialized, .cluster, .timeLimit(.minutes(3)))
 struct HostConnectionTests {
     @Test func connectionsCloseExactlyWhenHTTPSaysSo() async throws {
-        try await LocalClusterProcess.with { cluster in
-            #expect(try await cluster.deploy(Paths.fixtureFunction("echo")).status == 0)
-            let host = try #require(cluster.hostURLs["fra"])
-            let authority = host.replacingOccurrences(of: "http://", with: "")
-            #expect(
-                try await eventually(timeout: .seconds(10)) { try await TestHTTP.get(host + "/echo").status == 200 })
+        try await Self.withEchoHost { cluster, host, authority in
 
             // HTTP/1.0 without keep-alive: one answer, then the host closes.
             try await blocking {
@@ -50,9 +45,7 @@ struct HostConnectionTests {
             // A valid request followed by bytes that are not one: the valid one gets its answer first, then the 400,
             // then the connection closes — on a host and through the gateway (the same listener rules).
             for target in [host, cluster.gatewayURL] {
-                try await blocking {
-                    let connection = try RawHTTPConnection(url: target)
-                    let authority = target.replacingOccurrences(of: "http://", with: "")
+                try await Self.onConnection(to: target) { connection, authority in
                     try connection.send(
                         "GET /echo/first HTTP/1.1\r\nHost: \(authority)\r\n\r\n"
                             + "GET /echo HTTP/1.1\r\nHost: \(authority)\r\n"
@@ -67,9 +60,7 @@ struct HostConnectionTests {
             // Bytes after a request that closes the connection are not a request: its answer, whole, then the close,
             // and no 400 for what followed — also when they come in several writes while the answer is on its way.
             for target in [host, cluster.gatewayURL] {
-                try await blocking {
-                    let connection = try RawHTTPConnection(url: target)
-                    let authority = target.replacingOccurrences(of: "http://", with: "")
+                try await Self.onConnection(to: target) { connection, authority in
                     try connection.send(
                         "GET /echo/last?pad=300000 HTTP/1.1\r\nHost: \(authority)\r\nConnection: close\r\n\r\n"
                             + "GET /echo/never HTTP/1.1\r\nHost: \(authority)\r\n\r\n")
@@ -95,12 +86,7 @@ struct HostConnectionTests {
     }
 
     @Test func requestBodiesArriveWholeThroughBackpressureAndContinue() async throws {
-        try await LocalClusterProcess.with { cluster in
-            #expect(try await cluster.deploy(Paths.fixtureFunction("echo")).status == 0)
-            let host = try #require(cluster.hostURLs["fra"])
-            let authority = host.replacingOccurrences(of: "http://", with: "")
-            #expect(
-                try await eventually(timeout: .seconds(10)) { try await TestHTTP.get(host + "/echo").status == 200 })
+        try await Self.withEchoHost { cluster, host, authority in
 
             // 4 MiB in 64 KiB chunks, far past what the host buffers before it stops reading; then a second request
             // on the same connection.
@@ -150,12 +136,7 @@ struct HostConnectionTests {
         defer { directory.remove() }
         let config = directory.path + "/cluster.json"
         try Data(#"{"connection_idle_timeout_s": 1}"#.utf8).write(to: URL(fileURLWithPath: config))
-        try await LocalClusterProcess.with(extraArguments: ["--config", config]) { cluster in
-            #expect(try await cluster.deploy(Paths.fixtureFunction("echo")).status == 0)
-            let host = try #require(cluster.hostURLs["fra"])
-            let authority = host.replacingOccurrences(of: "http://", with: "")
-            #expect(
-                try await eventually(timeout: .seconds(10)) { try await TestHTTP.get(host + "/echo").status == 200 })
+        try await Self.withEchoHost(extraArguments: ["--config", config]) { _, host, authority in
             let head = "POST /echo HTTP/1.1\r\nHost: \(authority)\r\nContent-Length: 100\r\n\r\n0123456789"
             for halfClose in [false, true] {
                 let clock = ContinuousClock()
@@ -180,13 +161,7 @@ struct HostConnectionTests {
     /// body arrives late, a `Content-Length: 0` POST, responses the client reads only after sending everything, and a
     /// half-close after the last request. Each request is answered once, in order, and the host stays up.
     @Test func pipelinedRequestsAreAnsweredInOrderWhateverTheirBodies() async throws {
-        try await LocalClusterProcess.with { cluster in
-            #expect(try await cluster.deploy(Paths.fixtureFunction("echo")).status == 0)
-            #expect(try await cluster.deploy(Paths.fixtureFunction("slow")).status == 0)
-            let host = try #require(cluster.hostURLs["fra"])
-            let authority = host.replacingOccurrences(of: "http://", with: "")
-            #expect(
-                try await eventually(timeout: .seconds(10)) { try await TestHTTP.get(host + "/echo").status == 200 })
+        try await Self.withEchoHost(also: ["slow"]) { cluster, host, authority in
 
             for first in [
                 "POST /missing HTTP/1.1\r\nHost: \(authority)\r\nContent-Length: 5\r\n\r\nhello",
@@ -242,9 +217,7 @@ struct HostConnectionTests {
             // running: the one before gets its own answer, then the connection closes — on a host and through the
             // gateway.
             for target in [host, cluster.gatewayURL] {
-                try await blocking {
-                    let connection = try RawHTTPConnection(url: target)
-                    let authority = target.replacingOccurrences(of: "http://", with: "")
+                try await Self.onConnection(to: target) { connection, authority in
                     try connection.send(
                         "GET /slow?ms=300 HTTP/1.1\r\nHost: \(authority)\r\n\r\n"
                             + "POST /echo HTTP/1.1\r\nHost: \(authority)\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -266,6 +239,33 @@ struct HostConnectionTests {
             }
             #expect(stalled.status == 400 && stalled.text.contains("broke off"), "\(stalled)")
             #expect(clock.now - start < .seconds(20))
+        }
+    }
+
+    /// Runs `body` on a new raw connection to `target` (with the authority for its `Host` header), off Swift
+    /// concurrency's threads.
+    static func onConnection(
+        to target: String, _ body: @escaping @Sendable (RawHTTPConnection, String) throws -> Void
+    ) async throws {
+        try await blocking {
+            try body(RawHTTPConnection(url: target), target.replacingOccurrences(of: "http://", with: ""))
+        }
+    }
+
+    /// A local cluster with `echo` (and the fixtures in `also`) deployed and served by `fra`; `body` gets the cluster,
+    /// fra's URL and its authority.
+    static func withEchoHost(
+        extraArguments: [String] = [], also: [String] = [],
+        _ body: (LocalClusterProcess, String, String) async throws -> Void
+    ) async throws {
+        try await LocalClusterProcess.with(extraArguments: extraArguments) { cluster in
+            for fixture in ["echo"] + also {
+                #expect(try await cluster.deploy(Paths.fixtureFunction(fixture)).status == 0)
+            }
+            let host = try #require(cluster.hostURLs["fra"])
+            #expect(
+                try await eventually(timeout: .seconds(10)) { try await TestHTTP.get(host + "/echo").status == 200 })
+            try await body(cluster, host, host.replacingOccurrences(of: "http://", with: ""))
         }
     }
 }
