@@ -22,6 +22,8 @@ struct SyncAgent: Service {
                     await host.converge(on: desired, client: client)
                     if failures > 0 { logger.info("control plane reachable again") }
                     failures = 0
+                } catch is CancellationError {
+                    return  // the host is stopping: not an outage
                 } catch {
                     failures += 1
                     if failures == 1 || failures % 40 == 0 {
