@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import NIOHTTP1
 import VergeCore
 
 extension Response {
@@ -32,6 +33,23 @@ extension Response {
             headers: [.contentType: "application/json"],
             body: .init(byteBuffer: ByteBuffer(bytes: body))
         )
+    }
+}
+
+extension HTTPResponseHead {
+    /// The one error shape (see `Response.error`) as an HTTP/1 head and body, for handlers that write NIO's HTTP parts
+    /// themselves: `headers`, then `content-type`, `content-length` and the error marker.
+    package static func vergeError(
+        _ error: VergeError, headers: HTTPHeaders = HTTPHeaders()
+    ) -> (head: HTTPResponseHead, body: ByteBuffer) {
+        var headers = headers
+        let body = (try? JSONCoding.encoder.encode(ErrorBody(error))) ?? Data()
+        headers.replaceOrAdd(name: "content-type", value: "application/json")
+        headers.replaceOrAdd(name: "content-length", value: String(body.count))
+        headers.replaceOrAdd(name: Response.errorMarker.rawName, value: error.code.rawValue)
+        let head = HTTPResponseHead(
+            version: .http1_1, status: HTTPResponseStatus(statusCode: error.code.status), headers: headers)
+        return (head, ByteBuffer(bytes: body))
     }
 }
 

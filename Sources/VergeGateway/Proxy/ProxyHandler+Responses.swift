@@ -12,22 +12,13 @@ extension ProxyHandler {
     func respond(_ error: VergeError, call: Call, retryAfter: Bool = false) {
         guard let context, !call.responseStarted else { return }
         call.responseStarted = true
-        let body = (try? JSONCoding.encoder.encode(ErrorBody(error))) ?? Data()
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "application/json")
-        headers.add(name: "content-length", value: "\(body.count)")
-        headers.add(name: Response.errorMarker.rawName, value: error.code.rawValue)
-        headers.add(name: "x-request-id", value: call.requestID)
+        var headers: HTTPHeaders = ["x-request-id": call.requestID]
         if retryAfter { headers.add(name: "retry-after", value: "1") }
         if call.closeAfterResponse || !call.keepAlive { headers.add(name: "connection", value: "close") }
-        context.write(
-            wrapOutboundOut(
-                .head(
-                    HTTPResponseHead(
-                        version: .http1_1, status: HTTPResponseStatus(statusCode: error.code.status),
-                        headers: headers))), promise: nil)
+        let (head, body) = HTTPResponseHead.vergeError(error, headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
         if call.head.method != .HEAD {
-            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         }
         endResponse(call)
     }
