@@ -111,12 +111,12 @@ final class RequestFramingHandler: ChannelDuplexHandler, RemovableChannelHandler
         let headers = head.headers
         let hosts = headers["host"]
         if hosts.count > 1 { return "more than one Host header" }
-        if hosts.isEmpty && Self.isHTTP11OrLater(head.version) { return "an HTTP/1.1 request needs a Host header" }
+        if hosts.isEmpty && head.version.isHTTP11OrLater { return "an HTTP/1.1 request needs a Host header" }
         let lengths = headers["content-length"]
         let codings = headers["transfer-encoding"]
         if !codings.isEmpty {
             if !lengths.isEmpty { return "both Content-Length and Transfer-Encoding" }
-            if !Self.isHTTP11OrLater(head.version) { return "Transfer-Encoding on an HTTP/1.0 request" }
+            if !head.version.isHTTP11OrLater { return "Transfer-Encoding on an HTTP/1.0 request" }
             guard codings.count == 1, codings[0].lowercased() == "chunked" else {
                 return "unsupported Transfer-Encoding (only 'chunked' is accepted)"
             }
@@ -128,10 +128,6 @@ final class RequestFramingHandler: ChannelDuplexHandler, RemovableChannelHandler
             }
         }
         return nil
-    }
-
-    static func isHTTP11OrLater(_ version: HTTPVersion) -> Bool {
-        version.isHTTP11OrLater
     }
 
     static func isChunked(_ head: HTTPRequestHead) -> Bool {
@@ -183,17 +179,11 @@ final class RequestFramingHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func sendRejection(context: ChannelHandlerContext, _ problem: String) {
-        let error = VergeError(.badRequest, "ambiguous or invalid request framing: \(problem)")
-        let body = (try? JSONCoding.encoder.encode(ErrorBody(error))) ?? Data()
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "application/json")
-        headers.add(name: "content-length", value: "\(body.count)")
-        headers.add(name: "connection", value: "close")
-        headers.add(name: "x-verge-error", value: error.code.rawValue)
-        context.write(
-            wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))),
-            promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
+        let (head, body) = HTTPResponseHead.vergeError(
+            VergeError(.badRequest, "ambiguous or invalid request framing: \(problem)"),
+            headers: ["connection": "close"])
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
         }

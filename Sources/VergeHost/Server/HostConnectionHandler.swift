@@ -59,11 +59,21 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         var bodyDeadline: Scheduled<Void>?
         var closeAfterResponse = false
 
+        /// The body will take no more parts: its stream ends (with `error`, if the body broke off) and its deadline
+        /// is cancelled.
+        func endBody(_ error: (any Error)? = nil) {
+            bodyDeadline?.cancel()
+            bodyDeadline = nil
+            guard let source = body else { return }
+            body = nil
+            if let error { source.finish(error) } else { source.finish() }
+        }
+
         init(head: HTTPRequestHead, declaresBody: Bool) {
             keepAlive = head.isKeepAlive
             version = head.version
             expectsContinue =
-                declaresBody && HostRequest.isHTTP11OrLater(head.version)
+                declaresBody && head.version.isHTTP11OrLater
                 && head.headers.first(name: "expect")?.lowercased() == "100-continue"
         }
     }
@@ -120,8 +130,6 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func handlerRemoved(context: ChannelHandlerContext) {
         abandonBody()
-        exchange?.bodyDeadline?.cancel()
-        exchange?.bodyDeadline = nil
         self.context = nil
     }
 
@@ -164,18 +172,12 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             switch source.yield(buffer) {
             case .produceMore: break
             case .stopProducing: bodyPaused = true
-            case .dropped:
-                exchange.body = nil
-                exchange.bodyDeadline?.cancel()
-                exchange.bodyDeadline = nil
+            case .dropped: exchange.endBody()
             }
         case .end:
             guard let exchange, !exchange.requestComplete else { return }
             exchange.requestComplete = true
-            exchange.bodyDeadline?.cancel()
-            exchange.bodyDeadline = nil
-            exchange.body?.finish()
-            exchange.body = nil
+            exchange.endBody()
             bodyPaused = false
             if lingering {
                 context.close(promise: nil)
@@ -191,24 +193,18 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         self.exchange = exchange
         bodyPaused = false
         let connection = NIOLoopBound((self, exchange), eventLoop: context.eventLoop)
+        let writer = HostResponseWriter(connection: connection, allocator: context.channel.allocator)
         let request: HostRequest
         if declaresBody {
             let made = HostRequestBody.Stream.makeSequence(
                 backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8), finishOnDeinit: true,
                 delegate: BodyDemand(connection: connection))
             exchange.body = made.source
-            let firstRead: @Sendable () -> Void = {
-                if connection.eventLoop.inEventLoop {
-                    connection.value.0.bodyRequested(connection.value.1)
-                } else {
-                    connection.eventLoop.execute { connection.value.0.bodyRequested(connection.value.1) }
-                }
-            }
-            request = HostRequest(head: head, body: HostRequestBody(stream: made.sequence, firstRead: firstRead))
+            request = HostRequest(
+                head: head, body: HostRequestBody(stream: made.sequence, firstRead: { writer.bodyRequested() }))
         } else {
             request = HostRequest(head: head, body: .empty)
         }
-        let writer = HostResponseWriter(connection: connection, allocator: context.channel.allocator)
         let responder = self.responder
         let eventLoop = context.eventLoop
         let logger = self.logger
@@ -326,17 +322,14 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// The call stopped reading its body: the rest is dropped as it arrives, and the connection closes after the
     /// response.
     fileprivate func bodyAbandoned(_ exchange: Exchange) {
-        guard exchange === self.exchange, let source = exchange.body else { return }
-        exchange.body = nil
-        exchange.bodyDeadline?.cancel()
-        exchange.bodyDeadline = nil
-        source.finish()
+        guard exchange === self.exchange, exchange.body != nil else { return }
+        exchange.endBody()
         bodyPaused = false
         readIfHeld()
     }
 
     /// The call asks for the body for the first time: a client that waits for `100 Continue` gets it now.
-    fileprivate func bodyRequested(_ exchange: Exchange) {
+    func bodyRequested(_ exchange: Exchange) {
         guard exchange === self.exchange, exchange.expectsContinue, !exchange.requestComplete,
             exchange.response == .notStarted, let context
         else { return }
@@ -351,19 +344,12 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         exchange.closeAfterResponse = true
         closing = true
         queued.removeAll()
-        exchange.bodyDeadline?.cancel()
-        exchange.bodyDeadline = nil
-        exchange.body?.finish(error)
-        exchange.body = nil
+        exchange.endBody(error)
         bodyPaused = false
     }
 
     private func abandonBody() {
-        guard let exchange, let source = exchange.body else { return }
-        exchange.body = nil
-        exchange.bodyDeadline?.cancel()
-        exchange.bodyDeadline = nil
-        source.finish(VergeError(.badRequest, "the connection closed before the request body ended"))
+        exchange?.endBody(VergeError(.badRequest, "the connection closed before the request body ended"))
     }
 
     /// Breaks off the body of `exchange` if it has not arrived whole `timeout` from now.
@@ -391,7 +377,7 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         // A body the call did not read to its end leaves bytes on the wire that are not a request.
         if !exchange.requestComplete || !exchange.keepAlive || closing { exchange.closeAfterResponse = true }
         // HTTP/1.0 has no chunked encoding: a body of unannounced length ends where the connection does.
-        let http10 = !HostRequest.isHTTP11OrLater(exchange.version)
+        let http10 = !exchange.version.isHTTP11OrLater
         if http10 && !head.headers.contains(name: "content-length") { exchange.closeAfterResponse = true }
         if exchange.closeAfterResponse {
             head.headers.replaceOrAdd(name: "connection", value: "close")
@@ -478,9 +464,8 @@ final class HostConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .notStarted:
             logger.error("a call ended without a response", metadata: ["error": "\(failure ?? "none")"])
             exchange.closeAfterResponse = true
-            let (head, body) = HostResponseWriter.errorResponse(
-                VergeError(.internalError, "the host could not answer this call"), fields: [:],
-                allocator: context.channel.allocator)
+            let (head, body) = HTTPResponseHead.vergeError(
+                VergeError(.internalError, "the host could not answer this call"))
             writeWhole(head, body: body, for: exchange)
         }
     }

@@ -36,9 +36,6 @@ struct HostRequest: Sendable {
         return length.utf8.contains { $0 != UInt8(ascii: "0") }
     }
 
-    static func isHTTP11OrLater(_ version: HTTPVersion) -> Bool {
-        version.isHTTP11OrLater
-    }
 
     /// The fields a function sees, as `[name, value]` pairs with lower-case names, in the order received: without
     /// the first `Host` (the authority) and without any `x-verge-*` field (the platform's own, never a client's).

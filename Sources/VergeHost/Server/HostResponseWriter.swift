@@ -26,17 +26,21 @@ struct HostResponseWriter: Sendable {
         }
     }
 
+    /// An HTTP/1 head of `status` with `fields` (the connection sets the version it speaks with the client).
+    private static func head(status: Int, fields: HTTPFields) -> HTTPResponseHead {
+        HTTPResponseHead(
+            version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: HTTPHeaders(http1: fields))
+    }
+
     /// A whole response: head, body and end in one write. Nothing is written when the response has started.
     func write(status: Int, fields: HTTPFields, body: ByteBuffer?) {
-        let head = HTTPResponseHead(
-            version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: HTTPHeaders(http1: fields))
+        let head = Self.head(status: status, fields: fields)
         onLoop { handler, exchange in handler.writeWhole(head, body: body, for: exchange) }
     }
 
     /// The response head; its body follows with ``writeBody(_:)`` and ``finish()``.
     func writeHead(status: Int, fields: HTTPFields) {
-        let head = HTTPResponseHead(
-            version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: HTTPHeaders(http1: fields))
+        let head = Self.head(status: status, fields: fields)
         onLoop { handler, exchange in handler.writeHead(head, for: exchange) }
     }
 
@@ -61,7 +65,7 @@ struct HostResponseWriter: Sendable {
     /// A whole error response in the one error shape (see `Response.error`). Nothing is written when the response
     /// has started.
     func writeError(_ error: VergeError, fields: HTTPFields = [:]) {
-        let (head, body) = Self.errorResponse(error, fields: fields, allocator: allocator)
+        let (head, body) = HTTPResponseHead.vergeError(error, headers: HTTPHeaders(http1: fields))
         onLoop { handler, exchange in handler.writeWhole(head, body: body, for: exchange) }
     }
 
@@ -82,22 +86,14 @@ struct HostResponseWriter: Sendable {
         onLoop { handler, exchange in handler.limitBody(of: exchange, to: amount) }
     }
 
+    /// The call reads its request body for the first time (see `HostConnectionHandler.bodyRequested`).
+    func bodyRequested() {
+        onLoop { handler, exchange in handler.bodyRequested(exchange) }
+    }
+
     /// Called once when the call's task ends (see `HostConnectionHandler.taskEnded`).
     func ended(_ failure: (any Error)?) {
         let failure = failure.map { "\($0)" }
         onLoop { handler, exchange in handler.taskEnded(exchange, failure: failure) }
-    }
-
-    static func errorResponse(
-        _ error: VergeError, fields: HTTPFields, allocator: ByteBufferAllocator
-    ) -> (HTTPResponseHead, ByteBuffer) {
-        var headers = HTTPHeaders(http1: fields)
-        let body = (try? JSONCoding.encoder.encode(ErrorBody(error))) ?? Data()
-        headers.replaceOrAdd(name: "content-type", value: "application/json")
-        headers.replaceOrAdd(name: "content-length", value: String(body.count))
-        headers.replaceOrAdd(name: "x-verge-error", value: error.code.rawValue)
-        let head = HTTPResponseHead(
-            version: .http1_1, status: HTTPResponseStatus(statusCode: error.code.status), headers: headers)
-        return (head, allocator.buffer(bytes: body))
     }
 }
